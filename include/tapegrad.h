@@ -1,0 +1,141 @@
+/* tapegrad.h: the one public header of tapegrad, a small reverse-mode autograd engine in C
+ * with the recurrent cells built from its nodes.
+ *
+ * Overview
+ * --------
+ * A tensor is a 2-D float32 matrix, row-major: element (i, j) of an r x c tensor is
+ * data[i * c + j]. A batch of B column vectors of size n is an n x B tensor, so a layer is
+ * W x (W is out x in, x is in x B).
+ *
+ * A tape records every op you call on it. Each op computes its result at once (forward)
+ * and appends a node to the tape; tg_backward(tape, loss) then walks the tape from the
+ * last node to the first and fills every tensor's grad with d(loss)/d(that tensor).
+ * Because the tape is in the order the ops ran, walking it backwards is all that reverse
+ * mode needs: no graph sort and no recursion, so a 10,000-step unroll is fine.
+ *
+ * Memory. Parameters (tg_param_new) live outside any tape and belong to you; their grads
+ * accumulate (+=) over tg_backward calls until you zero them (tg_zero_grad). Everything
+ * an op makes lives in the tape's arena and belongs to the tape: tg_tape_reset(tape)
+ * forgets all of it at once and reuses the memory, so a training loop that resets the
+ * tape each step allocates nothing once the arena has grown to fit one step. A tape
+ * tensor stays valid until the next reset or free of its tape.
+ *
+ * Errors. Nothing here prints, aborts or exits. An op given a NULL input, a shape that
+ * does not fit or a bad size returns NULL and keeps the first such message on the tape,
+ * e.g. "tg_matmul: cannot multiply 3x2 by 3x2". An op given NULL returns NULL, so a whole
+ * forward pass can be written without checks and tested once at the end:
+ *
+ *     tg_tape *tape = tg_tape_new();
+ *     tg_tensor *h = tg_input(tape, hidden, batch, NULL);               // h_0 = 0
+ *     for (int t = 0; t < steps; t++)
+ *         h = tg_rnn_cell_forward(tape, cell, tg_input(tape, input, batch, x[t]), h);
+ *     tg_tensor *loss = tg_mse(tape, h, tg_input(tape, hidden, batch, target));
+ *     if (tg_backward(tape, loss) != 0)
+ *         fprintf(stderr, "%s\n", tg_tape_error(tape));
+ *
+ * tg_tape_error(tape) returns the message, or NULL while all is well; tg_tape_reset clears
+ * it. Calls that have no tape (tg_param_new, tg_rnn_cell_new) return NULL on bad input.
+ */
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Tensors and the tape ------------------------------------------------------------ */
+
+struct tg_node;
+
+typedef struct tg_tensor {
+    int rows, cols;
+    float *data;          /* rows * cols values, row-major */
+    float *grad;          /* same shape: d(loss)/d(this tensor) after tg_backward */
+    struct tg_node *node; /* private: the op that made it on a tape; NULL for a parameter */
+} tg_tensor;
+
+typedef struct tg_tape tg_tape;
+
+tg_tape    *tg_tape_new(void);                      /* NULL if out of memory */
+void        tg_tape_free(tg_tape *tape);            /* NULL is fine */
+void        tg_tape_reset(tg_tape *tape);           /* forget all nodes and the error; keep the memory */
+const char *tg_tape_error(const tg_tape *tape);     /* the first error since the last reset, or NULL */
+size_t      tg_tape_reserved_bytes(const tg_tape *tape); /* memory the arena holds from the system */
+
+/* A parameter: rows x cols, data and grad zero-filled, owned by the caller. NULL on a bad size. */
+tg_tensor  *tg_param_new(int rows, int cols);
+void        tg_param_free(tg_tensor *p);            /* NULL is fine */
+
+/* A leaf on the tape: rows x cols, a copy of data (row-major), or zeros when data is NULL. */
+tg_tensor  *tg_input(tg_tape *tape, int rows, int cols, const float *data);
+
+/* ---- Ops: each returns a new tape tensor, or NULL with the tape's error set ----------- */
+
+tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b); /* y = a b; a: m x k, b: k x n, y: m x n */
+tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a + b; b: a's shape, or rows x 1 added to every column */
+tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a - b; same shape */
+tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a * b elementwise; same shape */
+tg_tensor *tg_scale(tg_tape *tape, tg_tensor *a, float s);       /* y = s a */
+tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *a);                 /* y = tanh(a); dy/da = 1 - y^2 */
+tg_tensor *tg_sum(tg_tape *tape, tg_tensor *a);                  /* 1 x 1: y = sum of all a[i][j] */
+tg_tensor *tg_mean(tg_tape *tape, tg_tensor *a);                 /* 1 x 1: y = sum(a) / (rows cols) */
+tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target); /* 1 x 1: mean of (pred - target)^2; same shape */
+
+/* Fill the grad of every tensor on the tape with d(loss)/d(tensor) and add d(loss)/d(p)
+ * to the grad of every parameter p the loss depends on. loss must be a 1 x 1 tensor made
+ * on this tape, with a finite value. Returns 0, or -1 with the tape's error set (then no
+ * parameter grad has changed).
+ *
+ * Calling it twice without a reset is allowed: each call recomputes the tape tensors'
+ * grads from scratch (they hold the same values after both calls) and adds to the
+ * parameters' grads again, so parameter grads end up doubled, as after two steps. */
+int tg_backward(tg_tape *tape, tg_tensor *loss);
+
+/* ---- Random numbers and init ---------------------------------------------------------- */
+
+/* A small deterministic generator (SplitMix64): the same seed gives the same stream on
+ * every platform. */
+typedef struct tg_rng { uint64_t state; } tg_rng;
+
+tg_rng   tg_rng_new(uint64_t seed);
+uint64_t tg_rng_next(tg_rng *rng);                     /* 64 uniform random bits */
+float    tg_rng_uniform(tg_rng *rng);                  /* uniform in [0, 1), 24 random bits */
+float    tg_rng_normal(tg_rng *rng);                   /* standard normal (Box-Muller in double) */
+
+void tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng); /* every value uniform in [lo, hi) */
+void tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng); /* every value N(mean, std^2) */
+
+/* ---- The vanilla RNN cell -------------------------------------------------------------- */
+
+/* h_t = tanh(W_h h_{t-1} + W_x x_t + b), built from tg_matmul, tg_add and tg_tanh.
+ * W_h: hidden x hidden, W_x: hidden x input, b: hidden x 1, as torch.nn.RNNCell's
+ * weight_hh, weight_ih and bias_ih + bias_hh. */
+typedef struct tg_rnn_cell {
+    int input_size, hidden_size;
+    tg_tensor *W_h, *W_x, *b;
+} tg_rnn_cell;
+
+/* PyTorch's init: W_h and W_x uniform in +-1/sqrt(hidden), b = 0. NULL on a bad size. */
+tg_rnn_cell *tg_rnn_cell_new(int input_size, int hidden_size, uint64_t seed);
+void         tg_rnn_cell_free(tg_rnn_cell *cell);      /* NULL is fine */
+/* The seed tutorial's init: W_h and W_x drawn from N(0, std^2) (std = 1 there), b = 0. */
+void         tg_rnn_cell_init_normal(tg_rnn_cell *cell, float std, uint64_t seed);
+/* x_t: input x batch, h_prev: hidden x batch; returns h_t: hidden x batch. */
+tg_tensor   *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_t, tg_tensor *h_prev);
+
+/* ---- Training --------------------------------------------------------------------------- */
+
+void tg_zero_grad(tg_tensor *const *params, int n);    /* set every grad of params[0..n-1] to 0; no-op on NULL */
+/* p.data -= lr * p.grad for each of params[0..n-1]. Returns 0, or -1 and changes nothing
+ * when a gradient holds a NaN or Inf (so one bad step cannot poison the weights), or
+ * when params is NULL or holds a NULL. */
+int  tg_sgd_step(tg_tensor *const *params, int n, float lr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,21 @@
+/* kernels.h: private to the library. Plain float loops with no autograd and no allocation:
+ * the three matrix products that forward and backward need, and reductions. All matrices
+ * are row-major. */
+#ifndef TAPEGRAD_KERNELS_H
+#define TAPEGRAD_KERNELS_H
+
+/* C = A B (or C += A B when accumulate is nonzero). A: m x k, B: k x n, C: m x n. */
+void tg_kernel_matmul(int m, int n, int k, const float *A, const float *B, float *C, int accumulate);
+/* C += A B^T. A: m x k, B: n x k, C: m x n. */
+void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, float *C);
+/* C += A^T B. A: k x m, B: k x n, C: m x n. */
+void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, float *C);
+
+/* y[i] += alpha x[i] for i < n */
+void tg_kernel_axpy(long n, float alpha, const float *x, float *y);
+/* The sum of x[0..n-1], added up in double so long sums keep float precision. */
+float tg_kernel_sum(long n, const float *x);
+/* out[i] += sum over j of X[i][j], for X: rows x cols (the backward of a column broadcast). */
+void tg_kernel_add_row_sums(int rows, int cols, const float *X, float *out);
+
+#endif

@@ -1,0 +1,107 @@
+/* nn.c: parameters (tensors that live outside any tape), their init, and the vanilla RNN
+ * cell h_t = tanh(W_h h_{t-1} + W_x x_t + b) built from the tape's ops. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "tape.h"
+
+tg_tensor *tg_param_new(int rows, int cols)
+{
+    if (!tg_size_ok(rows, cols))
+        return NULL;
+    tg_tensor *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    size_t values = (size_t)rows * (size_t)cols;
+    p->rows = rows;
+    p->cols = cols;
+    p->data = calloc(values, sizeof(float));
+    p->grad = calloc(values, sizeof(float));
+    if (!p->data || !p->grad) {
+        tg_param_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void tg_param_free(tg_tensor *p)
+{
+    if (!p)
+        return;
+    free(p->data);
+    free(p->grad);
+    free(p);
+}
+
+void tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng)
+{
+    for (long k = 0; k < (long)t->rows * t->cols; k++)
+        t->data[k] = lo + (hi - lo) * tg_rng_uniform(rng);
+}
+
+void tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng)
+{
+    for (long k = 0; k < (long)t->rows * t->cols; k++)
+        t->data[k] = mean + std * tg_rng_normal(rng);
+}
+
+/* ---- the vanilla RNN cell -------------------------------------------------------------- */
+
+tg_rnn_cell *tg_rnn_cell_new(int input_size, int hidden_size, uint64_t seed)
+{
+    if (!tg_size_ok(hidden_size, input_size) || !tg_size_ok(hidden_size, hidden_size))
+        return NULL;
+    tg_rnn_cell *cell = calloc(1, sizeof *cell);
+    if (!cell)
+        return NULL;
+    cell->input_size = input_size;
+    cell->hidden_size = hidden_size;
+    cell->W_h = tg_param_new(hidden_size, hidden_size);
+    cell->W_x = tg_param_new(hidden_size, input_size);
+    cell->b = tg_param_new(hidden_size, 1);
+    if (!cell->W_h || !cell->W_x || !cell->b) {
+        tg_rnn_cell_free(cell);
+        return NULL;
+    }
+    float bound = 1.0f / sqrtf((float)hidden_size);
+    tg_rng rng = tg_rng_new(seed);
+    tg_init_uniform(cell->W_h, -bound, bound, &rng);
+    tg_init_uniform(cell->W_x, -bound, bound, &rng);
+    return cell;
+}
+
+void tg_rnn_cell_free(tg_rnn_cell *cell)
+{
+    if (!cell)
+        return;
+    tg_param_free(cell->W_h);
+    tg_param_free(cell->W_x);
+    tg_param_free(cell->b);
+    free(cell);
+}
+
+void tg_rnn_cell_init_normal(tg_rnn_cell *cell, float std, uint64_t seed)
+{
+    if (!cell)
+        return;
+    tg_rng rng = tg_rng_new(seed);
+    tg_init_normal(cell->W_h, 0.0f, std, &rng);
+    tg_init_normal(cell->W_x, 0.0f, std, &rng);
+    for (int i = 0; i < cell->hidden_size; i++)
+        cell->b->data[i] = 0.0f;
+}
+
+tg_tensor *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_t, tg_tensor *h_prev)
+{
+    if (!cell)
+        return tg_fail(tape, "tg_rnn_cell_forward: cell is NULL");
+    if (x_t && x_t->rows != cell->input_size)
+        return tg_fail(tape, "tg_rnn_cell_forward: x_t is %dx%d, the cell takes %d inputs",
+                       x_t->rows, x_t->cols, cell->input_size);
+    if (h_prev && h_prev->rows != cell->hidden_size)
+        return tg_fail(tape, "tg_rnn_cell_forward: h_prev is %dx%d, the cell has %d hidden units",
+                       h_prev->rows, h_prev->cols, cell->hidden_size);
+    tg_tensor *recurrent = tg_matmul(tape, cell->W_h, h_prev); /* hidden x batch */
+    tg_tensor *from_input = tg_matmul(tape, cell->W_x, x_t);   /* hidden x batch */
+    return tg_tanh(tape, tg_add(tape, tg_add(tape, recurrent, from_input), cell->b));
+}

@@ -1,0 +1,256 @@
+/* ops.c: every op of the tape, one section each: its backward (which adds d(loss)/d(input)
+ * to each input's grad from d(loss)/d(output) in out.grad), its op record, and its public
+ * call, which checks shapes, records the node and computes the forward. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "tape.h"
+
+static long count(const tg_tensor *t) { return (long)t->rows * t->cols; }
+
+static bool same_shape(const tg_tensor *a, const tg_tensor *b)
+{
+    return a->rows == b->rows && a->cols == b->cols;
+}
+
+static tg_tensor *fail_shapes(tg_tape *tape, const char *op, const tg_tensor *a, const tg_tensor *b)
+{
+    return tg_fail(tape, "%s: shapes differ: %dx%d and %dx%d", op, a->rows, a->cols, b->rows, b->cols);
+}
+
+/* ---- input: a leaf holding a copy of the caller's data -------------------------------- */
+
+tg_tensor *tg_input(tg_tape *tape, int rows, int cols, const float *data)
+{
+    if (!tape)
+        return NULL;
+    if (!tg_size_ok(rows, cols))
+        return tg_fail(tape, "tg_input: bad size %dx%d", rows, cols);
+    tg_tensor *y = tg_record(tape, NULL, NULL, NULL, rows, cols);
+    if (!y)
+        return NULL;
+    if (data)
+        memcpy(y->data, data, (size_t)count(y) * sizeof(float));
+    else
+        memset(y->data, 0, (size_t)count(y) * sizeof(float));
+    return y;
+}
+
+/* ---- matmul: y = a b;  da += dy b^T,  db += a^T dy ------------------------------------ */
+
+static void matmul_backward(tg_node *n)
+{
+    tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
+    tg_kernel_matmul_nt(a->rows, a->cols, b->cols, y->grad, b->data, a->grad);
+    tg_kernel_matmul_tn(b->rows, b->cols, a->rows, a->data, y->grad, b->grad);
+}
+static const tg_op MATMUL = { "tg_matmul", matmul_backward };
+
+tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
+{
+    if (!tg_inputs_ok(tape, MATMUL.name, 2, a, b))
+        return NULL;
+    if (a->cols != b->rows)
+        return tg_fail(tape, "tg_matmul: cannot multiply %dx%d by %dx%d", a->rows, a->cols, b->rows, b->cols);
+    tg_tensor *y = tg_record(tape, &MATMUL, a, b, a->rows, b->cols);
+    if (y)
+        tg_kernel_matmul(a->rows, b->cols, a->cols, a->data, b->data, y->data, 0);
+    return y;
+}
+
+/* ---- add: y = a + b, b the same shape or a column added to every column of a ----------
+ *      da += dy;  db += dy, or the row sums of dy for a column b */
+
+static void add_backward(tg_node *n)
+{
+    tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
+    tg_kernel_axpy(count(y), 1.0f, y->grad, a->grad);
+    if (same_shape(a, b))
+        tg_kernel_axpy(count(y), 1.0f, y->grad, b->grad);
+    else
+        tg_kernel_add_row_sums(y->rows, y->cols, y->grad, b->grad);
+}
+static const tg_op ADD = { "tg_add", add_backward };
+
+tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b)
+{
+    if (!tg_inputs_ok(tape, ADD.name, 2, a, b))
+        return NULL;
+    bool column = b->rows == a->rows && b->cols == 1;
+    if (!same_shape(a, b) && !column)
+        return tg_fail(tape, "tg_add: cannot add %dx%d and %dx%d (b must be %dx%d or %dx1)",
+                       a->rows, a->cols, b->rows, b->cols, a->rows, a->cols, a->rows);
+    tg_tensor *y = tg_record(tape, &ADD, a, b, a->rows, a->cols);
+    if (!y)
+        return NULL;
+    for (int i = 0; i < y->rows; i++)
+        for (int j = 0; j < y->cols; j++) {
+            long k = (long)i * y->cols + j;
+            y->data[k] = a->data[k] + b->data[column ? i : k];
+        }
+    return y;
+}
+
+/* ---- sub: y = a - b;  da += dy,  db -= dy ----------------------------------------------- */
+
+static void sub_backward(tg_node *n)
+{
+    tg_tensor *y = &n->out;
+    tg_kernel_axpy(count(y), 1.0f, y->grad, n->in[0]->grad);
+    tg_kernel_axpy(count(y), -1.0f, y->grad, n->in[1]->grad);
+}
+static const tg_op SUB = { "tg_sub", sub_backward };
+
+tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b)
+{
+    if (!tg_inputs_ok(tape, SUB.name, 2, a, b))
+        return NULL;
+    if (!same_shape(a, b))
+        return fail_shapes(tape, SUB.name, a, b);
+    tg_tensor *y = tg_record(tape, &SUB, a, b, a->rows, a->cols);
+    if (y)
+        for (long k = 0; k < count(y); k++)
+            y->data[k] = a->data[k] - b->data[k];
+    return y;
+}
+
+/* ---- mul: y = a * b elementwise;  da += dy * b,  db += dy * a --------------------------- */
+
+static void mul_backward(tg_node *n)
+{
+    tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
+    for (long k = 0; k < count(y); k++) {
+        a->grad[k] += y->grad[k] * b->data[k];
+        b->grad[k] += y->grad[k] * a->data[k];
+    }
+}
+static const tg_op MUL = { "tg_mul", mul_backward };
+
+tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
+{
+    if (!tg_inputs_ok(tape, MUL.name, 2, a, b))
+        return NULL;
+    if (!same_shape(a, b))
+        return fail_shapes(tape, MUL.name, a, b);
+    tg_tensor *y = tg_record(tape, &MUL, a, b, a->rows, a->cols);
+    if (y)
+        for (long k = 0; k < count(y); k++)
+            y->data[k] = a->data[k] * b->data[k];
+    return y;
+}
+
+/* ---- scale: y = s a;  da += s dy ------------------------------------------------------- */
+
+static void scale_backward(tg_node *n)
+{
+    tg_kernel_axpy(count(&n->out), n->scalar, n->out.grad, n->in[0]->grad);
+}
+static const tg_op SCALE = { "tg_scale", scale_backward };
+
+tg_tensor *tg_scale(tg_tape *tape, tg_tensor *a, float s)
+{
+    if (!tg_inputs_ok(tape, SCALE.name, 1, a, NULL))
+        return NULL;
+    tg_tensor *y = tg_record(tape, &SCALE, a, NULL, a->rows, a->cols);
+    if (!y)
+        return NULL;
+    y->node->scalar = s;
+    for (long k = 0; k < count(y); k++)
+        y->data[k] = s * a->data[k];
+    return y;
+}
+
+/* ---- tanh: y = tanh(a);  da += dy * (1 - y^2) ------------------------------------------- */
+
+static void tanh_backward(tg_node *n)
+{
+    tg_tensor *a = n->in[0], *y = &n->out;
+    for (long k = 0; k < count(y); k++)
+        a->grad[k] += y->grad[k] * (1.0f - y->data[k] * y->data[k]);
+}
+static const tg_op TANH = { "tg_tanh", tanh_backward };
+
+tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *a)
+{
+    if (!tg_inputs_ok(tape, TANH.name, 1, a, NULL))
+        return NULL;
+    tg_tensor *y = tg_record(tape, &TANH, a, NULL, a->rows, a->cols);
+    if (y)
+        for (long k = 0; k < count(y); k++)
+            y->data[k] = tanhf(a->data[k]);
+    return y;
+}
+
+/* ---- sum: y = sum of all a[k] (1 x 1);  da[k] += dy ------------------------------------- */
+
+static void sum_backward(tg_node *n)
+{
+    tg_tensor *a = n->in[0];
+    for (long k = 0; k < count(a); k++)
+        a->grad[k] += n->out.grad[0];
+}
+static const tg_op SUM = { "tg_sum", sum_backward };
+
+tg_tensor *tg_sum(tg_tape *tape, tg_tensor *a)
+{
+    if (!tg_inputs_ok(tape, SUM.name, 1, a, NULL))
+        return NULL;
+    tg_tensor *y = tg_record(tape, &SUM, a, NULL, 1, 1);
+    if (y)
+        y->data[0] = tg_kernel_sum(count(a), a->data);
+    return y;
+}
+
+/* ---- mean: y = sum(a) / N (1 x 1, N = rows cols);  da[k] += dy / N --------------------- */
+
+static void mean_backward(tg_node *n)
+{
+    tg_tensor *a = n->in[0];
+    float share = n->out.grad[0] / (float)count(a);
+    for (long k = 0; k < count(a); k++)
+        a->grad[k] += share;
+}
+static const tg_op MEAN = { "tg_mean", mean_backward };
+
+tg_tensor *tg_mean(tg_tape *tape, tg_tensor *a)
+{
+    if (!tg_inputs_ok(tape, MEAN.name, 1, a, NULL))
+        return NULL;
+    tg_tensor *y = tg_record(tape, &MEAN, a, NULL, 1, 1);
+    if (y)
+        y->data[0] = tg_kernel_sum(count(a), a->data) / (float)count(a);
+    return y;
+}
+
+/* ---- mse: y = sum((p - t)^2) / N (1 x 1);  dp += 2 (p - t) dy / N,  dt -= the same ---- */
+
+static void mse_backward(tg_node *n)
+{
+    tg_tensor *p = n->in[0], *t = n->in[1];
+    float scale = 2.0f * n->out.grad[0] / (float)count(p);
+    for (long k = 0; k < count(p); k++) {
+        float d = scale * (p->data[k] - t->data[k]);
+        p->grad[k] += d;
+        t->grad[k] -= d;
+    }
+}
+static const tg_op MSE = { "tg_mse", mse_backward };
+
+tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target)
+{
+    if (!tg_inputs_ok(tape, MSE.name, 2, pred, target))
+        return NULL;
+    if (!same_shape(pred, target))
+        return fail_shapes(tape, MSE.name, pred, target);
+    tg_tensor *y = tg_record(tape, &MSE, pred, target, 1, 1);
+    if (!y)
+        return NULL;
+    double sum = 0.0;
+    for (long k = 0; k < count(pred); k++) {
+        double d = (double)pred->data[k] - target->data[k];
+        sum += d * d;
+    }
+    y->data[0] = (float)(sum / (double)count(pred));
+    return y;
+}

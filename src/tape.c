@@ -1,0 +1,226 @@
+/* tape.c: the tape. Its arena (chunks of memory that grow on demand and are reused after a
+ * reset), the list of recorded nodes, the sticky error, and tg_backward, which walks the
+ * list from the loss back to the first node. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tape.h"
+
+#define ARENA_ALIGN 64                 /* every block starts on a cache line */
+#define ARENA_MIN_CHUNK (64u * 1024u)  /* the smallest chunk asked from malloc */
+#define ERROR_CAPACITY 256
+
+/* A chunk of arena memory: this header, then size usable bytes starting at mem. */
+typedef struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    unsigned char *mem;
+} chunk;
+
+struct tg_tape {
+    chunk *first, *current;     /* current: the chunk new blocks come from */
+    size_t reserved;            /* bytes of all chunks */
+    tg_node *last;              /* the newest node; NULL on an empty tape */
+    bool grads_dirty;           /* a tg_backward ran since the last reset */
+    bool has_error;
+    char error[ERROR_CAPACITY];
+};
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+static chunk *chunk_new(size_t size)
+{
+    unsigned char *raw = malloc(sizeof(chunk) + ARENA_ALIGN + size);
+    if (!raw)
+        return NULL;
+    chunk *c = (chunk *)raw;
+    uintptr_t start = (uintptr_t)(raw + sizeof(chunk));
+    c->mem = raw + (round_up(start, ARENA_ALIGN) - (uintptr_t)raw);
+    c->size = size;
+    c->used = 0;
+    c->next = NULL;
+    return c;
+}
+
+/* bytes of memory aligned to ARENA_ALIGN, valid until the next reset; NULL if out of memory.
+ * Looks in the current chunk and the ones after it (all empty after a reset), and only
+ * when none has room asks malloc for a new chunk at least as big as all the others. */
+static void *arena_alloc(tg_tape *tape, size_t bytes)
+{
+    bytes = round_up(bytes, ARENA_ALIGN);
+    for (chunk *c = tape->current; c; c = c->next) {
+        if (c->size - c->used >= bytes) {
+            tape->current = c;
+            void *p = c->mem + c->used;
+            c->used += bytes;
+            return p;
+        }
+    }
+    size_t size = bytes > tape->reserved ? bytes : tape->reserved;
+    if (size < ARENA_MIN_CHUNK)
+        size = ARENA_MIN_CHUNK;
+    chunk *fresh = chunk_new(size);
+    if (!fresh)
+        return NULL;
+    chunk **tail = &tape->first;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = fresh;
+    tape->reserved += size;
+    tape->current = fresh;
+    fresh->used = bytes;
+    return fresh->mem;
+}
+
+tg_tape *tg_tape_new(void)
+{
+    return calloc(1, sizeof(tg_tape));
+}
+
+void tg_tape_free(tg_tape *tape)
+{
+    if (!tape)
+        return;
+    for (chunk *c = tape->first, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(tape);
+}
+
+void tg_tape_reset(tg_tape *tape)
+{
+    if (!tape)
+        return;
+    for (chunk *c = tape->first; c; c = c->next)
+        c->used = 0;
+    tape->current = tape->first;
+    tape->last = NULL;
+    tape->grads_dirty = false;
+    tape->has_error = false;
+    tape->error[0] = '\0';
+}
+
+const char *tg_tape_error(const tg_tape *tape)
+{
+    if (!tape)
+        return "tg_tape_error: tape is NULL";
+    return tape->has_error ? tape->error : NULL;
+}
+
+size_t tg_tape_reserved_bytes(const tg_tape *tape)
+{
+    return tape ? tape->reserved : 0;
+}
+
+tg_tensor *tg_fail(tg_tape *tape, const char *fmt, ...)
+{
+    if (!tape || tape->has_error)
+        return NULL;
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(tape->error, sizeof tape->error, fmt, args);
+    va_end(args);
+    tape->has_error = true;
+    return NULL;
+}
+
+bool tg_size_ok(int rows, int cols)
+{
+    return rows > 0 && cols > 0 && (size_t)rows * (size_t)cols <= (size_t)INT32_MAX / 2;
+}
+
+bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_tensor *b)
+{
+    if (!tape)
+        return false;
+    tg_tensor *in[TG_MAX_INPUTS] = { a, b };
+    for (int i = 0; i < n_inputs; i++) {
+        if (!in[i]) {
+            tg_fail(tape, "%s: input %d is NULL", op, i + 1);
+            return false;
+        }
+        if (in[i]->node && in[i]->node->tape != tape) {
+            tg_fail(tape, "%s: input %d was made on another tape", op, i + 1);
+            return false;
+        }
+    }
+    return true;
+}
+
+tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b,
+                     int rows, int cols)
+{
+    size_t values = (size_t)rows * (size_t)cols;
+    size_t node_bytes = round_up(sizeof(tg_node), ARENA_ALIGN);
+    size_t data_bytes = round_up(values * sizeof(float), ARENA_ALIGN);
+    unsigned char *block = arena_alloc(tape, node_bytes + 2 * data_bytes);
+    if (!block)
+        return tg_fail(tape, "%s: out of memory for a %dx%d result",
+                       op ? op->name : "tg_input", rows, cols);
+    tg_node *node = (tg_node *)block;
+    *node = (tg_node){
+        .op = op,
+        .tape = tape,
+        .in = { a, b },
+        .prev = tape->last,
+        .out = { .rows = rows, .cols = cols,
+                 .data = (float *)(block + node_bytes),
+                 .grad = (float *)(block + node_bytes + data_bytes) },
+    };
+    node->out.node = node;
+    memset(node->out.grad, 0, values * sizeof(float));
+    tape->last = node;
+    return &node->out;
+}
+
+/* Before a second tg_backward on the same tape: zero every tape grad and forget which
+ * nodes were reached, so the second pass computes the same values as the first. */
+static void clear_previous_backward(tg_tape *tape)
+{
+    for (tg_node *n = tape->last; n; n = n->prev) {
+        memset(n->out.grad, 0, (size_t)n->out.rows * (size_t)n->out.cols * sizeof(float));
+        n->reached = false;
+    }
+}
+
+int tg_backward(tg_tape *tape, tg_tensor *loss)
+{
+    if (!tape || tape->has_error)
+        return -1;
+    if (!loss) {
+        tg_fail(tape, "tg_backward: loss is NULL");
+        return -1;
+    }
+    if (!loss->node || loss->node->tape != tape) {
+        tg_fail(tape, "tg_backward: loss must be a tensor made on this tape");
+        return -1;
+    }
+    if (loss->rows != 1 || loss->cols != 1) {
+        tg_fail(tape, "tg_backward: loss must be 1x1, got %dx%d", loss->rows, loss->cols);
+        return -1;
+    }
+    if (!isfinite(loss->data[0])) {
+        tg_fail(tape, "tg_backward: loss is %g; no gradient computed", loss->data[0]);
+        return -1;
+    }
+    if (tape->grads_dirty)
+        clear_previous_backward(tape);
+    tape->grads_dirty = true;
+
+    loss->grad[0] = 1.0f;
+    loss->node->reached = true;
+    for (tg_node *n = loss->node; n; n = n->prev) {
+        if (!n->reached || !n->op)
+            continue;
+        n->op->backward(n);
+        for (int i = 0; i < TG_MAX_INPUTS; i++)
+            if (n->in[i] && n->in[i]->node)
+                n->in[i]->node->reached = true;
+    }
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* tape.h: private to the library. The node that records an op on the tape, the op's
+ * description (name, backward), and the calls ops.c and nn.c use to record nodes. */
+#ifndef TAPEGRAD_TAPE_H
+#define TAPEGRAD_TAPE_H
+
+#include <stdbool.h>
+#include "tapegrad.h"
+
+typedef struct tg_node tg_node;
+
+/* What an op is: its name for messages and its backward, which adds the node's
+ * contribution to the grads of its inputs (out->grad already holds d(loss)/d(out)). */
+typedef struct tg_op {
+    const char *name;
+    void (*backward)(tg_node *node);
+} tg_op;
+
+#define TG_MAX_INPUTS 2
+
+/* One recorded op. Nodes form a list from the newest back to the first. */
+struct tg_node {
+    const tg_op *op;                   /* NULL for a leaf made by tg_input */
+    tg_tape *tape;                     /* the tape it is on */
+    tg_tensor out;                     /* the result; out.node points back here */
+    tg_tensor *in[TG_MAX_INPUTS];      /* the inputs, NULL where unused */
+    float scalar;                      /* a constant the op needs (tg_scale's s) */
+    bool reached;                      /* set by tg_backward: the loss depends on it */
+    tg_node *prev;                     /* the node recorded before this one */
+};
+
+/* Record an op on the tape: a rows x cols output with zero grad and uninitialised data
+ * that the caller's forward fills. NULL (with the tape's error set) when out of memory. */
+tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b,
+                     int rows, int cols);
+
+/* Keep the first error on the tape (printf-style); returns NULL so callers can return it. */
+tg_tensor *tg_fail(tg_tape *tape, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* True when rows and cols make a tensor this library can hold. */
+bool tg_size_ok(int rows, int cols);
+
+/* Checks shared by every op on its first n_inputs inputs (a, then b): the tape is not
+ * NULL, no input is NULL, none was made on another tape. On failure records e.g.
+ * "tg_add: input 2 is NULL" (unless an earlier error explains it) and returns false. */
+bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_tensor *b);
+
+#endif
