@@ -1,7 +1,7 @@
 # Makefile: builds build/libtapegrad.a, the examples and the tests.
 #   make            library and examples       make check      install Check if missing, run the tests
 #   make demo       train the example RNN      make sanitize   the tests under ASan + UBSan
-#   make valgrind   the tests under valgrind   make clean
+#   make valgrind   the tests under valgrind   make clean      remove build/
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Wpedantic
@@ -49,18 +49,41 @@ $(TESTS): $(TEST_SRC) $(wildcard tests/*.h) $(LIB)
 	$(CC) $(CPPFLAGS) -Isrc $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(TEST_SRC) $(LIB) \
 	    $(WRAP) $(CHECK_LIBS) $(LDLIBS) -o $@
 
+# Built from include/ and the library alone: the cell against PyTorch's reference values.
+$(BUILD)/tests/pytorch_match: tests/standalone/pytorch_match.c tests/fixture.c tests/fixture.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $< tests/fixture.c $(LIB) $(LDLIBS) -o $@
+
+# The README's first C block, compiled and run so that it cannot go stale.
+$(BUILD)/tests/readme_example.c: README.md
+	@mkdir -p $(@D)
+	awk '/^```c$$/ { inside = 1; next } /^```/ { if (inside) exit } inside' $< > $@
+
+$(BUILD)/tests/readme_example: $(BUILD)/tests/readme_example.c $(LIB)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
 check: check-deps
-	$(MAKE) --no-print-directory $(TESTS)
+	$(MAKE) --no-print-directory $(TESTS) $(BUILD)/tests/pytorch_match $(BUILD)/tests/readme_example
+	./$(BUILD)/tests/readme_example > /dev/null
+	./$(BUILD)/tests/pytorch_match tests/fixtures/rnn_cell.txt
 	./$(TESTS)
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_BUILD := $(BUILD)/sanitize
 sanitize: check-deps
-	$(MAKE) --no-print-directory BUILD=$(BUILD)/sanitize CFLAGS="$(SAN_FLAGS)" $(BUILD)/sanitize/tests/run_tests
-	ASAN_OPTIONS=detect_leaks=1 CK_FORK=no ./$(BUILD)/sanitize/tests/run_tests
+	$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) CFLAGS="$(SAN_FLAGS)" \
+	    $(SAN_BUILD)/tests/run_tests $(SAN_BUILD)/tests/pytorch_match $(SAN_BUILD)/tests/readme_example $(SAN_BUILD)/examples/train_sine
+	./$(SAN_BUILD)/tests/readme_example > /dev/null
+	./$(SAN_BUILD)/tests/pytorch_match tests/fixtures/rnn_cell.txt > /dev/null
+	./$(SAN_BUILD)/examples/train_sine --epochs 3 > /dev/null
+	CK_FORK=no ./$(SAN_BUILD)/tests/run_tests
 
+VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all
 valgrind: check-deps
-	$(MAKE) --no-print-directory $(TESTS)
-	CK_FORK=no valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all ./$(TESTS)
+	$(MAKE) --no-print-directory $(TESTS) $(BUILD)/tests/pytorch_match $(BUILD)/examples/train_sine
+	$(VALGRIND) ./$(BUILD)/tests/pytorch_match tests/fixtures/rnn_cell.txt > /dev/null
+	$(VALGRIND) ./$(BUILD)/examples/train_sine --epochs 2 > /dev/null
+	CK_FORK=no $(VALGRIND) ./$(TESTS)
 
 clean:
 	rm -rf $(BUILD)

@@ -107,6 +107,7 @@ float    tg_rng_normal(tg_rng *rng);                   /* standard normal (Box-M
 
 void tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng); /* every value uniform in [lo, hi) */
 void tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng); /* every value N(mean, std^2) */
+/* (both do nothing when t or rng is NULL) */
 
 /* ---- The vanilla RNN cell -------------------------------------------------------------- */
 

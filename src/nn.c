@@ -35,12 +35,16 @@ void tg_param_free(tg_tensor *p)
 
 void tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng)
 {
+    if (!t || !rng)
+        return;
     for (long k = 0; k < (long)t->rows * t->cols; k++)
         t->data[k] = lo + (hi - lo) * tg_rng_uniform(rng);
 }
 
 void tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng)
 {
+    if (!t || !rng)
+        return;
     for (long k = 0; k < (long)t->rows * t->cols; k++)
         t->data[k] = mean + std * tg_rng_normal(rng);
 }

@@ -1,0 +1,7 @@
+/* suites.h: the list of test suites the runner runs. Each tests/test_NAME.c defines
+ * Suite *NAME_suite(void); add one SUITE(NAME) line here for it. */
+SUITE(ops)
+SUITE(tape)
+SUITE(errors)
+SUITE(cell)
+SUITE(train)

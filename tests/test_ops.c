@@ -1,0 +1,165 @@
+/* test_ops.c: every op's forward on hand-worked values, and its backward against central
+ * finite differences, with a check that a backward 1% off would be caught. */
+#include <check.h>
+#include <math.h>
+
+#include "gradcheck.h"
+
+/* ---- forward on hand-worked cases ------------------------------------------------------- */
+
+static void assert_values(const tg_tensor *t, int rows, int cols, const float *want)
+{
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->rows, rows);
+    ck_assert_int_eq(t->cols, cols);
+    for (int k = 0; k < rows * cols; k++)
+        ck_assert_float_eq_tol(t->data[k], want[k], 1e-6f);
+}
+
+START_TEST(test_matmul_forward_multiplies_rows_by_columns)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_input(tape, 2, 3, (float[]){ 1, 2, 3, 4, 5, 6 });
+    tg_tensor *b = tg_input(tape, 3, 2, (float[]){ 7, 8, 9, 10, 11, 12 });
+    assert_values(tg_matmul(tape, a, b), 2, 2, (float[]){ 58, 64, 139, 154 });
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_add_forward_same_shape_and_column_broadcast)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_input(tape, 2, 3, (float[]){ 1, 2, 3, 4, 5, 6 });
+    tg_tensor *same = tg_input(tape, 2, 3, (float[]){ 10, 20, 30, 40, 50, 60 });
+    tg_tensor *column = tg_input(tape, 2, 1, (float[]){ 100, 200 });
+    assert_values(tg_add(tape, a, same), 2, 3, (float[]){ 11, 22, 33, 44, 55, 66 });
+    assert_values(tg_add(tape, a, column), 2, 3, (float[]){ 101, 102, 103, 204, 205, 206 });
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_elementwise_forwards_sub_mul_scale_tanh)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_input(tape, 1, 3, (float[]){ 1, -2, 0.5f });
+    tg_tensor *b = tg_input(tape, 1, 3, (float[]){ 3, 4, -1 });
+    assert_values(tg_sub(tape, a, b), 1, 3, (float[]){ -2, -6, 1.5f });
+    assert_values(tg_mul(tape, a, b), 1, 3, (float[]){ 3, -8, -0.5f });
+    assert_values(tg_scale(tape, a, -2.0f), 1, 3, (float[]){ -2, 4, -1 });
+    /* tanh(ln 2) = (2 - 1/2) / (2 + 1/2) = 0.6 */
+    tg_tensor *x = tg_input(tape, 1, 3, (float[]){ 0, logf(2.0f), -logf(2.0f) });
+    assert_values(tg_tanh(tape, x), 1, 3, (float[]){ 0, 0.6f, -0.6f });
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_reductions_sum_mean_mse)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_input(tape, 2, 2, (float[]){ 1, 2, 3, 6 });
+    tg_tensor *t = tg_input(tape, 2, 2, (float[]){ 0, 2, 5, 6 });
+    assert_values(tg_sum(tape, a), 1, 1, (float[]){ 12 });
+    assert_values(tg_mean(tape, a), 1, 1, (float[]){ 3 });
+    /* differences 1, 0, -2, 0: squares sum to 5, over 4 values */
+    assert_values(tg_mse(tape, a, t), 1, 1, (float[]){ 1.25f });
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- backward against finite differences ------------------------------------------------ */
+
+static tg_tensor *f_matmul(tg_tape *tp, tg_tensor **in) { return tg_matmul(tp, in[0], in[1]); }
+static tg_tensor *f_add(tg_tape *tp, tg_tensor **in) { return tg_add(tp, in[0], in[1]); }
+static tg_tensor *f_sub(tg_tape *tp, tg_tensor **in) { return tg_sub(tp, in[0], in[1]); }
+static tg_tensor *f_mul(tg_tape *tp, tg_tensor **in) { return tg_mul(tp, in[0], in[1]); }
+static tg_tensor *f_square(tg_tape *tp, tg_tensor **in) { return tg_mul(tp, in[0], in[0]); }
+static tg_tensor *f_scale(tg_tape *tp, tg_tensor **in) { return tg_scale(tp, in[0], -1.7f); }
+static tg_tensor *f_tanh(tg_tape *tp, tg_tensor **in) { return tg_tanh(tp, in[0]); }
+static tg_tensor *f_sum(tg_tape *tp, tg_tensor **in) { return tg_sum(tp, in[0]); }
+static tg_tensor *f_mean(tg_tape *tp, tg_tensor **in) { return tg_mean(tp, in[0]); }
+static tg_tensor *f_mse(tg_tape *tp, tg_tensor **in) { return tg_mse(tp, in[0], in[1]); }
+
+/* Three steps of the RNN cell (W_h = in[0], W_x = in[1], b = in[2]) from h_0 = in[3];
+ * x_t is column t of in[4], picked out by a matmul with a one-hot column. Checks BPTT
+ * through the shared W_h. */
+static tg_tensor *f_three_cell_steps(tg_tape *tp, tg_tensor **in)
+{
+    tg_rnn_cell cell = { .input_size = 2, .hidden_size = 3, .W_h = in[0], .W_x = in[1], .b = in[2] };
+    tg_tensor *h = in[3];
+    for (int t = 0; t < 3; t++) {
+        tg_tensor *pick = tg_input(tp, 3, 1, NULL);
+        pick->data[t] = 1.0f;
+        tg_tensor *x_t = tg_matmul(tp, in[4], pick);
+        h = tg_rnn_cell_forward(tp, &cell, x_t, h);
+    }
+    return h;
+}
+
+typedef struct op_case {
+    const char *name;
+    gradcheck_fn fn;
+    int n;
+    int shapes[GRADCHECK_MAX_INPUTS][2];
+} op_case;
+
+static const op_case OP_CASES[] = {
+    { "matmul", f_matmul, 2, { { 3, 4 }, { 4, 5 } } },
+    { "matmul of a vector", f_matmul, 2, { { 1, 3 }, { 3, 1 } } },
+    { "add", f_add, 2, { { 3, 4 }, { 3, 4 } } },
+    { "add of a column", f_add, 2, { { 3, 4 }, { 3, 1 } } },
+    { "sub", f_sub, 2, { { 2, 5 }, { 2, 5 } } },
+    { "mul", f_mul, 2, { { 4, 3 }, { 4, 3 } } },
+    { "mul of a tensor by itself", f_square, 1, { { 3, 3 } } },
+    { "scale", f_scale, 1, { { 2, 3 } } },
+    { "tanh", f_tanh, 1, { { 3, 4 } } },
+    { "sum", f_sum, 1, { { 3, 2 } } },
+    { "mean", f_mean, 1, { { 2, 5 } } },
+    { "mse", f_mse, 2, { { 3, 4 }, { 3, 4 } } },
+    { "three rnn cell steps", f_three_cell_steps, 5, { { 3, 3 }, { 3, 2 }, { 3, 1 }, { 3, 1 }, { 2, 3 } } },
+};
+#define N_OP_CASES ((int)(sizeof OP_CASES / sizeof OP_CASES[0]))
+
+/* Runs op case i's gradient check with the backward's gradients scaled by grad_scale. */
+static double check_case(int i, float grad_scale)
+{
+    const op_case *c = &OP_CASES[i];
+    tg_tensor *in[GRADCHECK_MAX_INPUTS] = { 0 };
+    for (int k = 0; k < c->n; k++) {
+        in[k] = tg_param_new(c->shapes[k][0], c->shapes[k][1]);
+        fill_uniform(in[k], -1.5f, 1.5f, 1000u + (uint64_t)k);
+    }
+    double err = gradcheck(c->fn, in, c->n, grad_scale);
+    for (int k = 0; k < c->n; k++)
+        tg_param_free(in[k]);
+    return err;
+}
+
+START_TEST(test_backward_matches_finite_difference)
+{
+    double err = check_case(_i, 1.0f);
+    ck_assert_msg(err < GRADCHECK_TOLERANCE, "%s: relative error %g", OP_CASES[_i].name, err);
+}
+END_TEST
+
+START_TEST(test_finite_difference_catches_a_backward_one_percent_off)
+{
+    double err = check_case(_i, 1.01f);
+    ck_assert_msg(err > GRADCHECK_TOLERANCE, "%s: a 1%% error gave only %g", OP_CASES[_i].name, err);
+}
+END_TEST
+
+Suite *ops_suite(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *forward = tcase_create("forward");
+    tcase_add_test(forward, test_matmul_forward_multiplies_rows_by_columns);
+    tcase_add_test(forward, test_add_forward_same_shape_and_column_broadcast);
+    tcase_add_test(forward, test_elementwise_forwards_sub_mul_scale_tanh);
+    tcase_add_test(forward, test_reductions_sum_mean_mse);
+    suite_add_tcase(s, forward);
+    TCase *backward = tcase_create("backward");
+    tcase_add_loop_test(backward, test_backward_matches_finite_difference, 0, N_OP_CASES);
+    tcase_add_loop_test(backward, test_finite_difference_catches_a_backward_one_percent_off, 0, N_OP_CASES);
+    suite_add_tcase(s, backward);
+    return s;
+}

@@ -1,0 +1,222 @@
+/* test_tape.c: the tape itself: memory reuse after reset, no allocation once warm, a
+ * 10,000-node chain, gradient sums over shared parameters, and what a second backward does. */
+#include <check.h>
+#include <math.h>
+
+#include "alloc_count.h"
+#include "gradcheck.h"
+
+enum { HIDDEN = 8, INPUT = 3, BATCH = 4, STEPS = 12 };
+
+typedef struct model {
+    tg_rnn_cell *cell;
+    tg_tensor *params[3];
+    float x[STEPS][INPUT * BATCH], y[STEPS][HIDDEN * BATCH];
+} model;
+
+static void model_init(model *m)
+{
+    m->cell = tg_rnn_cell_new(INPUT, HIDDEN, 5);
+    m->params[0] = m->cell->W_h;
+    m->params[1] = m->cell->W_x;
+    m->params[2] = m->cell->b;
+    tg_rng rng = tg_rng_new(6);
+    for (int t = 0; t < STEPS; t++) {
+        for (int k = 0; k < INPUT * BATCH; k++)
+            m->x[t][k] = tg_rng_normal(&rng);
+        for (int k = 0; k < HIDDEN * BATCH; k++)
+            m->y[t][k] = tg_rng_uniform(&rng) - 0.5f;
+    }
+}
+
+/* One training step: reset, forward over STEPS, loss = sum of mse, backward, SGD.
+ * Returns 0 or -1; it asserts nothing itself, since Check's asserts allocate. */
+static int train_step(tg_tape *tape, model *m)
+{
+    tg_tape_reset(tape);
+    tg_zero_grad(m->params, 3);
+    tg_tensor *h = tg_input(tape, HIDDEN, BATCH, NULL);
+    tg_tensor *loss = NULL;
+    for (int t = 0; t < STEPS; t++) {
+        h = tg_rnn_cell_forward(tape, m->cell, tg_input(tape, INPUT, BATCH, m->x[t]), h);
+        tg_tensor *step_loss = tg_mse(tape, h, tg_input(tape, HIDDEN, BATCH, m->y[t]));
+        loss = loss ? tg_add(tape, loss, step_loss) : step_loss;
+    }
+    if (tg_backward(tape, loss) != 0)
+        return -1;
+    return tg_sgd_step(m->params, 3, 0.05f);
+}
+
+START_TEST(test_reset_reuses_the_same_memory)
+{
+    model m;
+    model_init(&m);
+    tg_tape *tape = tg_tape_new();
+    ck_assert_int_eq(train_step(tape, &m), 0);
+    size_t reserved = tg_tape_reserved_bytes(tape);
+    tg_tape_reset(tape);
+    tg_tensor *first = tg_input(tape, 2, 2, NULL);
+    tg_tape_reset(tape);
+    ck_assert_ptr_eq(tg_input(tape, 2, 2, NULL), first);
+    int failures = 0;
+    for (int i = 0; i < 5; i++)
+        failures += train_step(tape, &m) != 0;
+    ck_assert_int_eq(failures, 0);
+    ck_assert_uint_eq(tg_tape_reserved_bytes(tape), reserved);
+    tg_tape_free(tape);
+    tg_rnn_cell_free(m.cell);
+}
+END_TEST
+
+START_TEST(test_training_step_makes_no_heap_allocation_once_warm)
+{
+    model m;
+    model_init(&m);
+    tg_tape *tape = tg_tape_new();
+    int failures = 0;
+    for (int i = 0; i < 3; i++)
+        failures += train_step(tape, &m) != 0;
+    long before = alloc_count();
+    for (int i = 0; i < 10; i++)
+        failures += train_step(tape, &m) != 0;
+    long allocations = alloc_count() - before;
+    ck_assert_int_eq(failures, 0);
+    ck_assert_int_eq(allocations, 0);
+    tg_tape_free(tape);
+    tg_rnn_cell_free(m.cell);
+}
+END_TEST
+
+START_TEST(test_ten_thousand_node_chain_backpropagates)
+{
+    /* y = s^N x through N scale nodes, so dy/dx = s^N. */
+    enum { N = 10000 };
+    const float s = 0.9999f;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_input(tape, 1, 1, (float[]){ 2.0f });
+    tg_tensor *y = x;
+    for (int i = 0; i < N; i++)
+        y = tg_scale(tape, y, s);
+    ck_assert_int_eq(tg_backward(tape, y), 0);
+    double want = pow(s, N);
+    ck_assert_double_eq_tol(x->grad[0], want, 1e-3 * want);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_ten_thousand_step_rnn_unroll_backpropagates)
+{
+    tg_rnn_cell *cell = tg_rnn_cell_new(1, 4, 3);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *h = tg_input(tape, 4, 1, NULL);
+    tg_tensor *first_h = NULL;
+    for (int t = 0; t < 10000; t++) {
+        h = tg_rnn_cell_forward(tape, cell, tg_input(tape, 1, 1, (float[]){ sinf(0.1f * t) }), h);
+        first_h = first_h ? first_h : h;
+    }
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, h)), 0);
+    ck_assert_msg(isfinite(first_h->grad[0]) && isfinite(cell->W_h->grad[0]), "gradients not finite");
+    tg_tape_free(tape);
+    tg_rnn_cell_free(cell);
+}
+END_TEST
+
+START_TEST(test_shared_parameter_sums_its_gradient_over_steps)
+{
+    /* dL/dW_h = sum over t of d(pre_t) h_{t-1}^T, read off the recurrent matmul at each step. */
+    model m;
+    model_init(&m);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *h = tg_input(tape, HIDDEN, BATCH, NULL);
+    tg_tensor *h_prev[STEPS], *recurrent[STEPS], *loss = NULL;
+    for (int t = 0; t < STEPS; t++) {
+        h_prev[t] = h;
+        recurrent[t] = tg_matmul(tape, m.cell->W_h, h);
+        tg_tensor *from_input = tg_matmul(tape, m.cell->W_x, tg_input(tape, INPUT, BATCH, m.x[t]));
+        h = tg_tanh(tape, tg_add(tape, tg_add(tape, recurrent[t], from_input), m.cell->b));
+        tg_tensor *step_loss = tg_mse(tape, h, tg_input(tape, HIDDEN, BATCH, m.y[t]));
+        loss = loss ? tg_add(tape, loss, step_loss) : step_loss;
+    }
+    ck_assert_int_eq(tg_backward(tape, loss), 0);
+    float want[HIDDEN * HIDDEN] = { 0 };
+    for (int t = 0; t < STEPS; t++)
+        for (int i = 0; i < HIDDEN; i++)
+            for (int j = 0; j < HIDDEN; j++)
+                for (int b = 0; b < BATCH; b++)
+                    want[i * HIDDEN + j] += recurrent[t]->grad[i * BATCH + b] * h_prev[t]->data[j * BATCH + b];
+    ck_assert_double_lt(relative_error(m.cell->W_h->grad, want, HIDDEN * HIDDEN), 1e-5);
+    tg_tape_free(tape);
+    tg_rnn_cell_free(m.cell);
+}
+END_TEST
+
+START_TEST(test_second_backward_repeats_tape_grads_and_doubles_param_grads)
+{
+    tg_tensor *w = tg_param_new(2, 2);
+    fill_uniform(w, -1, 1, 7);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_input(tape, 2, 1, (float[]){ 0.5f, -1.0f });
+    tg_tensor *h = tg_tanh(tape, tg_matmul(tape, w, x));
+    tg_tensor *loss = tg_sum(tape, tg_mul(tape, h, h));
+    ck_assert_int_eq(tg_backward(tape, loss), 0);
+    float first_w[4], first_x[2];
+    for (int k = 0; k < 4; k++)
+        first_w[k] = w->grad[k];
+    for (int k = 0; k < 2; k++)
+        first_x[k] = x->grad[k];
+    ck_assert_int_eq(tg_backward(tape, loss), 0);
+    for (int k = 0; k < 2; k++)
+        ck_assert_float_eq(x->grad[k], first_x[k]);
+    for (int k = 0; k < 4; k++)
+        ck_assert_float_eq_tol(w->grad[k], 2.0f * first_w[k], 1e-6f);
+    tg_tape_free(tape);
+    tg_param_free(w);
+}
+END_TEST
+
+START_TEST(test_tensors_the_loss_does_not_use_get_zero_grad)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_input(tape, 1, 2, (float[]){ 1, 2 });
+    tg_tensor *unused = tg_tanh(tape, x);
+    tg_tensor *loss = tg_sum(tape, x);
+    tg_tensor *after = tg_scale(tape, loss, 3.0f);
+    ck_assert_int_eq(tg_backward(tape, loss), 0);
+    ck_assert_float_eq(x->grad[0], 1.0f);
+    ck_assert_float_eq(unused->grad[0], 0.0f);
+    ck_assert_float_eq(after->grad[0], 0.0f);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_rng_gives_the_same_stream_on_every_platform)
+{
+    /* SplitMix64 from seed 0: the reference generator's first outputs. */
+    tg_rng rng = tg_rng_new(0);
+    ck_assert_uint_eq(tg_rng_next(&rng), 0xE220A8397B1DCDAFull);
+    ck_assert_uint_eq(tg_rng_next(&rng), 0x6E789E6AA1B965F4ull);
+    tg_rng a = tg_rng_new(42), b = tg_rng_new(42);
+    for (int i = 0; i < 100; i++) {
+        float u = tg_rng_uniform(&a);
+        ck_assert(u >= 0.0f && u < 1.0f);
+        ck_assert_float_eq(u, tg_rng_uniform(&b));
+    }
+}
+END_TEST
+
+Suite *tape_suite(void)
+{
+    Suite *s = suite_create("tape");
+    TCase *tc = tcase_create("tape");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_reset_reuses_the_same_memory);
+    tcase_add_test(tc, test_training_step_makes_no_heap_allocation_once_warm);
+    tcase_add_test(tc, test_ten_thousand_node_chain_backpropagates);
+    tcase_add_test(tc, test_ten_thousand_step_rnn_unroll_backpropagates);
+    tcase_add_test(tc, test_shared_parameter_sums_its_gradient_over_steps);
+    tcase_add_test(tc, test_second_backward_repeats_tape_grads_and_doubles_param_grads);
+    tcase_add_test(tc, test_tensors_the_loss_does_not_use_get_zero_grad);
+    tcase_add_test(tc, test_rng_gives_the_same_stream_on_every_platform);
+    suite_add_tcase(s, tc);
+    return s;
+}
