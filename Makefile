@@ -1,6 +1,7 @@
 # Makefile: builds build/libtapegrad.a, the examples and the tests.
 #   make            library and examples       make check      install Check if missing, run the tests
 #   make demo       train the example RNN      make sanitize   the tests under ASan + UBSan
+#   make experiments  the gradient lab, writing results/
 #   make valgrind   the tests under valgrind   make clean      remove build/
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -16,7 +17,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
-.PHONY: all demo check sanitize valgrind clean check-deps
+.PHONY: all demo experiments check sanitize valgrind clean check-deps
 
 all: $(LIB) $(EXAMPLES)
 
@@ -34,6 +35,12 @@ $(BUILD)/examples/%: examples/%.c $(LIB)
 
 demo: $(BUILD)/examples/train_sine
 	./$(BUILD)/examples/train_sine
+
+# The gradient lab: every examples/lab_*.c, run in turn, writing CSV and SVG under results/.
+LAB := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/lab_*.c))
+experiments: $(LAB)
+	@mkdir -p results
+	@for program in $(LAB); do echo "== $$program"; ./$$program --out results || exit 1; done
 
 check-deps:
 	@sh tests/install-check.sh

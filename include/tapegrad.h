@@ -108,6 +108,10 @@ float    tg_rng_normal(tg_rng *rng);                   /* standard normal (Box-M
 void tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng); /* every value uniform in [lo, hi) */
 void tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng); /* every value N(mean, std^2) */
 /* (both do nothing when t or rng is NULL) */
+/* t = gain Q with Q a random orthogonal matrix (Gram-Schmidt on Gaussian samples): for a
+ * square t every singular value is exactly gain. A non-square t gets orthonormal rows (or
+ * columns, whichever are fewer) times gain. Returns 0, or -1 on NULL or out of memory. */
+int  tg_init_orthogonal(tg_tensor *t, float gain, tg_rng *rng);
 
 /* ---- The vanilla RNN cell -------------------------------------------------------------- */
 
@@ -134,6 +138,59 @@ void tg_zero_grad(tg_tensor *const *params, int n);    /* set every grad of para
  * when a gradient holds a NaN or Inf (so one bad step cannot poison the weights), or
  * when params is NULL or holds a NULL. */
 int  tg_sgd_step(tg_tensor *const *params, int n, float lr);
+
+/* ---- Gradient instruments ------------------------------------------------------------ */
+
+/* The L2 norm of t's grad, e.g. ||dL/dh_t|| read off the tape after tg_backward.
+ * Computed in double; 0 for NULL. */
+float tg_grad_norm(const tg_tensor *t);
+
+/* Norm clipping (Pascanu, Mikolov & Bengio 2013): when the L2 norm of all the gradients of
+ * params[0..n-1] together exceeds max_norm, scale them so that it is exactly max_norm.
+ * Returns the norm before clipping. A norm that is NaN or Inf is returned as it is and the
+ * gradients are left alone, so the caller can skip the step. Returns -1 when params is
+ * NULL or holds a NULL, or when max_norm is not a positive number (then nothing changes). */
+float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);
+
+/* Elementwise clipping: every gradient value outside [-limit, limit] is set to the nearer
+ * end (NaN stays NaN, so tg_sgd_step still refuses it). Returns how many values were
+ * clipped, or -1 on bad arguments as above. */
+long tg_clip_grad_value(tg_tensor *const *params, int n, float limit);
+
+/* ---- Toy tasks --------------------------------------------------------------------------- */
+
+/* The adding problem (Hochreiter & Schmidhuber 1997): a batch of sequences of `steps`
+ * inputs, each 2 x batch: row 0 a value uniform in [0, 1), row 1 a marker that is 1 at
+ * exactly one step in each half of the sequence and 0 elsewhere. x holds steps * 2 * batch
+ * floats (step t's 2 x batch input at x + t * 2 * batch); y holds batch targets, the sum of
+ * the two marked values. Predicting the mean, 1, scores an MSE of 1/6. Needs steps >= 2;
+ * returns 0, or -1 (and writes nothing) on bad arguments. */
+int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y);
+
+/* ---- Files: errors, charts and tables ----------------------------------------------------- */
+
+/* Calls that touch files report failure as -1 plus a message here (err may be NULL). */
+typedef struct tg_error { char message[256]; } tg_error;
+
+/* One line of a chart: n points (x[i], y[i]). */
+typedef struct tg_series {
+    const char *label;
+    const float *x, *y;
+    int n;
+} tg_series;
+
+typedef struct tg_chart {
+    const char *title, *x_label, *y_label;
+    int log_y;                   /* nonzero: logarithmic y axis (points with y <= 0 are left out) */
+    const tg_series *series;
+    int n_series;
+} tg_chart;
+
+/* Write the chart as a standalone SVG line chart: axes with ticks, one coloured line per
+ * series, a legend. NaN and Inf points are left out (the line breaks there). */
+int tg_chart_write_svg(const tg_chart *chart, const char *path, tg_error *err);
+/* Write the chart's points as CSV with the header "series,x,y", one row per point. */
+int tg_chart_write_csv(const tg_chart *chart, const char *path, tg_error *err);
 
 #ifdef __cplusplus
 }

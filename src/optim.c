@@ -1,4 +1,5 @@
-/* optim.c: what a training step does with the gradients: zero them, and plain SGD. */
+/* optim.c: what a training step does with the gradients: zero them, clip them (by their
+ * total norm or value by value), and plain SGD. */
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
@@ -43,4 +44,52 @@ int tg_sgd_step(tg_tensor *const *params, int n, float lr)
     for (int i = 0; i < n; i++)
         tg_kernel_axpy(count(params[i]), -lr, params[i]->grad, params[i]->data);
     return 0;
+}
+
+/* ---- clipping ---------------------------------------------------------------------------- */
+
+static double sum_of_squares(const tg_tensor *t)
+{
+    double sum = 0.0;
+    for (long k = 0; k < count(t); k++)
+        sum += (double)t->grad[k] * t->grad[k];
+    return sum;
+}
+
+float tg_grad_norm(const tg_tensor *t)
+{
+    return t ? (float)sqrt(sum_of_squares(t)) : 0.0f;
+}
+
+float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm)
+{
+    if (!params_ok(params, n) || !(max_norm > 0.0f))
+        return -1.0f;
+    double total = 0.0;
+    for (int i = 0; i < n; i++)
+        total += sum_of_squares(params[i]);
+    double norm = sqrt(total);
+    if (isfinite(norm) && norm > max_norm) {
+        float shrink = (float)(max_norm / norm);
+        for (int i = 0; i < n; i++)
+            for (long k = 0; k < count(params[i]); k++)
+                params[i]->grad[k] *= shrink;
+    }
+    return (float)norm;
+}
+
+long tg_clip_grad_value(tg_tensor *const *params, int n, float limit)
+{
+    if (!params_ok(params, n) || !(limit > 0.0f))
+        return -1;
+    long clipped = 0;
+    for (int i = 0; i < n; i++)
+        for (long k = 0; k < count(params[i]); k++) {
+            float *g = &params[i]->grad[k];
+            if (*g > limit || *g < -limit) {
+                *g = *g > limit ? limit : -limit;
+                clipped++;
+            }
+        }
+    return clipped;
 }
