@@ -182,6 +182,81 @@ tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *a)
     return y;
 }
 
+/* ---- sigmoid: y = 1 / (1 + exp(-a));  da += dy * y (1 - y) -------------------------------- */
+
+static void sigmoid_backward(tg_node *n)
+{
+    tg_tensor *a = n->in[0], *y = &n->out;
+    for (long k = 0; k < count(y); k++)
+        a->grad[k] += y->grad[k] * y->data[k] * (1.0f - y->data[k]);
+}
+static const tg_op SIGMOID = { "tg_sigmoid", sigmoid_backward };
+
+/* 1 / (1 + exp(-x)) without overflow: exp is only taken of a non-positive number. */
+static float stable_sigmoid(float x)
+{
+    if (x >= 0.0f)
+        return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *a)
+{
+    if (!tg_inputs_ok(tape, SIGMOID.name, 1, a, NULL))
+        return NULL;
+    tg_tensor *y = tg_record(tape, &SIGMOID, a, NULL, a->rows, a->cols);
+    if (y)
+        for (long k = 0; k < count(y); k++)
+            y->data[k] = stable_sigmoid(a->data[k]);
+    return y;
+}
+
+/* ---- one_minus: y = 1 - a;  da -= dy ------------------------------------------------------ */
+
+static void one_minus_backward(tg_node *n)
+{
+    tg_kernel_axpy(count(&n->out), -1.0f, n->out.grad, n->in[0]->grad);
+}
+static const tg_op ONE_MINUS = { "tg_one_minus", one_minus_backward };
+
+tg_tensor *tg_one_minus(tg_tape *tape, tg_tensor *a)
+{
+    if (!tg_inputs_ok(tape, ONE_MINUS.name, 1, a, NULL))
+        return NULL;
+    tg_tensor *y = tg_record(tape, &ONE_MINUS, a, NULL, a->rows, a->cols);
+    if (y)
+        for (long k = 0; k < count(y); k++)
+            y->data[k] = 1.0f - a->data[k];
+    return y;
+}
+
+/* ---- rows: y = rows first .. first + n - 1 of a;  those rows of da += dy ------------------
+ * (one matmul can compute all the gates of a cell at once; this takes each gate's block) */
+
+static void rows_backward(tg_node *n)
+{
+    tg_tensor *a = n->in[0], *y = &n->out;
+    long offset = (long)n->first_row * a->cols;
+    tg_kernel_axpy(count(y), 1.0f, y->grad, a->grad + offset);
+}
+static const tg_op ROWS = { "tg_rows", rows_backward };
+
+tg_tensor *tg_rows(tg_tape *tape, tg_tensor *a, int first, int n)
+{
+    if (!tg_inputs_ok(tape, ROWS.name, 1, a, NULL))
+        return NULL;
+    if (first < 0 || n < 1 || first > a->rows - n)
+        return tg_fail(tape, "tg_rows: cannot take rows %d..%d of a %dx%d tensor",
+                       first, first + n - 1, a->rows, a->cols);
+    tg_tensor *y = tg_record(tape, &ROWS, a, NULL, n, a->cols);
+    if (!y)
+        return NULL;
+    y->node->first_row = first;
+    memcpy(y->data, a->data + (long)first * a->cols, (size_t)count(y) * sizeof(float));
+    return y;
+}
+
 /* ---- sum: y = sum of all a[k] (1 x 1);  da[k] += dy ------------------------------------- */
 
 static void sum_backward(tg_node *n)

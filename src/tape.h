@@ -24,6 +24,7 @@ struct tg_node {
     tg_tensor out;                     /* the result; out.node points back here */
     tg_tensor *in[TG_MAX_INPUTS];      /* the inputs, NULL where unused */
     float scalar;                      /* a constant the op needs (tg_scale's s) */
+    int first_row;                     /* tg_rows: the first row taken */
     bool reached;                      /* set by tg_backward: the loss depends on it */
     tg_node *prev;                     /* the node recorded before this one */
 };

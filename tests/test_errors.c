@@ -67,6 +67,15 @@ START_TEST(test_shape_mismatches_name_the_op_and_shapes)
     ck_assert_ptr_null(tg_mse(tape, a, b));
     assert_error(tape, "tg_mse: shapes differ: 3x2 and 2x2");
     assert_usable_after_reset(tape);
+    static const int bad_ranges[4][2] = { { -1, 2 }, { 2, 2 }, { 0, 0 }, { 3, 1 } };
+    for (int i = 0; i < 4; i++) {
+        char want[80];
+        snprintf(want, sizeof want, "tg_rows: cannot take rows %d..%d of a 3x2 tensor",
+                 bad_ranges[i][0], bad_ranges[i][0] + bad_ranges[i][1] - 1);
+        ck_assert_ptr_null(tg_rows(tape, tg_input(tape, 3, 2, NULL), bad_ranges[i][0], bad_ranges[i][1]));
+        assert_error(tape, want);
+        assert_usable_after_reset(tape);
+    }
     tg_tape_free(tape);
 }
 END_TEST
@@ -82,6 +91,7 @@ START_TEST(test_null_inputs_give_null_and_name_the_op)
     };
     static const struct { unary_op op; const char *name; } unary[] = {
         { tg_tanh, "tg_tanh" }, { tg_sum, "tg_sum" }, { tg_mean, "tg_mean" },
+        { tg_sigmoid, "tg_sigmoid" }, { tg_one_minus, "tg_one_minus" },
     };
     char want[64];
     tg_tape *tape = tg_tape_new();
@@ -104,6 +114,9 @@ START_TEST(test_null_inputs_give_null_and_name_the_op)
     }
     ck_assert_ptr_null(tg_scale(tape, NULL, 2.0f));
     assert_error(tape, "tg_scale: input 1 is NULL");
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_rows(tape, NULL, 0, 1));
+    assert_error(tape, "tg_rows: input 1 is NULL");
     ck_assert_ptr_null(tg_input(NULL, 1, 1, NULL));
     ck_assert_int_eq(tg_backward(NULL, NULL), -1);
     ck_assert_ptr_nonnull(tg_tape_error(NULL));

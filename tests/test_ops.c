@@ -53,6 +53,20 @@ START_TEST(test_elementwise_forwards_sub_mul_scale_tanh)
 }
 END_TEST
 
+START_TEST(test_gate_forwards_sigmoid_one_minus_rows)
+{
+    tg_tape *tape = tg_tape_new();
+    /* sigmoid(ln 3) = 3 / 4; far out it saturates to 0 and 1 without overflow */
+    tg_tensor *x = tg_input(tape, 1, 4, (float[]){ 0, logf(3.0f), -200.0f, 200.0f });
+    assert_values(tg_sigmoid(tape, x), 1, 4, (float[]){ 0.5f, 0.75f, 0, 1 });
+    assert_values(tg_one_minus(tape, x), 1, 4, (float[]){ 1, 1 - logf(3.0f), 201, -199 });
+    tg_tensor *m = tg_input(tape, 4, 2, (float[]){ 1, 2, 3, 4, 5, 6, 7, 8 });
+    assert_values(tg_rows(tape, m, 1, 2), 2, 2, (float[]){ 3, 4, 5, 6 });
+    assert_values(tg_rows(tape, m, 3, 1), 1, 2, (float[]){ 7, 8 });
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_reductions_sum_mean_mse)
 {
     tg_tape *tape = tg_tape_new();
@@ -75,6 +89,9 @@ static tg_tensor *f_mul(tg_tape *tp, tg_tensor **in) { return tg_mul(tp, in[0], 
 static tg_tensor *f_square(tg_tape *tp, tg_tensor **in) { return tg_mul(tp, in[0], in[0]); }
 static tg_tensor *f_scale(tg_tape *tp, tg_tensor **in) { return tg_scale(tp, in[0], -1.7f); }
 static tg_tensor *f_tanh(tg_tape *tp, tg_tensor **in) { return tg_tanh(tp, in[0]); }
+static tg_tensor *f_sigmoid(tg_tape *tp, tg_tensor **in) { return tg_sigmoid(tp, in[0]); }
+static tg_tensor *f_one_minus(tg_tape *tp, tg_tensor **in) { return tg_one_minus(tp, in[0]); }
+static tg_tensor *f_rows(tg_tape *tp, tg_tensor **in) { return tg_rows(tp, in[0], 2, 3); }
 static tg_tensor *f_sum(tg_tape *tp, tg_tensor **in) { return tg_sum(tp, in[0]); }
 static tg_tensor *f_mean(tg_tape *tp, tg_tensor **in) { return tg_mean(tp, in[0]); }
 static tg_tensor *f_mse(tg_tape *tp, tg_tensor **in) { return tg_mse(tp, in[0], in[1]); }
@@ -112,6 +129,9 @@ static const op_case OP_CASES[] = {
     { "mul of a tensor by itself", f_square, 1, { { 3, 3 } } },
     { "scale", f_scale, 1, { { 2, 3 } } },
     { "tanh", f_tanh, 1, { { 3, 4 } } },
+    { "sigmoid", f_sigmoid, 1, { { 3, 4 } } },
+    { "one_minus", f_one_minus, 1, { { 2, 3 } } },
+    { "rows", f_rows, 1, { { 6, 3 } } },
     { "sum", f_sum, 1, { { 3, 2 } } },
     { "mean", f_mean, 1, { { 2, 5 } } },
     { "mse", f_mse, 2, { { 3, 4 }, { 3, 4 } } },
@@ -155,6 +175,7 @@ Suite *ops_suite(void)
     tcase_add_test(forward, test_matmul_forward_multiplies_rows_by_columns);
     tcase_add_test(forward, test_add_forward_same_shape_and_column_broadcast);
     tcase_add_test(forward, test_elementwise_forwards_sub_mul_scale_tanh);
+    tcase_add_test(forward, test_gate_forwards_sigmoid_one_minus_rows);
     tcase_add_test(forward, test_reductions_sum_mean_mse);
     suite_add_tcase(s, forward);
     TCase *backward = tcase_create("backward");
