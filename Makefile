@@ -26,8 +26,9 @@ $(BUILD)/obj/%.o: src/%.c include/tapegrad.h $(wildcard src/*.h)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	rm -f $@.tmp
+	ar rcs $@.tmp $^
+	mv $@.tmp $@
 
 $(BUILD)/examples/%: examples/%.c $(LIB)
 	@mkdir -p $(@D)

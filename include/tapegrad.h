@@ -62,7 +62,8 @@ typedef struct tg_tape tg_tape;
 tg_tape    *tg_tape_new(void);                      /* NULL if out of memory */
 void        tg_tape_free(tg_tape *tape);            /* NULL is fine */
 void        tg_tape_reset(tg_tape *tape);           /* forget all nodes and the error; keep the memory */
-const char *tg_tape_error(const tg_tape *tape);     /* the first error since the last reset, or NULL */
+const char *tg_tape_error(const tg_tape *tape);     /* the first error since the last reset, or NULL;
+                                                       a NULL tape gets a message saying so */
 size_t      tg_tape_reserved_bytes(const tg_tape *tape); /* memory the arena holds from the system */
 
 /* A parameter: rows x cols, data and grad zero-filled, owned by the caller. NULL on a bad size. */
@@ -134,11 +135,75 @@ void         tg_rnn_cell_init_normal(tg_rnn_cell *cell, float std, uint64_t seed
 /* x_t: input x batch, h_prev: hidden x batch; returns h_t: hidden x batch. */
 tg_tensor   *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_t, tg_tensor *h_prev);
 
+/* ---- Gated cells: LSTM and GRU -------------------------------------------------------------
+ * Built from the same nodes, with PyTorch's parameter layout so weights move 1:1 to and from
+ * torch.nn.LSTMCell / torch.nn.GRUCell. Init as PyTorch: everything uniform in
+ * +-1/sqrt(hidden). Constructors return NULL on a bad size. */
+
+/* i, f, g, o = blocks of W_x x_t + W_h h_{t-1} + b (gate rows in PyTorch's order i, f, g, o)
+ * c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g);  h_t = sigmoid(o) * tanh(c_t)
+ * W_x: 4H x I, W_h: 4H x H, b: 4H x 1 (PyTorch's bias_ih + bias_hh). */
+typedef struct tg_lstm_cell {
+    int input_size, hidden_size;
+    tg_tensor *W_x, *W_h, *b;
+} tg_lstm_cell;
+
+tg_lstm_cell *tg_lstm_cell_new(int input_size, int hidden_size, uint64_t seed);
+void          tg_lstm_cell_free(tg_lstm_cell *cell);                     /* NULL is fine */
+void          tg_lstm_cell_set_forget_bias(tg_lstm_cell *cell, float value); /* the f rows of b; 1 is usual */
+/* x_t: input x batch; h_prev, c_prev: hidden x batch. Sets *h_t and *c_t (hidden x batch);
+ * returns 0, or -1 with the tape's error set (and *h_t = *c_t = NULL). */
+int tg_lstm_cell_forward(tg_tape *tape, tg_lstm_cell *cell, tg_tensor *x_t,
+                         tg_tensor *h_prev, tg_tensor *c_prev, tg_tensor **h_t, tg_tensor **c_t);
+
+/* r, z = sigmoid of the r, z blocks of (W_x x_t + b_x) + (W_h h_{t-1} + b_h)
+ * n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn));  h_t = (1 - z) * n + z * h_{t-1}
+ * W_x: 3H x I, W_h: 3H x H, b_x, b_h: 3H x 1 (bias_ih, bias_hh); rows in PyTorch's order r, z, n. */
+typedef struct tg_gru_cell {
+    int input_size, hidden_size;
+    tg_tensor *W_x, *W_h, *b_x, *b_h;
+} tg_gru_cell;
+
+tg_gru_cell *tg_gru_cell_new(int input_size, int hidden_size, uint64_t seed);
+void         tg_gru_cell_free(tg_gru_cell *cell);                        /* NULL is fine */
+/* x_t: input x batch, h_prev: hidden x batch; returns h_t: hidden x batch. */
+tg_tensor   *tg_gru_cell_forward(tg_tape *tape, tg_gru_cell *cell, tg_tensor *x_t, tg_tensor *h_prev);
+
+/* ---- Any cell through one interface ------------------------------------------------------
+ * A training loop written against tg_cell runs the RNN, LSTM and GRU cells (and a user's own
+ * cell: fill in the struct with its step and free functions). */
+
+typedef struct tg_cell_state {
+    tg_tensor *h;   /* hidden x batch */
+    tg_tensor *c;   /* hidden x batch: the LSTM's cell state; NULL for cells without one */
+} tg_cell_state;
+
+#define TG_CELL_MAX_PARAMS 8
+
+typedef struct tg_cell {
+    const char *name;                        /* "rnn", "lstm", "gru", or a user's name */
+    int input_size, hidden_size;
+    int has_c;                               /* nonzero when the state carries c */
+    tg_tensor *params[TG_CELL_MAX_PARAMS];   /* every parameter, for tg_zero_grad/tg_sgd_step */
+    int n_params;
+    void *impl;                              /* the concrete cell */
+    /* One step; returns a state whose h is NULL on error (the tape's error says why). */
+    tg_cell_state (*step)(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev);
+    void (*free_impl)(void *impl);
+} tg_cell;
+
+/* name: "rnn", "lstm" or "gru". NULL on an unknown name or a bad size. */
+tg_cell      *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed);
+void          tg_cell_free(tg_cell *cell);                                /* NULL is fine */
+/* h = 0 (and c = 0 when the cell has one), hidden x batch, on the tape. */
+tg_cell_state tg_cell_zero_state(tg_tape *tape, const tg_cell *cell, int batch);
+tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell_state prev);
+
 /* ---- Training --------------------------------------------------------------------------- */
 
 void tg_zero_grad(tg_tensor *const *params, int n);    /* set every grad of params[0..n-1] to 0; no-op on NULL */
 /* p.data -= lr * p.grad for each of params[0..n-1]. Returns 0, or -1 and changes nothing
- * when a gradient holds a NaN or Inf (so one bad step cannot poison the weights), or
+ * when a gradient or lr is NaN or Inf (so one bad step cannot poison the weights), or
  * when params is NULL or holds a NULL. */
 int  tg_sgd_step(tg_tensor *const *params, int n, float lr);
 
@@ -150,7 +215,8 @@ float tg_grad_norm(const tg_tensor *t);
 
 /* Norm clipping (Pascanu, Mikolov & Bengio 2013): when the L2 norm of all the gradients of
  * params[0..n-1] together exceeds max_norm, scale them so that it is exactly max_norm.
- * Returns the norm before clipping. A norm that is NaN or Inf is returned as it is and the
+ * Returns the norm before clipping (max_norm = INFINITY only measures it: the norm of a
+ * whole model's gradient). A norm that is NaN or Inf is returned as it is and the
  * gradients are left alone, so the caller can skip the step. Returns -1 when params is
  * NULL or holds a NULL, or when max_norm is not a positive number (then nothing changes). */
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);

@@ -145,6 +145,9 @@ tg_tensor *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_t,
     if (h_prev && h_prev->rows != cell->hidden_size)
         return tg_fail(tape, "tg_rnn_cell_forward: h_prev is %dx%d, the cell has %d hidden units",
                        h_prev->rows, h_prev->cols, cell->hidden_size);
+    if (x_t && h_prev && x_t->cols != h_prev->cols)
+        return tg_fail(tape, "tg_rnn_cell_forward: x_t has %d columns (batch) but h_prev has %d",
+                       x_t->cols, h_prev->cols);
     tg_tensor *recurrent = tg_matmul(tape, cell->W_h, h_prev); /* hidden x batch */
     tg_tensor *from_input = tg_matmul(tape, cell->W_x, x_t);   /* hidden x batch */
     return tg_tanh(tape, tg_add(tape, tg_add(tape, recurrent, from_input), cell->b));

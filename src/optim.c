@@ -39,7 +39,7 @@ static bool grads_finite(tg_tensor *const *params, int n)
 
 int tg_sgd_step(tg_tensor *const *params, int n, float lr)
 {
-    if (!params_ok(params, n) || !grads_finite(params, n))
+    if (!params_ok(params, n) || !isfinite(lr) || !grads_finite(params, n))
         return -1;
     for (int i = 0; i < n; i++)
         tg_kernel_axpy(count(params[i]), -lr, params[i]->grad, params[i]->data);

@@ -152,7 +152,10 @@ START_TEST(test_cell_forward_checks_its_arguments)
     assert_error(tape, "tg_rnn_cell_forward: h_prev is 2x2, the cell has 4 hidden units");
     tg_tape_reset(tape);
     ck_assert_ptr_null(tg_rnn_cell_forward(tape, cell, tg_input(tape, 3, 2, NULL), tg_input(tape, 4, 3, NULL)));
-    assert_error(tape, "tg_add: cannot add 4x3 and 4x2 (b must be 4x3 or 4x1)");
+    assert_error(tape, "tg_rnn_cell_forward: x_t has 2 columns (batch) but h_prev has 3");
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_rnn_cell_forward(tape, cell, tg_input(tape, 3, 1, NULL), tg_input(tape, 4, 5, NULL)));
+    assert_error(tape, "tg_rnn_cell_forward: x_t has 1 columns (batch) but h_prev has 5");
     tg_tape_reset(tape);
     ck_assert_ptr_null(tg_rnn_cell_forward(tape, NULL, tg_input(tape, 3, 2, NULL), tg_input(tape, 4, 2, NULL)));
     assert_error(tape, "tg_rnn_cell_forward: cell is NULL");
@@ -206,6 +209,7 @@ START_TEST(test_nan_loss_is_reported_and_weights_stay_unchanged)
     ck_assert_int_eq(tg_backward(tape, loss), -1);
     assert_error(tape, "tg_backward: loss is nan; no gradient computed");
     ck_assert_float_eq(w->grad[0], 0.0f);
+    ck_assert_int_eq(tg_sgd_step(&w, 1, NAN), -1);
     w->grad[0] = INFINITY;
     ck_assert_int_eq(tg_sgd_step(&w, 1, 0.1f), -1);
     ck_assert_float_eq(w->data[0], 2.0f);
