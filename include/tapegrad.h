@@ -238,10 +238,13 @@ int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y);
 
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 
-/* Calls that touch files report failure as -1 plus a message here (err may be NULL). */
+/* Calls that touch files report failure as -1 plus a message here (err may be NULL); on
+ * success the message is cleared. Files are written atomically: to PATH.tmpN in the same
+ * directory, then renamed over PATH, so a failed write never leaves half a file. */
 typedef struct tg_error { char message[256]; } tg_error;
 
-/* One line of a chart: n points (x[i], y[i]). */
+/* One line of a chart: n points (x[i], y[i]). A NULL or empty label keeps the series out
+ * of the legend. Text is UTF-8. */
 typedef struct tg_series {
     const char *label;
     const float *x, *y;
@@ -249,16 +252,18 @@ typedef struct tg_series {
 } tg_series;
 
 typedef struct tg_chart {
-    const char *title, *x_label, *y_label;
+    const char *title, *x_label, *y_label;   /* NULL or "" leaves them out */
     int log_y;                   /* nonzero: logarithmic y axis (points with y <= 0 are left out) */
     const tg_series *series;
     int n_series;
 } tg_chart;
 
-/* Write the chart as a standalone SVG line chart: axes with ticks, one coloured line per
- * series, a legend. NaN and Inf points are left out (the line breaks there). */
+/* Write the chart as a standalone SVG line chart (720 x 440 or larger to fit a long legend):
+ * axes with 1-2-5 or power-of-ten ticks, one coloured line per series, a legend. NaN and
+ * Inf points are left out (the line breaks there; a lone point is drawn as a dot). */
 int tg_chart_write_svg(const tg_chart *chart, const char *path, tg_error *err);
-/* Write the chart's points as CSV with the header "series,x,y", one row per point. */
+/* Write the chart's points as CSV with the header "series,x,y", one row per point, numbers
+ * with 9 significant digits (floats read back exactly), labels quoted when needed. */
 int tg_chart_write_csv(const tg_chart *chart, const char *path, tg_error *err);
 
 #ifdef __cplusplus

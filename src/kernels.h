@@ -11,6 +11,10 @@ void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, fl
 /* C += A^T B. A: k x m, B: k x n, C: m x n. */
 void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, float *C);
 
+/* Nonzero: use the plain C micro-kernel even where a SIMD one exists (for tests that
+ * compare the two). */
+void tg_kernel_use_generic(int on);
+
 /* y[i] += alpha x[i] for i < n */
 void tg_kernel_axpy(long n, float alpha, const float *x, float *y);
 /* The sum of x[0..n-1], added up in double so long sums keep float precision. */

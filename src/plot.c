@@ -1,0 +1,653 @@
+/* plot.c: charts with no dependencies. tg_chart_write_svg draws a chart's series as a
+ * standalone SVG line chart (frame, "nice" ticks on a linear or logarithmic y axis, grid,
+ * one coloured line per series, a legend); tg_chart_write_csv writes the same points as a
+ * table. Both write a temporary file next to the target and rename it into place, so a
+ * failed write never leaves half a file behind. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tapegrad.h"
+
+/* ---- errors and output ------------------------------------------------------------------ */
+
+static int fail(tg_error *err, const char *fmt, ...)
+{
+    if (err) {
+        va_list args;
+        va_start(args, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, args);
+        va_end(args);
+    }
+    return -1;
+}
+
+static const char *describe(int error) { return error ? strerror(error) : "unknown error"; }
+
+/* An output file and the errno of its first failed write; once one write fails the rest
+ * are skipped. */
+typedef struct writer {
+    FILE *file;
+    bool failed;
+    int error;
+} writer;
+
+static void put(writer *w, const char *fmt, ...)
+{
+    if (w->failed)
+        return;
+    va_list args;
+    va_start(args, fmt);
+    errno = 0;
+    if (vfprintf(w->file, fmt, args) < 0) {
+        w->failed = true;
+        w->error = errno;
+    }
+    va_end(args);
+}
+
+/* s as XML character data: markup characters escaped, control characters as spaces (XML
+ * 1.0 forbids most of them, and SVG shows tabs and line breaks as spaces anyway). NULL is
+ * written as nothing. */
+static void put_xml_text(writer *w, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '&': put(w, "&amp;"); break;
+        case '<': put(w, "&lt;"); break;
+        case '>': put(w, "&gt;"); break;
+        case '"': put(w, "&quot;"); break;
+        default: put(w, "%c", (unsigned char)*s < 0x20 ? ' ' : *s);
+        }
+    }
+}
+
+/* s as one CSV field (RFC 4180): in double quotes, with quotes doubled, when it holds a
+ * comma, a quote or a line break. NULL is an empty field. */
+static void put_csv_field(writer *w, const char *s)
+{
+    if (!s || !strpbrk(s, ",\"\r\n")) {
+        put(w, "%s", s ? s : "");
+        return;
+    }
+    put(w, "\"");
+    for (; *s; s++) {
+        if (*s == '"')
+            put(w, "\"\"");
+        else
+            put(w, "%c", *s);
+    }
+    put(w, "\"");
+}
+
+/* ---- writing a file in one piece --------------------------------------------------------- */
+
+/* Creates path.tmpN, with the first N from 0 whose file does not exist yet, for writing;
+ * its name goes to name. NULL with errno set on failure (ERANGE: the name is too long). */
+static FILE *open_temporary(const char *path, char *name, size_t size)
+{
+    for (int i = 0; i < 100; i++) {
+        if ((size_t)snprintf(name, size, "%s.tmp%d", path, i) >= size) {
+            errno = ERANGE;
+            return NULL;
+        }
+        errno = 0;
+        FILE *file = fopen(name, "wx");
+        if (file || errno != EEXIST)
+            return file;
+    }
+    return NULL;
+}
+
+typedef void (*body_writer)(writer *w, const tg_chart *chart);
+
+/* Writes body into a temporary file, then renames it to path; on any failure removes the
+ * temporary file and leaves path as it was. */
+static int write_atomically(const char *path, const tg_chart *chart, body_writer body,
+                            tg_error *err)
+{
+    char name[FILENAME_MAX];
+    FILE *file = open_temporary(path, name, sizeof name);
+    if (!file)
+        return fail(err, "%s: cannot open for writing: %s", path,
+                    errno == ERANGE ? "path too long" : describe(errno));
+    writer w = { file, false, 0 };
+    body(&w, chart);
+    errno = 0;
+    if (fclose(file) != 0 && !w.failed) {
+        w.failed = true;
+        w.error = errno;
+    }
+    if (w.failed) {
+        remove(name);
+        return fail(err, "%s: cannot write: %s", path, describe(w.error));
+    }
+    if (rename(name, path) != 0) {
+        int error = errno;
+        remove(name);
+        return fail(err, "%s: cannot move the new file into place: %s", path, describe(error));
+    }
+    return 0;
+}
+
+/* 0 when chart can be written to path, else -1 with the reason (fn names the call when
+ * there is no path to name). */
+static int check_arguments(const tg_chart *chart, const char *path, const char *fn,
+                           tg_error *err)
+{
+    if (err)
+        err->message[0] = '\0';
+    if (!path)
+        return fail(err, "%s: path is NULL", fn);
+    if (!chart)
+        return fail(err, "%s: chart is NULL", path);
+    if (chart->n_series < 0)
+        return fail(err, "%s: n_series is negative (%d)", path, chart->n_series);
+    if (chart->n_series > 0 && !chart->series)
+        return fail(err, "%s: series is NULL with n_series %d", path, chart->n_series);
+    for (int i = 0; i < chart->n_series; i++) {
+        const tg_series *s = &chart->series[i];
+        if (s->n < 0)
+            return fail(err, "%s: series %d: n is negative (%d)", path, i, s->n);
+        if (s->n > 0 && (!s->x || !s->y))
+            return fail(err, "%s: series %d: x or y is NULL with n %d", path, i, s->n);
+    }
+    return 0;
+}
+
+/* ---- data ranges --------------------------------------------------------------------------- */
+
+typedef struct range { double lo, hi; } range;   /* lo > hi: empty */
+
+static const range EMPTY_RANGE = { INFINITY, -INFINITY };
+
+/* A point is drawn when both coordinates are finite and, on a log axis, y > 0. */
+static bool drawable(const tg_series *s, int i, bool log_y)
+{
+    return isfinite(s->x[i]) && isfinite(s->y[i]) && (!log_y || s->y[i] > 0);
+}
+
+static void extend(range *r, double v)
+{
+    r->lo = fmin(r->lo, v);
+    r->hi = fmax(r->hi, v);
+}
+
+/* The ranges of x and y over every drawable point. */
+static void data_ranges(const tg_chart *chart, range *x, range *y)
+{
+    *x = *y = EMPTY_RANGE;
+    for (int k = 0; k < chart->n_series; k++) {
+        const tg_series *s = &chart->series[k];
+        for (int i = 0; i < s->n; i++) {
+            if (drawable(s, i, chart->log_y)) {
+                extend(x, s->x[i]);
+                extend(y, s->y[i]);
+            }
+        }
+    }
+}
+
+/* A range of positive width: no values give 0..1, one value v gives v +- 10% (+-1 at 0). */
+static range widen(range r)
+{
+    if (r.lo > r.hi)
+        return (range){ 0, 1 };
+    if (r.lo == r.hi) {
+        double d = r.lo == 0 ? 1 : fabs(r.lo) * 0.1;
+        return (range){ r.lo - d, r.hi + d };
+    }
+    return r;
+}
+
+/* ---- axes and ticks ------------------------------------------------------------------------ */
+
+#define MAX_TICKS 32
+#define TICK_LABEL_SIZE 32
+
+/* An axis runs from lo to hi in its own units: the value on a linear axis, log10 of the
+ * value on a log axis. Ticks hold values. A linear axis labels them all alike, with
+ * `decimals` digits after the point, in fixed or (very large or small values) scientific
+ * notation. */
+typedef struct axis {
+    bool log, scientific;
+    int decimals;
+    double lo, hi;
+    int n_ticks;
+    double ticks[MAX_TICKS];
+} axis;
+
+/* The smallest of 1, 2 and 5 times a power of ten that is >= raw (raw > 0). */
+static double nice_step(double raw)
+{
+    double magnitude = pow(10, floor(log10(raw)));
+    double mantissa = raw / magnitude;
+    return (mantissa <= 1 ? 1 : mantissa <= 2 ? 2 : mantissa <= 5 ? 5 : 10) * magnitude;
+}
+
+static void add_tick(axis *a, double v)
+{
+    if (a->n_ticks < MAX_TICKS)
+        a->ticks[a->n_ticks++] = v;
+}
+
+/* How linear tick labels are printed: with the decimals the step needs, or in scientific
+ * notation (2.5e7, -3e-8) for values from a million up or steps below 1e-5. */
+static void choose_label_format(axis *a, double step)
+{
+    int largest_exponent = (int)floor(log10(fmax(fabs(a->lo), fabs(a->hi))) + 1e-9);
+    int step_exponent = (int)floor(log10(step) + 1e-9);
+    a->scientific = largest_exponent >= 6 || step_exponent < -5;
+    int digits = a->scientific ? largest_exponent - step_exponent : -step_exponent;
+    a->decimals = digits < 0 ? 0 : digits > 6 ? 6 : digits;
+}
+
+/* A linear axis over r with about `target` ticks at multiples of a 1-2-5 step; its ends
+ * are the ticks just outside the data. */
+static axis linear_axis(range r, int target)
+{
+    axis a = { .log = false };
+    r = widen(r);
+    double step = nice_step((r.hi - r.lo) / target);
+    double first = floor(r.lo / step + 1e-9), last = ceil(r.hi / step - 1e-9);
+    a.lo = first * step;
+    a.hi = last * step;
+    for (double k = first; k <= last; k++)
+        add_tick(&a, k * step);
+    choose_label_format(&a, step);
+    return a;
+}
+
+/* A log axis over the positive range r, from a power of ten to a power of ten. Ticks at
+ * 1, 2 and 5 times each power when it spans at most two decades, at every decade up to
+ * ten decades, else at every 2nd, 5th, 10th... decade. */
+static axis log_axis(range r)
+{
+    axis a = { .log = true };
+    double lo = 0, hi = 1;
+    if (r.lo <= r.hi) {
+        lo = floor(log10(r.lo) + 1e-6);
+        hi = ceil(log10(r.hi) - 1e-6);
+        if (hi <= lo) {
+            lo -= 1;
+            hi += 1;
+        }
+    }
+    double step = hi - lo <= 10 ? 1 : nice_step((hi - lo) / 8);
+    a.lo = floor(lo / step) * step;
+    a.hi = ceil(hi / step) * step;
+    bool minor = a.hi - a.lo <= 2;
+    for (double e = a.lo; e < a.hi; e += step) {
+        add_tick(&a, pow(10, e));
+        if (minor) {
+            add_tick(&a, 2 * pow(10, e));
+            add_tick(&a, 5 * pow(10, e));
+        }
+    }
+    add_tick(&a, pow(10, a.hi));
+    return a;
+}
+
+/* Where v lies along the axis: 0 at lo, 1 at hi. */
+static double axis_fraction(const axis *a, double v)
+{
+    return ((a->log ? log10(v) : v) - a->lo) / (a->hi - a->lo);
+}
+
+/* A log tick m 10^e (m = 1, 2 or 5): plain decimals from 0.01 to 5000, else "me" + e. */
+static void format_log_tick(char *buf, double v)
+{
+    int e = (int)floor(log10(v) + 1e-9);
+    int m = (int)lround(v / pow(10, e));
+    if (e >= -2 && e <= 3)
+        snprintf(buf, TICK_LABEL_SIZE, "%.*f", e < 0 ? -e : 0, v);
+    else
+        snprintf(buf, TICK_LABEL_SIZE, "%de%d", m, e);
+}
+
+/* v in scientific notation with a short exponent: 2.5e7, -3e-8; zero as 0. */
+static void format_scientific(char *buf, double v, int decimals)
+{
+    if (v == 0) {
+        snprintf(buf, TICK_LABEL_SIZE, "0");
+        return;
+    }
+    snprintf(buf, TICK_LABEL_SIZE, "%.*e", decimals, v);
+    char *e = strchr(buf, 'e');
+    int exponent = atoi(e + 1);
+    snprintf(e, TICK_LABEL_SIZE - (size_t)(e - buf), "e%d", exponent);
+}
+
+static void format_tick(char *buf, const axis *a, int i)
+{
+    if (a->log)
+        format_log_tick(buf, a->ticks[i]);
+    else if (a->scientific)
+        format_scientific(buf, a->ticks[i], a->decimals);
+    else
+        snprintf(buf, TICK_LABEL_SIZE, "%.*f", a->decimals, a->ticks[i]);
+}
+
+/* ---- layout -------------------------------------------------------------------------------- */
+
+#define MIN_WIDTH 720.0
+#define MIN_HEIGHT 440.0
+#define MIN_PLOT_WIDTH 420.0
+#define MARGIN 16.0
+#define TOP 44.0               /* room for the title */
+#define BOTTOM 56.0            /* room for the x tick labels and the x label */
+#define TITLE_SIZE 16.0
+#define LABEL_SIZE 13.0
+#define TICK_SIZE 11.0
+#define LEGEND_SIZE 12.0
+#define LEGEND_ROW 18.0
+#define LEGEND_SWATCH 28.0
+#define TICK_LENGTH 5.0
+
+/* The width of s in pixels at a font size, estimated: sans-serif digits are 0.55 em wide,
+ * most letters less; UTF-8 continuation bytes do not count. */
+static double text_width(const char *s, double font_size)
+{
+    int glyphs = 0;
+    for (; s && *s; s++)
+        glyphs += ((unsigned char)*s & 0xC0) != 0x80;
+    return glyphs * font_size * 0.55;
+}
+
+static bool has_text(const char *s) { return s && *s; }
+
+typedef struct layout {
+    double width, height;               /* the canvas */
+    double left, top, right, bottom;    /* the plot frame */
+    double legend_width;                /* 0: no legend */
+    bool has_points;                    /* some point is drawable */
+    axis x, y;
+} layout;
+
+static double widest_tick_label(const axis *a, double font_size)
+{
+    double widest = 0;
+    char label[TICK_LABEL_SIZE];
+    for (int i = 0; i < a->n_ticks; i++) {
+        format_tick(label, a, i);
+        widest = fmax(widest, text_width(label, font_size));
+    }
+    return widest;
+}
+
+static int legend_rows(const tg_chart *chart)
+{
+    int rows = 0;
+    for (int k = 0; k < chart->n_series; k++)
+        rows += has_text(chart->series[k].label);
+    return rows;
+}
+
+static double legend_width(const tg_chart *chart)
+{
+    double widest = 0;
+    for (int k = 0; k < chart->n_series; k++)
+        widest = fmax(widest, text_width(chart->series[k].label, LEGEND_SIZE));
+    return widest > 0 ? 10 + LEGEND_SWATCH + 8 + widest + 10 : 0;
+}
+
+/* The linear x axis with the most ticks (up to 8) whose labels fit side by side. */
+static axis fitting_x_axis(range r, double plot_width)
+{
+    for (int target = 8; target > 2; target--) {
+        axis candidate = linear_axis(r, target);
+        double widest = widest_tick_label(&candidate, TICK_SIZE);
+        if (candidate.n_ticks * (widest + 12) <= plot_width)
+            return candidate;
+    }
+    return linear_axis(r, 2);
+}
+
+static layout make_layout(const tg_chart *chart)
+{
+    layout l;
+    range x, y;
+    data_ranges(chart, &x, &y);
+    l.has_points = x.lo <= x.hi;
+    l.y = chart->log_y ? log_axis(y) : linear_axis(y, 6);
+    l.left = MARGIN + (has_text(chart->y_label) ? LABEL_SIZE + 8 : 0)
+             + widest_tick_label(&l.y, TICK_SIZE) + TICK_LENGTH + 4;
+    l.legend_width = legend_width(chart);
+    double legend_space = l.legend_width > 0 ? l.legend_width + MARGIN : 0;
+    l.width = fmax(fmax(MIN_WIDTH, l.left + MIN_PLOT_WIDTH + legend_space + MARGIN),
+                   text_width(chart->title, TITLE_SIZE) + 2 * MARGIN);
+    l.height = fmax(MIN_HEIGHT, TOP + legend_rows(chart) * LEGEND_ROW + 12 + BOTTOM);
+    l.top = TOP;
+    l.right = l.width - MARGIN - legend_space;
+    l.bottom = l.height - BOTTOM;
+    l.x = fitting_x_axis(x, l.right - l.left);
+    return l;
+}
+
+static double to_px(const layout *l, double x)
+{
+    return l->left + axis_fraction(&l->x, x) * (l->right - l->left);
+}
+
+static double to_py(const layout *l, double y)
+{
+    return l->bottom - axis_fraction(&l->y, y) * (l->bottom - l->top);
+}
+
+/* ---- SVG ------------------------------------------------------------------------------------ */
+
+/* Okabe and Ito's colour-blind-safe palette (its yellow, too pale on white, replaced by
+ * grey); series past the 8th reuse it with dashes. */
+static const char *const COLOURS[] = { "#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                                       "#E69F00", "#56B4E9", "#000000", "#999999" };
+static const char *const DASHES[] = { "none", "7 4", "2 3", "9 3 2 3" };
+#define N_COLOURS (int)(sizeof COLOURS / sizeof COLOURS[0])
+#define N_DASHES (int)(sizeof DASHES / sizeof DASHES[0])
+
+static const char *series_colour(int k) { return COLOURS[k % N_COLOURS]; }
+static const char *series_dashes(int k) { return DASHES[k / N_COLOURS % N_DASHES]; }
+
+static void put_header(writer *w, const layout *l)
+{
+    put(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    put(w, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+           "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" fill=\"#222222\">\n",
+        l->width, l->height, l->width, l->height);
+    put(w, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", l->width, l->height);
+}
+
+/* Text at (x, y) with a text-anchor and font size. */
+static void put_text(writer *w, double x, double y, const char *anchor, double size,
+                     const char *text)
+{
+    put(w, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"%s\" font-size=\"%.0f\">", x, y, anchor,
+        size);
+    put_xml_text(w, text);
+    put(w, "</text>\n");
+}
+
+static void put_line(writer *w, double x1, double y1, double x2, double y2)
+{
+    put(w, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x1, y1, x2, y2);
+}
+
+static void put_grid(writer *w, const layout *l)
+{
+    put(w, "<g stroke=\"#e6e6e6\" stroke-width=\"1\">\n");
+    for (int i = 0; i < l->x.n_ticks; i++) {
+        double px = to_px(l, l->x.ticks[i]);
+        put_line(w, px, l->top, px, l->bottom);
+    }
+    for (int i = 0; i < l->y.n_ticks; i++) {
+        double py = to_py(l, l->y.ticks[i]);
+        put_line(w, l->left, py, l->right, py);
+    }
+    put(w, "</g>\n");
+}
+
+static void put_ticks(writer *w, const layout *l)
+{
+    char label[TICK_LABEL_SIZE];
+    put(w, "<g stroke=\"#333333\" stroke-width=\"1\">\n");
+    for (int i = 0; i < l->x.n_ticks; i++) {
+        double px = to_px(l, l->x.ticks[i]);
+        put_line(w, px, l->bottom, px, l->bottom + TICK_LENGTH);
+    }
+    for (int i = 0; i < l->y.n_ticks; i++) {
+        double py = to_py(l, l->y.ticks[i]);
+        put_line(w, l->left - TICK_LENGTH, py, l->left, py);
+    }
+    put(w, "</g>\n");
+    for (int i = 0; i < l->x.n_ticks; i++) {
+        format_tick(label, &l->x, i);
+        put_text(w, to_px(l, l->x.ticks[i]), l->bottom + TICK_LENGTH + TICK_SIZE + 2, "middle",
+                 TICK_SIZE, label);
+    }
+    for (int i = 0; i < l->y.n_ticks; i++) {
+        format_tick(label, &l->y, i);
+        put_text(w, l->left - TICK_LENGTH - 3, to_py(l, l->y.ticks[i]) + TICK_SIZE * 0.35,
+                 "end", TICK_SIZE, label);
+    }
+}
+
+static void put_frame_and_labels(writer *w, const layout *l, const tg_chart *chart)
+{
+    put(w, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"none\" "
+           "stroke=\"#333333\" stroke-width=\"1\"/>\n",
+        l->left, l->top, l->right - l->left, l->bottom - l->top);
+    if (has_text(chart->title)) {
+        put(w, "<g font-weight=\"bold\">\n");
+        put_text(w, l->width / 2, TOP - 18, "middle", TITLE_SIZE, chart->title);
+        put(w, "</g>\n");
+    }
+    if (has_text(chart->x_label))
+        put_text(w, (l->left + l->right) / 2, l->height - 12, "middle", LABEL_SIZE,
+                 chart->x_label);
+    if (has_text(chart->y_label)) {
+        put(w, "<g transform=\"translate(%.2f %.2f) rotate(-90)\">\n", MARGIN + LABEL_SIZE - 2,
+            (l->top + l->bottom) / 2);
+        put_text(w, 0, 0, "middle", LABEL_SIZE, chart->y_label);
+        put(w, "</g>\n");
+    }
+}
+
+/* The end of the run of drawable points that starts at i. */
+static int run_end(const tg_series *s, int i, bool log_y)
+{
+    while (i < s->n && drawable(s, i, log_y))
+        i++;
+    return i;
+}
+
+/* Points [from, to) of s: a polyline, or a dot when the run is a single point. */
+static void put_run(writer *w, const layout *l, const tg_series *s, int from, int to,
+                    const char *colour)
+{
+    if (to - from == 1) {
+        put(w, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.5\" fill=\"%s\" stroke=\"none\"/>\n",
+            to_px(l, s->x[from]), to_py(l, s->y[from]), colour);
+        return;
+    }
+    put(w, "<polyline points=\"");
+    for (int i = from; i < to; i++)
+        put(w, "%s%.2f,%.2f", i > from ? " " : "", to_px(l, s->x[i]), to_py(l, s->y[i]));
+    put(w, "\"/>\n");
+}
+
+/* One series: a polyline per run of drawable points, so the line breaks at the others. */
+static void put_series(writer *w, const layout *l, const tg_chart *chart, int k)
+{
+    const tg_series *s = &chart->series[k];
+    put(w, "<g fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" stroke-dasharray=\"%s\" "
+           "stroke-linejoin=\"round\" stroke-linecap=\"round\">\n",
+        series_colour(k), series_dashes(k));
+    for (int i = 0; i < s->n;) {
+        if (!drawable(s, i, chart->log_y)) {
+            i++;
+            continue;
+        }
+        int end = run_end(s, i, chart->log_y);
+        put_run(w, l, s, i, end, series_colour(k));
+        i = end;
+    }
+    put(w, "</g>\n");
+}
+
+/* A box right of the plot: a line sample and the label of each series that has a label. */
+static void put_legend(writer *w, const layout *l, const tg_chart *chart)
+{
+    if (l->legend_width <= 0)
+        return;
+    double x = l->right + MARGIN, y = l->top;
+    put(w, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"white\" "
+           "stroke=\"#cccccc\"/>\n",
+        x, y, l->legend_width, legend_rows(chart) * LEGEND_ROW + 12);
+    double row_y = y + 6 + LEGEND_ROW / 2;
+    for (int k = 0; k < chart->n_series; k++) {
+        if (!has_text(chart->series[k].label))
+            continue;
+        put(w, "<g stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"%s\">\n",
+            series_colour(k), series_dashes(k));
+        put_line(w, x + 10, row_y, x + 10 + LEGEND_SWATCH, row_y);
+        put(w, "</g>\n");
+        put_text(w, x + 10 + LEGEND_SWATCH + 8, row_y + LEGEND_SIZE * 0.35, "start",
+                 LEGEND_SIZE, chart->series[k].label);
+        row_y += LEGEND_ROW;
+    }
+}
+
+static void put_no_data_note(writer *w, const layout *l, const tg_chart *chart)
+{
+    put(w, "<g fill=\"#777777\">\n");
+    put_text(w, (l->left + l->right) / 2, (l->top + l->bottom) / 2, "middle", LABEL_SIZE,
+             chart->log_y ? "no finite positive points to draw" : "no finite points to draw");
+    put(w, "</g>\n");
+}
+
+static void write_svg_body(writer *w, const tg_chart *chart)
+{
+    layout l = make_layout(chart);
+    put_header(w, &l);
+    put_grid(w, &l);
+    put_ticks(w, &l);
+    put_frame_and_labels(w, &l, chart);
+    for (int k = 0; k < chart->n_series; k++)
+        put_series(w, &l, chart, k);
+    if (!l.has_points)
+        put_no_data_note(w, &l, chart);
+    put_legend(w, &l, chart);
+    put(w, "</svg>\n");
+}
+
+int tg_chart_write_svg(const tg_chart *chart, const char *path, tg_error *err)
+{
+    if (check_arguments(chart, path, "tg_chart_write_svg", err) != 0)
+        return -1;
+    return write_atomically(path, chart, write_svg_body, err);
+}
+
+/* ---- CSV ------------------------------------------------------------------------------------ */
+
+/* %.9g prints every float so that it reads back exactly. */
+static void write_csv_body(writer *w, const tg_chart *chart)
+{
+    put(w, "series,x,y\n");
+    for (int k = 0; k < chart->n_series; k++) {
+        const tg_series *s = &chart->series[k];
+        for (int i = 0; i < s->n; i++) {
+            put_csv_field(w, s->label);
+            put(w, ",%.9g,%.9g\n", (double)s->x[i], (double)s->y[i]);
+        }
+    }
+}
+
+int tg_chart_write_csv(const tg_chart *chart, const char *path, tg_error *err)
+{
+    if (check_arguments(chart, path, "tg_chart_write_csv", err) != 0)
+        return -1;
+    return write_atomically(path, chart, write_csv_body, err);
+}

@@ -1,0 +1,114 @@
+/* test_kernels.c: the three matrix products against a double-precision reference, at sizes
+ * that are not multiples of the tiles (1, 7, 33, ...), through both the SIMD micro-kernel
+ * (where the CPU has one) and the plain C one. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "gradcheck.h"
+#include "kernels.h"
+
+enum { NN, NT, TN };
+
+/* C = A B, A B^T or A^T B in double, as tg_kernel_* define them; A and B as stored. */
+static void reference(int kind, int m, int n, int k, const float *A, const float *B, double *C)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double sum = 0.0;
+            for (int p = 0; p < k; p++) {
+                double a = kind == TN ? A[(long)p * m + i] : A[(long)i * k + p];
+                double b = kind == NT ? B[(long)j * k + p] : B[(long)p * n + j];
+                sum += a * b;
+            }
+            C[(long)i * n + j] = sum;
+        }
+}
+
+static void random_fill(float *x, long n, uint64_t seed)
+{
+    tg_rng rng = tg_rng_new(seed);
+    for (long i = 0; i < n; i++)
+        x[i] = 2.0f * tg_rng_uniform(&rng) - 1.0f;
+}
+
+/* Worst |ours - reference| / sqrt(k) over C, where C starts at 1 (so accumulation counts). */
+static double product_error(int kind, int m, int n, int k)
+{
+    float *A = malloc(sizeof(float) * (size_t)m * k), *B = malloc(sizeof(float) * (size_t)k * n);
+    float *C = malloc(sizeof(float) * (size_t)m * n);
+    double *want = malloc(sizeof(double) * (size_t)m * n);
+    random_fill(A, (long)m * k, 1);
+    random_fill(B, (long)k * n, 2);
+    for (long i = 0; i < (long)m * n; i++)
+        C[i] = 1.0f;
+    if (kind == NN)
+        tg_kernel_matmul(m, n, k, A, B, C, 1);
+    else if (kind == NT)
+        tg_kernel_matmul_nt(m, n, k, A, B, C);
+    else
+        tg_kernel_matmul_tn(m, n, k, A, B, C);
+    reference(kind, m, n, k, A, B, want);
+    double worst = 0.0;
+    for (long i = 0; i < (long)m * n; i++)
+        worst = fmax(worst, fabs(C[i] - (want[i] + 1.0)));
+    free(A);
+    free(B);
+    free(C);
+    free(want);
+    return worst / sqrt((double)k);
+}
+
+static const int SIZES[][3] = {
+    { 1, 1, 1 }, { 7, 7, 7 }, { 33, 33, 33 }, { 1, 40, 3 }, { 40, 1, 50 }, { 6, 16, 1 },
+    { 13, 17, 300 }, { 100, 70, 257 }, { 75, 260, 19 }, { 257, 5, 9 },
+};
+#define N_SIZES ((int)(sizeof SIZES / sizeof SIZES[0]))
+
+static void check_all_products(void)
+{
+    for (int kind = NN; kind <= TN; kind++)
+        for (int s = 0; s < N_SIZES; s++) {
+            double err = product_error(kind, SIZES[s][0], SIZES[s][1], SIZES[s][2]);
+            ck_assert_msg(err < 1e-5, "product %d at %dx%dx%d: error %g", kind,
+                          SIZES[s][0], SIZES[s][1], SIZES[s][2], err);
+        }
+}
+
+START_TEST(test_products_match_double_reference_with_the_fastest_kernel)
+{
+    tg_kernel_use_generic(0);
+    check_all_products();
+}
+END_TEST
+
+START_TEST(test_products_match_double_reference_with_the_plain_c_kernel)
+{
+    tg_kernel_use_generic(1);
+    check_all_products();
+    tg_kernel_use_generic(0);
+}
+END_TEST
+
+START_TEST(test_overwriting_product_ignores_what_c_held)
+{
+    float A[6] = { 1, 2, 3, 4, 5, 6 }, B[6] = { 1, 0, 0, 1, 1, 1 }, C[4] = { 99, 99, 99, 99 };
+    tg_kernel_matmul(2, 2, 3, A, B, C, 0); /* [1 2 3; 4 5 6] [1 0; 0 1; 1 1] */
+    ck_assert_float_eq(C[0], 4);
+    ck_assert_float_eq(C[1], 5);
+    ck_assert_float_eq(C[2], 10);
+    ck_assert_float_eq(C[3], 11);
+}
+END_TEST
+
+Suite *kernels_suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("products");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_products_match_double_reference_with_the_fastest_kernel);
+    tcase_add_test(tc, test_products_match_double_reference_with_the_plain_c_kernel);
+    tcase_add_test(tc, test_overwriting_product_ignores_what_c_held);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,830 @@
+/* test_plot.c: the chart writer. Its SVG is well-formed XML (by a small checker that is
+ * itself shown to reject malformed snippets), escapes markup in all text, has 1-2-5 and
+ * power-of-ten ticks, and breaks lines at the points it cannot draw; its CSV quotes labels
+ * and reads back exactly; a failure returns -1, names the path and leaves no file behind. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <float.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tapegrad.h"
+
+/* ---- a small XML well-formedness checker ------------------------------------------------ */
+
+#define XML_MAX_DEPTH 64
+#define XML_MAX_ATTRIBUTES 32
+
+typedef struct span { const char *s; size_t n; } span;
+
+typedef struct xml {
+    const char *p;               /* the next character to read */
+    const char *error;           /* the first problem found, or NULL */
+    span open[XML_MAX_DEPTH];    /* names of the elements open around p */
+    int depth, roots;
+} xml;
+
+static bool xml_fail(xml *x, const char *why)
+{
+    if (!x->error)
+        x->error = why;
+    return false;
+}
+
+static bool is_xml_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static bool is_name_start(char c) { return isalpha((unsigned char)c) || c == '_' || c == ':'; }
+
+static bool is_name_char(char c)
+{
+    return is_name_start(c) || isdigit((unsigned char)c) || c == '-' || c == '.';
+}
+
+static bool span_eq(span a, span b) { return a.n == b.n && memcmp(a.s, b.s, a.n) == 0; }
+
+static void skip_space(xml *x)
+{
+    while (is_xml_space(*x->p))
+        x->p++;
+}
+
+static bool read_name(xml *x, span *name)
+{
+    if (!is_name_start(*x->p))
+        return xml_fail(x, "expected a name");
+    name->s = x->p;
+    while (is_name_char(*x->p))
+        x->p++;
+    name->n = (size_t)(x->p - name->s);
+    return true;
+}
+
+/* Moves past the first `end` found from `from` characters on. */
+static bool skip_past(xml *x, size_t from, const char *end, const char *why)
+{
+    const char *found = strstr(x->p + from, end);
+    if (!found)
+        return xml_fail(x, why);
+    x->p = found + strlen(end);
+    return true;
+}
+
+/* At '&': one of the five predefined entities or a character reference. */
+static bool read_reference(xml *x)
+{
+    static const char *const entities[] = { "&amp;", "&lt;", "&gt;", "&quot;", "&apos;" };
+    for (size_t i = 0; i < sizeof entities / sizeof entities[0]; i++) {
+        if (strncmp(x->p, entities[i], strlen(entities[i])) == 0) {
+            x->p += strlen(entities[i]);
+            return true;
+        }
+    }
+    if (x->p[1] == '#') {
+        const char *q = x->p + 2;
+        bool hex = *q == 'x';
+        if (hex)
+            q++;
+        const char *digits = q;
+        while (hex ? isxdigit((unsigned char)*q) : isdigit((unsigned char)*q))
+            q++;
+        if (q > digits && *q == ';') {
+            x->p = q + 1;
+            return true;
+        }
+    }
+    return xml_fail(x, "'&' that starts no reference");
+}
+
+static bool read_attribute_value(xml *x)
+{
+    char quote = *x->p;
+    if (quote != '"' && quote != '\'')
+        return xml_fail(x, "unquoted attribute value");
+    x->p++;
+    while (*x->p != quote) {
+        if (*x->p == '\0')
+            return xml_fail(x, "unterminated attribute value");
+        if (*x->p == '<')
+            return xml_fail(x, "'<' in an attribute value");
+        if (*x->p != '&')
+            x->p++;
+        else if (!read_reference(x))
+            return false;
+    }
+    x->p++;
+    return true;
+}
+
+/* Attributes up to '>' or '/>': space, name, '=', quoted value; each name once. */
+static bool read_attributes(xml *x)
+{
+    span seen[XML_MAX_ATTRIBUTES];
+    int n = 0;
+    for (;;) {
+        const char *before = x->p;
+        skip_space(x);
+        if (*x->p == '>' || (x->p[0] == '/' && x->p[1] == '>'))
+            return true;
+        if (x->p == before)
+            return xml_fail(x, "no space before an attribute");
+        span name;
+        if (!read_name(x, &name))
+            return false;
+        for (int i = 0; i < n; i++)
+            if (span_eq(seen[i], name))
+                return xml_fail(x, "repeated attribute");
+        if (n == XML_MAX_ATTRIBUTES)
+            return xml_fail(x, "too many attributes");
+        seen[n++] = name;
+        skip_space(x);
+        if (*x->p != '=')
+            return xml_fail(x, "attribute without '='");
+        x->p++;
+        skip_space(x);
+        if (!read_attribute_value(x))
+            return false;
+    }
+}
+
+/* At '<': a start tag or an empty-element tag. */
+static bool read_start_tag(xml *x)
+{
+    if (x->depth == 0 && x->roots++ > 0)
+        return xml_fail(x, "more than one root element");
+    span name;
+    x->p++;
+    if (!read_name(x, &name) || !read_attributes(x))
+        return false;
+    if (*x->p == '/') {
+        x->p += 2;
+        return true;
+    }
+    x->p++;
+    if (x->depth == XML_MAX_DEPTH)
+        return xml_fail(x, "nested too deep");
+    x->open[x->depth++] = name;
+    return true;
+}
+
+/* At '</': must close the innermost open element. */
+static bool read_end_tag(xml *x)
+{
+    span name;
+    x->p += 2;
+    if (!read_name(x, &name))
+        return false;
+    skip_space(x);
+    if (*x->p != '>')
+        return xml_fail(x, "end tag without '>'");
+    x->p++;
+    if (x->depth == 0 || !span_eq(x->open[x->depth - 1], name))
+        return xml_fail(x, "end tag that does not match the open element");
+    x->depth--;
+    return true;
+}
+
+/* One tag, comment, processing instruction, reference or character at x->p. */
+static bool read_node(xml *x)
+{
+    if (strncmp(x->p, "<!--", 4) == 0)
+        return skip_past(x, 4, "-->", "unterminated comment");
+    if (strncmp(x->p, "<?", 2) == 0)
+        return skip_past(x, 2, "?>", "unterminated processing instruction");
+    if (strncmp(x->p, "</", 2) == 0)
+        return read_end_tag(x);
+    if (*x->p == '<')
+        return read_start_tag(x);
+    if (x->depth == 0 && !is_xml_space(*x->p))
+        return xml_fail(x, "text outside the root element");
+    if (*x->p == '&')
+        return read_reference(x);
+    x->p++;
+    return true;
+}
+
+/* NULL when doc is a well-formed XML document that opens with an XML declaration, else the
+ * first problem found; *at is where. (No DTD, CDATA or non-ASCII names: stricter than XML.) */
+static const char *xml_problem(const char *doc, long *at)
+{
+    xml x = { .p = doc };
+    if (strncmp(doc, "<?xml version=", 14) != 0)
+        xml_fail(&x, "no XML declaration at the start");
+    else
+        skip_past(&x, 2, "?>", "unterminated XML declaration");
+    while (!x.error && *x.p)
+        read_node(&x);
+    if (x.depth > 0)
+        xml_fail(&x, "an element is not closed");
+    if (x.roots == 0)
+        xml_fail(&x, "no root element");
+    *at = (long)(x.p - doc);
+    return x.error;
+}
+
+static void assert_well_formed(const char *doc)
+{
+    long at;
+    const char *problem = xml_problem(doc, &at);
+    ck_assert_msg(problem == NULL, "not well-formed XML: %s at offset %ld: \"%.60s\"", problem,
+                  at, doc + at);
+}
+
+/* ---- files ----------------------------------------------------------------------------- */
+
+#define PATH_SIZE 256
+
+static char dir[32];   /* a fresh directory for each test */
+
+static void make_dir(void)
+{
+    strcpy(dir, "/tmp/tapegrad_plot_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static char *path_in(char *buf, const char *name)
+{
+    snprintf(buf, PATH_SIZE, "%s/%s", dir, name);
+    return buf;
+}
+
+/* The names in dir (without . and ..), each followed by a space, as many as fit in size;
+ * returns how many there are. */
+static int list_dir(char *names, size_t size)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int count = 0;
+    names[0] = '\0';
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        count++;
+        if (strlen(names) + strlen(e->d_name) + 2 <= size) {
+            strcat(names, e->d_name);
+            strcat(names, " ");
+        }
+    }
+    closedir(d);
+    return count;
+}
+
+static void remove_dir(void)
+{
+    char names[4096], path[PATH_SIZE];
+    list_dir(names, sizeof names);
+    for (char *name = strtok(names, " "); name; name = strtok(NULL, " "))
+        remove(path_in(path, name));
+    rmdir(dir);
+}
+
+static void assert_dir_holds(int want)
+{
+    char names[4096];
+    int got = list_dir(names, sizeof names);
+    ck_assert_msg(got == want, "%s holds %d files (%s), expected %d", dir, got, names, want);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    rewind(f);
+    char *text = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_int_eq((long)fread(text, 1, (size_t)size, f), size);
+    text[size] = '\0';
+    fclose(f);
+    return text;
+}
+
+static char *write_and_read_svg(const tg_chart *chart)
+{
+    char path[PATH_SIZE];
+    tg_error err = { "" };
+    int rc = tg_chart_write_svg(chart, path_in(path, "chart.svg"), &err);
+    ck_assert_msg(rc == 0, "tg_chart_write_svg failed: %s", err.message);
+    return read_file(path);
+}
+
+static char *write_and_read_csv(const tg_chart *chart)
+{
+    char path[PATH_SIZE];
+    tg_error err = { "" };
+    int rc = tg_chart_write_csv(chart, path_in(path, "chart.csv"), &err);
+    ck_assert_msg(rc == 0, "tg_chart_write_csv failed: %s", err.message);
+    return read_file(path);
+}
+
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* No coordinate or label came out as nan or inf. */
+static void assert_no_nonfinite_numbers(const char *doc)
+{
+    ck_assert_msg(strstr(doc, "nan") == NULL, "\"nan\" in the SVG");
+    ck_assert_msg(strstr(doc, "inf") == NULL, "\"inf\" in the SVG");
+}
+
+static const float XS[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+
+/* ---- the checker itself ------------------------------------------------------------------ */
+
+START_TEST(test_xml_checker_accepts_well_formed_and_rejects_malformed_snippets)
+{
+    static const char *const malformed[] = {
+        "<a></a>",                                          /* no declaration */
+        "\n<?xml version=\"1.0\"?><a/>",                    /* declaration not first */
+        "<?xml version=\"1.0\"?>",                          /* no root */
+        "<?xml version=\"1.0\"?><a/><b/>",                  /* two roots */
+        "<?xml version=\"1.0\"?>text<a/>",                  /* text outside the root */
+        "<?xml version=\"1.0\"?><a><b></a></b>",            /* bad nesting */
+        "<?xml version=\"1.0\"?><a><b></b>",                /* not closed */
+        "<?xml version=\"1.0\"?><a></a></a>",               /* closed twice */
+        "<?xml version=\"1.0\"?><a x=1/>",                  /* unquoted attribute */
+        "<?xml version=\"1.0\"?><a x=\"1/>",                /* unterminated attribute */
+        "<?xml version=\"1.0\"?><a x=\"<\"/>",              /* '<' in an attribute */
+        "<?xml version=\"1.0\"?><a x=\"1\" x=\"2\"/>",      /* repeated attribute */
+        "<?xml version=\"1.0\"?><a x=\"1\"y=\"2\"/>",       /* no space between attributes */
+        "<?xml version=\"1.0\"?><a>1 < 2</a>",              /* raw '<' in text */
+        "<?xml version=\"1.0\"?><a>R&D</a>",                /* bare '&' in text */
+        "<?xml version=\"1.0\"?><a x=\"R&D\"/>",            /* bare '&' in an attribute */
+        "<?xml version=\"1.0\"?><a><!-- open </a>",         /* unterminated comment */
+    };
+    long at;
+    const char *good = "<?xml version=\"1.0\"?>\n<!-- c --><a x=\"1\" y='&amp;&#60;&#x3C;'>"
+                       "<b/>t &lt; &gt; &quot; > u<c></c></a>\n";
+    ck_assert_ptr_null(xml_problem(good, &at));
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++)
+        ck_assert_msg(xml_problem(malformed[i], &at) != NULL, "accepted: %s", malformed[i]);
+}
+END_TEST
+
+/* ---- SVG -------------------------------------------------------------------------------- */
+
+/* The attributes of the last <g> opened before `at`, up to its '>'. */
+static span enclosing_group(const char *doc, const char *at)
+{
+    const char *g = NULL;
+    for (const char *p = strstr(doc, "<g "); p && p < at; p = strstr(p + 1, "<g "))
+        g = p;
+    ck_assert_ptr_nonnull(g);
+    return (span){ g, (size_t)(strchr(g, '>') - g) };
+}
+
+/* Every polyline of a different series is drawn in a different style (stroke colour and
+ * dashes, set on the series' group). */
+static void assert_series_styles_differ(const char *doc, int n_series)
+{
+    span style[64];
+    int n = 0;
+    for (const char *p = strstr(doc, "<polyline"); p; p = strstr(p + 1, "<polyline")) {
+        ck_assert_int_lt(n, 64);
+        style[n++] = enclosing_group(doc, p);
+    }
+    ck_assert_int_eq(n, n_series);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            ck_assert_msg(!span_eq(style[i], style[j]), "series %d and %d look alike: %.*s", j,
+                          i, (int)style[i].n, style[i].s);
+}
+
+START_TEST(test_svg_is_well_formed_with_frame_axes_lines_and_legend)
+{
+    const float a[] = { 0.1f, 0.4f, 0.9f, 1.6f }, b[] = { 2, 1, 0, -1 }, c[] = { 5, 5, 4, 4 };
+    tg_series series[] = { { "alpha", XS, a, 4 }, { "beta", XS, b, 4 }, { "gamma", XS, c, 4 } };
+    tg_chart chart = { "Loss", "epoch", "value", 0, series, 3 };
+    char *doc = write_and_read_svg(&chart);
+    assert_well_formed(doc);
+    ck_assert_msg(strncmp(doc, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg ", 44) == 0,
+                  "starts: %.60s", doc);
+    ck_assert_ptr_nonnull(strstr(doc, "xmlns=\"http://www.w3.org/2000/svg\""));
+    ck_assert_ptr_nonnull(strstr(doc, "viewBox=\"0 0 "));
+    ck_assert_int_eq(count_of(doc, "<polyline"), 3);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_int_eq(count_of(doc, series[i].label), 1);
+    ck_assert_int_eq(count_of(doc, ">Loss</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">epoch</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">value</text>"), 1);
+    assert_series_styles_differ(doc, 3);
+    assert_no_nonfinite_numbers(doc);
+    free(doc);
+}
+END_TEST
+
+START_TEST(test_svg_gives_twelve_series_twelve_distinct_styles)
+{
+    float ys[12][3];
+    tg_series series[12];
+    for (int k = 0; k < 12; k++) {
+        for (int i = 0; i < 3; i++)
+            ys[k][i] = (float)(k + i);
+        series[k] = (tg_series){ "s", XS, ys[k], 3 };
+    }
+    tg_chart chart = { "many", "x", "y", 0, series, 12 };
+    char *doc = write_and_read_svg(&chart);
+    assert_well_formed(doc);
+    assert_series_styles_differ(doc, 12);
+    free(doc);
+}
+END_TEST
+
+START_TEST(test_svg_escapes_markup_in_title_axis_labels_and_legend)
+{
+    const float y[] = { 1, 2 };
+    tg_series series[] = { { "\"q\" <&> tab\there\x01", XS, y, 2 } };
+    tg_chart chart = { "a<b> & \"c\"", "x & y", "<y>", 0, series, 1 };
+    char *doc = write_and_read_svg(&chart);
+    assert_well_formed(doc);
+    ck_assert_int_eq(count_of(doc, ">a&lt;b&gt; &amp; &quot;c&quot;</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">x &amp; y</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">&lt;y&gt;</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">&quot;q&quot; &lt;&amp;&gt; tab here </text>"), 1);
+    ck_assert_ptr_null(strstr(doc, "<b>"));
+    ck_assert_ptr_null(strstr(doc, "<y>"));
+    for (const char *p = doc; *p; p++)
+        ck_assert_msg((unsigned char)*p >= 0x20 || *p == '\n', "control character %d at %ld",
+                      *p, (long)(p - doc));
+    free(doc);
+}
+END_TEST
+
+START_TEST(test_svg_breaks_lines_at_nan_and_inf)
+{
+    const float y[] = { 1, 2, NAN, 3, 4, INFINITY, 5, 6, -INFINITY, 7 };
+    const float gx[] = { 0, NAN, 2, 3 }, gy[] = { 1, 1, 2, 3 };
+    tg_series series[] = { { "gaps in y", XS, y, 10 }, { "gap in x", gx, gy, 4 } };
+    tg_chart chart = { "gaps", "x", "y", 0, series, 2 };
+    char *doc = write_and_read_svg(&chart);
+    assert_well_formed(doc);
+    /* y: runs {1,2} {3,4} {5,6} {7}; x: runs {0} {2,3}. A lone point is a dot. */
+    ck_assert_int_eq(count_of(doc, "<polyline"), 3 + 1);
+    ck_assert_int_eq(count_of(doc, "<circle"), 1 + 1);
+    assert_no_nonfinite_numbers(doc);
+    free(doc);
+}
+END_TEST
+
+START_TEST(test_svg_log_y_leaves_out_nonpositive_values)
+{
+    const float y[] = { 1, 0.1f, -1, 0.01f, 1e-3f, 0, 1e-4f, 1e-5f, NAN, 1e-6f };
+    tg_series series[] = { { "decay", XS, y, 10 } };
+    tg_chart chart = { "log", "step", "norm", 1, series, 1 };
+    char *doc = write_and_read_svg(&chart);
+    assert_well_formed(doc);
+    /* runs {1, 0.1} {0.01, 1e-3} {1e-4, 1e-5} {1e-6} */
+    ck_assert_int_eq(count_of(doc, "<polyline"), 3);
+    ck_assert_int_eq(count_of(doc, "<circle"), 1);
+    assert_no_nonfinite_numbers(doc);
+    free(doc);
+}
+END_TEST
+
+START_TEST(test_svg_log_ticks_are_powers_of_ten_labelled_readably)
+{
+    const float y[] = { 1e-6f, 3e-4f, 0.05f, 7.0f, 100.0f };
+    tg_series series[] = { { "norm", XS, y, 5 } };
+    tg_chart chart = { "log", "step", "norm", 1, series, 1 };
+    char *doc = write_and_read_svg(&chart);
+    static const char *const labels[] = { ">1e-6</text>", ">1e-5</text>", ">1e-4</text>",
+                                          ">1e-3</text>", ">0.01</text>", ">0.1</text>",
+                                          ">1</text>", ">10</text>", ">100</text>" };
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+        ck_assert_msg(count_of(doc, labels[i]) == 1, "no tick label %s", labels[i]);
+    free(doc);
+}
+END_TEST
+
+/* The y tick labels (the only right-aligned text), as numbers, in the order written; each
+ * label is at most 8 characters long. */
+static int y_tick_values(const char *doc, double *values, int max)
+{
+    int n = 0;
+    const char *mark = "text-anchor=\"end\" font-size=\"11\">";
+    for (const char *p = strstr(doc, mark); p && n < max; p = strstr(p + 1, mark)) {
+        const char *label = p + strlen(mark);
+        size_t length = strcspn(label, "<");
+        ck_assert_msg(length <= 8, "long tick label %.*s", (int)length, label);
+        values[n++] = strtod(label, NULL);
+    }
+    return n;
+}
+
+/* The ticks have one step, 1, 2 or 5 times a power of ten, and enclose [lo, hi]. */
+static void assert_nice_ticks_cover(float lo, float hi)
+{
+    const float y[] = { lo, hi };
+    tg_series series[] = { { "s", XS, y, 2 } };
+    tg_chart chart = { "t", "x", "y", 0, series, 1 };
+    char *doc = write_and_read_svg(&chart);
+    double v[64];
+    int n = y_tick_values(doc, v, 64);
+    ck_assert_int_ge(n, 3);
+    ck_assert_int_le(n, 12);
+    double step = v[1] - v[0];
+    double mantissa = step / pow(10, floor(log10(step)));
+    ck_assert_msg(fabs(mantissa - 1) < 1e-6 || fabs(mantissa - 2) < 1e-6 ||
+                      fabs(mantissa - 5) < 1e-6,
+                  "step %g for [%g, %g]", step, lo, hi);
+    for (int i = 1; i < n; i++)
+        ck_assert_msg(fabs(v[i] - v[i - 1] - step) < 1e-6 * step, "uneven ticks for [%g, %g]",
+                      lo, hi);
+    ck_assert_msg(v[0] <= lo && v[n - 1] >= hi, "ticks %g..%g do not cover [%g, %g]", v[0],
+                  v[n - 1], lo, hi);
+    free(doc);
+}
+
+START_TEST(test_svg_linear_ticks_step_by_1_2_or_5_cover_the_data_and_stay_short)
+{
+    assert_nice_ticks_cover(0, 0.87f);
+    assert_nice_ticks_cover(-3.2f, 117);
+    assert_nice_ticks_cover(0.25f, 0.25f);
+    assert_nice_ticks_cover(1000, 1003.5f);
+    assert_nice_ticks_cover(-0.004f, -0.001f);
+    assert_nice_ticks_cover(-3e7f, 2.9e7f);
+    assert_nice_ticks_cover(1e6f, 7.2e6f);
+    assert_nice_ticks_cover(-2e-8f, 1.5e-8f);
+}
+END_TEST
+
+START_TEST(test_svg_degenerate_and_extreme_ranges_give_finite_coordinates)
+{
+    const float one[] = { 3 }, flat[] = { 2, 2, 2 }, same_x[] = { 4, 4, 4 }, rising[] = { 1, 2, 3 };
+    const float huge[] = { -FLT_MAX, FLT_MAX, 0 }, tiny[] = { FLT_TRUE_MIN, 2 * FLT_TRUE_MIN, 0 };
+    const tg_series cases[][1] = {
+        { { "single point", one, one, 1 } }, { { "flat", XS, flat, 3 } },
+        { { "same x", same_x, rising, 3 } }, { { "huge", XS, huge, 3 } },
+        { { "tiny", XS, tiny, 3 } },         { { "zero points", XS, one, 0 } },
+    };
+    for (int log_y = 0; log_y <= 1; log_y++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            tg_chart chart = { cases[i][0].label, "x", "y", log_y, cases[i], 1 };
+            char *doc = write_and_read_svg(&chart);
+            assert_well_formed(doc);
+            assert_no_nonfinite_numbers(doc);
+            free(doc);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_svg_without_drawable_points_has_axes_and_a_note)
+{
+    const float nan3[] = { NAN, NAN, NAN }, negative[] = { -1, 0, -3 };
+    tg_series all_nan[] = { { "nothing", XS, nan3, 3 } };
+    tg_series nonpositive[] = { { "nothing positive", XS, negative, 3 } };
+    const tg_chart charts[] = { { "empty", "x", "y", 0, NULL, 0 },
+                                { "not a number", "x", "y", 0, all_nan, 1 },
+                                { "log of negatives", "x", "y", 1, nonpositive, 1 },
+                                { NULL, NULL, NULL, 1, NULL, 0 } };
+    for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++) {
+        char *doc = write_and_read_svg(&charts[i]);
+        assert_well_formed(doc);
+        ck_assert_int_eq(count_of(doc, "<polyline"), 0);
+        ck_assert_int_eq(count_of(doc, "<circle"), 0);
+        ck_assert_int_eq(count_of(doc, "points to draw</text>"), 1);
+        ck_assert_int_ge(count_of(doc, "<line "), 4);  /* tick marks */
+        ck_assert_int_ge(count_of(doc, "<rect "), 2);  /* background and frame */
+        assert_no_nonfinite_numbers(doc);
+        free(doc);
+    }
+}
+END_TEST
+
+/* ---- CSV -------------------------------------------------------------------------------- */
+
+START_TEST(test_csv_has_the_header_and_one_row_per_point)
+{
+    const float a[] = { 1, 2, 3 }, b[] = { NAN, 5 };
+    tg_series series[] = { { "a", XS, a, 3 }, { "b", XS, b, 2 }, { "empty", XS, a, 0 } };
+    tg_chart chart = { "t", "x", "y", 0, series, 3 };
+    char *csv = write_and_read_csv(&chart);
+    ck_assert_str_eq(csv, "series,x,y\na,0,1\na,1,2\na,2,3\nb,0,nan\nb,1,5\n");
+    free(csv);
+}
+END_TEST
+
+START_TEST(test_csv_values_read_back_equal_the_inputs)
+{
+    const float x[] = { 0.1f, -2.5e-7f, 123456.789f, FLT_MAX, FLT_TRUE_MIN, 1, 2, 3, 4 };
+    const float y[] = { 1.0f / 3, FLT_MIN, -FLT_MAX, 7e-30f, -0.0f,
+                        NAN,      INFINITY, -INFINITY, 0.7f };
+    enum { N = sizeof x / sizeof x[0] };
+    tg_series series[] = { { "v", x, y, N } };
+    tg_chart chart = { "t", "x", "y", 0, series, 1 };
+    char *csv = write_and_read_csv(&chart);
+    const char *p = csv + strlen("series,x,y\n");
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(strncmp(p, "v,", 2) == 0, "row %d: %.40s", i, p);
+        char *end;
+        float got_x = (float)strtod(p + 2, &end);
+        ck_assert_int_eq(*end, ',');
+        float got_y = (float)strtod(end + 1, &end);
+        ck_assert_int_eq(*end, '\n');
+        p = end + 1;
+        ck_assert_msg(got_x == x[i], "row %d: x %.9g != %.9g", i, got_x, x[i]);
+        ck_assert_msg(got_y == y[i] || (isnan(got_y) && isnan(y[i])), "row %d: y %.9g != %.9g",
+                      i, got_y, y[i]);
+    }
+    ck_assert_str_eq(p, "");
+    free(csv);
+}
+END_TEST
+
+START_TEST(test_csv_quotes_labels_with_comma_quote_or_newline)
+{
+    const float v[] = { 1 };
+    tg_series series[] = { { "a,b", XS, v, 1 },       { "say \"hi\"", XS, v, 1 },
+                           { "two\nlines", XS, v, 1 }, { "plain 'text'", XS, v, 1 },
+                           { "", XS, v, 1 },           { NULL, XS, v, 1 } };
+    tg_chart chart = { "t", "x", "y", 0, series, 6 };
+    char *csv = write_and_read_csv(&chart);
+    ck_assert_str_eq(csv, "series,x,y\n"
+                          "\"a,b\",0,1\n"
+                          "\"say \"\"hi\"\"\",0,1\n"
+                          "\"two\nlines\",0,1\n"
+                          "plain 'text',0,1\n"
+                          ",0,1\n"
+                          ",0,1\n");
+    free(csv);
+}
+END_TEST
+
+/* ---- failures ----------------------------------------------------------------------------- */
+
+typedef int (*chart_writer)(const tg_chart *, const char *, tg_error *);
+
+static const chart_writer WRITERS[] = { tg_chart_write_svg, tg_chart_write_csv };
+static const char *const WRITER_NAMES[] = { "tg_chart_write_svg", "tg_chart_write_csv" };
+
+START_TEST(test_missing_directory_gives_an_error_naming_the_path)
+{
+    const float v[] = { 1, 2 };
+    tg_series series[] = { { "s", XS, v, 2 } };
+    tg_chart chart = { "t", "x", "y", 0, series, 1 };
+    char path[PATH_SIZE], want[PATH_SIZE + 64];
+    path_in(path, "missing/a.out");
+    snprintf(want, sizeof want, "%s: cannot open for writing: No such file or directory", path);
+    for (int i = 0; i < 2; i++) {
+        tg_error err = { "" };
+        ck_assert_int_eq(WRITERS[i](&chart, path, &err), -1);
+        ck_assert_str_eq(err.message, want);
+        ck_assert_int_eq(WRITERS[i](&chart, path, NULL), -1);
+    }
+    assert_dir_holds(0);
+}
+END_TEST
+
+static void assert_fails_with(const tg_chart *chart, const char *path, const char *want)
+{
+    for (int i = 0; i < 2; i++) {
+        tg_error err = { "" };
+        ck_assert_int_eq(WRITERS[i](chart, path, &err), -1);
+        char expected[PATH_SIZE + 128];
+        snprintf(expected, sizeof expected, want, path ? path : WRITER_NAMES[i]);
+        ck_assert_str_eq(err.message, expected);
+        ck_assert_int_eq(WRITERS[i](chart, path, NULL), -1);
+    }
+}
+
+START_TEST(test_bad_arguments_give_an_error_and_write_nothing)
+{
+    const float v[] = { 1, 2, 3 };
+    char path[PATH_SIZE];
+    path_in(path, "a.out");
+    tg_series good = { "s", XS, v, 3 };
+    tg_chart chart = { "t", "x", "y", 0, &good, 1 };
+    assert_fails_with(&chart, NULL, "%s: path is NULL");
+    assert_fails_with(NULL, path, "%s: chart is NULL");
+    chart.n_series = -1;
+    assert_fails_with(&chart, path, "%s: n_series is negative (-1)");
+    chart = (tg_chart){ "t", "x", "y", 0, NULL, 2 };
+    assert_fails_with(&chart, path, "%s: series is NULL with n_series 2");
+    tg_series bad[] = { good, { "s", XS, v, -4 } };
+    chart = (tg_chart){ "t", "x", "y", 0, bad, 2 };
+    assert_fails_with(&chart, path, "%s: series 1: n is negative (-4)");
+    bad[1] = (tg_series){ "s", NULL, v, 3 };
+    assert_fails_with(&chart, path, "%s: series 1: x or y is NULL with n 3");
+    bad[1] = (tg_series){ "s", XS, NULL, 3 };
+    assert_fails_with(&chart, path, "%s: series 1: x or y is NULL with n 3");
+    assert_dir_holds(0);
+}
+END_TEST
+
+START_TEST(test_failed_rename_leaves_no_temporary_file)
+{
+    const float v[] = { 1, 2 };
+    tg_series series[] = { { "s", XS, v, 2 } };
+    tg_chart chart = { "t", "x", "y", 0, series, 1 };
+    char path[PATH_SIZE];
+    ck_assert_int_eq(mkdir(path_in(path, "taken"), 0700), 0);
+    for (int i = 0; i < 2; i++) {
+        tg_error err = { "" };
+        ck_assert_int_eq(WRITERS[i](&chart, path, &err), -1);
+        ck_assert_msg(strncmp(err.message, path, strlen(path)) == 0 &&
+                          strstr(err.message, ": cannot move the new file into place: ") != NULL,
+                      "message: %s", err.message);
+        assert_dir_holds(1);
+    }
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+}
+END_TEST
+
+/* A file size limit (RLIMIT_FSIZE) makes the writes fail part way with EFBIG. */
+START_TEST(test_failed_write_leaves_no_file_and_says_why)
+{
+    static float many[5000];
+    for (int i = 0; i < 5000; i++)
+        many[i] = (float)i;
+    tg_series series[] = { { "many", many, many, 5000 } };
+    tg_chart chart = { "t", "x", "y", 0, series, 1 };
+    char path[PATH_SIZE], want[PATH_SIZE + 64];
+    path_in(path, "big.out");
+    snprintf(want, sizeof want, "%s: cannot write: File too large", path);
+    struct rlimit old, small;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = (struct rlimit){ 1000, old.rlim_max };
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+    tg_error err[2] = { { "" }, { "" } };
+    int rc[2];
+    for (int i = 0; i < 2; i++)
+        rc[i] = WRITERS[i](&chart, path, &err[i]);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(rc[i], -1);
+        ck_assert_str_eq(err[i].message, want);
+    }
+    assert_dir_holds(0);
+}
+END_TEST
+
+START_TEST(test_writing_again_replaces_the_whole_file_and_clears_the_error)
+{
+    float many[100];
+    for (int i = 0; i < 100; i++)
+        many[i] = (float)i;
+    const float one[] = { 1 };
+    tg_series big[] = { { "big", many, many, 100 } }, small[] = { { "small", XS, one, 1 } };
+    tg_chart chart = { "t", "x", "y", 0, big, 1 };
+    char path[PATH_SIZE];
+    path_in(path, "chart.csv");
+    tg_error err = { "left over" };
+    ck_assert_int_eq(tg_chart_write_csv(&chart, path, &err), 0);
+    ck_assert_str_eq(err.message, "");
+    chart.series = small;
+    ck_assert_int_eq(tg_chart_write_csv(&chart, path, &err), 0);
+    char *csv = read_file(path);
+    ck_assert_str_eq(csv, "series,x,y\nsmall,0,1\n");
+    free(csv);
+    assert_dir_holds(1);
+}
+END_TEST
+
+Suite *plot_suite(void)
+{
+    Suite *s = suite_create("plot");
+    TCase *svg = tcase_create("svg"), *csv = tcase_create("csv"), *errors = tcase_create("errors");
+    tcase_add_checked_fixture(svg, make_dir, remove_dir);
+    tcase_add_checked_fixture(csv, make_dir, remove_dir);
+    tcase_add_checked_fixture(errors, make_dir, remove_dir);
+    tcase_add_test(svg, test_xml_checker_accepts_well_formed_and_rejects_malformed_snippets);
+    tcase_add_test(svg, test_svg_is_well_formed_with_frame_axes_lines_and_legend);
+    tcase_add_test(svg, test_svg_gives_twelve_series_twelve_distinct_styles);
+    tcase_add_test(svg, test_svg_escapes_markup_in_title_axis_labels_and_legend);
+    tcase_add_test(svg, test_svg_breaks_lines_at_nan_and_inf);
+    tcase_add_test(svg, test_svg_log_y_leaves_out_nonpositive_values);
+    tcase_add_test(svg, test_svg_log_ticks_are_powers_of_ten_labelled_readably);
+    tcase_add_test(svg, test_svg_linear_ticks_step_by_1_2_or_5_cover_the_data_and_stay_short);
+    tcase_add_test(svg, test_svg_degenerate_and_extreme_ranges_give_finite_coordinates);
+    tcase_add_test(svg, test_svg_without_drawable_points_has_axes_and_a_note);
+    tcase_add_test(csv, test_csv_has_the_header_and_one_row_per_point);
+    tcase_add_test(csv, test_csv_values_read_back_equal_the_inputs);
+    tcase_add_test(csv, test_csv_quotes_labels_with_comma_quote_or_newline);
+    tcase_add_test(errors, test_missing_directory_gives_an_error_naming_the_path);
+    tcase_add_test(errors, test_bad_arguments_give_an_error_and_write_nothing);
+    tcase_add_test(errors, test_failed_rename_leaves_no_temporary_file);
+    tcase_add_test(errors, test_failed_write_leaves_no_file_and_says_why);
+    tcase_add_test(errors, test_writing_again_replaces_the_whole_file_and_clears_the_error);
+    suite_add_tcase(s, svg);
+    suite_add_tcase(s, csv);
+    suite_add_tcase(s, errors);
+    return s;
+}
