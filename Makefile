@@ -7,7 +7,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Wpedantic
 CPPFLAGS := -Iinclude
-LDLIBS  := -lm
+LDLIBS  := -lm -pthread
 
 BUILD    := build
 LIB      := $(BUILD)/libtapegrad.a

@@ -207,6 +207,15 @@ void tg_zero_grad(tg_tensor *const *params, int n);    /* set every grad of para
  * when params is NULL or holds a NULL. */
 int  tg_sgd_step(tg_tensor *const *params, int n, float lr);
 
+/* ---- Threads ------------------------------------------------------------------------------ */
+
+/* Split large matrix products over n threads (the caller's included; 1, the default, runs
+ * everything on the caller's thread). Returns the number in effect: n clamped to 1..64, or
+ * fewer if the system refused a thread. Call it from one thread, outside a forward or
+ * backward pass; call tg_set_threads(1) before exit to stop the workers. Small products
+ * stay on one thread, so it only pays off for hidden sizes in the hundreds. */
+int tg_set_threads(int n);
+
 /* ---- Gradient instruments ------------------------------------------------------------ */
 
 /* The L2 norm of t's grad, e.g. ||dL/dh_t|| read off the tape after tg_backward.

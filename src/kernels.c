@@ -8,10 +8,13 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "threads.h"
 
 /* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MC x KC block of A (72 KiB)
  * near L1, and the MR x NR tile of C in registers. */
 enum { MR = 6, NR = 16, KC = 256, MC = 72, NC = 256, TINY = 8 * 8 * 8 };
+/* Products with fewer multiply-adds than this stay on one thread. */
+#define PARALLEL_MIN (1L << 21)
 
 /* A matrix operand read through strides: element (i, j) is at p[i * row + j * col]. */
 typedef struct view { const float *p; long row, col; } view;
@@ -149,12 +152,38 @@ static void gemm_tiny(int m, int n, int k, view A, view B, float *C)
         }
 }
 
+/* A product split by rows of C: task t computes rows t * rows_per_task onwards. */
+typedef struct row_split {
+    int m, n, k, rows_per_task;
+    view A, B;
+    float *C;
+} row_split;
+
+static void gemm_rows_task(void *ctx, int task)
+{
+    row_split *s = ctx;
+    int first = task * s->rows_per_task;
+    int rows = s->m - first < s->rows_per_task ? s->m - first : s->rows_per_task;
+    if (rows <= 0)
+        return;
+    view A = { s->A.p + first * s->A.row, s->A.row, s->A.col };
+    gemm_blocked(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n);
+}
+
 static void gemm(int m, int n, int k, view A, view B, float *C)
 {
-    if ((long)m * n * k <= TINY)
+    long work = (long)m * n * k;
+    int threads = tg_thread_count();
+    if (work <= TINY) {
         gemm_tiny(m, n, k, A, B, C);
-    else
+    } else if (threads == 1 || work < PARALLEL_MIN || m < 2 * MR) {
         gemm_blocked(m, n, k, A, B, C);
+    } else {
+        int per_task = (m + threads - 1) / threads;
+        per_task = (per_task + MR - 1) / MR * MR;
+        row_split split = { m, n, k, per_task, A, B, C };
+        tg_parallel_for(threads, gemm_rows_task, &split);
+    }
 }
 
 void tg_kernel_matmul(int m, int n, int k, const float *A, const float *B, float *C, int accumulate)

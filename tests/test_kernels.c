@@ -1,6 +1,6 @@
 /* test_kernels.c: the three matrix products against a double-precision reference, at sizes
  * that are not multiples of the tiles (1, 7, 33, ...), through both the SIMD micro-kernel
- * (where the CPU has one) and the plain C one. */
+ * (where the CPU has one) and the plain C one, on one thread and split over several. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -62,6 +62,7 @@ static double product_error(int kind, int m, int n, int k)
 static const int SIZES[][3] = {
     { 1, 1, 1 }, { 7, 7, 7 }, { 33, 33, 33 }, { 1, 40, 3 }, { 40, 1, 50 }, { 6, 16, 1 },
     { 13, 17, 300 }, { 100, 70, 257 }, { 75, 260, 19 }, { 257, 5, 9 },
+    { 150, 70, 257 }, { 257, 65, 130 }, /* big enough to be split over threads */
 };
 #define N_SIZES ((int)(sizeof SIZES / sizeof SIZES[0]))
 
@@ -90,6 +91,14 @@ START_TEST(test_products_match_double_reference_with_the_plain_c_kernel)
 }
 END_TEST
 
+START_TEST(test_products_match_double_reference_split_over_threads)
+{
+    ck_assert_int_eq(tg_set_threads(3), 3);
+    check_all_products();
+    ck_assert_int_eq(tg_set_threads(1), 1);
+}
+END_TEST
+
 START_TEST(test_overwriting_product_ignores_what_c_held)
 {
     float A[6] = { 1, 2, 3, 4, 5, 6 }, B[6] = { 1, 0, 0, 1, 1, 1 }, C[4] = { 99, 99, 99, 99 };
@@ -108,6 +117,7 @@ Suite *kernels_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_products_match_double_reference_with_the_fastest_kernel);
     tcase_add_test(tc, test_products_match_double_reference_with_the_plain_c_kernel);
+    tcase_add_test(tc, test_products_match_double_reference_split_over_threads);
     tcase_add_test(tc, test_overwriting_product_ignores_what_c_held);
     suite_add_tcase(s, tc);
     return s;

@@ -1,0 +1,13 @@
+/* threads.h: private to the library. A small pool of worker threads that the kernels use to
+ * split large matrix products (opt-in through tg_set_threads). */
+#ifndef TAPEGRAD_THREADS_H
+#define TAPEGRAD_THREADS_H
+
+/* The number of threads work is split over, the caller's included (1 unless tg_set_threads). */
+int tg_thread_count(void);
+
+/* Run fn(ctx, task) for task = 0 .. n_tasks - 1, spread over the pool; returns when all are
+ * done. Task t runs on thread t mod tg_thread_count(), the caller being thread 0. */
+void tg_parallel_for(int n_tasks, void (*fn)(void *ctx, int task), void *ctx);
+
+#endif
