@@ -87,6 +87,9 @@ tg_tensor *tg_rows(tg_tape *tape, tg_tensor *a, int first, int n); /* n x cols: 
 tg_tensor *tg_sum(tg_tape *tape, tg_tensor *a);                  /* 1 x 1: y = sum of all a[i][j] */
 tg_tensor *tg_mean(tg_tape *tape, tg_tensor *a);                 /* 1 x 1: y = sum(a) / (rows cols) */
 tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target); /* 1 x 1: mean of (pred - target)^2; same shape */
+/* 1 x 1: softmax cross-entropy, the mean over columns j of -log softmax(logits_j)[classes[j]];
+ * logits: n_classes x batch, classes: batch class indices in 0..n_classes-1 (copied). */
+tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int *classes);
 
 /* Fill the grad of every tensor on the tape with d(loss)/d(tensor) and add d(loss)/d(p)
  * to the grad of every parameter p the loss depends on. loss must be a 1 x 1 tensor made

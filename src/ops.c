@@ -298,6 +298,59 @@ tg_tensor *tg_mean(tg_tape *tape, tg_tensor *a)
     return y;
 }
 
+/* ---- softmax cross-entropy: for logits z (classes x batch) and a class c_j per column j,
+ *      y = mean over j of -log softmax(z_j)[c_j] = mean of (logsumexp(z_j) - z_j[c_j]);
+ *      dz_j += (softmax(z_j) - onehot(c_j)) dy / batch ------------------------------------- */
+
+/* log(sum_i exp(z[i * stride])) over n values, shifted by the max so exp cannot overflow. */
+static float log_sum_exp(const float *z, int n, int stride)
+{
+    float max = z[0];
+    for (int i = 1; i < n; i++)
+        max = z[i * stride] > max ? z[i * stride] : max;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)z[i * stride] - max);
+    return max + (float)log(sum);
+}
+
+static void cross_entropy_backward(tg_node *n)
+{
+    tg_tensor *z = n->in[0];
+    float share = n->out.grad[0] / (float)z->cols;
+    for (int j = 0; j < z->cols; j++) {
+        float lse = log_sum_exp(z->data + j, z->rows, z->cols);
+        for (int i = 0; i < z->rows; i++) {
+            float p = expf(z->data[i * z->cols + j] - lse);
+            z->grad[i * z->cols + j] += share * (p - (i == n->labels[j] ? 1.0f : 0.0f));
+        }
+    }
+}
+static const tg_op CROSS_ENTROPY = { "tg_cross_entropy", cross_entropy_backward };
+
+tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int *classes)
+{
+    if (!tg_inputs_ok(tape, CROSS_ENTROPY.name, 1, logits, NULL))
+        return NULL;
+    if (!classes)
+        return tg_fail(tape, "tg_cross_entropy: classes is NULL");
+    for (int j = 0; j < logits->cols; j++)
+        if (classes[j] < 0 || classes[j] >= logits->rows)
+            return tg_fail(tape, "tg_cross_entropy: class %d of column %d is not in 0..%d",
+                           classes[j], j, logits->rows - 1);
+    tg_tensor *y = tg_record(tape, &CROSS_ENTROPY, logits, NULL, 1, 1);
+    int *labels = y ? tg_arena_alloc(tape, (size_t)logits->cols * sizeof(int)) : NULL;
+    if (!labels)
+        return y ? tg_fail(tape, "tg_cross_entropy: out of memory") : NULL;
+    memcpy(labels, classes, (size_t)logits->cols * sizeof(int));
+    y->node->labels = labels;
+    double total = 0.0;
+    for (int j = 0; j < logits->cols; j++)
+        total += log_sum_exp(logits->data + j, logits->rows, logits->cols) - logits->data[classes[j] * logits->cols + j];
+    y->data[0] = (float)(total / logits->cols);
+    return y;
+}
+
 /* ---- mse: y = sum((p - t)^2) / N (1 x 1);  dp += 2 (p - t) dy / N,  dt -= the same ---- */
 
 static void mse_backward(tg_node *n)

@@ -76,6 +76,11 @@ static void *arena_alloc(tg_tape *tape, size_t bytes)
     return fresh->mem;
 }
 
+void *tg_arena_alloc(tg_tape *tape, size_t bytes)
+{
+    return arena_alloc(tape, bytes);
+}
+
 tg_tape *tg_tape_new(void)
 {
     return calloc(1, sizeof(tg_tape));

@@ -25,6 +25,7 @@ struct tg_node {
     tg_tensor *in[TG_MAX_INPUTS];      /* the inputs, NULL where unused */
     float scalar;                      /* a constant the op needs (tg_scale's s) */
     int first_row;                     /* tg_rows: the first row taken */
+    const int *labels;                 /* tg_cross_entropy: the class of each column */
     bool reached;                      /* set by tg_backward: the loss depends on it */
     tg_node *prev;                     /* the node recorded before this one */
 };
@@ -33,6 +34,10 @@ struct tg_node {
  * that the caller's forward fills. NULL (with the tape's error set) when out of memory. */
 tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b,
                      int rows, int cols);
+
+/* bytes of tape memory, valid until the next reset (for what an op must keep besides
+ * tensors); NULL if out of memory. */
+void *tg_arena_alloc(tg_tape *tape, size_t bytes);
 
 /* Keep the first error on the tape (printf-style); returns NULL so callers can return it. */
 tg_tensor *tg_fail(tg_tape *tape, const char *fmt, ...)

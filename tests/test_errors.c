@@ -117,6 +117,15 @@ START_TEST(test_null_inputs_give_null_and_name_the_op)
     tg_tape_reset(tape);
     ck_assert_ptr_null(tg_rows(tape, NULL, 0, 1));
     assert_error(tape, "tg_rows: input 1 is NULL");
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_cross_entropy(tape, NULL, (int[]){ 0 }));
+    assert_error(tape, "tg_cross_entropy: input 1 is NULL");
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_cross_entropy(tape, tg_input(tape, 3, 2, NULL), NULL));
+    assert_error(tape, "tg_cross_entropy: classes is NULL");
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_cross_entropy(tape, tg_input(tape, 3, 2, NULL), (int[]){ 0, 3 }));
+    assert_error(tape, "tg_cross_entropy: class 3 of column 1 is not in 0..2");
     ck_assert_ptr_null(tg_input(NULL, 1, 1, NULL));
     ck_assert_int_eq(tg_backward(NULL, NULL), -1);
     ck_assert_ptr_nonnull(tg_tape_error(NULL));

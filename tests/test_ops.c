@@ -76,6 +76,13 @@ START_TEST(test_reductions_sum_mean_mse)
     assert_values(tg_mean(tape, a), 1, 1, (float[]){ 3 });
     /* differences 1, 0, -2, 0: squares sum to 5, over 4 values */
     assert_values(tg_mse(tape, a, t), 1, 1, (float[]){ 1.25f });
+    /* column 0: logits (0, ln 3), class 1: -log(3/4); column 1: logits (ln 3, 0), class 1:
+     * -log(1/4); the mean is log 4 - log(3)/2. Huge logits stay finite. */
+    float ln3 = logf(3.0f);
+    tg_tensor *z = tg_input(tape, 2, 2, (float[]){ 0, ln3, ln3, 0 });
+    assert_values(tg_cross_entropy(tape, z, (int[]){ 1, 1 }), 1, 1, (float[]){ logf(4.0f) - ln3 / 2 });
+    tg_tensor *huge = tg_input(tape, 2, 1, (float[]){ 1000.0f, -1000.0f });
+    assert_values(tg_cross_entropy(tape, huge, (int[]){ 1 }), 1, 1, (float[]){ 2000.0f });
     tg_tape_free(tape);
 }
 END_TEST
@@ -95,6 +102,10 @@ static tg_tensor *f_rows(tg_tape *tp, tg_tensor **in) { return tg_rows(tp, in[0]
 static tg_tensor *f_sum(tg_tape *tp, tg_tensor **in) { return tg_sum(tp, in[0]); }
 static tg_tensor *f_mean(tg_tape *tp, tg_tensor **in) { return tg_mean(tp, in[0]); }
 static tg_tensor *f_mse(tg_tape *tp, tg_tensor **in) { return tg_mse(tp, in[0], in[1]); }
+static tg_tensor *f_cross_entropy(tg_tape *tp, tg_tensor **in)
+{
+    return tg_cross_entropy(tp, tg_scale(tp, in[0], 3.0f), (int[]){ 2, 0, 4 });
+}
 
 /* Three steps of the RNN cell (W_h = in[0], W_x = in[1], b = in[2]) from h_0 = in[3];
  * x_t is column t of in[4], picked out by a matmul with a one-hot column. Checks BPTT
@@ -135,6 +146,7 @@ static const op_case OP_CASES[] = {
     { "sum", f_sum, 1, { { 3, 2 } } },
     { "mean", f_mean, 1, { { 2, 5 } } },
     { "mse", f_mse, 2, { { 3, 4 }, { 3, 4 } } },
+    { "cross_entropy", f_cross_entropy, 1, { { 5, 3 } } },
     { "three rnn cell steps", f_three_cell_steps, 5, { { 3, 3 }, { 3, 2 }, { 3, 1 }, { 3, 1 }, { 2, 3 } } },
 };
 #define N_OP_CASES ((int)(sizeof OP_CASES / sizeof OP_CASES[0]))
