@@ -112,7 +112,7 @@ uint64_t tg_rng_next(tg_rng *rng);                     /* 64 uniform random bits
 float    tg_rng_uniform(tg_rng *rng);                  /* uniform in [0, 1), 24 random bits */
 float    tg_rng_normal(tg_rng *rng);                   /* standard normal (Box-Muller in double) */
 
-void tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng); /* every value uniform in [lo, hi) */
+void tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng); /* every value uniform in [lo, hi] */
 void tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng); /* every value N(mean, std^2) */
 /* (both do nothing when t or rng is NULL) */
 /* t = gain Q with Q a random orthogonal matrix (Gram-Schmidt on Gaussian samples): for a
@@ -277,6 +277,68 @@ int tg_chart_write_svg(const tg_chart *chart, const char *path, tg_error *err);
 /* Write the chart's points as CSV with the header "series,x,y", one row per point, numbers
  * with 9 significant digits (floats read back exactly), labels quoted when needed. */
 int tg_chart_write_csv(const tg_chart *chart, const char *path, tg_error *err);
+
+/* ---- Optimizers ---------------------------------------------------------------------------
+ * One interface over SGD, SGD with momentum, Adagrad and Adam, with PyTorch's update rules
+ * (torch.optim.SGD, Adagrad, Adam; Adam bias-corrected). The state (velocities, moment
+ * estimates) is allocated once by tg_optimizer_new, so a step allocates nothing. */
+
+typedef enum tg_optimizer_kind { TG_SGD, TG_MOMENTUM, TG_ADAGRAD, TG_ADAM } tg_optimizer_kind;
+
+typedef struct tg_optimizer {
+    tg_optimizer_kind kind;
+    float lr;          /* all */
+    float momentum;    /* TG_MOMENTUM: v = momentum v + g; p -= lr v (default 0.9) */
+    float beta1, beta2; /* TG_ADAM: moment decay rates (defaults 0.9, 0.999) */
+    float eps;         /* TG_ADAGRAD (default 1e-10), TG_ADAM (default 1e-8) */
+    long steps;        /* steps taken so far (Adam's bias correction uses it) */
+    struct tg_optimizer_state *state; /* private */
+} tg_optimizer;
+
+/* An optimizer over params[0..n-1] (the array is copied; the tensors must outlive it), with
+ * the defaults above; change the fields before the first step to use others. NULL on NULL
+ * params, a NULL in them, a non-finite or negative lr, or out of memory. */
+tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr);
+void          tg_optimizer_free(tg_optimizer *opt);          /* NULL is fine */
+void          tg_optimizer_zero_grad(tg_optimizer *opt);     /* zero every parameter's grad */
+/* One update from the current grads. Returns 0, or -1 and changes nothing (weights and
+ * state alike) when a gradient is NaN or Inf or a setting is invalid. */
+int           tg_optimizer_step(tg_optimizer *opt);
+
+/* ---- Checkpoints (safetensors) ------------------------------------------------------------
+ * The safetensors format: an 8-byte little-endian header length, a JSON header mapping each
+ * tensor name to its dtype ("F32"), shape and byte offsets, then the raw little-endian data.
+ * Cells are saved under PyTorch's state_dict names (weight_ih, weight_hh, bias_ih, bias_hh,
+ * biases 1-D as in PyTorch), so a file loads into torch.nn.RNNCell / LSTMCell / GRUCell with
+ * load_state_dict, and back. The RNN and LSTM cells keep one bias b: it is saved as bias_ih
+ * with a zero bias_hh, and bias_ih + bias_hh is loaded into b.
+ *
+ * Loading checks the whole file first (size, header length, JSON, dtypes, names, shapes,
+ * offsets in range and not overlapping) and changes nothing unless all of it is right; on
+ * failure it returns -1 with a message naming the file and the problem. Saving writes a
+ * temporary file and renames it over the old one. */
+
+/* A tensor under a name, for a model of your own (e.g. a readout layer). */
+typedef struct tg_named {
+    const char *name;
+    tg_tensor *tensor;
+} tg_named;
+
+/* Save tensors[0..n-1] with shape [rows, cols]. */
+int tg_save(const char *path, const tg_named *tensors, int n, tg_error *err);
+/* Load every named tensor from the file, which must hold it with shape [rows, cols] (or
+ * [rows] when cols is 1); other tensors in the file are ignored. */
+int tg_load(const char *path, const tg_named *tensors, int n, tg_error *err);
+
+int tg_rnn_cell_save(const tg_rnn_cell *cell, const char *path, tg_error *err);
+int tg_rnn_cell_load(tg_rnn_cell *cell, const char *path, tg_error *err);   /* shapes must match */
+int tg_lstm_cell_save(const tg_lstm_cell *cell, const char *path, tg_error *err);
+int tg_lstm_cell_load(tg_lstm_cell *cell, const char *path, tg_error *err);
+int tg_gru_cell_save(const tg_gru_cell *cell, const char *path, tg_error *err);
+int tg_gru_cell_load(tg_gru_cell *cell, const char *path, tg_error *err);
+/* Through the common interface: "rnn", "lstm" and "gru" cells. */
+int tg_cell_save(const tg_cell *cell, const char *path, tg_error *err);
+int tg_cell_load(tg_cell *cell, const char *path, tg_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,522 @@
+/* test_cell.c: the vanilla RNN cell against PyTorch reference values, and its inits.
+ * Every h_t, the loss and the BPTT gradients match tests/fixtures/rnn_cell.txt both through
+ * tg_rnn_cell_forward and through the primitive nodes; the comparison catches a gradient 1%
+ * off; the inits follow their rules; the fixture reader rejects malformed files with a
+ * message. */
+#include <check.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "tapegrad.h"
+
+#define CELL_FIXTURE_PATH "tests/fixtures/rnn_cell.txt"   /* tests run from the repo root */
+#define CELL_TOLERANCE 1e-4                               /* relative error, defined below */
+#define CELL_PERTURBATION 1.01f                           /* "1% wrong" */
+#define CELL_MAX_DIM 10000                                /* guards against a corrupt file */
+#define CELL_MAX_VALUES 100000000LL
+
+typedef enum { CELL_VIA_FORWARD, CELL_VIA_PRIMITIVES } cell_path;
+
+static const char *const cell_path_names[] = { "tg_rnn_cell_forward", "primitive nodes" };
+
+/* What cell_check_case found for one fixture case. */
+typedef struct cell_result {
+    bool ran;               /* false: the case could not be run; message says why */
+    double worst;           /* the largest relative error over all compared tensors */
+    char worst_tensor[32];  /* which tensor it was, e.g. "dW_h" or "h[3]" (step from 0) */
+    char message[512];
+} cell_result;
+
+/* One case's arrays in the fixture file (format in fixture.h, keys in gen_rnn_fixtures.py). */
+typedef struct cell_reference {
+    const double *W_h, *W_x, *b, *h0, *x, *y;      /* the inputs */
+    const double *h, *loss;                        /* the forward */
+    const double *dW_h, *dW_x, *db, *dh0, *dx;     /* the gradients of the loss */
+} cell_reference;
+
+static fixture_set *cell_fixtures;  /* loaded by cell_setup for each test */
+
+static void cell_setup(void)
+{
+    char err[512];
+    cell_fixtures = fixture_load(CELL_FIXTURE_PATH, err, sizeof err);
+    ck_assert_msg(cell_fixtures != NULL, "%s", err);
+}
+
+static void cell_teardown(void)
+{
+    fixture_free(cell_fixtures);
+    cell_fixtures = NULL;
+}
+
+/* The relative error of a tensor: max |ours - ref| / max(max |ref|, 1e-6). Dividing by the
+ * tensor's largest reference value (not element by element) keeps elements near zero from
+ * dominating; the 1e-6 floor makes it an absolute error for an all-but-zero tensor. A NaN
+ * in ours gives NaN, which fails the comparison. */
+static double cell_relative_error(const float *ours, const double *ref, int n)
+{
+    double diff = 0.0, scale = 1e-6;
+    for (int k = 0; k < n; k++) {
+        double d = fabs((double)ours[k] - ref[k]);
+        if (isnan(d))
+            return NAN;                  /* fails every comparison with the tolerance */
+        if (d > diff)
+            diff = d;
+        if (fabs(ref[k]) > scale)
+            scale = fabs(ref[k]);
+    }
+    return diff / scale;
+}
+
+static void cell_note(cell_result *r, const char *tensor, int step, const float *ours,
+                      const double *ref, int n)
+{
+    double e = cell_relative_error(ours, ref, n);
+    if (isnan(r->worst))
+        return;                          /* a NaN stays the worst */
+    if (!(e <= r->worst)) {
+        r->worst = e;
+        if (step < 0)
+            snprintf(r->worst_tensor, sizeof r->worst_tensor, "%s", tensor);
+        else
+            snprintf(r->worst_tensor, sizeof r->worst_tensor, "%s[%d]", tensor, step);
+    }
+}
+
+static void cell_copy(float *to, const double *from, int n)
+{
+    for (int k = 0; k < n; k++)
+        to[k] = (float)from[k];
+}
+
+static void cell_scale(float *values, int n, float s)
+{
+    for (int k = 0; k < n; k++)
+        values[k] *= s;
+}
+
+/* Run case c on a fresh tape along path: T steps of the cell from h0, loss = the sum over t
+ * of tg_mse(h_t, y_t) joined with tg_add, then tg_backward. When perturb names a gradient
+ * ("dW_h", "dW_x", "db", "dh0" or "dx": every step), ours is scaled by 1.01 before the
+ * comparison. Compares every h_t, the loss and every gradient against the fixture and
+ * frees everything before returning, so a failed check leaks nothing. */
+static cell_result cell_check_case(const fixture_case *c, cell_path path, const char *perturb)
+{
+    cell_result r = { .ran = false };
+    const int I = c->input, H = c->hidden, B = c->batch, T = c->steps;
+    if (I > CELL_MAX_DIM || H > CELL_MAX_DIM || B > CELL_MAX_DIM || T > CELL_MAX_DIM ||
+        (long long)T * (I > H ? I : H) * B > CELL_MAX_VALUES ||
+        (long long)H * H > CELL_MAX_VALUES) {
+        snprintf(r.message, sizeof r.message, "case %s: I=%d H=%d B=%d T=%d is too large for "
+                 "this test", c->name, I, H, B, T);
+        return r;
+    }
+    cell_reference ref;
+    const struct { const double **to; const char *key; int count; } arrays[] = {
+        { &ref.W_h, "W_h", H * H }, { &ref.W_x, "W_x", H * I }, { &ref.b, "b", H },
+        { &ref.h0, "h0", H * B }, { &ref.x, "x", T * I * B }, { &ref.y, "y", T * H * B },
+        { &ref.h, "h", T * H * B }, { &ref.loss, "loss", 1 }, { &ref.dW_h, "dW_h", H * H },
+        { &ref.dW_x, "dW_x", H * I }, { &ref.db, "db", H }, { &ref.dh0, "dh0", H * B },
+        { &ref.dx, "dx", T * I * B },
+    };
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
+        *arrays[i].to = fixture_values(c, arrays[i].key, arrays[i].count, r.message,
+                                       sizeof r.message);
+        if (!*arrays[i].to)
+            return r;
+    }
+
+    tg_tape *tape = tg_tape_new();
+    tg_rnn_cell *cell = NULL;
+    tg_tensor *W_h, *W_x, *b;
+    if (path == CELL_VIA_FORWARD) {
+        cell = tg_rnn_cell_new(I, H, 1);
+        W_h = cell ? cell->W_h : NULL;
+        W_x = cell ? cell->W_x : NULL;
+        b = cell ? cell->b : NULL;
+    } else {
+        W_h = tg_param_new(H, H);
+        W_x = tg_param_new(H, I);
+        b = tg_param_new(H, 1);
+    }
+    float *buffer = malloc((size_t)(T * I * B + T * H * B + H * B) * sizeof(float));
+    tg_tensor **x = calloc((size_t)T, sizeof *x), **h = calloc((size_t)T, sizeof *h);
+    if (!tape || !W_h || !W_x || !b || !buffer || !x || !h) {
+        snprintf(r.message, sizeof r.message, "case %s: out of memory", c->name);
+        goto done;
+    }
+    if (W_h->rows != H || W_h->cols != H || W_x->rows != H || W_x->cols != I ||
+        b->rows != H || b->cols != 1) {
+        snprintf(r.message, sizeof r.message, "case %s: parameter shapes W_h %dx%d, W_x %dx%d, "
+                 "b %dx%d; expected %dx%d, %dx%d, %dx1", c->name, W_h->rows, W_h->cols,
+                 W_x->rows, W_x->cols, b->rows, b->cols, H, H, H, I, H);
+        goto done;
+    }
+    cell_copy(W_h->data, ref.W_h, H * H);
+    cell_copy(W_x->data, ref.W_x, H * I);
+    cell_copy(b->data, ref.b, H);
+
+    float *xs = buffer, *ys = xs + T * I * B, *h0s = ys + T * H * B;
+    cell_copy(xs, ref.x, T * I * B);
+    cell_copy(ys, ref.y, T * H * B);
+    cell_copy(h0s, ref.h0, H * B);
+    tg_tensor *h0 = tg_input(tape, H, B, h0s);
+    tg_tensor *state = h0, *loss = NULL;
+    for (int t = 0; t < T; t++) {
+        x[t] = tg_input(tape, I, B, xs + (size_t)t * I * B);
+        if (path == CELL_VIA_FORWARD) {
+            state = tg_rnn_cell_forward(tape, cell, x[t], state);
+        } else {
+            tg_tensor *pre = tg_add(tape, tg_add(tape, tg_matmul(tape, W_h, state),
+                                                 tg_matmul(tape, W_x, x[t])), b);
+            state = tg_tanh(tape, pre);
+        }
+        h[t] = state;
+        tg_tensor *step_loss = tg_mse(tape, state, tg_input(tape, H, B, ys + (size_t)t * H * B));
+        loss = t == 0 ? step_loss : tg_add(tape, loss, step_loss);
+    }
+    if (tg_backward(tape, loss) != 0) {
+        snprintf(r.message, sizeof r.message, "case %s: %s", c->name,
+                 tg_tape_error(tape) ? tg_tape_error(tape) : "tg_backward failed");
+        goto done;
+    }
+
+    if (perturb) {
+        if (strcmp(perturb, "dW_h") == 0)
+            cell_scale(W_h->grad, H * H, CELL_PERTURBATION);
+        else if (strcmp(perturb, "dW_x") == 0)
+            cell_scale(W_x->grad, H * I, CELL_PERTURBATION);
+        else if (strcmp(perturb, "db") == 0)
+            cell_scale(b->grad, H, CELL_PERTURBATION);
+        else if (strcmp(perturb, "dh0") == 0)
+            cell_scale(h0->grad, H * B, CELL_PERTURBATION);
+        else if (strcmp(perturb, "dx") == 0)
+            for (int t = 0; t < T; t++)
+                cell_scale(x[t]->grad, I * B, CELL_PERTURBATION);
+    }
+
+    r.ran = true;
+    for (int t = 0; t < T; t++)
+        cell_note(&r, "h", t, h[t]->data, ref.h + (size_t)t * H * B, H * B);
+    cell_note(&r, "loss", -1, loss->data, ref.loss, 1);
+    cell_note(&r, "dW_h", -1, W_h->grad, ref.dW_h, H * H);
+    cell_note(&r, "dW_x", -1, W_x->grad, ref.dW_x, H * I);
+    cell_note(&r, "db", -1, b->grad, ref.db, H);
+    cell_note(&r, "dh0", -1, h0->grad, ref.dh0, H * B);
+    for (int t = 0; t < T; t++)
+        cell_note(&r, "dx", t, x[t]->grad, ref.dx + (size_t)t * I * B, I * B);
+    snprintf(r.message, sizeof r.message, "case %s (I=%d H=%d B=%d T=%d) via %s: worst relative "
+             "error %.3g in %s", c->name, I, H, B, T, cell_path_names[path], r.worst,
+             r.worst_tensor);
+
+done:
+    free(x);
+    free(h);
+    free(buffer);
+    if (cell) {
+        tg_rnn_cell_free(cell);
+    } else {
+        tg_param_free(W_h);
+        tg_param_free(W_x);
+        tg_param_free(b);
+    }
+    tg_tape_free(tape);
+    return r;
+}
+
+/* ---- the cell against PyTorch ---------------------------------------------------------- */
+
+static void cell_check_all_cases(cell_path path)
+{
+    ck_assert_int_gt(cell_fixtures->n_cases, 0);
+    for (int i = 0; i < cell_fixtures->n_cases; i++) {
+        cell_result r = cell_check_case(&cell_fixtures->cases[i], path, NULL);
+        ck_assert_msg(r.ran, "%s", r.message);
+        ck_assert_msg(r.worst <= CELL_TOLERANCE, "%s > %g", r.message, CELL_TOLERANCE);
+    }
+}
+
+START_TEST(test_rnn_cell_forward_and_bptt_match_pytorch)
+{
+    cell_check_all_cases(CELL_VIA_FORWARD);
+}
+END_TEST
+
+START_TEST(test_primitive_nodes_forward_and_bptt_match_pytorch)
+{
+    cell_check_all_cases(CELL_VIA_PRIMITIVES);
+}
+END_TEST
+
+START_TEST(test_comparison_catches_a_gradient_one_percent_off)
+{
+    const char *grads[] = { "dW_h", "dW_x", "db", "dh0", "dx" };
+    for (int i = 0; i < cell_fixtures->n_cases; i++) {
+        const fixture_case *c = &cell_fixtures->cases[i];
+        for (int g = 0; g < 5; g++) {
+            cell_result r = cell_check_case(c, CELL_VIA_PRIMITIVES, grads[g]);
+            ck_assert_msg(r.ran, "%s", r.message);
+            ck_assert_msg(r.worst > CELL_TOLERANCE, "%s: with %s scaled by 1.01 the "
+                          "comparison still passes", r.message, grads[g]);
+            ck_assert_msg(strncmp(r.worst_tensor, grads[g], strlen(grads[g])) == 0,
+                          "%s: scaled %s, but the worst tensor is %s", r.message, grads[g],
+                          r.worst_tensor);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_fixture_file_has_the_named_and_random_cases)
+{
+    const struct { const char *name; int input, hidden, batch, steps; } named[] = {
+        { "seed_tutorial", 3, 2, 1, 5 },
+        { "batch", 3, 4, 4, 6 },
+        { "long_sequence", 4, 8, 3, 25 },
+    };
+    for (int n = 0; n < 3; n++) {
+        const fixture_case *found = NULL;
+        for (int i = 0; i < cell_fixtures->n_cases; i++)
+            if (strcmp(cell_fixtures->cases[i].name, named[n].name) == 0)
+                found = &cell_fixtures->cases[i];
+        ck_assert_msg(found != NULL, "no case %s in " CELL_FIXTURE_PATH, named[n].name);
+        ck_assert_int_eq(found->input, named[n].input);
+        ck_assert_int_eq(found->hidden, named[n].hidden);
+        ck_assert_int_eq(found->batch, named[n].batch);
+        ck_assert_int_eq(found->steps, named[n].steps);
+    }
+    ck_assert_int_ge(cell_fixtures->n_cases, 20);
+}
+END_TEST
+
+/* ---- the inits --------------------------------------------------------------------------- */
+
+START_TEST(test_rnn_cell_default_init_follows_pytorch_rule)
+{
+    const int sizes[][2] = { { 1, 1 }, { 3, 2 }, { 5, 16 }, { 1, 100 }, { 64, 64 } };
+    for (int s = 0; s < 5; s++) {
+        const int I = sizes[s][0], H = sizes[s][1];
+        tg_rnn_cell *cell = tg_rnn_cell_new(I, H, 42u + (uint64_t)s);
+        ck_assert_ptr_nonnull(cell);
+        ck_assert_int_eq(cell->input_size, I);
+        ck_assert_int_eq(cell->hidden_size, H);
+        const double bound = 1.0 / sqrt((double)H) * (1.0 + 1e-6); /* one float rounding */
+        const tg_tensor *weights[] = { cell->W_h, cell->W_x };
+        double lowest = INFINITY, highest = -INFINITY, sum = 0.0;
+        int n = 0;
+        for (int w = 0; w < 2; w++)
+            for (int k = 0; k < weights[w]->rows * weights[w]->cols; k++) {
+                double v = weights[w]->data[k];
+                ck_assert_msg(fabs(v) <= bound, "I=%d H=%d: weight %g outside +-1/sqrt(H) = %g",
+                              I, H, v, bound);
+                lowest = fmin(lowest, v);
+                highest = fmax(highest, v);
+                sum += v;
+                n++;
+            }
+        ck_assert_msg(lowest < highest, "I=%d H=%d: all %d weights equal %g", I, H, n, lowest);
+        for (int i = 0; i < H; i++)
+            ck_assert_msg(cell->b->data[i] == 0.0f, "I=%d H=%d: b[%d] = %g, not 0", I, H, i,
+                          (double)cell->b->data[i]);
+        if (n >= 1000) { /* a big cell fills the whole range, centred on 0 */
+            ck_assert_msg(lowest < -0.95 * bound && highest > 0.95 * bound,
+                          "I=%d H=%d: weights span only [%g, %g] of +-%g", I, H, lowest, highest,
+                          bound);
+            ck_assert_msg(fabs(sum / n) < 0.05 * bound, "I=%d H=%d: weight mean %g", I, H, sum / n);
+        }
+        tg_rnn_cell_free(cell);
+    }
+}
+END_TEST
+
+/* Sample mean and standard deviation of a tensor's values. */
+static void cell_moments(const tg_tensor *t, double *mean, double *std)
+{
+    long n = (long)t->rows * t->cols;
+    double sum = 0.0, squares = 0.0;
+    for (long k = 0; k < n; k++)
+        sum += t->data[k];
+    *mean = sum / (double)n;
+    for (long k = 0; k < n; k++)
+        squares += (t->data[k] - *mean) * (t->data[k] - *mean);
+    *std = sqrt(squares / (double)(n - 1));
+}
+
+START_TEST(test_rnn_cell_init_normal_has_mean_0_and_the_given_std)
+{
+    /* 40,000 values per matrix: the sample mean and std are within 0.005 std of the truth
+     * one time in three, so 0.02 std is a four-sigma margin. */
+    const float stds[] = { 1.0f, 0.5f };
+    tg_rnn_cell *cell = tg_rnn_cell_new(200, 200, 3);
+    ck_assert_ptr_nonnull(cell);
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < cell->hidden_size; i++)
+            cell->b->data[i] = 1.0f;
+        tg_rnn_cell_init_normal(cell, stds[s], 5u + (uint64_t)s);
+        const tg_tensor *weights[] = { cell->W_h, cell->W_x };
+        const char *names[] = { "W_h", "W_x" };
+        for (int w = 0; w < 2; w++) {
+            double mean, std;
+            cell_moments(weights[w], &mean, &std);
+            ck_assert_msg(fabs(mean) < 0.02 * stds[s], "%s: mean %g, expected 0", names[w], mean);
+            ck_assert_msg(fabs(std - stds[s]) < 0.02 * stds[s], "%s: std %g, expected %g",
+                          names[w], std, (double)stds[s]);
+        }
+        for (int i = 0; i < cell->hidden_size; i++)
+            ck_assert_msg(cell->b->data[i] == 0.0f, "b[%d] = %g after init_normal", i,
+                          (double)cell->b->data[i]);
+    }
+    tg_rnn_cell_free(cell);
+}
+END_TEST
+
+/* ---- the fixture reader ------------------------------------------------------------------ */
+
+START_TEST(test_fixture_reader_parses_a_small_file)
+{
+    const char *text = "# a comment\n"
+                       "tapegrad-fixtures 1\n"
+                       "\n"
+                       "case tiny 1 2 3 4\r\n"
+                       "  W_h 2 0.5 -1e-3\n"
+                       "loss 1 7\n"
+                       "end\n"
+                       "case other 5 6 7 8\n"
+                       "end";
+    char err[256];
+    fixture_set *set = fixture_parse(text, strlen(text), "small", err, sizeof err);
+    ck_assert_msg(set != NULL, "%s", err);
+    ck_assert_int_eq(set->n_cases, 2);
+    const fixture_case *c = &set->cases[0];
+    ck_assert_str_eq(c->name, "tiny");
+    ck_assert_int_eq(c->input, 1);
+    ck_assert_int_eq(c->hidden, 2);
+    ck_assert_int_eq(c->batch, 3);
+    ck_assert_int_eq(c->steps, 4);
+    const double *w = fixture_values(c, "W_h", 2, err, sizeof err);
+    ck_assert_msg(w != NULL, "%s", err);
+    ck_assert(w[0] == 0.5 && w[1] == -1e-3);
+    ck_assert_ptr_null(fixture_values(c, "W_h", 3, err, sizeof err));
+    ck_assert_str_eq(err, "case tiny: W_h has 2 values, expected 3");
+    ck_assert_ptr_null(fixture_find(c, "dW_h"));
+    ck_assert_int_eq(set->cases[1].n_arrays, 0);
+    fixture_free(set);
+}
+END_TEST
+
+START_TEST(test_fixture_reader_rejects_malformed_files_with_a_message)
+{
+#define FX_HEAD "tapegrad-fixtures 1\n"
+#define FX_CASE_A FX_HEAD "case a 1 1 1 1\n"
+    const struct { const char *text, *message; } bad[] = {
+        { "", "f: empty: no 'tapegrad-fixtures' header and no cases" },
+        { "# only a comment\n", "f: empty: no 'tapegrad-fixtures' header and no cases" },
+        { "case a 1 1 1 1\nend\n",
+          "f:1: expected the header 'tapegrad-fixtures 1', got 'case'; is this a fixture file?" },
+        { "tapegrad-fixtures\n",
+          "f:1: the header has no version (expected 'tapegrad-fixtures 1')" },
+        { "tapegrad-fixtures 2\n",
+          "f:1: this reader knows format version 1, the file has version '2'" },
+        { "tapegrad-fixtures 1 x\n", "f:1: unexpected 'x' after the header" },
+        { FX_HEAD, "f: no cases" },
+        { FX_CASE_A "W_h 1 0\n", "f: the file ends inside case 'a' (no 'end')" },
+        { FX_HEAD "case a 1 1 1\nend\n",
+          "f:2: case a: 'case' needs NAME I H B T; steps (T) is missing" },
+        { FX_HEAD "case\n", "f:2: 'case' needs NAME I H B T" },
+        { FX_HEAD "case a 1 0 1 1\n",
+          "f:2: case a: hidden (H) must be a whole number > 0, got '0'" },
+        { FX_HEAD "case a 1 1 1 1x\n",
+          "f:2: case a: steps (T) must be a whole number > 0, got '1x'" },
+        { FX_HEAD "case a 1 1 1 99999999999\n",
+          "f:2: case a: steps (T) must be a whole number > 0, got '99999999999'" },
+        { FX_HEAD "case a 1 1 1 1 1\n", "f:2: case a: unexpected '1' after NAME I H B T" },
+        { FX_CASE_A "case b 1 1 1 1\n", "f:3: case starts before case 'a' has its 'end'" },
+        { FX_CASE_A "end\ncase a 1 1 1 1\nend\n", "f:4: a second case named 'a'" },
+        { FX_HEAD "W_h 1 0\n",
+          "f:2: 'W_h' outside a case (expected 'case NAME I H B T')" },
+        { FX_HEAD "end\n", "f:2: 'end' outside a case" },
+        { FX_CASE_A "end now\n", "f:3: case a: 'end' takes nothing after it" },
+        { FX_CASE_A "1x 1 0\n",
+          "f:3: case a: '1x' is not a key (letters, digits and '_')" },
+        { FX_CASE_A "W_h\n", "f:3: case a: W_h has no count" },
+        { FX_CASE_A "W_h -1\n",
+          "f:3: case a: the count of W_h must be a whole number > 0, got '-1'" },
+        { FX_CASE_A "W_h 3 1 2\n", "f:3: case a: W_h says 3 values but the line has 2" },
+        { FX_CASE_A "W_h 2 1 2 3\n", "f:3: case a: W_h says 2 values but the line has 3" },
+        { FX_CASE_A "W_h 2 1 nan\n",
+          "f:3: case a: W_h value 2 is 'nan', not a finite number" },
+        { FX_CASE_A "W_h 1 1e999\n",
+          "f:3: case a: W_h value 1 is '1e999', not a finite number" },
+        { FX_CASE_A "W_h 1 0.5.5\n",
+          "f:3: case a: W_h value 1 is '0.5.5', not a finite number" },
+        { FX_CASE_A "W_h 1 1\nW_h 1 2\n", "f:4: case a: key W_h appears twice" },
+    };
+#undef FX_CASE_A
+    const int n_bad = (int)(sizeof bad / sizeof bad[0]);
+    for (int i = 0; i < n_bad; i++) {
+        char err[256] = "untouched";
+        fixture_set *set = fixture_parse(bad[i].text, strlen(bad[i].text), "f", err, sizeof err);
+        ck_assert_msg(set == NULL, "bad file %d parsed: %s", i, bad[i].text);
+        ck_assert_msg(strcmp(err, bad[i].message) == 0,
+                      "bad file %d: message\n  %s\nexpected\n  %s", i, err, bad[i].message);
+    }
+
+    /* A NUL byte, a tiny error buffer, no buffer at all, and a file that is not there. */
+    char err[256];
+    const char with_nul[] = "tapegrad-fixtures 1\ncase a\0 1 1 1 1\nend\n";
+    ck_assert_ptr_null(fixture_parse(with_nul, sizeof with_nul - 1, "f", err, sizeof err));
+    ck_assert_str_eq(err, "f: contains a NUL byte; not a text fixture file");
+    char tiny[8];
+    ck_assert_ptr_null(fixture_parse(FX_HEAD, strlen(FX_HEAD), "f", tiny, sizeof tiny));
+    ck_assert_str_eq(tiny, "f: no c");
+    ck_assert_ptr_null(fixture_parse(FX_HEAD, strlen(FX_HEAD), "f", NULL, 0));
+#undef FX_HEAD
+    ck_assert_ptr_null(fixture_load("tests/fixtures/no such file.txt", err, sizeof err));
+    const char *expected = "cannot open tests/fixtures/no such file.txt: ";
+    ck_assert_msg(strncmp(err, expected, strlen(expected)) == 0, "%s", err);
+}
+END_TEST
+
+/* Every prefix of a valid file either parses or fails with a message: no crash, no leak. */
+START_TEST(test_fixture_reader_survives_every_truncation)
+{
+    const char *text = "tapegrad-fixtures 1\ncase a 1 2 1 1\nW_h 4 1 2 3 4\nb 2 -0.5 5e-1\nend\n";
+    const size_t len = strlen(text);
+    for (size_t cut = 0; cut <= len; cut++) {
+        char err[256] = "";
+        fixture_set *set = fixture_parse(text, cut, "f", err, sizeof err);
+        ck_assert_msg(set != NULL || err[0] != '\0', "cut at %zu: NULL without a message", cut);
+        fixture_free(set);
+    }
+}
+END_TEST
+
+Suite *cell_suite(void)
+{
+    Suite *s = suite_create("cell");
+
+    TCase *pytorch = tcase_create("pytorch");
+    tcase_add_checked_fixture(pytorch, cell_setup, cell_teardown);
+    tcase_set_timeout(pytorch, 60);
+    tcase_add_test(pytorch, test_fixture_file_has_the_named_and_random_cases);
+    tcase_add_test(pytorch, test_rnn_cell_forward_and_bptt_match_pytorch);
+    tcase_add_test(pytorch, test_primitive_nodes_forward_and_bptt_match_pytorch);
+    tcase_add_test(pytorch, test_comparison_catches_a_gradient_one_percent_off);
+    suite_add_tcase(s, pytorch);
+
+    TCase *init = tcase_create("init");
+    tcase_add_test(init, test_rnn_cell_default_init_follows_pytorch_rule);
+    tcase_add_test(init, test_rnn_cell_init_normal_has_mean_0_and_the_given_std);
+    suite_add_tcase(s, init);
+
+    TCase *reader = tcase_create("fixture reader");
+    tcase_add_test(reader, test_fixture_reader_parses_a_small_file);
+    tcase_add_test(reader, test_fixture_reader_rejects_malformed_files_with_a_message);
+    tcase_add_test(reader, test_fixture_reader_survives_every_truncation);
+    suite_add_tcase(s, reader);
+
+    return s;
+}
