@@ -62,6 +62,10 @@ $(BUILD)/tests/pytorch_match: tests/standalone/pytorch_match.c tests/fixture.c t
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $< tests/fixture.c $(LIB) $(LDLIBS) -o $@
 
+$(BUILD)/tests/gated_match: tests/standalone/gated_match.c tests/fixture.c tests/fixture.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $< tests/fixture.c $(LIB) $(LDLIBS) -o $@
+
 # The README's first C block, compiled and run so that it cannot go stale.
 $(BUILD)/tests/readme_example.c: README.md
 	@mkdir -p $(@D)
@@ -70,28 +74,33 @@ $(BUILD)/tests/readme_example.c: README.md
 $(BUILD)/tests/readme_example: $(BUILD)/tests/readme_example.c $(LIB)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
+# Every test program, and how to run it from the directory B holding them.
+TEST_PROGRAMS = $(1)/tests/run_tests $(1)/tests/pytorch_match $(1)/tests/gated_match $(1)/tests/readme_example
+define run_tests
+	$(2) ./$(1)/tests/readme_example > /dev/null
+	$(2) ./$(1)/tests/pytorch_match tests/fixtures/rnn_cell.txt
+	$(2) ./$(1)/tests/gated_match tests/fixtures/lstm_cell.txt
+	$(2) ./$(1)/tests/gated_match tests/fixtures/gru_cell.txt
+	CK_FORK=$(3) $(2) ./$(1)/tests/run_tests
+endef
+
 check: check-deps
-	$(MAKE) --no-print-directory $(TESTS) $(BUILD)/tests/pytorch_match $(BUILD)/tests/readme_example
-	./$(BUILD)/tests/readme_example > /dev/null
-	./$(BUILD)/tests/pytorch_match tests/fixtures/rnn_cell.txt
-	./$(TESTS)
+	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD))
+	$(call run_tests,$(BUILD),,yes)
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_BUILD := $(BUILD)/sanitize
 sanitize: check-deps
 	$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) CFLAGS="$(SAN_FLAGS)" \
-	    $(SAN_BUILD)/tests/run_tests $(SAN_BUILD)/tests/pytorch_match $(SAN_BUILD)/tests/readme_example $(SAN_BUILD)/examples/train_sine
-	./$(SAN_BUILD)/tests/readme_example > /dev/null
-	./$(SAN_BUILD)/tests/pytorch_match tests/fixtures/rnn_cell.txt > /dev/null
+	    $(call TEST_PROGRAMS,$(SAN_BUILD)) $(SAN_BUILD)/examples/train_sine
 	./$(SAN_BUILD)/examples/train_sine --epochs 3 > /dev/null
-	CK_FORK=no ./$(SAN_BUILD)/tests/run_tests
+	$(call run_tests,$(SAN_BUILD),,no)
 
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all
 valgrind: check-deps
-	$(MAKE) --no-print-directory $(TESTS) $(BUILD)/tests/pytorch_match $(BUILD)/examples/train_sine
-	$(VALGRIND) ./$(BUILD)/tests/pytorch_match tests/fixtures/rnn_cell.txt > /dev/null
+	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(BUILD)/examples/train_sine
 	$(VALGRIND) ./$(BUILD)/examples/train_sine --epochs 2 > /dev/null
-	CK_FORK=no $(VALGRIND) ./$(TESTS)
+	$(call run_tests,$(BUILD),$(VALGRIND),no)
 
 clean:
 	rm -rf $(BUILD)

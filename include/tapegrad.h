@@ -140,8 +140,9 @@ tg_tensor   *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_
 
 /* ---- Gated cells: LSTM and GRU -------------------------------------------------------------
  * Built from the same nodes, with PyTorch's parameter layout so weights move 1:1 to and from
- * torch.nn.LSTMCell / torch.nn.GRUCell. Init as PyTorch: everything uniform in
- * +-1/sqrt(hidden). Constructors return NULL on a bad size. */
+ * torch.nn.LSTMCell / torch.nn.GRUCell. Init as PyTorch: weights and the GRU's biases
+ * uniform in +-1/sqrt(hidden); the LSTM's b, being bias_ih + bias_hh, is the sum of two such
+ * draws (in +-2/sqrt(hidden)). Constructors return NULL on a bad size. */
 
 /* i, f, g, o = blocks of W_x x_t + W_h h_{t-1} + b (gate rows in PyTorch's order i, f, g, o)
  * c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g);  h_t = sigmoid(o) * tanh(c_t)
@@ -195,9 +196,12 @@ typedef struct tg_cell {
     void (*free_impl)(void *impl);
 } tg_cell;
 
-/* name: "rnn", "lstm" or "gru". NULL on an unknown name or a bad size. */
+/* name: "rnn", "lstm" or "gru"; impl is then a tg_rnn_cell, tg_lstm_cell or tg_gru_cell.
+ * NULL on an unknown name or a bad size. */
 tg_cell      *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed);
-void          tg_cell_free(tg_cell *cell);                                /* NULL is fine */
+/* Calls free_impl(impl), then free(cell): pass only cells from tg_cell_new or from malloc.
+ * NULL is fine. */
+void          tg_cell_free(tg_cell *cell);
 /* h = 0 (and c = 0 when the cell has one), hidden x batch, on the tape. */
 tg_cell_state tg_cell_zero_state(tg_tape *tape, const tg_cell *cell, int batch);
 tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell_state prev);

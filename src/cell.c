@@ -1,0 +1,175 @@
+/* cell.c: tg_cell, one interface over the recurrent cells. A tg_cell holds a concrete cell
+ * (impl), the list of its parameters, and two functions: step, which records one time step
+ * on a tape, and free_impl. tg_cell_new fills one in for "rnn", "lstm" and "gru"; a user
+ * fills one in by hand for a cell of their own, and tg_cell_step and tg_cell_zero_state
+ * work the same for it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tape.h"
+
+/* ---- the built-in cells behind the interface: a step and a free for each ------------------ */
+
+static tg_cell_state rnn_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
+{
+    return (tg_cell_state){ .h = tg_rnn_cell_forward(tape, impl, x_t, prev.h) };
+}
+
+static void rnn_free(void *impl) { tg_rnn_cell_free(impl); }
+
+static tg_cell_state lstm_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
+{
+    tg_cell_state next;
+    tg_lstm_cell_forward(tape, impl, x_t, prev.h, prev.c, &next.h, &next.c);
+    return next;
+}
+
+static void lstm_free(void *impl) { tg_lstm_cell_free(impl); }
+
+static tg_cell_state gru_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
+{
+    return (tg_cell_state){ .h = tg_gru_cell_forward(tape, impl, x_t, prev.h) };
+}
+
+static void gru_free(void *impl) { tg_gru_cell_free(impl); }
+
+/* Each make_* makes the concrete cell for cell's sizes and sets impl and the parameters;
+ * false on a bad size or when out of memory. */
+
+static bool make_rnn(tg_cell *cell, uint64_t seed)
+{
+    tg_rnn_cell *rnn = tg_rnn_cell_new(cell->input_size, cell->hidden_size, seed);
+    if (!rnn)
+        return false;
+    cell->impl = rnn;
+    cell->params[0] = rnn->W_h;
+    cell->params[1] = rnn->W_x;
+    cell->params[2] = rnn->b;
+    cell->n_params = 3;
+    return true;
+}
+
+static bool make_lstm(tg_cell *cell, uint64_t seed)
+{
+    tg_lstm_cell *lstm = tg_lstm_cell_new(cell->input_size, cell->hidden_size, seed);
+    if (!lstm)
+        return false;
+    cell->impl = lstm;
+    cell->params[0] = lstm->W_x;
+    cell->params[1] = lstm->W_h;
+    cell->params[2] = lstm->b;
+    cell->n_params = 3;
+    return true;
+}
+
+static bool make_gru(tg_cell *cell, uint64_t seed)
+{
+    tg_gru_cell *gru = tg_gru_cell_new(cell->input_size, cell->hidden_size, seed);
+    if (!gru)
+        return false;
+    cell->impl = gru;
+    cell->params[0] = gru->W_x;
+    cell->params[1] = gru->W_h;
+    cell->params[2] = gru->b_x;
+    cell->params[3] = gru->b_h;
+    cell->n_params = 4;
+    return true;
+}
+
+typedef struct cell_kind {
+    const char *name;
+    int has_c;
+    bool (*make)(tg_cell *cell, uint64_t seed);
+    tg_cell_state (*step)(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev);
+    void (*free_impl)(void *impl);
+} cell_kind;
+
+static const cell_kind KINDS[] = {
+    { "rnn", 0, make_rnn, rnn_step, rnn_free },
+    { "lstm", 1, make_lstm, lstm_step, lstm_free },
+    { "gru", 0, make_gru, gru_step, gru_free },
+};
+
+/* ---- the interface -------------------------------------------------------------------------- */
+
+tg_cell *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed)
+{
+    if (!name)
+        return NULL;
+    const cell_kind *kind = NULL;
+    for (size_t k = 0; k < sizeof KINDS / sizeof KINDS[0] && !kind; k++)
+        if (strcmp(name, KINDS[k].name) == 0)
+            kind = &KINDS[k];
+    if (!kind)
+        return NULL;
+    tg_cell *cell = calloc(1, sizeof *cell);
+    if (!cell)
+        return NULL;
+    cell->name = kind->name;        /* a literal: the caller's string may not outlive the cell */
+    cell->input_size = input_size;
+    cell->hidden_size = hidden_size;
+    cell->has_c = kind->has_c;
+    cell->step = kind->step;
+    cell->free_impl = kind->free_impl;
+    if (!kind->make(cell, seed)) {
+        free(cell);
+        return NULL;
+    }
+    return cell;
+}
+
+/* Calls free_impl(impl) when both are set, then free(cell): a hand-filled cell passed here
+ * must have been allocated with malloc (or calloc). */
+void tg_cell_free(tg_cell *cell)
+{
+    if (!cell)
+        return;
+    if (cell->free_impl && cell->impl)
+        cell->free_impl(cell->impl);
+    free(cell);
+}
+
+tg_cell_state tg_cell_zero_state(tg_tape *tape, const tg_cell *cell, int batch)
+{
+    const tg_cell_state none = { NULL, NULL };
+    if (!cell) {
+        tg_fail(tape, "tg_cell_zero_state: cell is NULL");
+        return none;
+    }
+    if (!tg_size_ok(cell->hidden_size, batch)) {
+        tg_fail(tape, "tg_cell_zero_state: bad size %dx%d (hidden x batch)", cell->hidden_size, batch);
+        return none;
+    }
+    tg_cell_state zero = {
+        .h = tg_input(tape, cell->hidden_size, batch, NULL),                  /* hidden x batch */
+        .c = cell->has_c ? tg_input(tape, cell->hidden_size, batch, NULL) : NULL,
+    };
+    if (!zero.h || (cell->has_c && !zero.c))
+        return none;
+    return zero;
+}
+
+/* Runs cell->step, and makes sure that a step that fails leaves a message on the tape and
+ * returns { NULL, NULL }, whoever wrote it. The step is never called without a tape. */
+tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell_state prev)
+{
+    const tg_cell_state none = { NULL, NULL };
+    if (!tape)
+        return none;
+    if (!cell) {
+        tg_fail(tape, "tg_cell_step: cell is NULL");
+        return none;
+    }
+    const char *name = cell->name ? cell->name : "(unnamed)";
+    if (!cell->step) {
+        tg_fail(tape, "tg_cell_step: cell '%s' has no step function", name);
+        return none;
+    }
+    tg_cell_state next = cell->step(tape, cell->impl, x_t, prev);
+    if (!next.h || (cell->has_c && !next.c)) {
+        /* kept only when the step itself recorded no error */
+        tg_fail(tape, "tg_cell_step: the step of cell '%s' returned no %s", name, next.h ? "c" : "h");
+        return none;
+    }
+    return next;
+}
