@@ -1,0 +1,522 @@
+/* lab_explosion.c: exploding gradients in a tanh RNN whose W_h = 1.5 Q, and what norm
+ * clipping and elementwise (value) clipping do about them.
+ *
+ * With every singular value of W_h at 1.5, BPTT can grow the gradient by up to 1.5 per step
+ * back, and the first gradients of training come out about ten times longer than with
+ * PyTorch's init: a norm of tens (see the table) against 2 to 3, with larger spikes later.
+ * One plain SGD step along such a gradient moves the weights by several units: it throws
+ * the cell into saturation, nearly every hidden unit at +-1, and from there the readout's
+ * loss is so steep that the same learning rate overshoots on every step and the loss grows
+ * geometrically until it overflows. Three arms train the same starts on the same batches:
+ *
+ *   no clipping       the step is lr * g, however long g is
+ *   norm clipping     g is scaled down to length 1 when longer: the direction is kept, and no
+ *                     step is longer than lr
+ *   value clipping    each value of g is cut to [-5, 5]: every value is bounded, but the step
+ *                     can still be lr * 5 * sqrt(#parameters) long, and it is bent off course
+ *
+ * Expect every unclipped run to diverge and the norm-clipped runs to train quietly. Value
+ * clipping stops the overflow but not the overshooting: its runs can end up bouncing between
+ * two bad readouts with a loss far above where they started. The task is the adding problem
+ * at T = 50, which no arm will learn in this budget (see lab_adding): this lab is about
+ * staying stable, not about learning. */
+#define _POSIX_C_SOURCE 200809L   /* for stat(), to check --out before the run */
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "tapegrad.h"
+
+enum {
+    INPUT_SIZE = 2,           /* value, marker */
+    HIDDEN = 16,
+    BATCH = 16,
+    STEPS = 50,               /* T */
+    TRAIN_STEPS = 500,
+    SEEDS = 5,
+    QUICK_TRAIN_STEPS = 40,
+    QUICK_SEEDS = 2,
+    FINAL_WINDOW = 50,        /* the final loss is the mean over this many last steps */
+    MAX_PARAMS = TG_CELL_MAX_PARAMS + 2,
+    PATH_SIZE = 4096,
+};
+#define RHO 1.5f               /* W_h = RHO Q */
+#define LEARNING_RATE 0.1f
+#define DIVERGED_FACTOR 10.0f  /* a loss above this times the first step's counts as diverged */
+
+static const char USAGE[] =
+    "usage: lab_explosion [--seed N] [--quick] [--out DIR]\n"
+    "Trains a tanh RNN with W_h = 1.5 Q on the adding problem (T = 50) from 5 seeds, with no\n"
+    "clipping, with norm clipping at 1 and with value clipping at +-5; counts the runs that\n"
+    "diverge and writes DIR/explosion_results.csv (the table), DIR/explosion_curves.csv and\n"
+    "the charts DIR/explosion_loss.svg and DIR/explosion_grad_norm.svg.\n"
+    "  --seed N    seed for the weights and the data, 0 or more (default 1)\n"
+    "  --quick     2 seeds and 40 steps (for tests)\n"
+    "  --out DIR   an existing directory for the CSV and SVG files (default results)\n"
+    "  --help      print this and exit\n";
+
+typedef struct options {
+    unsigned long long seed;
+    bool quick;
+    const char *out;
+} options;
+
+/* ---- the command line -------------------------------------------------------------------- */
+
+/* Prints a message about a bad command line and exits with status 2. */
+static void usage_error(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    fputs("lab_explosion: ", stderr);
+    vfprintf(stderr, fmt, args);
+    fputs(" (see lab_explosion --help)\n", stderr);
+    va_end(args);
+    exit(2);
+}
+
+/* The value of flag, which must be a whole number in [lo, hi]; text is NULL when it is missing. */
+static long long whole_number(const char *flag, const char *text, long long lo, long long hi)
+{
+    if (!text)
+        usage_error("%s needs a value", flag);
+    char *end;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
+        usage_error("%s needs a whole number from %lld to %lld, got '%s'", flag, lo, hi, text);
+    return value;
+}
+
+static options parse_args(int argc, char **argv)
+{
+    options opt = { .seed = 1, .quick = false, .out = "results" };
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (strcmp(flag, "--help") == 0) {
+            fputs(USAGE, stdout);
+            exit(0);
+        }
+        if (strcmp(flag, "--quick") == 0) {
+            opt.quick = true;
+            continue;
+        }
+        const char *value = i + 1 < argc ? argv[++i] : NULL;
+        if (strcmp(flag, "--seed") == 0)
+            opt.seed = (unsigned long long)whole_number(flag, value, 0, LLONG_MAX);
+        else if (strcmp(flag, "--out") == 0) {
+            if (!value)
+                usage_error("--out needs a value");
+            opt.out = value;
+        } else
+            usage_error("unknown flag '%s'", flag);
+    }
+    return opt;
+}
+
+/* ---- the arms: what each does to the gradient before the SGD step ------------------------ */
+
+static void no_clipping(tg_tensor *const *params, int n)
+{
+    (void)params;
+    (void)n;
+}
+
+static void norm_clipping(tg_tensor *const *params, int n) { tg_clip_grad_norm(params, n, 1.0f); }
+
+static void value_clipping(tg_tensor *const *params, int n) { tg_clip_grad_value(params, n, 5.0f); }
+
+typedef struct arm {
+    const char *name;
+    void (*clip)(tg_tensor *const *params, int n);
+} arm;
+
+static const arm ARMS[] = {
+    { "no clipping", no_clipping },
+    { "norm clipping at 1", norm_clipping },
+    { "value clipping at +-5", value_clipping },
+};
+#define N_ARMS (int)(sizeof ARMS / sizeof ARMS[0])
+
+/* ---- the model --------------------------------------------------------------------------- */
+
+/* A tanh RNN cell with a linear readout of its last hidden state: y = W_y h_T + b_y. */
+typedef struct model {
+    tg_cell *cell;
+    tg_tensor *W_y, *b_y;                /* 1 x hidden, 1 x 1 */
+    tg_tensor *params[MAX_PARAMS];       /* the cell's, then W_y and b_y */
+    int n_params;
+} model;
+
+static void model_free(model *m)
+{
+    tg_cell_free(m->cell);
+    tg_param_free(m->W_y);
+    tg_param_free(m->b_y);
+}
+
+/* W_h = RHO Q; W_x and W_y uniform in +-1/sqrt(hidden) (PyTorch's init); b = b_y = 0; all
+ * drawn from seed. False when out of memory. */
+static bool model_init(model *m, uint64_t seed)
+{
+    tg_rng rng = tg_rng_new(seed);
+    *m = (model){ .cell = tg_cell_new("rnn", INPUT_SIZE, HIDDEN, tg_rng_next(&rng)),
+                  .W_y = tg_param_new(1, HIDDEN), .b_y = tg_param_new(1, 1) };
+    if (!m->cell || !m->W_y || !m->b_y) {
+        model_free(m);
+        return false;
+    }
+    tg_rnn_cell *rnn = m->cell->impl;    /* what tg_cell_new("rnn", ...) wraps */
+    if (tg_init_orthogonal(rnn->W_h, RHO, &rng) != 0) {
+        model_free(m);
+        return false;
+    }
+    float bound = 1.0f / sqrtf((float)HIDDEN);
+    tg_init_uniform(m->W_y, -bound, bound, &rng);
+    for (int i = 0; i < m->cell->n_params; i++)
+        m->params[m->n_params++] = m->cell->params[i];
+    m->params[m->n_params++] = m->W_y;
+    m->params[m->n_params++] = m->b_y;
+    return true;
+}
+
+/* The MSE of m's predictions for one batch of the adding problem, recorded on the tape:
+ * x holds STEPS inputs of 2 x batch (value, marker), y the batch's targets. */
+static tg_tensor *batch_loss(tg_tape *tape, model *m, const float *x, const float *y)
+{
+    tg_cell_state state = tg_cell_zero_state(tape, m->cell, BATCH);      /* h_0 = 0 */
+    for (int t = 0; t < STEPS; t++) {
+        tg_tensor *x_t = tg_input(tape, INPUT_SIZE, BATCH, x + (size_t)t * INPUT_SIZE * BATCH);
+        state = tg_cell_step(tape, m->cell, x_t, state);                 /* h: hidden x batch */
+    }
+    tg_tensor *prediction = tg_add(tape, tg_matmul(tape, m->W_y, state.h), m->b_y); /* 1 x batch */
+    return tg_mse(tape, prediction, tg_input(tape, 1, BATCH, y));
+}
+
+/* ---- one run ----------------------------------------------------------------------------- */
+
+/* One run's record. A step after the run stopped (its loss was not finite) reads +Inf. */
+typedef struct run_record {
+    float *loss;                 /* train_steps losses, before each step's update */
+    float *grad_norm;            /* train_steps gradient norms, before clipping */
+    float max_grad_norm;         /* over the steps the run took */
+    bool diverged;
+    int skipped;                 /* steps tg_sgd_step refused: a gradient not finite */
+} run_record;
+
+/* One SGD step of one arm on a fresh batch from rng: records the loss and the gradient norm
+ * before clipping (both +Inf when the loss is not finite: then nothing else happens).
+ * False on a tape error (printed). */
+static bool train_step(tg_tape *tape, model *m, const arm *a, tg_rng *rng, float *loss,
+                       float *grad_norm, int *skipped)
+{
+    float x[STEPS * INPUT_SIZE * BATCH], y[BATCH];
+    tg_task_adding(rng, STEPS, BATCH, x, y);
+    tg_tape_reset(tape);
+    tg_zero_grad(m->params, m->n_params);
+    tg_tensor *mse = batch_loss(tape, m, x, y);
+    if (mse && !isfinite(mse->data[0])) {
+        *loss = *grad_norm = INFINITY;
+        return true;
+    }
+    if (tg_backward(tape, mse) != 0) {
+        fprintf(stderr, "lab_explosion: %s\n", tg_tape_error(tape));
+        return false;
+    }
+    *loss = mse->data[0];
+    *grad_norm = tg_clip_grad_norm(m->params, m->n_params, INFINITY); /* measures only */
+    a->clip(m->params, m->n_params);
+    if (tg_sgd_step(m->params, m->n_params, LEARNING_RATE) != 0)
+        (*skipped)++;
+    return true;
+}
+
+/* Trains a model fresh from init_seed with one arm on batches from data_seed, filling r.
+ * The run diverges when a loss is not finite (it stops there), when tg_sgd_step refuses a
+ * gradient, or when a loss exceeds DIVERGED_FACTOR times the first. False on error. */
+static bool run(tg_tape *tape, const arm *a, uint64_t init_seed, uint64_t data_seed,
+                int train_steps, run_record *r)
+{
+    model m;
+    if (!model_init(&m, init_seed)) {
+        fprintf(stderr, "lab_explosion: out of memory\n");
+        return false;
+    }
+    tg_rng data = tg_rng_new(data_seed);
+    bool ok = true, stopped = false;
+    for (int s = 0; s < train_steps; s++) {
+        if (stopped) {
+            r->loss[s] = r->grad_norm[s] = INFINITY;
+            continue;
+        }
+        ok = train_step(tape, &m, a, &data, &r->loss[s], &r->grad_norm[s], &r->skipped);
+        if (!ok)
+            break;
+        stopped = !isfinite(r->loss[s]);
+        if (!stopped)
+            r->max_grad_norm = fmaxf(r->max_grad_norm, r->grad_norm[s]);
+        if (stopped || r->loss[s] > DIVERGED_FACTOR * r->loss[0])
+            r->diverged = true;
+    }
+    r->diverged = r->diverged || r->skipped > 0;
+    model_free(&m);
+    return ok;
+}
+
+/* ---- summaries --------------------------------------------------------------------------- */
+
+static int compare_floats(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of values[0..n-1] (sorted in place). */
+static float median(float *values, int n)
+{
+    qsort(values, (size_t)n, sizeof *values, compare_floats);
+    return n % 2 ? values[n / 2] : 0.5f * (values[n / 2 - 1] + values[n / 2]);
+}
+
+/* The mean loss over the run's last FINAL_WINDOW steps (+Inf when it stopped). */
+static float final_loss(const run_record *r, int train_steps)
+{
+    int window = train_steps < FINAL_WINDOW ? train_steps : FINAL_WINDOW;
+    double sum = 0.0;
+    for (int s = train_steps - window; s < train_steps; s++)
+        sum += r->loss[s];
+    return (float)(sum / window);
+}
+
+/* The runs of one arm, and what the table and the charts show of them. */
+typedef struct arm_summary {
+    int diverged;
+    float median_final_loss;
+    float max_grad_norm;            /* over every seed and step, before clipping */
+    float median_first_grad_norm;   /* at step 1, before any update */
+    float *median_loss;             /* per step, the median over seeds */
+    float *median_grad_norm;
+} arm_summary;
+
+/* Fills the summary of the n_seeds runs of one arm. */
+static void summarise(const run_record *runs, int n_seeds, int train_steps, arm_summary *out)
+{
+    float values[SEEDS];
+    out->diverged = 0;
+    out->max_grad_norm = 0.0f;
+    for (int i = 0; i < n_seeds; i++) {
+        out->diverged += runs[i].diverged;
+        out->max_grad_norm = fmaxf(out->max_grad_norm, runs[i].max_grad_norm);
+        values[i] = runs[i].grad_norm[0];
+    }
+    out->median_first_grad_norm = median(values, n_seeds);
+    for (int i = 0; i < n_seeds; i++)
+        values[i] = final_loss(&runs[i], train_steps);
+    out->median_final_loss = median(values, n_seeds);
+    for (int s = 0; s < train_steps; s++) {
+        for (int i = 0; i < n_seeds; i++)
+            values[i] = runs[i].loss[s];
+        out->median_loss[s] = median(values, n_seeds);
+        for (int i = 0; i < n_seeds; i++)
+            values[i] = runs[i].grad_norm[s];
+        out->median_grad_norm[s] = median(values, n_seeds);
+    }
+}
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+static void print_table(const arm_summary *summaries, int n_seeds, int train_steps,
+                        unsigned long long seed)
+{
+    printf("Exploding gradients: the adding problem at T = %d, tanh RNN with W_h = %.1f Q (Q\n"
+           "orthogonal), W_x and W_y PyTorch's init, hidden %d; SGD, lr %.2g, batch %d, %d steps.\n"
+           "%d seeds (from --seed %llu): each arm trains the same %d starts on the same batches.\n"
+           "diverged: a loss that is not finite, a gradient tg_sgd_step refuses, or a loss above\n"
+           "%.0fx the first step's. final loss: the mean of the last %d steps' losses (inf when a\n"
+           "run overflowed). grad norm: the norm of the whole gradient, before clipping; at step\n"
+           "1 it is the same in every arm, as the arms start from the same weights.\n\n",
+           STEPS, RHO, HIDDEN, LEARNING_RATE, BATCH, train_steps, n_seeds, seed, n_seeds,
+           DIVERGED_FACTOR, train_steps < FINAL_WINDOW ? train_steps : FINAL_WINDOW);
+    printf("%-22s  %8s  %17s  %24s  %13s\n", "arm", "diverged", "median final loss",
+           "median grad norm, step 1", "max grad norm");
+    for (int a = 0; a < N_ARMS; a++)
+        printf("%-22s  %6d/%-1d  %17.4g  %24.3g  %13.3g\n", ARMS[a].name, summaries[a].diverged,
+               n_seeds, summaries[a].median_final_loss, summaries[a].median_first_grad_norm,
+               summaries[a].max_grad_norm);
+}
+
+/* DIR/explosion_results.csv: the table. False (and a message) on failure. */
+static bool write_table_csv(const arm_summary *summaries, int n_seeds, int train_steps,
+                            const char *dir)
+{
+    char path[PATH_SIZE];
+    if (snprintf(path, sizeof path, "%s/explosion_results.csv", dir) >= PATH_SIZE) {
+        fprintf(stderr, "lab_explosion: output path too long: %s/explosion_results.csv\n", dir);
+        return false;
+    }
+    FILE *file = fopen(path, "w");
+    if (!file) {
+        fprintf(stderr, "lab_explosion: %s: cannot open for writing: %s\n", path, strerror(errno));
+        return false;
+    }
+    fprintf(file, "arm,diverged,runs,median_final_loss,median_first_grad_norm,max_grad_norm,"
+                  "T,rho,hidden,batch,lr,train_steps\n");
+    for (int a = 0; a < N_ARMS; a++)
+        fprintf(file, "%s,%d,%d,%.6g,%.6g,%.6g,%d,%g,%d,%d,%g,%d\n", ARMS[a].name,
+                summaries[a].diverged, n_seeds, summaries[a].median_final_loss,
+                summaries[a].median_first_grad_norm, summaries[a].max_grad_norm, STEPS, RHO, HIDDEN,
+                BATCH, LEARNING_RATE, train_steps);
+    bool failed = ferror(file) != 0;
+    int error = errno;
+    if (fclose(file) != 0 && !failed) {
+        failed = true;
+        error = errno;
+    }
+    if (failed)
+        fprintf(stderr, "lab_explosion: %s: cannot write: %s\n", path, strerror(error));
+    return !failed;
+}
+
+/* Writes chart as DIR/NAME.svg, or as DIR/NAME.csv when as_csv. False (and a message) on
+ * failure. */
+static bool write_chart(const tg_chart *chart, const char *dir, const char *name, bool as_csv)
+{
+    char path[PATH_SIZE];
+    tg_error err;
+    if (snprintf(path, sizeof path, "%s/%s.%s", dir, name, as_csv ? "csv" : "svg") >= PATH_SIZE) {
+        fprintf(stderr, "lab_explosion: output path too long: %s/%s\n", dir, name);
+        return false;
+    }
+    int status = as_csv ? tg_chart_write_csv(chart, path, &err)
+                        : tg_chart_write_svg(chart, path, &err);
+    if (status != 0) {
+        fprintf(stderr, "lab_explosion: %s\n", err.message);
+        return false;
+    }
+    return true;
+}
+
+/* The table as CSV, both charts as SVG, and every curve of both in DIR/explosion_curves.csv.
+ * False on the first failure. */
+static bool write_outputs(const arm_summary *summaries, int n_seeds, int train_steps,
+                          const float *step, const char *dir)
+{
+    char loss_label[N_ARMS][48], norm_label[N_ARMS][48];
+    tg_series both[2 * N_ARMS];
+    for (int a = 0; a < N_ARMS; a++) {
+        snprintf(loss_label[a], sizeof loss_label[a], "%s: loss", ARMS[a].name);
+        snprintf(norm_label[a], sizeof norm_label[a], "%s: grad norm", ARMS[a].name);
+        both[a] = (tg_series){ loss_label[a], step, summaries[a].median_loss, train_steps };
+        both[N_ARMS + a] = (tg_series){ norm_label[a], step, summaries[a].median_grad_norm,
+                                        train_steps };
+    }
+    tg_series loss[N_ARMS], norm[N_ARMS];
+    for (int a = 0; a < N_ARMS; a++) {
+        loss[a] = (tg_series){ ARMS[a].name, step, summaries[a].median_loss, train_steps };
+        norm[a] = (tg_series){ ARMS[a].name, step, summaries[a].median_grad_norm, train_steps };
+    }
+    char loss_title[96], norm_title[96];
+    snprintf(loss_title, sizeof loss_title, "W_h = 1.5 Q: training loss (median of %d seeds)",
+             n_seeds);
+    snprintf(norm_title, sizeof norm_title,
+             "W_h = 1.5 Q: gradient norm before clipping (median of %d seeds)", n_seeds);
+    tg_chart curves = { "explosion", "SGD step", "value", 1, both, 2 * N_ARMS };
+    tg_chart loss_chart = { loss_title, "SGD step", "MSE (log scale)", 1, loss, N_ARMS };
+    tg_chart norm_chart = { norm_title, "SGD step", "||gradient|| (log scale)", 1, norm, N_ARMS };
+    return write_table_csv(summaries, n_seeds, train_steps, dir)
+           && write_chart(&curves, dir, "explosion_curves", true)
+           && write_chart(&loss_chart, dir, "explosion_loss", false)
+           && write_chart(&norm_chart, dir, "explosion_grad_norm", false);
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+/* True when dir is an existing directory; else prints why not. */
+static bool is_directory(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "lab_explosion: output directory %s: %s\n", dir, strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "lab_explosion: output directory %s: not a directory\n", dir);
+        return false;
+    }
+    return true;
+}
+
+/* Wall-clock seconds since some fixed moment. */
+static double now(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Runs every arm from every seed (runs[arm * n_seeds + seed]) and summarises each arm; one
+ * line on stderr per arm. False on error. */
+static bool run_all(tg_tape *tape, uint64_t seed, int n_seeds, int train_steps, run_record *runs,
+                    arm_summary *summaries)
+{
+    double start = now();
+    for (int a = 0; a < N_ARMS; a++) {
+        tg_rng seeds = tg_rng_new(seed);   /* the same starts and batches for every arm */
+        for (int i = 0; i < n_seeds; i++) {
+            uint64_t init_seed = tg_rng_next(&seeds), data_seed = tg_rng_next(&seeds);
+            if (!run(tape, &ARMS[a], init_seed, data_seed, train_steps, &runs[a * n_seeds + i]))
+                return false;
+        }
+        summarise(&runs[a * n_seeds], n_seeds, train_steps, &summaries[a]);
+        fprintf(stderr, "lab_explosion: %s: %d of %d runs diverged (%.0f s)\n", ARMS[a].name,
+                summaries[a].diverged, n_seeds, now() - start);
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    options opt = parse_args(argc, argv);
+    if (!is_directory(opt.out))
+        return 1;
+    int n_seeds = opt.quick ? QUICK_SEEDS : SEEDS;
+    int train_steps = opt.quick ? QUICK_TRAIN_STEPS : TRAIN_STEPS;
+    /* every per-step series in one block: 2 per run, 2 per arm, and the step numbers */
+    int n_curves = 2 * N_ARMS * n_seeds + 2 * N_ARMS + 1;
+    float *block = malloc((size_t)n_curves * (size_t)train_steps * sizeof *block);
+    tg_tape *tape = tg_tape_new();
+    run_record runs[N_ARMS * SEEDS] = { { 0 } };
+    arm_summary summaries[N_ARMS] = { { 0 } };
+    int status = 1;
+    if (!block || !tape) {
+        fprintf(stderr, "lab_explosion: out of memory\n");
+    } else {
+        float *next = block;
+        for (int i = 0; i < N_ARMS * n_seeds; i++, next += 2 * train_steps) {
+            runs[i].loss = next;
+            runs[i].grad_norm = next + train_steps;
+        }
+        for (int a = 0; a < N_ARMS; a++, next += 2 * train_steps) {
+            summaries[a].median_loss = next;
+            summaries[a].median_grad_norm = next + train_steps;
+        }
+        float *step = next;
+        for (int s = 0; s < train_steps; s++)
+            step[s] = (float)(s + 1);
+        if (run_all(tape, opt.seed, n_seeds, train_steps, runs, summaries)) {
+            print_table(summaries, n_seeds, train_steps, opt.seed);
+            status = write_outputs(summaries, n_seeds, train_steps, step, opt.out) ? 0 : 1;
+        }
+    }
+    tg_tape_free(tape);
+    free(block);
+    return status;
+}

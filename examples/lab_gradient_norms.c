@@ -1,0 +1,403 @@
+/* lab_gradient_norms.c: how the norm of the gradient ||dL/dh_{T-k}|| changes with the number
+ * of steps k it travels back in time, for the vanilla RNN cell and the same cell minus tanh.
+ *
+ * Backpropagation through time carries the gradient one step back with
+ *
+ *     dL/dh_{t-1} = W_h^T diag(1 - h_t^2) dL/dh_t      the tanh cell
+ *     dL/dh_{t-1} = W_h^T dL/dh_t                      the same cell, minus tanh
+ *
+ * With W_h = rho Q and Q orthogonal, multiplying by W_h^T scales the length of any vector by
+ * exactly rho. So for the linear cell ||dL/dh_{T-k}|| / ||dL/dh_T|| = rho^k: the gradient
+ * vanishes exponentially in k when rho < 1 and explodes when rho > 1. The slope of tanh,
+ * 1 - h^2, is at most 1, so it can only shrink the gradient further: the tanh cell stays at
+ * or below rho^k, and far below once its units saturate. Expect straight lines on the log
+ * charts for the linear cell, and curves that bend down under them for the tanh cell. */
+#define _POSIX_C_SOURCE 200809L   /* for stat(), to check --out before the run */
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tapegrad.h"
+
+enum {
+    HIDDEN = 50,
+    INPUT_SIZE = 4,
+    STEPS = 100,              /* T */
+    SEEDS = 10,               /* runs averaged per (model, rho) */
+    QUICK_SEEDS = 2,
+    PATH_SIZE = 4096,
+    LABEL_SIZE = 32,
+};
+#define INPUT_STD 1.0f        /* every input value is N(0, INPUT_STD^2) */
+#define EXACT_TOLERANCE 1e-5  /* "follows rho^k": |ratio / rho^k - 1| below this (float rounding) */
+#define BOUND_TOLERANCE 1e-6  /* "at or below rho^k": ratio / rho^k at most 1 + this */
+
+static const float RHOS[] = { 0.5f, 0.9f, 1.0f, 1.1f, 1.5f };
+static const int TABLE_KS[] = { 1, 10, 25, 50, 99 };
+#define N_RHOS (int)(sizeof RHOS / sizeof RHOS[0])
+#define N_TABLE_KS (int)(sizeof TABLE_KS / sizeof TABLE_KS[0])
+
+static const char USAGE[] =
+    "usage: lab_gradient_norms [--seed N] [--quick] [--out DIR]\n"
+    "Measures ||dL/dh_{T-k}|| / ||dL/dh_T|| for k = 0..99 in a tanh RNN cell and the same\n"
+    "cell without tanh, with W_h = rho Q for rho = 0.5, 0.9, 1, 1.1, 1.5, prints it at a few k\n"
+    "next to rho^k, and writes DIR/gradient_norms.csv and one chart per cell,\n"
+    "DIR/gradient_norms_tanh.svg and DIR/gradient_norms_linear.svg.\n"
+    "  --seed N    seed for the weights and the inputs, 0 or more (default 1)\n"
+    "  --quick     average over 2 seeds instead of 10 (for tests)\n"
+    "  --out DIR   an existing directory for the CSV and SVG files (default results)\n"
+    "  --help      print this and exit\n";
+
+typedef struct options {
+    unsigned long long seed;
+    bool quick;
+    const char *out;
+} options;
+
+/* ---- the command line -------------------------------------------------------------------- */
+
+/* Prints a message about a bad command line and exits with status 2. */
+static void usage_error(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    fputs("lab_gradient_norms: ", stderr);
+    vfprintf(stderr, fmt, args);
+    fputs(" (see lab_gradient_norms --help)\n", stderr);
+    va_end(args);
+    exit(2);
+}
+
+/* The value of flag, which must be a whole number in [lo, hi]; text is NULL when it is missing. */
+static long long whole_number(const char *flag, const char *text, long long lo, long long hi)
+{
+    if (!text)
+        usage_error("%s needs a value", flag);
+    char *end;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
+        usage_error("%s needs a whole number from %lld to %lld, got '%s'", flag, lo, hi, text);
+    return value;
+}
+
+static options parse_args(int argc, char **argv)
+{
+    options opt = { .seed = 1, .quick = false, .out = "results" };
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (strcmp(flag, "--help") == 0) {
+            fputs(USAGE, stdout);
+            exit(0);
+        }
+        if (strcmp(flag, "--quick") == 0) {
+            opt.quick = true;
+            continue;
+        }
+        const char *value = i + 1 < argc ? argv[++i] : NULL;
+        if (strcmp(flag, "--seed") == 0)
+            opt.seed = (unsigned long long)whole_number(flag, value, 0, LLONG_MAX);
+        else if (strcmp(flag, "--out") == 0) {
+            if (!value)
+                usage_error("--out needs a value");
+            opt.out = value;
+        } else
+            usage_error("unknown flag '%s'", flag);
+    }
+    return opt;
+}
+
+/* ---- output files ------------------------------------------------------------------------ */
+
+/* True when dir is an existing directory; else prints why not. */
+static bool is_directory(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "lab_gradient_norms: output directory %s: %s\n", dir, strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "lab_gradient_norms: output directory %s: not a directory\n", dir);
+        return false;
+    }
+    return true;
+}
+
+/* Writes chart as DIR/NAME.svg, or as DIR/NAME.csv when as_csv. False (and a message on
+ * stderr) on failure. */
+static bool write_chart(const tg_chart *chart, const char *dir, const char *name, bool as_csv)
+{
+    char path[PATH_SIZE];
+    tg_error err;
+    if (snprintf(path, sizeof path, "%s/%s.%s", dir, name, as_csv ? "csv" : "svg") >= PATH_SIZE) {
+        fprintf(stderr, "lab_gradient_norms: output path too long: %s/%s\n", dir, name);
+        return false;
+    }
+    int status = as_csv ? tg_chart_write_csv(chart, path, &err)
+                        : tg_chart_write_svg(chart, path, &err);
+    if (status != 0) {
+        fprintf(stderr, "lab_gradient_norms: %s\n", err.message);
+        return false;
+    }
+    return true;
+}
+
+/* ---- the models -------------------------------------------------------------------------- */
+
+/* What the check column tests for a model, k = 1..T-1. */
+typedef enum claim { RATIO_IS_RHO_K, RATIO_AT_MOST_RHO_K } claim;
+
+/* A model of this lab: how to make one whose recurrent matrix is rho Q, with every random
+ * choice drawn from rng, and what it claims about the gradient ratio. */
+typedef struct model_kind {
+    const char *name;
+    claim claim;
+    tg_cell *(*make)(float rho, tg_rng *rng);
+} model_kind;
+
+/* The vanilla RNN cell, h_t = tanh(W_h h_{t-1} + W_x x_t + b), with W_h = rho Q. W_x keeps
+ * PyTorch's init (uniform in +-1/sqrt(hidden)) and b = 0. NULL when out of memory. */
+static tg_cell *tanh_rnn(float rho, tg_rng *rng)
+{
+    tg_cell *cell = tg_cell_new("rnn", INPUT_SIZE, HIDDEN, tg_rng_next(rng));
+    if (!cell)
+        return NULL;
+    tg_rnn_cell *rnn = cell->impl;
+    if (tg_init_orthogonal(rnn->W_h, rho, rng) != 0) {
+        tg_cell_free(cell);
+        return NULL;
+    }
+    return cell;
+}
+
+/* h_t = W_h h_{t-1} + W_x x_t + b: tg_rnn_cell_forward's step with the tg_tanh left out. */
+static tg_cell_state linear_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
+{
+    tg_rnn_cell *rnn = impl;
+    tg_tensor *recurrent = tg_matmul(tape, rnn->W_h, prev.h);   /* hidden x batch */
+    tg_tensor *from_input = tg_matmul(tape, rnn->W_x, x_t);     /* hidden x batch */
+    return (tg_cell_state){ .h = tg_add(tape, tg_add(tape, recurrent, from_input), rnn->b) };
+}
+
+/* The same cell, minus tanh: the tanh cell's weights, stepped by linear_step. */
+static tg_cell *linear_rnn(float rho, tg_rng *rng)
+{
+    tg_cell *cell = tanh_rnn(rho, rng);
+    if (cell) {
+        cell->name = "linear";
+        cell->step = linear_step;
+    }
+    return cell;
+}
+
+static const model_kind MODELS[] = {
+    { "tanh", RATIO_AT_MOST_RHO_K, tanh_rnn },
+    { "linear", RATIO_IS_RHO_K, linear_rnn },
+};
+#define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
+
+/* ---- the measurement --------------------------------------------------------------------- */
+
+/* What one (model, rho) pair measured over all seeds. */
+typedef struct curve {
+    double mean_log10[STEPS];   /* k = 0..T-1: the mean over seeds of log10 of the ratio */
+    double check;               /* max over seeds, k >= 1: |ratio/rho^k - 1| or ratio/rho^k */
+} curve;
+
+typedef struct measurements {
+    int n_seeds;
+    curve curves[N_MODELS][N_RHOS];
+} measurements;
+
+/* Runs cell from h_0 = 0 over T inputs drawn from rng, takes L = sum(w * h_T) with w drawn
+ * from rng too, and writes ||dL/dh_{T-k}|| / ||dL/dh_T|| to ratio[k] for k = 0..T-1.
+ * Returns false (and prints the tape's error) on failure. */
+static bool measure_ratios(tg_tape *tape, tg_cell *cell, tg_rng *rng, double ratio[STEPS])
+{
+    tg_tape_reset(tape);
+    tg_tensor *h[STEPS + 1];                                   /* h[t]: hidden x 1 */
+    tg_cell_state state = tg_cell_zero_state(tape, cell, 1);
+    h[0] = state.h;
+    for (int t = 1; t <= STEPS; t++) {
+        tg_tensor *x = tg_input(tape, INPUT_SIZE, 1, NULL);     /* input x 1 */
+        tg_init_normal(x, 0.0f, INPUT_STD, rng);
+        state = tg_cell_step(tape, cell, x, state);
+        h[t] = state.h;
+    }
+    tg_tensor *w = tg_input(tape, HIDDEN, 1, NULL);             /* hidden x 1 */
+    tg_init_normal(w, 0.0f, 1.0f, rng);
+    tg_tensor *loss = tg_sum(tape, tg_mul(tape, w, h[STEPS]));  /* 1 x 1 */
+    if (tg_backward(tape, loss) != 0) {
+        fprintf(stderr, "lab_gradient_norms: %s\n", tg_tape_error(tape));
+        return false;
+    }
+    double last = tg_grad_norm(h[STEPS]);
+    for (int k = 0; k < STEPS; k++)
+        ratio[k] = tg_grad_norm(h[STEPS - k]) / last;
+    return true;
+}
+
+/* How far ratio (k = 1..T-1) is from the model's claim: the largest |ratio/rho^k - 1| or
+ * ratio/rho^k. */
+static double claim_check(claim c, float rho, const double ratio[STEPS])
+{
+    double worst = 0.0;
+    for (int k = 1; k < STEPS; k++) {
+        double relative = ratio[k] / pow(rho, k);
+        worst = fmax(worst, c == RATIO_IS_RHO_K ? fabs(relative - 1.0) : relative);
+    }
+    return worst;
+}
+
+static bool claim_holds(claim c, double check)
+{
+    return c == RATIO_IS_RHO_K ? check < EXACT_TOLERANCE : check <= 1.0 + BOUND_TOLERANCE;
+}
+
+/* Fills res->curves[model][rho] from res->n_seeds runs. Run s of every (model, rho) pair
+ * draws from the same stream, so the models share Q, W_x, the inputs and w, and only rho
+ * and the step differ. False on failure. */
+static bool measure_all(tg_tape *tape, uint64_t seed, measurements *res)
+{
+    tg_rng seeds = tg_rng_new(seed);
+    for (int s = 0; s < res->n_seeds; s++) {
+        uint64_t run_seed = tg_rng_next(&seeds);
+        for (int m = 0; m < N_MODELS; m++)
+            for (int r = 0; r < N_RHOS; r++) {
+                tg_rng rng = tg_rng_new(run_seed);
+                tg_cell *cell = MODELS[m].make(RHOS[r], &rng);
+                if (!cell) {
+                    fprintf(stderr, "lab_gradient_norms: out of memory\n");
+                    return false;
+                }
+                double ratio[STEPS];
+                bool ok = measure_ratios(tape, cell, &rng, ratio);
+                tg_cell_free(cell);
+                if (!ok)
+                    return false;
+                curve *c = &res->curves[m][r];
+                for (int k = 0; k < STEPS; k++)
+                    c->mean_log10[k] += log10(ratio[k]) / res->n_seeds;
+                c->check = fmax(c->check, claim_check(MODELS[m].claim, RHOS[r], ratio));
+            }
+    }
+    return true;
+}
+
+/* ---- the table and the charts ------------------------------------------------------------ */
+
+static double mean_ratio(const curve *c, int k) { return pow(10.0, c->mean_log10[k]); }
+
+static void print_check(claim c, double check)
+{
+    const char *verdict = claim_holds(c, check) ? "holds" : "FAILS";
+    if (c == RATIO_IS_RHO_K)
+        printf("dev %.1e %s\n", check, verdict);
+    else
+        printf("max %.3f %s\n", check, verdict);
+}
+
+static void print_table(const measurements *res)
+{
+    printf("Gradient norm ratio ||dL/dh_{T-k}|| / ||dL/dh_T||, T = %d, hidden %d,\n"
+           "geometric mean over %d seeds (the mean of log10 of the ratio).\n"
+           "W_h = rho Q (Q orthogonal), W_x uniform in +-%.3f (PyTorch's init), b = 0,\n"
+           "x_t: %d values N(0, %g) per step, h_0 = 0, L = sum(w * h_T) with w ~ N(0, 1).\n"
+           "check, over every seed and k = 1..%d: the linear cell must follow rho^k to float\n"
+           "rounding (dev = max |ratio/rho^k - 1| < %.0e); the tanh cell must stay at or below\n"
+           "it (max = max ratio/rho^k <= 1).\n\n",
+           STEPS, HIDDEN, res->n_seeds, 1.0 / sqrt(HIDDEN), INPUT_SIZE,
+           (double)(INPUT_STD * INPUT_STD),
+           STEPS - 1, EXACT_TOLERANCE);
+    printf("%-4s %-7s", "rho", "");
+    for (int i = 0; i < N_TABLE_KS; i++)
+        printf("  %8s=%-2d", "k", TABLE_KS[i]);
+    printf("  check\n");
+    for (int r = 0; r < N_RHOS; r++) {
+        printf("%-4.1f %-7s", RHOS[r], "rho^k");
+        for (int i = 0; i < N_TABLE_KS; i++)
+            printf("  %11.3e", pow(RHOS[r], TABLE_KS[i]));
+        printf("\n");
+        for (int m = 0; m < N_MODELS; m++) {
+            printf("%-4s %-7s", "", MODELS[m].name);
+            for (int i = 0; i < N_TABLE_KS; i++)
+                printf("  %11.3e", mean_ratio(&res->curves[m][r], TABLE_KS[i]));
+            printf("  ");
+            print_check(MODELS[m].claim, res->curves[m][r].check);
+        }
+    }
+}
+
+/* Every curve's points as the charts take them, with their labels. */
+typedef struct chart_data {
+    float k[STEPS];
+    float ratio[N_MODELS][N_RHOS][STEPS];
+    char label[N_MODELS][N_RHOS][LABEL_SIZE];
+    tg_series series[N_MODELS][N_RHOS];
+} chart_data;
+
+/* Fills d from res; a series is labelled "rho = 0.5", after the model's name when with_model. */
+static void fill_series(chart_data *d, const measurements *res, bool with_model)
+{
+    for (int k = 0; k < STEPS; k++)
+        d->k[k] = (float)k;
+    for (int m = 0; m < N_MODELS; m++)
+        for (int r = 0; r < N_RHOS; r++) {
+            for (int k = 0; k < STEPS; k++)
+                d->ratio[m][r][k] = (float)mean_ratio(&res->curves[m][r], k);
+            snprintf(d->label[m][r], LABEL_SIZE, "%s%srho = %.1f", with_model ? MODELS[m].name : "",
+                     with_model ? " " : "", RHOS[r]);
+            d->series[m][r] = (tg_series){ d->label[m][r], d->k, d->ratio[m][r], STEPS };
+        }
+}
+
+/* DIR/gradient_norms.csv with every curve, and DIR/gradient_norms_MODEL.svg per model.
+ * False on the first failure. */
+static bool write_outputs(const measurements *res, const char *dir)
+{
+    chart_data d;
+    fill_series(&d, res, true);
+    tg_chart all = { "Gradient norm ratio vs distance", "k (steps back from T)",
+                     "||dL/dh_{T-k}|| / ||dL/dh_T||", 1, &d.series[0][0], N_MODELS * N_RHOS };
+    if (!write_chart(&all, dir, "gradient_norms", true))
+        return false;
+    fill_series(&d, res, false);
+    for (int m = 0; m < N_MODELS; m++) {
+        char title[128], name[64];
+        snprintf(title, sizeof title, "%s cell, W_h = rho Q: ||dL/dh_{T-k}|| / ||dL/dh_T||",
+                 MODELS[m].name);
+        snprintf(name, sizeof name, "gradient_norms_%s", MODELS[m].name);
+        tg_chart chart = { title, "k, steps back from T = 100",
+                           "gradient norm ratio (log scale)", 1, d.series[m], N_RHOS };
+        if (!write_chart(&chart, dir, name, false))
+            return false;
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    options opt = parse_args(argc, argv);
+    if (!is_directory(opt.out))
+        return 1;
+    measurements res = { .n_seeds = opt.quick ? QUICK_SEEDS : SEEDS };
+    tg_tape *tape = tg_tape_new();
+    if (!tape) {
+        fprintf(stderr, "lab_gradient_norms: out of memory\n");
+        return 1;
+    }
+    bool ok = measure_all(tape, opt.seed, &res);
+    tg_tape_free(tape);
+    if (!ok)
+        return 1;
+    print_table(&res);
+    return write_outputs(&res, opt.out) ? 0 : 1;
+}
