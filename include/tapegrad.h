@@ -293,20 +293,25 @@ typedef struct tg_optimizer {
     tg_optimizer_kind kind;
     float lr;          /* all */
     float momentum;    /* TG_MOMENTUM: v = momentum v + g; p -= lr v (default 0.9) */
-    float beta1, beta2; /* TG_ADAM: moment decay rates (defaults 0.9, 0.999) */
-    float eps;         /* TG_ADAGRAD (default 1e-10), TG_ADAM (default 1e-8) */
+    float beta1, beta2; /* TG_ADAM: moment decay rates (defaults 0.9, 0.999); m = b1 m + (1-b1) g,
+                          v = b2 v + (1-b2) g^2, p -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps) */
+    float eps;         /* TG_ADAGRAD: s += g^2, p -= lr g / (sqrt(s) + eps) (default 1e-10);
+                          TG_ADAM (default 1e-8) */
     long steps;        /* steps taken so far (Adam's bias correction uses it) */
     struct tg_optimizer_state *state; /* private */
 } tg_optimizer;
 
 /* An optimizer over params[0..n-1] (the array is copied; the tensors must outlive it), with
- * the defaults above; change the fields before the first step to use others. NULL on NULL
- * params, a NULL in them, a non-finite or negative lr, or out of memory. */
+ * the defaults above. The settings may change between steps (a learning-rate schedule);
+ * kind may not. NULL on NULL params, n < 1, a NULL or repeated tensor in them, an unknown
+ * kind, a non-finite or negative lr, or out of memory. */
 tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr);
 void          tg_optimizer_free(tg_optimizer *opt);          /* NULL is fine */
 void          tg_optimizer_zero_grad(tg_optimizer *opt);     /* zero every parameter's grad */
 /* One update from the current grads. Returns 0, or -1 and changes nothing (weights and
- * state alike) when a gradient is NaN or Inf or a setting is invalid. */
+ * state alike) when a gradient is NaN or Inf, an update would come out NaN or Inf, or a
+ * setting is invalid (lr, momentum, eps must be finite and >= 0, betas in [0, 1), kind
+ * unchanged, steps >= 0). */
 int           tg_optimizer_step(tg_optimizer *opt);
 
 /* ---- Checkpoints (safetensors) ------------------------------------------------------------
