@@ -81,7 +81,7 @@ define run_tests
 	$(2) ./$(1)/tests/pytorch_match tests/fixtures/rnn_cell.txt
 	$(2) ./$(1)/tests/gated_match tests/fixtures/lstm_cell.txt
 	$(2) ./$(1)/tests/gated_match tests/fixtures/gru_cell.txt
-	CK_FORK=$(3) $(2) ./$(1)/tests/run_tests
+	CK_FORK=$(3) $(4) $(2) ./$(1)/tests/run_tests
 endef
 
 check: check-deps
@@ -96,11 +96,12 @@ sanitize: check-deps
 	./$(SAN_BUILD)/examples/train_sine --epochs 3 > /dev/null
 	$(call run_tests,$(SAN_BUILD),,no)
 
+# Test cases tagged "slow" (long training runs) are left out here; ASan runs them.
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all
 valgrind: check-deps
 	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(BUILD)/examples/train_sine
 	$(VALGRIND) ./$(BUILD)/examples/train_sine --epochs 2 > /dev/null
-	$(call run_tests,$(BUILD),$(VALGRIND),no)
+	$(call run_tests,$(BUILD),$(VALGRIND),no,CK_EXCLUDE_TAGS=slow)
 
 clean:
 	rm -rf $(BUILD)

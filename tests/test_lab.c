@@ -261,6 +261,7 @@ Suite *lab_suite(void)
     suite_add_tcase(s, bound);
     TCase *adding = tcase_create("adding problem");
     tcase_set_timeout(adding, 60);
+    tcase_set_tags(adding, "slow"); /* minutes under valgrind: make valgrind leaves it out */
     tcase_add_test(adding, test_rnn_beats_the_adding_baseline_five_times_at_ten_steps);
     suite_add_tcase(s, adding);
     return s;
