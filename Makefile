@@ -2,6 +2,7 @@
 #   make            library and examples       make check      install Check if missing, run the tests
 #   make demo       train the example RNN      make sanitize   the tests under ASan + UBSan
 #   make experiments  the gradient lab, writing results/
+#   make install PREFIX=/usr/local [DESTDIR=]   header, library and tapegrad.pc
 #   make valgrind   the tests under valgrind   make clean      remove build/
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -17,7 +18,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
-.PHONY: all demo experiments check sanitize valgrind clean check-deps
+.PHONY: all demo experiments check sanitize valgrind clean check-deps install uninstall install-test
 
 all: $(LIB) $(EXAMPLES)
 
@@ -42,6 +43,32 @@ LAB := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/lab_*.c))
 experiments: $(LAB)
 	@mkdir -p results
 	@for program in $(LAB); do echo "== $$program"; ./$$program --out results || exit 1; done
+
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+PC_DIR   = $(DESTDIR)$(PREFIX)/lib/pkgconfig
+
+install: $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib $(PC_DIR)
+	install -m 644 include/tapegrad.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
+	    'Name: tapegrad' 'Description: a small tape-based autograd engine with RNN, LSTM and GRU cells' \
+	    'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -ltapegrad -lm -pthread' \
+	    > $(PC_DIR)/tapegrad.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/tapegrad.h $(DESTDIR)$(PREFIX)/lib/libtapegrad.a $(PC_DIR)/tapegrad.pc
+
+# Install into a scratch prefix, then build and run a program through pkg-config alone.
+INSTALL_TEST := $(abspath $(BUILD))/install-test
+install-test: $(LIB)
+	rm -rf $(INSTALL_TEST)
+	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_TEST)
+	$(CC) $(WARN) $(CFLAGS) tests/standalone/installed_hello.c \
+	    $$(PKG_CONFIG_PATH=$(INSTALL_TEST)/lib/pkgconfig pkg-config --cflags --libs tapegrad) \
+	    -o $(INSTALL_TEST)/installed_hello
+	$(INSTALL_TEST)/installed_hello
 
 check-deps:
 	@sh tests/install-check.sh
@@ -85,7 +112,7 @@ define run_tests
 endef
 
 check: check-deps
-	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD))
+	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) install-test
 	$(call run_tests,$(BUILD),,yes)
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
