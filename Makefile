@@ -4,6 +4,7 @@
 #   make experiments  the gradient lab, writing results/
 #   make install PREFIX=/usr/local [DESTDIR=]   header, library and tapegrad.pc
 #   make valgrind   the tests under valgrind   make clean      remove build/
+#   make fuzz       the checkpoint loader under libFuzzer for FUZZ_SECONDS (clang)
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Wpedantic
@@ -18,7 +19,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
-.PHONY: all demo experiments check sanitize valgrind clean check-deps install uninstall install-test
+.PHONY: all demo experiments check sanitize valgrind fuzz clean check-deps install uninstall install-test
 
 all: $(LIB) $(EXAMPLES)
 
@@ -129,6 +130,19 @@ valgrind: check-deps
 	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(BUILD)/examples/train_sine
 	$(VALGRIND) ./$(BUILD)/examples/train_sine --epochs 2 > /dev/null
 	$(call run_tests,$(BUILD),$(VALGRIND),no,CK_EXCLUDE_TAGS=slow)
+
+# The checkpoint loader under libFuzzer (clang): inputs mutated from the fixture checkpoints
+# for FUZZ_SECONDS; what it finds that is new is kept in build/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+$(BUILD)/fuzz/fuzz_load: tests/fuzz/fuzz_load.c $(SRC) include/tapegrad.h $(wildcard src/*.h)
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) $< $(SRC) $(LDLIBS) -o $@
+
+fuzz: $(BUILD)/fuzz/fuzz_load
+	@mkdir -p $(BUILD)/fuzz/corpus
+	./$(BUILD)/fuzz/fuzz_load -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus tests/fixtures/checkpoints
 
 clean:
 	rm -rf $(BUILD)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
 #include "tapegrad.h"
 
 /* ---- errors and output ------------------------------------------------------------------ */
@@ -25,8 +26,6 @@ static int fail(tg_error *err, const char *fmt, ...)
     }
     return -1;
 }
-
-static const char *describe(int error) { return error ? strerror(error) : "unknown error"; }
 
 /* An output file and the errno of its first failed write; once one write fails the rest
  * are skipped. */
@@ -86,52 +85,26 @@ static void put_csv_field(writer *w, const char *s)
 
 /* ---- writing a file in one piece --------------------------------------------------------- */
 
-/* Creates path.tmpN, with the first N from 0 whose file does not exist yet, for writing;
- * its name goes to name. NULL with errno set on failure (ERANGE: the name is too long). */
-static FILE *open_temporary(const char *path, char *name, size_t size)
-{
-    for (int i = 0; i < 100; i++) {
-        if ((size_t)snprintf(name, size, "%s.tmp%d", path, i) >= size) {
-            errno = ERANGE;
-            return NULL;
-        }
-        errno = 0;
-        FILE *file = fopen(name, "wx");
-        if (file || errno != EEXIST)
-            return file;
-    }
-    return NULL;
-}
-
 typedef void (*body_writer)(writer *w, const tg_chart *chart);
 
-/* Writes body into a temporary file, then renames it to path; on any failure removes the
- * temporary file and leaves path as it was. */
-static int write_atomically(const char *path, const tg_chart *chart, body_writer body,
-                            tg_error *err)
+typedef struct chart_file {
+    const tg_chart *chart;
+    body_writer body;
+} chart_file;
+
+static bool write_chart_body(FILE *file, void *ctx)
 {
-    char name[FILENAME_MAX];
-    FILE *file = open_temporary(path, name, sizeof name);
-    if (!file)
-        return fail(err, "%s: cannot open for writing: %s", path,
-                    errno == ERANGE ? "path too long" : describe(errno));
+    chart_file *c = ctx;
     writer w = { file, false, 0 };
-    body(&w, chart);
-    errno = 0;
-    if (fclose(file) != 0 && !w.failed) {
-        w.failed = true;
-        w.error = errno;
-    }
-    if (w.failed) {
-        remove(name);
-        return fail(err, "%s: cannot write: %s", path, describe(w.error));
-    }
-    if (rename(name, path) != 0) {
-        int error = errno;
-        remove(name);
-        return fail(err, "%s: cannot move the new file into place: %s", path, describe(error));
-    }
-    return 0;
+    c->body(&w, c->chart);
+    errno = w.error;
+    return !w.failed;
+}
+
+static int write_atomically(const char *path, const tg_chart *chart, body_writer body, tg_error *err)
+{
+    chart_file c = { chart, body };
+    return tg_write_file_atomically(path, write_chart_body, &c, err);
 }
 
 /* 0 when chart can be written to path, else -1 with the reason (fn names the call when
