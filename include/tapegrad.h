@@ -208,7 +208,8 @@ tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell
 
 /* ---- Training --------------------------------------------------------------------------- */
 
-void tg_zero_grad(tg_tensor *const *params, int n);    /* set every grad of params[0..n-1] to 0; no-op on NULL */
+void tg_zero_grad(tg_tensor *const *params, int n);    /* set every grad of params[0..n-1] to 0; nothing
+                                                          when params is NULL or holds a NULL */
 /* p.data -= lr * p.grad for each of params[0..n-1]. Returns 0, or -1 and changes nothing
  * when a gradient or lr is NaN or Inf (so one bad step cannot poison the weights), or
  * when params is NULL or holds a NULL. */
@@ -310,8 +311,8 @@ void          tg_optimizer_free(tg_optimizer *opt);          /* NULL is fine */
 void          tg_optimizer_zero_grad(tg_optimizer *opt);     /* zero every parameter's grad */
 /* One update from the current grads. Returns 0, or -1 and changes nothing (weights and
  * state alike) when a gradient is NaN or Inf, an update would come out NaN or Inf, or a
- * setting is invalid (lr, momentum, eps must be finite and >= 0, betas in [0, 1), kind
- * unchanged, steps >= 0). */
+ * setting its kind uses is invalid (lr, momentum, eps must be finite and >= 0, betas in
+ * [0, 1), kind unchanged, steps >= 0). */
 int           tg_optimizer_step(tg_optimizer *opt);
 
 /* ---- Checkpoints (safetensors) ------------------------------------------------------------

@@ -139,13 +139,15 @@ tg_tensor *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_t,
 {
     if (!cell)
         return tg_fail(tape, "tg_rnn_cell_forward: cell is NULL");
-    if (x_t && x_t->rows != cell->input_size)
+    if (!x_t || !h_prev)
+        return tg_fail(tape, "tg_rnn_cell_forward: %s is NULL", x_t ? "h_prev" : "x_t");
+    if (x_t->rows != cell->input_size)
         return tg_fail(tape, "tg_rnn_cell_forward: x_t is %dx%d, the cell takes %d inputs",
                        x_t->rows, x_t->cols, cell->input_size);
-    if (h_prev && h_prev->rows != cell->hidden_size)
+    if (h_prev->rows != cell->hidden_size)
         return tg_fail(tape, "tg_rnn_cell_forward: h_prev is %dx%d, the cell has %d hidden units",
                        h_prev->rows, h_prev->cols, cell->hidden_size);
-    if (x_t && h_prev && x_t->cols != h_prev->cols)
+    if (x_t->cols != h_prev->cols)
         return tg_fail(tape, "tg_rnn_cell_forward: x_t has %d columns (batch) but h_prev has %d",
                        x_t->cols, h_prev->cols);
     tg_tensor *recurrent = tg_matmul(tape, cell->W_h, h_prev); /* hidden x batch */

@@ -69,7 +69,7 @@ float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm)
     for (int i = 0; i < n; i++)
         total += sum_of_squares(params[i]);
     double norm = sqrt(total);
-    if (isfinite(norm) && norm > max_norm) {
+    if (isfinite((float)norm) && norm > max_norm) {
         float shrink = (float)(max_norm / norm);
         for (int i = 0; i < n; i++)
             for (long k = 0; k < count(params[i]); k++)

@@ -169,6 +169,12 @@ START_TEST(test_cell_forward_checks_its_arguments)
     ck_assert_ptr_null(tg_rnn_cell_forward(tape, NULL, tg_input(tape, 3, 2, NULL), tg_input(tape, 4, 2, NULL)));
     assert_error(tape, "tg_rnn_cell_forward: cell is NULL");
     assert_usable_after_reset(tape);
+    ck_assert_ptr_null(tg_rnn_cell_forward(tape, cell, NULL, tg_input(tape, 4, 2, NULL)));
+    assert_error(tape, "tg_rnn_cell_forward: x_t is NULL");
+    assert_usable_after_reset(tape);
+    ck_assert_ptr_null(tg_rnn_cell_forward(tape, cell, tg_input(tape, 3, 2, NULL), NULL));
+    assert_error(tape, "tg_rnn_cell_forward: h_prev is NULL");
+    assert_usable_after_reset(tape);
     ck_assert_ptr_null(tg_rnn_cell_forward(NULL, cell, NULL, NULL));
     tg_tape_free(tape);
     tg_rnn_cell_free(cell);
