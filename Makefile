@@ -2,6 +2,7 @@
 #   make            library and examples       make check      install Check if missing, run the tests
 #   make demo       train the example RNN      make sanitize   the tests under ASan + UBSan
 #   make experiments  the gradient lab, writing results/
+#   make bench      speed against PyTorch and numpy (BENCH_FLAGS=--quick for a short run)
 #   make install PREFIX=/usr/local [DESTDIR=]   header, library and tapegrad.pc
 #   make valgrind   the tests under valgrind   make clean      remove build/
 #   make fuzz       the checkpoint loader under libFuzzer for FUZZ_SECONDS (clang)
@@ -19,7 +20,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
-.PHONY: all demo experiments check sanitize valgrind fuzz clean check-deps install uninstall install-test
+.PHONY: all demo experiments bench check sanitize valgrind fuzz clean check-deps install uninstall install-test
 
 all: $(LIB) $(EXAMPLES)
 
@@ -38,6 +39,18 @@ $(BUILD)/examples/%: examples/%.c $(LIB)
 
 demo: $(BUILD)/examples/train_sine
 	./$(BUILD)/examples/train_sine
+
+# The speed benchmark: one training step of the RNN cell and the matrix products behind it,
+# next to PyTorch and numpy on one thread when /usr/bin/python3 has them (bench/peer.py).
+# make bench BENCH_FLAGS=--quick for a short run; ./build/bench/bench --help for the flags.
+BENCH       := $(BUILD)/bench/bench
+BENCH_FLAGS ?=
+$(BENCH): bench/bench.c include/tapegrad.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+bench: $(BENCH)
+	$(BENCH) $(BENCH_FLAGS)
 
 # The gradient lab: every examples/lab_*.c, run in turn, writing CSV and SVG under results/.
 LAB := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/lab_*.c))

@@ -1,0 +1,874 @@
+/* bench.c: how fast tapegrad trains the vanilla RNN cell, next to PyTorch on the same machine.
+ *
+ * One training step, as a user writes it: reset the tape, copy the inputs in with tg_input,
+ * run the cell over T steps from h_0 = 0, loss = (1/T) sum over t of mse(h_t, y_t), zero the
+ * grads, tg_backward, tg_sgd_step. Each config is warmed up, then timed step by step until a
+ * time budget and a minimum count are both reached; we report the median step time and
+ * GFLOP/s, counting 6 T B H (H + I) flops per step (2 T B H (H + I) for the products of the
+ * forward pass and twice that for the backward pass).
+ *
+ * A matmul microbenchmark times the three products the cell needs, through the public API:
+ * A B is one tg_matmul; A B^T and A^T B are timed together as one tg_backward through a
+ * tg_matmul, whose backward is exactly one of each (plus filling dy with ones for tg_sum).
+ *
+ * The peer, bench/peer.py, times the same step in PyTorch (a hand-written cell in a Python
+ * loop, and torch.nn.RNN) and numpy's float32 matmul, one thread. It runs as a child process
+ * that takes one request at a time on its stdin, so the two sides take turns config by
+ * config. It is optional: without python3, torch or numpy the table has no ratios. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tapegrad.h"
+
+#define LEARNING_RATE 0.01f
+#define DATA_SEED 42u
+#define MAX_SAMPLES (1 << 18)          /* per measurement; a tiny step stops here */
+#define MATMUL_GOAL_N 1024             /* the size the A*B goal is set at ... */
+#define MATMUL_GOAL_PERCENT 50.0       /* ... as a share of numpy's speed */
+#define PEER_PYTHON "/usr/bin/python3"
+#define PEER_SCRIPT "bench/peer.py"
+#define LINE_MAX_LEN 512
+#define QUICK_PEER_MAX_FLOPS 2e9       /* --quick: the peer skips bigger repetitions unless asked */
+
+static const char USAGE[] =
+    "usage: bench [--configs LIST] [--matmul LIST] [--quick] [--threads N] [--peer | --no-peer]\n"
+    "             [--peer-script FILE]\n"
+    "Times one training step of tapegrad's vanilla RNN cell (forward over T steps, mean MSE,\n"
+    "tg_backward, SGD) and the matrix products behind it, and compares them with PyTorch and\n"
+    "numpy on one thread when " PEER_PYTHON " can run the peer script.\n"
+    "  --configs LIST      comma-separated configs among S,M,L,XL, or none (default: all)\n"
+    "                        S: I=3 H=2 B=1 T=5      M: I=1 H=32 B=32 T=50\n"
+    "                        L: I=64 H=256 B=64 T=50 XL: I=256 H=1024 B=64 T=20\n"
+    "  --matmul LIST       comma-separated square sizes among 64,256,1024, or none (default: all)\n"
+    "  --quick             a short run for CI: 1 warm-up and about 20 ms per measurement; the peer\n"
+    "                      skips what costs over 2 GFLOP a repetition (XL, n = 1024) unless it is\n"
+    "                      named in --configs or --matmul\n"
+    "  --threads N         threads for tapegrad (tg_set_threads) and for the peer's torch and BLAS,\n"
+    "                      1 to 64 (default 1)\n"
+    "  --peer              require the peer: exit with status 1 when it cannot run\n"
+    "  --no-peer           do not start the peer\n"
+    "  --peer-script FILE  the peer script (default " PEER_SCRIPT ")\n"
+    "  --help              print this and exit\n"
+    "Each measurement warms up (1 repetition and 0.2 s), then runs for 0.75 s and at least 5\n"
+    "repetitions, and reports the median.\n"
+    "Without --peer or --no-peer the peer is tried and, when it cannot run, left out with a note.\n"
+    "The peer runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its environment.\n"
+    "Exit status: 0 when every measurement ran (goals met or not), 1 on a failure, 2 on a bad\n"
+    "command line.\n";
+
+/* ---- what is measured ---------------------------------------------------------------------- */
+
+typedef struct config {
+    const char *name;
+    int input, hidden, batch, steps;   /* I, H, B, T */
+    double goal;                       /* wanted: nn.RNN's time / ours, at least this */
+} config;
+
+static const config CONFIGS[] = {
+    { "S", 3, 2, 1, 5, 200.0 },
+    { "M", 1, 32, 32, 50, 10.0 },
+    { "L", 64, 256, 64, 50, 2.0 },
+    { "XL", 256, 1024, 64, 20, 1.5 },
+};
+#define N_CONFIGS (int)(sizeof CONFIGS / sizeof CONFIGS[0])
+
+static const int MATMUL_SIZES[] = { 64, 256, 1024 };
+#define N_MATMUL (int)(sizeof MATMUL_SIZES / sizeof MATMUL_SIZES[0])
+
+/* How long to measure: warm up for warmup_reps and at least warmup_s seconds, then time
+ * repetitions until both budget_s seconds and min_reps repetitions are reached. */
+typedef struct plan {
+    int warmup_reps, min_reps;
+    double warmup_s, budget_s;
+} plan;
+
+static const plan FULL_PLAN = { 1, 5, 0.2, 0.75 };
+static const plan QUICK_PLAN = { 1, 1, 0.0, 0.02 };
+
+typedef struct options {
+    bool run_config[N_CONFIGS];
+    bool run_matmul[N_MATMUL];
+    bool configs_named, matmul_named; /* --configs, --matmul given */
+    bool quick;
+    int threads;
+    int peer;                          /* -1: no, 0: try, 1: required */
+    const char *peer_script;
+} options;
+
+/* A median time and how many repetitions it is the median of. */
+typedef struct timing {
+    double us;
+    int reps;
+} timing;
+
+static const timing NO_TIMING = { NAN, 0 };
+
+/* ---- the command line ------------------------------------------------------------------- */
+
+static void usage_error(const char *fmt, const char *what)
+{
+    fputs("bench: ", stderr);
+    fprintf(stderr, fmt, what);
+    fputs(" (see bench --help)\n", stderr);
+    exit(2);
+}
+
+/* Marks in chosen[] the names of a comma-separated list; names[i] is entry i. */
+static void parse_list(const char *flag, const char *text, const char *const *names, int n, bool *chosen)
+{
+    if (!text)
+        usage_error("%s needs a value", flag);
+    for (int i = 0; i < n; i++)
+        chosen[i] = false;
+    if (strcmp(text, "none") == 0)
+        return;
+    const char *item = text;
+    for (;;) {
+        size_t len = strcspn(item, ",");
+        int found = -1;
+        for (int i = 0; i < n; i++)
+            if (strlen(names[i]) == len && strncmp(item, names[i], len) == 0)
+                found = i;
+        if (found < 0)
+            usage_error("unknown entry in the list '%s'", text);
+        chosen[found] = true;
+        if (item[len] == '\0')
+            break;
+        item += len + 1;
+    }
+}
+
+static options parse_args(int argc, char **argv)
+{
+    options opt = { .threads = 1, .peer = 0, .peer_script = PEER_SCRIPT };
+    for (int i = 0; i < N_CONFIGS; i++)
+        opt.run_config[i] = true;
+    for (int i = 0; i < N_MATMUL; i++)
+        opt.run_matmul[i] = true;
+    const char *config_names[N_CONFIGS], *matmul_names[N_MATMUL];
+    static const char *const SIZE_NAMES[N_MATMUL] = { "64", "256", "1024" };
+    for (int i = 0; i < N_CONFIGS; i++)
+        config_names[i] = CONFIGS[i].name;
+    for (int i = 0; i < N_MATMUL; i++)
+        matmul_names[i] = SIZE_NAMES[i];
+
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
+            fputs(USAGE, stdout);
+            exit(0);
+        } else if (strcmp(flag, "--quick") == 0) {
+            opt.quick = true;
+        } else if (strcmp(flag, "--peer") == 0) {
+            opt.peer = 1;
+        } else if (strcmp(flag, "--no-peer") == 0) {
+            opt.peer = -1;
+        } else if (strcmp(flag, "--configs") == 0) {
+            parse_list(flag, i + 1 < argc ? argv[++i] : NULL, config_names, N_CONFIGS, opt.run_config);
+            opt.configs_named = true;
+        } else if (strcmp(flag, "--matmul") == 0) {
+            parse_list(flag, i + 1 < argc ? argv[++i] : NULL, matmul_names, N_MATMUL, opt.run_matmul);
+            opt.matmul_named = true;
+        } else if (strcmp(flag, "--threads") == 0) {
+            const char *text = i + 1 < argc ? argv[++i] : NULL;
+            char *end = NULL;
+            long n = text ? strtol(text, &end, 10) : 0;
+            if (!text || end == text || *end != '\0' || n < 1 || n > 64)
+                usage_error("--threads needs a whole number from 1 to 64, got '%s'", text ? text : "");
+            opt.threads = (int)n;
+        } else if (strcmp(flag, "--peer-script") == 0) {
+            if (i + 1 >= argc)
+                usage_error("%s needs a value", flag);
+            opt.peer_script = argv[++i];
+        } else {
+            usage_error("unknown flag '%s'", flag);
+        }
+    }
+    return opt;
+}
+
+/* ---- timing --------------------------------------------------------------------------------- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One repetition of what is measured: sets *seconds to the time of its timed part and
+ * returns 0, or returns -1 after printing what failed. */
+typedef int (*rep_fn)(void *ctx, double *seconds);
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs rep per the plan; *out gets the median of the timed repetitions (not the warm-up).
+ * Returns 0, or -1 when a repetition failed or memory ran out. */
+static int measure(rep_fn rep, void *ctx, const plan *p, timing *out)
+{
+    double seconds, start = now();
+    for (int i = 0; i < p->warmup_reps || now() - start < p->warmup_s; i++)
+        if (rep(ctx, &seconds) != 0)
+            return -1;
+    double *samples = malloc(MAX_SAMPLES * sizeof *samples);
+    if (!samples) {
+        fprintf(stderr, "bench: out of memory\n");
+        return -1;
+    }
+    int n = 0;
+    start = now();
+    while (n < MAX_SAMPLES && (n < p->min_reps || now() - start < p->budget_s)) {
+        if (rep(ctx, &samples[n]) != 0) {
+            free(samples);
+            return -1;
+        }
+        n++;
+    }
+    qsort(samples, (size_t)n, sizeof *samples, compare_doubles);
+    double median = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+    free(samples);
+    *out = (timing){ 1e6 * median, n };
+    return 0;
+}
+
+/* ---- the training step ---------------------------------------------------------------------- */
+
+typedef struct rnn_bench {
+    const config *c;
+    tg_rnn_cell *cell;
+    tg_tensor *params[3];              /* W_h, W_x, b */
+    tg_tape *tape;
+    float *x;                          /* T inputs, each I x B, one after another */
+    float *y;                          /* T targets, each H x B */
+} rnn_bench;
+
+static void fill_uniform(float *v, size_t n, float lo, float hi, tg_rng *rng)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * tg_rng_uniform(rng);
+}
+
+/* Makes the cell, the tape and fixed random data (inputs in [-1, 1), targets in [-0.9, 0.9),
+ * inside tanh's range); false when out of memory (rnn_bench_free cleans up either way). */
+static bool rnn_bench_init(rnn_bench *b, const config *c)
+{
+    tg_rng rng = tg_rng_new(DATA_SEED);
+    size_t x_count = (size_t)c->steps * (size_t)c->input * (size_t)c->batch;
+    size_t y_count = (size_t)c->steps * (size_t)c->hidden * (size_t)c->batch;
+    *b = (rnn_bench){ .c = c };
+    b->cell = tg_rnn_cell_new(c->input, c->hidden, tg_rng_next(&rng));
+    b->tape = tg_tape_new();
+    b->x = malloc(x_count * sizeof *b->x);
+    b->y = malloc(y_count * sizeof *b->y);
+    if (!b->cell || !b->tape || !b->x || !b->y)
+        return false;
+    b->params[0] = b->cell->W_h;
+    b->params[1] = b->cell->W_x;
+    b->params[2] = b->cell->b;
+    fill_uniform(b->x, x_count, -1.0f, 1.0f, &rng);
+    fill_uniform(b->y, y_count, -0.9f, 0.9f, &rng);
+    return true;
+}
+
+static void rnn_bench_free(rnn_bench *b)
+{
+    tg_rnn_cell_free(b->cell);
+    tg_tape_free(b->tape);
+    free(b->x);
+    free(b->y);
+}
+
+/* One whole training step, timed from the reset to the end of the SGD update. */
+static int train_step(void *ctx, double *seconds)
+{
+    rnn_bench *b = ctx;
+    const config *c = b->c;
+    tg_tape *tape = b->tape;
+    size_t x_stride = (size_t)c->input * (size_t)c->batch;
+    size_t y_stride = (size_t)c->hidden * (size_t)c->batch;
+    double start = now();
+
+    tg_tape_reset(tape);
+    tg_tensor *h = tg_input(tape, c->hidden, c->batch, NULL);             /* h_0 = 0: H x B */
+    tg_tensor *total = NULL;
+    for (int t = 0; t < c->steps; t++) {
+        tg_tensor *x = tg_input(tape, c->input, c->batch, b->x + t * x_stride);   /* I x B */
+        h = tg_rnn_cell_forward(tape, b->cell, x, h);                           /* H x B */
+        tg_tensor *target = tg_input(tape, c->hidden, c->batch, b->y + t * y_stride);
+        tg_tensor *mse = tg_mse(tape, h, target);                               /* 1 x 1 */
+        total = total ? tg_add(tape, total, mse) : mse;
+    }
+    tg_tensor *loss = tg_scale(tape, total, 1.0f / (float)c->steps);
+    tg_zero_grad(b->params, 3);
+    if (tg_backward(tape, loss) != 0) {
+        fprintf(stderr, "bench: config %s: %s\n", c->name, tg_tape_error(tape));
+        return -1;
+    }
+    if (tg_sgd_step(b->params, 3, LEARNING_RATE) != 0) {
+        fprintf(stderr, "bench: config %s: tg_sgd_step refused a gradient that is not finite\n", c->name);
+        return -1;
+    }
+    *seconds = now() - start;
+    return 0;
+}
+
+static double step_flops(const config *c)
+{
+    return 6.0 * c->steps * c->batch * c->hidden * (double)(c->hidden + c->input);
+}
+
+/* The bytes one step needs, from the sizes alone: every parameter and its grad, and every
+ * tensor train_step puts on the tape with its grad. Per time step that is x_t (I x B), then
+ * W_h h, W_x x_t, their sum, the sum plus b, tanh of it and y_t (all H x B) and the 1 x 1
+ * mse; plus h_0 (H x B), the T - 1 running totals and the scaled loss (1 x 1 each). */
+static double logical_bytes(const config *c)
+{
+    double I = c->input, H = c->hidden, B = c->batch, T = c->steps;
+    double params = H * H + H * I + H;
+    double tape = H * B + T * (I * B + 6.0 * H * B + 1.0) + (T - 1.0) + 1.0;
+    return 2.0 * sizeof(float) * (params + tape);
+}
+
+static double param_bytes(const config *c)
+{
+    double H = c->hidden, I = c->input;
+    return 2.0 * sizeof(float) * (H * H + H * I + H);
+}
+
+/* ---- the matmul microbenchmark ------------------------------------------------------------ */
+
+typedef struct matmul_bench {
+    int n;
+    tg_tensor *A, *B;                  /* parameters, so that no copy is timed with the product */
+    tg_tensor *params[2];
+    tg_tape *tape;
+} matmul_bench;
+
+static bool matmul_bench_init(matmul_bench *m, int n)
+{
+    tg_rng rng = tg_rng_new(DATA_SEED + (uint64_t)n);
+    *m = (matmul_bench){ .n = n };
+    m->A = tg_param_new(n, n);
+    m->B = tg_param_new(n, n);
+    m->tape = tg_tape_new();
+    if (!m->A || !m->B || !m->tape)
+        return false;
+    tg_init_uniform(m->A, -1.0f, 1.0f, &rng);
+    tg_init_uniform(m->B, -1.0f, 1.0f, &rng);
+    m->params[0] = m->A;
+    m->params[1] = m->B;
+    return true;
+}
+
+static void matmul_bench_free(matmul_bench *m)
+{
+    tg_param_free(m->A);
+    tg_param_free(m->B);
+    tg_tape_free(m->tape);
+}
+
+/* C = A B: the tg_matmul call alone (recording the node, zeroing its grad, the product). */
+static int matmul_forward(void *ctx, double *seconds)
+{
+    matmul_bench *m = ctx;
+    tg_tape_reset(m->tape);
+    double start = now();
+    tg_tensor *C = tg_matmul(m->tape, m->A, m->B);
+    *seconds = now() - start;
+    if (!C) {
+        fprintf(stderr, "bench: matmul %d: %s\n", m->n, tg_tape_error(m->tape));
+        return -1;
+    }
+    return 0;
+}
+
+/* dA += dC B^T and dB += A^T dC: the tg_backward call alone, through loss = sum(A B). Besides
+ * the two products it sets dC to ones (n^2 writes, against 2 n^3 multiply-adds). */
+static int matmul_backward(void *ctx, double *seconds)
+{
+    matmul_bench *m = ctx;
+    tg_tape_reset(m->tape);
+    tg_zero_grad(m->params, 2);
+    tg_tensor *loss = tg_sum(m->tape, tg_matmul(m->tape, m->A, m->B));
+    double start = now();
+    int status = tg_backward(m->tape, loss);
+    *seconds = now() - start;
+    if (status != 0) {
+        fprintf(stderr, "bench: matmul %d: %s\n", m->n, tg_tape_error(m->tape));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the peer -------------------------------------------------------------------------------- */
+
+typedef struct peer {
+    bool alive;
+    pid_t pid;
+    FILE *to, *from;                   /* its stdin and stdout */
+    char note[LINE_MAX_LEN];           /* why it is not running, when it is not */
+    char info[16][LINE_MAX_LEN];       /* the lines it introduces itself with */
+    int n_info;
+} peer;
+
+/* Starts script under PEER_PYTHON with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from
+ * its environment and waits for its first answer. On failure p->alive is false and p->note
+ * says why. */
+static void peer_start(peer *p, const char *script, int threads)
+{
+    *p = (peer){ .pid = -1 };
+    if (access(PEER_PYTHON, X_OK) != 0) {
+        snprintf(p->note, sizeof p->note, "%s not found", PEER_PYTHON);
+        return;
+    }
+    if (access(script, R_OK) != 0) {
+        snprintf(p->note, sizeof p->note, "%s not readable (run from the repository root)", script);
+        return;
+    }
+    int down[2], up[2];                /* down: we write, it reads; up: it writes, we read */
+    if (pipe(down) != 0)
+        goto broken;
+    if (pipe(up) != 0) {
+        close(down[0]);
+        close(down[1]);
+        goto broken;
+    }
+    fflush(NULL);
+    p->pid = fork();
+    if (p->pid == 0) {
+        dup2(down[0], STDIN_FILENO);
+        dup2(up[1], STDOUT_FILENO);
+        close(down[0]);
+        close(down[1]);
+        close(up[0]);
+        close(up[1]);
+        unsetenv("OPENBLAS_CORETYPE");
+        unsetenv("OPENBLAS_L2_SIZE");
+        char thread_arg[16];
+        snprintf(thread_arg, sizeof thread_arg, "%d", threads);
+        execl(PEER_PYTHON, PEER_PYTHON, script, "--serve", "--threads", thread_arg, (char *)NULL);
+        _exit(127);
+    }
+    close(down[0]);
+    close(up[1]);
+    if (p->pid < 0) {
+        close(down[1]);
+        close(up[0]);
+        goto broken;
+    }
+    p->to = fdopen(down[1], "w");
+    p->from = fdopen(up[0], "r");
+    if (!p->to || !p->from) {
+        if (!p->to)
+            close(down[1]);
+        if (!p->from)
+            close(up[0]);
+        goto broken;
+    }
+    p->alive = true;
+
+    char line[LINE_MAX_LEN];
+    while (fgets(line, sizeof line, p->from)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strcmp(line, "peer ready") == 0)
+            return;
+        if (strncmp(line, "peer unavailable ", 17) == 0) {
+            snprintf(p->note, sizeof p->note, "%s", line + 17);
+            p->alive = false;
+            return;
+        }
+        if (p->n_info < (int)(sizeof p->info / sizeof p->info[0]))
+            snprintf(p->info[p->n_info++], sizeof p->info[0], "%s", line);
+    }
+    snprintf(p->note, sizeof p->note, "%s %s exited before it was ready", PEER_PYTHON, script);
+    p->alive = false;
+    return;
+broken:
+    snprintf(p->note, sizeof p->note, "could not start %s: %s", PEER_PYTHON, strerror(errno));
+    p->alive = false;
+}
+
+/* Ends the peer, whether it is alive or not; returns its exit status, or -1. */
+static int peer_stop(peer *p)
+{
+    if (p->to) {
+        if (p->alive)
+            fputs("quit\n", p->to);
+        fclose(p->to);
+    }
+    if (p->from)
+        fclose(p->from);
+    int status = -1;
+    if (p->pid > 0 && waitpid(p->pid, &status, 0) == p->pid && WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return -1;
+}
+
+/* Sends one request and reads the answers up to "peer end": each "peer KIND NAME US REPS"
+ * whose KIND is kinds[i] and NAME is name sets out[i]. Returns false (and stops using the
+ * peer) when it has gone away. */
+static bool peer_ask(peer *p, const char *request, const char *name,
+                     const char *const *kinds, int n, timing *out)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = NO_TIMING;
+    if (!p->alive)
+        return false;
+    if (fprintf(p->to, "%s\n", request) < 0 || fflush(p->to) != 0)
+        goto gone;
+    char line[LINE_MAX_LEN];
+    while (fgets(line, sizeof line, p->from)) {
+        if (strncmp(line, "peer end", 8) == 0)
+            return true;
+        char kind[64], which[64];
+        double us;
+        int reps;
+        if (sscanf(line, "peer %63s %63s %lf %d", kind, which, &us, &reps) != 4 || strcmp(which, name) != 0) {
+            fputs(line, stdout);       /* a note from the peer: pass it on */
+            continue;
+        }
+        for (int i = 0; i < n; i++)
+            if (strcmp(kind, kinds[i]) == 0)
+                out[i] = (timing){ us, reps };
+    }
+gone:
+    snprintf(p->note, sizeof p->note, "the peer stopped answering");
+    printf("note: %s; the rest has no peer numbers\n", p->note);
+    p->alive = false;
+    return false;
+}
+
+/* True when the peer said that its BLAS is the netlib reference implementation. */
+static bool peer_saw_reference_blas(const peer *p)
+{
+    for (int i = 0; i < p->n_info; i++)
+        if (strstr(p->info[i], "netlib-reference-BLAS"))
+            return true;
+    return false;
+}
+
+/* ---- the report ------------------------------------------------------------------------------ */
+
+/* The 1-minute load average, or NaN where /proc/loadavg cannot be read. */
+static double load_average(void)
+{
+    double load = NAN;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = NAN;
+        fclose(f);
+    }
+    return load;
+}
+
+static void print_machine(void)
+{
+    char model[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "model name", 10) == 0) {
+                char *colon = strchr(line, ':');
+                if (colon) {
+                    snprintf(model, sizeof model, "%s", colon + 2);
+                    model[strcspn(model, "\n")] = '\0';
+                }
+                break;
+            }
+        fclose(f);
+    }
+    char date[64] = "unknown date";
+    time_t t = time(NULL);
+    struct tm tm;
+    if (localtime_r(&t, &tm))
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", &tm);
+    printf("machine: %s, %ld CPUs online, load average %.2f (1 min; other work on the machine adds noise)\n",
+           model, sysconf(_SC_NPROCESSORS_ONLN), load_average());
+    printf("date: %s\n", date);
+#if defined(__clang__)
+    printf("bench compiled with: clang %s (the library's flags are its Makefile's)\n", __clang_version__);
+#elif defined(__GNUC__)
+    printf("bench compiled with: gcc %s (the library's flags are its Makefile's)\n", __VERSION__);
+#endif
+}
+
+static void print_env_var(const char *name)
+{
+    const char *value = getenv(name);
+    printf("  %s here: %s%s%s\n", name, value ? "'" : "unset", value ? value : "", value ? "'" : "");
+}
+
+/* "123.4" or "-" for a missing number, right-aligned in width. */
+static void print_number(int width, const char *format, double value)
+{
+    char text[64];
+    if (isnan(value))
+        snprintf(text, sizeof text, "-");
+    else
+        snprintf(text, sizeof text, format, value);
+    printf("%*s", width, text);
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+typedef struct rnn_result {
+    bool ran, peer_skipped;
+    timing ours, seed, nn_rnn;
+    double logical, actual;            /* bytes, for the memory report */
+} rnn_result;
+
+typedef struct matmul_result {
+    bool ran, peer_skipped;
+    timing ab, pair;                   /* ours: A B; A B^T and A^T B in one tg_backward */
+    timing np_ab, np_abt, np_atb;      /* numpy's */
+} matmul_result;
+
+static int run_config(const config *c, const plan *pl, bool ask_peer, peer *p, rnn_result *r)
+{
+    rnn_bench b;
+    int status = -1;
+    if (!rnn_bench_init(&b, c))
+        fprintf(stderr, "bench: config %s: out of memory\n", c->name);
+    else
+        status = measure(train_step, &b, pl, &r->ours);
+    if (status == 0) {
+        r->ran = true;
+        r->logical = logical_bytes(c);
+        r->actual = (double)tg_tape_reserved_bytes(b.tape) + param_bytes(c);
+    }
+    rnn_bench_free(&b);
+    if (status != 0)
+        return -1;
+
+    char request[LINE_MAX_LEN];
+    snprintf(request, sizeof request, "rnn %s %d %d %d %d %g %d %d %g", c->name, c->input, c->hidden,
+             c->batch, c->steps, pl->budget_s, pl->min_reps, pl->warmup_reps, pl->warmup_s);
+    static const char *const KINDS[] = { "seed_loop", "nn_rnn" };
+    timing peer_times[2] = { NO_TIMING, NO_TIMING };
+    if (ask_peer)
+        peer_ask(p, request, c->name, KINDS, 2, peer_times);
+    r->peer_skipped = !ask_peer && p->alive;
+    r->seed = peer_times[0];
+    r->nn_rnn = peer_times[1];
+    return 0;
+}
+
+static int run_matmul(int n, const plan *pl, bool ask_peer, peer *p, matmul_result *r)
+{
+    matmul_bench m;
+    int status = -1;
+    if (!matmul_bench_init(&m, n))
+        fprintf(stderr, "bench: matmul %d: out of memory\n", n);
+    else if ((status = measure(matmul_forward, &m, pl, &r->ab)) == 0)
+        status = measure(matmul_backward, &m, pl, &r->pair);
+    matmul_bench_free(&m);
+    if (status != 0)
+        return -1;
+    r->ran = true;
+
+    char request[LINE_MAX_LEN], name[16];
+    snprintf(name, sizeof name, "%d", n);
+    snprintf(request, sizeof request, "matmul %d %g %d %d %g", n, pl->budget_s, pl->min_reps,
+             pl->warmup_reps, pl->warmup_s);
+    static const char *const KINDS[] = { "numpy_ab", "numpy_abt", "numpy_atb" };
+    timing peer_times[3] = { NO_TIMING, NO_TIMING, NO_TIMING };
+    if (ask_peer)
+        peer_ask(p, request, name, KINDS, 3, peer_times);
+    r->peer_skipped = !ask_peer && p->alive;
+    r->np_ab = peer_times[0];
+    r->np_abt = peer_times[1];
+    r->np_atb = peer_times[2];
+    return 0;
+}
+
+/* Whether a ratio reaches its goal, in words. */
+static const char *verdict(double ratio, double goal, bool peer_skipped)
+{
+    if (peer_skipped)
+        return "(peer skipped: --quick)";
+    if (isnan(ratio))
+        return "(no peer)";
+    return ratio >= goal ? "met" : "NOT MET";
+}
+
+static void print_rnn_table(const rnn_result *results)
+{
+    printf("\nOne training step (median us; ratio = PyTorch's time / ours, > 1: tapegrad is faster)\n");
+    printf("%-3s %4s %5s %3s %3s | %12s %8s %6s | %12s %12s | %8s %9s  %s\n", "cfg", "I", "H", "B",
+           "T", "tapegrad us", "GFLOP/s", "n", "seed loop us", "nn.RNN us", "vs seed", "vs nn.RNN",
+           "goal vs nn.RNN");
+    for (int i = 0; i < N_CONFIGS; i++) {
+        const rnn_result *r = &results[i];
+        const config *c = &CONFIGS[i];
+        if (!r->ran)
+            continue;
+        double vs_seed = r->seed.us / r->ours.us, vs_rnn = r->nn_rnn.us / r->ours.us;
+        printf("%-3s %4d %5d %3d %3d | ", c->name, c->input, c->hidden, c->batch, c->steps);
+        print_number(12, "%.1f", r->ours.us);
+        print_number(9, "%.3g", step_flops(c) / (r->ours.us * 1e3));
+        printf(" %6d | ", r->ours.reps);
+        print_number(12, "%.1f", r->seed.us);
+        print_number(13, "%.1f", r->nn_rnn.us);
+        printf(" | ");
+        print_number(7, "%.2fx", vs_seed);
+        print_number(10, "%.2fx", vs_rnn);
+        printf("  >=%5.4gx %s\n", c->goal, verdict(vs_rnn, c->goal, r->peer_skipped));
+    }
+}
+
+static void print_matmul_table(const matmul_result *results)
+{
+    printf("\nMatrix products, n x n float32 (median us; GFLOP/s at 2 n^3 flops per product)\n");
+    printf("%-34s %5s | %11s %8s | %11s %8s | %9s\n", "product", "n", "tapegrad us", "GFLOP/s",
+           "numpy us", "GFLOP/s", "% of numpy");
+    for (int i = 0; i < N_MATMUL; i++) {
+        const matmul_result *r = &results[i];
+        int n = MATMUL_SIZES[i];
+        if (!r->ran)
+            continue;
+        double flops = 2.0 * n * (double)n * n;
+        double np_pair = r->np_abt.us + r->np_atb.us;
+        struct {
+            const char *label;
+            double ours, theirs, products;
+        } rows[] = {
+            { "A*B (tg_matmul)", r->ab.us, r->np_ab.us, 1.0 },
+            { "A*B^T + A^T*B (one tg_backward)", r->pair.us, np_pair, 2.0 },
+            { "  numpy A@B.T alone", NAN, r->np_abt.us, 1.0 },
+            { "  numpy A.T@B alone", NAN, r->np_atb.us, 1.0 },
+        };
+        for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+            printf("%-34s %5d | ", rows[k].label, n);
+            print_number(11, "%.1f", rows[k].ours);
+            print_number(9, "%.2f", rows[k].products * flops / (rows[k].ours * 1e3));
+            printf(" | ");
+            print_number(11, "%.1f", rows[k].theirs);
+            print_number(9, "%.2f", rows[k].products * flops / (rows[k].theirs * 1e3));
+            printf(" | ");
+            print_number(9, "%.0f%%", 100.0 * rows[k].theirs / rows[k].ours);
+            if (k == 0 && n == MATMUL_GOAL_N)
+                printf("  goal >= %.0f%%: %s", MATMUL_GOAL_PERCENT,
+                       verdict(100.0 * rows[k].theirs / rows[k].ours, MATMUL_GOAL_PERCENT, r->peer_skipped));
+            printf("\n");
+        }
+    }
+}
+
+static void print_memory(const rnn_result *results)
+{
+    int last = -1;
+    for (int i = 0; i < N_CONFIGS; i++)
+        if (results[i].ran)
+            last = i;
+    if (last < 0)
+        return;
+    printf("\nMemory of one step (MiB; logical = parameters, tape tensors and all their grads, from the sizes;\n"
+           "actual = tg_tape_reserved_bytes + parameters with grads)\n");
+    printf("%-3s | %10s %10s %7s\n", "cfg", "logical", "actual", "ratio");
+    for (int i = 0; i < N_CONFIGS; i++) {
+        const rnn_result *r = &results[i];
+        if (r->ran)
+            printf("%-3s | %10.2f %10.2f %6.2fx\n", CONFIGS[i].name, r->logical / 1048576.0,
+                   r->actual / 1048576.0, r->actual / r->logical);
+    }
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) == 0) {
+        double rss = (double)usage.ru_maxrss * 1024.0;        /* Linux: ru_maxrss is in KiB */
+        printf("process peak RSS after the configs: %.2f MiB = %.2fx the logical bytes of %s "
+               "(includes the data arrays, the program and libc)\n",
+               rss / 1048576.0, rss / results[last].logical, CONFIGS[last].name);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    options opt = parse_args(argc, argv);
+    const plan *pl = opt.quick ? &QUICK_PLAN : &FULL_PLAN;
+    signal(SIGPIPE, SIG_IGN);          /* a peer that dies must not take us with it */
+
+    printf("tapegrad bench: one training step of the vanilla RNN cell (tg_rnn_cell_forward over T steps\n"
+           "from h_0 = 0, loss = mean over t of tg_mse, tg_zero_grad, tg_backward, tg_sgd_step), and matmul\n");
+    print_machine();
+    int threads = tg_set_threads(opt.threads);
+    printf("timing: %s; warm-up %d reps and %.2f s, then until %.2f s and %d reps; medians; flops per step\n"
+           "        6 T B H (H + I); tapegrad threads: %d (tg_set_threads), the peer's: %d\n",
+           opt.quick ? "--quick" : "full", pl->warmup_reps, pl->warmup_s, pl->budget_s, pl->min_reps,
+           threads, opt.threads);
+
+    peer p = { .pid = -1 };
+    if (opt.peer >= 0) {
+        peer_start(&p, opt.peer_script, opt.threads);
+        printf("peer: %s %s --serve --threads %d, one request at a time, taking turns with tapegrad; started with\n"
+               "      OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its environment\n",
+               PEER_PYTHON, opt.peer_script, opt.threads);
+        print_env_var("OPENBLAS_CORETYPE");
+        print_env_var("OPENBLAS_L2_SIZE");
+        for (int i = 0; i < p.n_info; i++)
+            printf("  %s\n", p.info[i]);
+        if (!p.alive) {
+            printf("note: no peer: %s; tapegrad's numbers only\n", p.note);
+            if (opt.peer > 0) {
+                peer_stop(&p);
+                tg_set_threads(1);
+                fprintf(stderr, "bench: --peer given but the peer cannot run: %s\n", p.note);
+                return 1;
+            }
+        }
+    } else {
+        printf("peer: not started (--no-peer)\n");
+    }
+
+    int status = 0;
+    rnn_result rnn[N_CONFIGS] = { 0 };
+    for (int i = 0; i < N_CONFIGS && status == 0; i++) {
+        bool ask = !opt.quick || opt.configs_named || step_flops(&CONFIGS[i]) <= QUICK_PEER_MAX_FLOPS;
+        if (opt.run_config[i] && run_config(&CONFIGS[i], pl, ask, &p, &rnn[i]) != 0)
+            status = 1;
+    }
+    if (status == 0) {
+        print_rnn_table(rnn);
+        print_memory(rnn);
+    }
+
+    matmul_result mm[N_MATMUL] = { 0 };
+    for (int i = 0; i < N_MATMUL && status == 0; i++) {
+        double n = MATMUL_SIZES[i];
+        bool ask = !opt.quick || opt.matmul_named || 2.0 * n * n * n <= QUICK_PEER_MAX_FLOPS;
+        if (opt.run_matmul[i] && run_matmul(MATMUL_SIZES[i], pl, ask, &p, &mm[i]) != 0)
+            status = 1;
+    }
+    if (status == 0)
+        print_matmul_table(mm);
+    if (status == 0 && peer_saw_reference_blas(&p))
+        printf("\nnote: the peer's numpy and torch run the netlib reference BLAS (see the peer's lines at the\n"
+               "top), not OpenBLAS: numpy's GFLOP/s is no ceiling for our kernels, and PyTorch's large\n"
+               "products (L, XL) are slower than they would be with an optimised BLAS\n");
+
+    printf("\nload average at the end: %.2f\n", load_average());
+    bool had_peer = p.alive;
+    int peer_status = opt.peer >= 0 ? peer_stop(&p) : 0;
+    if (had_peer && peer_status != 0)
+        printf("note: the peer exited with status %d\n", peer_status);
+    if (opt.peer > 0 && !had_peer)
+        status = 1;
+    tg_set_threads(1);                 /* stops the library's workers */
+    return status;
+}
