@@ -27,19 +27,37 @@ static float at(view v, int i, int j) { return v.p[i * v.row + j * v.col]; }
  * for each p, the MR values A[r MR + 0 .. MR - 1][p] (zeros past the last row). */
 static void pack_a(view A, int i0, int m, int p0, int kc, float *out)
 {
-    for (int r = 0; r < m; r += MR)
-        for (int p = 0; p < kc; p++)
-            for (int i = 0; i < MR; i++)
-                *out++ = r + i < m ? at(A, i0 + r + i, p0 + p) : 0.0f;
+    for (int r = 0; r < m; r += MR) {
+        int rows = m - r < MR ? m - r : MR;
+        const float *first = A.p + (i0 + r) * A.row + p0 * A.col;
+        for (int p = 0; p < kc; p++, out += MR) {
+            const float *column = first + p * A.col;
+            for (int i = 0; i < rows; i++)
+                out[i] = column[i * A.row];
+            for (int i = rows; i < MR; i++)
+                out[i] = 0.0f;
+        }
+    }
 }
 
 /* rows p0 .. p0 + kc - 1, columns j0 .. j0 + n - 1 of B, as panels of NR columns. */
 static void pack_b(view B, int p0, int kc, int j0, int n, float *out)
 {
-    for (int c = 0; c < n; c += NR)
-        for (int p = 0; p < kc; p++)
-            for (int j = 0; j < NR; j++)
-                *out++ = c + j < n ? at(B, p0 + p, j0 + c + j) : 0.0f;
+    for (int c = 0; c < n; c += NR) {
+        int cols = n - c < NR ? n - c : NR;
+        const float *first = B.p + p0 * B.row + (j0 + c) * B.col;
+        for (int p = 0; p < kc; p++, out += NR) {
+            const float *row = first + p * B.row;
+            if (B.col == 1 && cols == NR)
+                memcpy(out, row, NR * sizeof(float));
+            else {
+                for (int j = 0; j < cols; j++)
+                    out[j] = row[j * B.col];
+                for (int j = cols; j < NR; j++)
+                    out[j] = 0.0f;
+            }
+        }
+    }
 }
 
 /* ---- micro-kernels: C[0..mr-1][0..nr-1] += panel a (kc x MR) times panel b (kc x NR) ----- */
@@ -84,6 +102,12 @@ static void micro_kernel_c(int kc, const float *a, const float *b, float *C, lon
         _mm256_storeu_ps(tile[i], c##i##0);                             \
         _mm256_storeu_ps(tile[i] + 8, c##i##1);                         \
     } while (0)
+#define ROW_ADD(i)                                                                      \
+    do {                                                                                \
+        float *row = C + (i) * ldc;                                                     \
+        _mm256_storeu_ps(row, _mm256_add_ps(_mm256_loadu_ps(row), c##i##0));            \
+        _mm256_storeu_ps(row + 8, _mm256_add_ps(_mm256_loadu_ps(row + 8), c##i##1));    \
+    } while (0)
 
 __attribute__((target("avx2,fma")))
 static void micro_kernel_avx2(int kc, const float *a, const float *b, float *C, long ldc, int mr, int nr)
@@ -94,7 +118,11 @@ static void micro_kernel_avx2(int kc, const float *a, const float *b, float *C, 
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3); ROW_FMA(4); ROW_FMA(5);
     }
-    float tile[MR][NR];
+    if (mr == MR && nr == NR) {
+        ROW_ADD(0); ROW_ADD(1); ROW_ADD(2); ROW_ADD(3); ROW_ADD(4); ROW_ADD(5);
+        return;
+    }
+    float tile[MR][NR]; /* an edge tile: only mr x nr of it lands in C */
     ROW_OUT(0); ROW_OUT(1); ROW_OUT(2); ROW_OUT(3); ROW_OUT(4); ROW_OUT(5);
     add_tile(tile, C, ldc, mr, nr);
 }
