@@ -23,41 +23,45 @@ static float at(view v, int i, int j) { return v.p[i * v.row + j * v.col]; }
 
 /* ---- packing ------------------------------------------------------------------------------ */
 
+/* Copies a width x kc block of a matrix into one panel: out[p * width + i] = element (i, p),
+ * where element (i, p) is at first[i * stride_i + p * stride_p]; rows past `used` are zero.
+ * The loops run along whichever stride is 1, so the reads go through memory in order. */
+static void pack_panel(const float *first, long stride_i, long stride_p, int used, int width, int kc,
+                       float *out)
+{
+    if (stride_i == 1) {
+        for (int p = 0; p < kc; p++)
+            for (int i = 0; i < used; i++)
+                out[p * width + i] = first[p * stride_p + i];
+    } else if (stride_p == 1) {
+        for (int i = 0; i < used; i++)
+            for (int p = 0; p < kc; p++)
+                out[p * width + i] = first[i * stride_i + p];
+    } else {
+        for (int p = 0; p < kc; p++)
+            for (int i = 0; i < used; i++)
+                out[p * width + i] = first[i * stride_i + p * stride_p];
+    }
+    for (int p = 0; p < kc; p++)
+        for (int i = used; i < width; i++)
+            out[p * width + i] = 0.0f;
+}
+
 /* rows i0 .. i0 + m - 1, columns p0 .. p0 + kc - 1 of A, as panels of MR rows: panel r holds,
  * for each p, the MR values A[r MR + 0 .. MR - 1][p] (zeros past the last row). */
 static void pack_a(view A, int i0, int m, int p0, int kc, float *out)
 {
-    for (int r = 0; r < m; r += MR) {
-        int rows = m - r < MR ? m - r : MR;
-        const float *first = A.p + (i0 + r) * A.row + p0 * A.col;
-        for (int p = 0; p < kc; p++, out += MR) {
-            const float *column = first + p * A.col;
-            for (int i = 0; i < rows; i++)
-                out[i] = column[i * A.row];
-            for (int i = rows; i < MR; i++)
-                out[i] = 0.0f;
-        }
-    }
+    for (int r = 0; r < m; r += MR, out += MR * kc)
+        pack_panel(A.p + (i0 + r) * A.row + p0 * A.col, A.row, A.col, m - r < MR ? m - r : MR, MR,
+                   kc, out);
 }
 
 /* rows p0 .. p0 + kc - 1, columns j0 .. j0 + n - 1 of B, as panels of NR columns. */
 static void pack_b(view B, int p0, int kc, int j0, int n, float *out)
 {
-    for (int c = 0; c < n; c += NR) {
-        int cols = n - c < NR ? n - c : NR;
-        const float *first = B.p + p0 * B.row + (j0 + c) * B.col;
-        for (int p = 0; p < kc; p++, out += NR) {
-            const float *row = first + p * B.row;
-            if (B.col == 1 && cols == NR)
-                memcpy(out, row, NR * sizeof(float));
-            else {
-                for (int j = 0; j < cols; j++)
-                    out[j] = row[j * B.col];
-                for (int j = cols; j < NR; j++)
-                    out[j] = 0.0f;
-            }
-        }
-    }
+    for (int c = 0; c < n; c += NR, out += NR * kc)
+        pack_panel(B.p + p0 * B.row + (j0 + c) * B.col, B.col, B.row, n - c < NR ? n - c : NR, NR,
+                   kc, out);
 }
 
 /* ---- micro-kernels: C[0..mr-1][0..nr-1] += panel a (kc x MR) times panel b (kc x NR) ----- */
