@@ -15,6 +15,11 @@ void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, fl
  * compare the two). */
 void tg_kernel_use_generic(int on);
 
+/* y[i] = tanh(x[i]) and y[i] = 1 / (1 + exp(-x[i])) for i < n, with relative error below
+ * 2.4e-7, a few float ulps (y may be x). */
+void tg_kernel_tanh(long n, const float *x, float *y);
+void tg_kernel_sigmoid(long n, const float *x, float *y);
+
 /* y[i] += alpha x[i] for i < n */
 void tg_kernel_axpy(long n, float alpha, const float *x, float *y);
 /* The sum of x[0..n-1], added up in double so long sums keep float precision. */

@@ -177,8 +177,7 @@ tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *a)
         return NULL;
     tg_tensor *y = tg_record(tape, &TANH, a, NULL, a->rows, a->cols);
     if (y)
-        for (long k = 0; k < count(y); k++)
-            y->data[k] = tanhf(a->data[k]);
+        tg_kernel_tanh(count(y), a->data, y->data);
     return y;
 }
 
@@ -192,23 +191,13 @@ static void sigmoid_backward(tg_node *n)
 }
 static const tg_op SIGMOID = { "tg_sigmoid", sigmoid_backward };
 
-/* 1 / (1 + exp(-x)) without overflow: exp is only taken of a non-positive number. */
-static float stable_sigmoid(float x)
-{
-    if (x >= 0.0f)
-        return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-
 tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *a)
 {
     if (!tg_inputs_ok(tape, SIGMOID.name, 1, a, NULL))
         return NULL;
     tg_tensor *y = tg_record(tape, &SIGMOID, a, NULL, a->rows, a->cols);
     if (y)
-        for (long k = 0; k < count(y); k++)
-            y->data[k] = stable_sigmoid(a->data[k]);
+        tg_kernel_sigmoid(count(y), a->data, y->data);
     return y;
 }
 

@@ -1,4 +1,5 @@
-/* test_kernels.c: the three matrix products against a double-precision reference, at sizes
+/* test_kernels.c: tanh and sigmoid against libm in double; the three matrix products against
+ * a double-precision reference, at sizes
  * that are not multiples of the tiles (1, 7, 33, ...), through both the SIMD micro-kernel
  * (where the CPU has one) and the plain C one, on one thread and split over several. */
 #include <check.h>
@@ -99,6 +100,43 @@ START_TEST(test_products_match_double_reference_split_over_threads)
 }
 END_TEST
 
+/* Relative error of ours against the double reference, over a dense sweep of [-20, 20]. */
+static double worst_relative_error(void (*ours)(long, const float *, float *), double (*reference)(double))
+{
+    enum { N = 400001 };
+    static float x[N], y[N];
+    for (long i = 0; i < N; i++)
+        x[i] = -20.0f + 40.0f * (float)i / (N - 1);
+    ours(N, x, y);
+    double worst = 0.0;
+    for (long i = 0; i < N; i++) {
+        double want = reference(x[i]);
+        worst = fmax(worst, fabs(y[i] - want) / fmax(fabs(want), 1e-37));
+    }
+    return worst;
+}
+
+static double sigmoid_reference(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+START_TEST(test_tanh_and_sigmoid_match_libm_within_a_few_ulps)
+{
+    ck_assert_double_lt(worst_relative_error(tg_kernel_tanh, tanh), 2.4e-7);
+    ck_assert_double_lt(worst_relative_error(tg_kernel_sigmoid, sigmoid_reference), 2.4e-7);
+}
+END_TEST
+
+START_TEST(test_tanh_and_sigmoid_edge_values)
+{
+    float x[7] = { 0.0f, -0.0f, 1e-30f, INFINITY, -INFINITY, NAN, 1e6f }, t[7], s[7];
+    tg_kernel_tanh(7, x, t);
+    tg_kernel_sigmoid(7, x, s);
+    ck_assert(t[0] == 0.0f && !signbit(t[0]) && t[1] == 0.0f && signbit(t[1]));
+    ck_assert_float_eq(t[2], 1e-30f);
+    ck_assert(t[3] == 1.0f && t[4] == -1.0f && isnan(t[5]) && t[6] == 1.0f);
+    ck_assert(s[0] == 0.5f && s[3] == 1.0f && s[4] >= 0.0f && s[4] < 1e-37f && isnan(s[5]) && s[6] == 1.0f);
+}
+END_TEST
+
 START_TEST(test_overwriting_product_ignores_what_c_held)
 {
     float A[6] = { 1, 2, 3, 4, 5, 6 }, B[6] = { 1, 0, 0, 1, 1, 1 }, C[4] = { 99, 99, 99, 99 };
@@ -119,6 +157,8 @@ Suite *kernels_suite(void)
     tcase_add_test(tc, test_products_match_double_reference_with_the_plain_c_kernel);
     tcase_add_test(tc, test_products_match_double_reference_split_over_threads);
     tcase_add_test(tc, test_overwriting_product_ignores_what_c_held);
+    tcase_add_test(tc, test_tanh_and_sigmoid_match_libm_within_a_few_ulps);
+    tcase_add_test(tc, test_tanh_and_sigmoid_edge_values);
     suite_add_tcase(s, tc);
     return s;
 }
