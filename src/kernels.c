@@ -12,9 +12,9 @@
 #include "kernels.h"
 #include "threads.h"
 
-/* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MC x KC block of A (72 KiB)
- * near L1, and the MR x NR tile of C in registers. */
-enum { MR = 6, NR = 16, KC = 256, MC = 72, NC = 256, TINY = 8 * 8 * 8 };
+/* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MR x KC panel of A (6 KiB) in
+ * L1, and the MR x NR tile of C in registers. */
+enum { MR = 6, NR = 16, KC = 256, NC = 256, TINY = 8 * 8 * 8 };
 /* Products with fewer multiply-adds than this stay on one thread. */
 #define PARALLEL_MIN (1L << 21)
 
@@ -81,13 +81,14 @@ static void add_tile(float tile[MR][NR], float *C, long ldc, int mr, int nr)
     }
 }
 
-static void micro_kernel_c(int kc, const float *a, const float *b, float *C, long ldc, int mr, int nr)
+static void micro_kernel_c(int kc, const float *a, long a_row, long a_col, const float *b, float *C,
+                           long ldc, int mr, int nr)
 {
     float tile[MR][NR] = { { 0 } };
-    for (int p = 0; p < kc; p++, a += MR, b += NR)
+    for (int p = 0; p < kc; p++, a += a_col, b += NR)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++)
-                tile[i][j] += a[i] * b[j];
+                tile[i][j] += a[i * a_row] * b[j];
     add_tile(tile, C, ldc, mr, nr);
 }
 
@@ -99,7 +100,7 @@ static void micro_kernel_c(int kc, const float *a, const float *b, float *C, lon
  * compiler keeps it in memory. */
 #define ROW_FMA(i)                                                      \
     do {                                                                \
-        __m256 ai = _mm256_broadcast_ss(a + (i));                       \
+        __m256 ai = _mm256_broadcast_ss(a + (i) * a_row);               \
         c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                     \
         c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                     \
     } while (0)
@@ -116,11 +117,12 @@ static void micro_kernel_c(int kc, const float *a, const float *b, float *C, lon
     } while (0)
 
 __attribute__((target("avx2,fma")))
-static void micro_kernel_avx2(int kc, const float *a, const float *b, float *C, long ldc, int mr, int nr)
+static void micro_kernel_avx2(int kc, const float *a, long a_row, long a_col, const float *b, float *C,
+                              long ldc, int mr, int nr)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+    for (int p = 0; p < kc; p++, a += a_col, b += NR) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3); ROW_FMA(4); ROW_FMA(5);
     }
@@ -134,7 +136,10 @@ static void micro_kernel_avx2(int kc, const float *a, const float *b, float *C, 
 }
 #endif
 
-typedef void micro_kernel_fn(int kc, const float *a, const float *b, float *C, long ldc, int mr, int nr);
+/* C[0..mr-1][0..nr-1] += A (MR x kc, element (i, p) at a[i a_row + p a_col]) times the packed
+ * panel b (kc x NR). Rows of A past mr must be readable (a packed edge panel has zeros there). */
+typedef void micro_kernel_fn(int kc, const float *a, long a_row, long a_col, const float *b, float *C,
+                             long ldc, int mr, int nr);
 
 static bool generic_only;
 
@@ -151,9 +156,12 @@ static micro_kernel_fn *pick_micro_kernel(void)
 
 /* ---- the blocked product: C (m x n, row-major) += A B, with A and B given as views ------- */
 
-static _Thread_local float packed_a[MC * KC] __attribute__((aligned(64)));
+static _Thread_local float packed_a[MR * KC] __attribute__((aligned(64)));
 static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
 
+/* A block of B is packed once and serves every row panel of A. A full panel of MR rows of A
+ * is read where it lies (its MR x kc floats stay in L1 across the whole row of C); only the
+ * last, partial panel is packed, with zeros below its rows. */
 static void gemm_blocked(int m, int n, int k, view A, view B, float *C)
 {
     micro_kernel_fn *kernel = pick_micro_kernel();
@@ -162,14 +170,17 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C)
         for (int p0 = 0; p0 < k; p0 += KC) {
             int kc = k - p0 < KC ? k - p0 : KC;
             pack_b(B, p0, kc, j0, nc, packed_b);
-            for (int i0 = 0; i0 < m; i0 += MC) {
-                int mc = m - i0 < MC ? m - i0 : MC;
-                pack_a(A, i0, mc, p0, kc, packed_a);
+            for (int ir = 0; ir < m; ir += MR) {
+                int mr = m - ir < MR ? m - ir : MR;
+                const float *a = A.p + ir * A.row + p0 * A.col;
+                long a_row = A.row, a_col = A.col;
+                if (mr < MR) {
+                    pack_a(A, ir, mr, p0, kc, packed_a);
+                    a = packed_a, a_row = 1, a_col = MR;
+                }
                 for (int jr = 0; jr < nc; jr += NR)
-                    for (int ir = 0; ir < mc; ir += MR)
-                        kernel(kc, packed_a + ir * kc, packed_b + jr * kc,
-                               C + (long)(i0 + ir) * n + j0 + jr, n,
-                               mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR);
+                    kernel(kc, a, a_row, a_col, packed_b + jr * kc, C + (long)ir * n + j0 + jr, n, mr,
+                           nc - jr < NR ? nc - jr : NR);
             }
         }
     }
