@@ -159,9 +159,10 @@ static micro_kernel_fn *pick_micro_kernel(void)
 static _Thread_local float packed_a[MR * KC] __attribute__((aligned(64)));
 static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
 
-/* A block of B is packed once and serves every row panel of A. A full panel of MR rows of A
- * is read where it lies (its MR x kc floats stay in L1 across the whole row of C); only the
- * last, partial panel is packed, with zeros below its rows. */
+/* A block of B is packed once and serves every row panel of A. A full panel of MR rows of a
+ * row-major A is read where it lies (its MR x kc floats stay in L1 across the whole row of C);
+ * a transposed A (whose panel would span kc pages) and the last, partial panel are packed,
+ * with zeros below the last rows. */
 static void gemm_blocked(int m, int n, int k, view A, view B, float *C)
 {
     micro_kernel_fn *kernel = pick_micro_kernel();
@@ -174,7 +175,7 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C)
                 int mr = m - ir < MR ? m - ir : MR;
                 const float *a = A.p + ir * A.row + p0 * A.col;
                 long a_row = A.row, a_col = A.col;
-                if (mr < MR) {
+                if (mr < MR || A.col != 1) {
                     pack_a(A, ir, mr, p0, kc, packed_a);
                     a = packed_a, a_row = 1, a_col = MR;
                 }
