@@ -145,10 +145,12 @@ static bool generic_only;
 
 void tg_kernel_use_generic(int on) { generic_only = on != 0; }
 
+static bool use_avx2(void);
+
 static micro_kernel_fn *pick_micro_kernel(void)
 {
 #ifdef HAVE_AVX2_KERNEL
-    if (!generic_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (use_avx2())
         return micro_kernel_avx2;
 #endif
     return micro_kernel_c;
@@ -250,8 +252,8 @@ void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, fl
 }
 
 /* ---- tanh and sigmoid ------------------------------------------------------------------------
- * Without libm calls: one exponential by range reduction and a polynomial serves both, twice
- * as fast as tanhf and within 2.4e-7 relative error (a few units in the last place). */
+ * Without libm calls: one exponential by range reduction and a polynomial serves both, within
+ * 2.4e-7 relative error (a few units in the last place); the AVX2 version does 8 at once. */
 
 typedef union { float f; int32_t i; } float_bits;
 
@@ -290,14 +292,90 @@ static inline float sigmoid_one(float x)
     return x == x ? s : x;
 }
 
+#ifdef HAVE_AVX2_KERNEL
+/* exp_parts, tanh_one and sigmoid_one for 8 floats at once, step for step. */
+__attribute__((target("avx2,fma")))
+static __m256 exp_parts8(__m256 y, __m256 *two_n)
+{
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), y);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-6f), r);
+    __m256 m = _mm256_set1_ps(1.0f / 40320);
+    static const float taylor[7] = { 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 1.0f / 2, 1.0f };
+    for (int i = 0; i < 7; i++)
+        m = _mm256_fmadd_ps(m, r, _mm256_set1_ps(taylor[i]));
+    __m256i exponent = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    *two_n = _mm256_castsi256_ps(_mm256_slli_epi32(exponent, 23));
+    return _mm256_mul_ps(m, r);
+}
+
+__attribute__((target("avx2,fma")))
+static void tanh_avx2(long n, const float *x, float *y)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), two_n;
+        __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(9.0f));
+        __m256 m = exp_parts8(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)), &two_n);
+        __m256 expm1 = _mm256_fmadd_ps(two_n, m, _mm256_sub_ps(two_n, one));
+        __m256 t = _mm256_div_ps(_mm256_sub_ps(_mm256_setzero_ps(), expm1), _mm256_add_ps(_mm256_set1_ps(2.0f), expm1));
+        t = _mm256_or_ps(t, _mm256_and_ps(sign, v));
+        _mm256_storeu_ps(y + i, _mm256_blendv_ps(t, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    }
+    for (; i < n; i++)
+        y[i] = tanh_one(x[i]);
+}
+
+__attribute__((target("avx2,fma")))
+static void sigmoid_avx2(long n, const float *x, float *y)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), two_n;
+        __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(87.0f));
+        __m256 m = exp_parts8(_mm256_sub_ps(_mm256_setzero_ps(), a), &two_n);
+        __m256 e = _mm256_fmadd_ps(two_n, m, two_n);
+        __m256 top = _mm256_blendv_ps(e, one, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ));
+        __m256 s = _mm256_div_ps(top, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(y + i, _mm256_blendv_ps(s, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    }
+    for (; i < n; i++)
+        y[i] = sigmoid_one(x[i]);
+}
+#endif
+
+static bool use_avx2(void)
+{
+#ifdef HAVE_AVX2_KERNEL
+    return !generic_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+
 void tg_kernel_tanh(long n, const float *x, float *y)
 {
+#ifdef HAVE_AVX2_KERNEL
+    if (use_avx2()) {
+        tanh_avx2(n, x, y);
+        return;
+    }
+#endif
     for (long i = 0; i < n; i++)
         y[i] = tanh_one(x[i]);
 }
 
 void tg_kernel_sigmoid(long n, const float *x, float *y)
 {
+#ifdef HAVE_AVX2_KERNEL
+    if (use_avx2()) {
+        sigmoid_avx2(n, x, y);
+        return;
+    }
+#endif
     for (long i = 0; i < n; i++)
         y[i] = sigmoid_one(x[i]);
 }
