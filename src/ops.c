@@ -77,18 +77,19 @@ tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 {
     if (!tg_inputs_ok(tape, ADD.name, 2, a, b))
         return NULL;
-    bool column = b->rows == a->rows && b->cols == 1;
-    if (!same_shape(a, b) && !column)
+    if (!same_shape(a, b) && !(b->rows == a->rows && b->cols == 1))
         return tg_fail(tape, "tg_add: cannot add %dx%d and %dx%d (b must be %dx%d or %dx1)",
                        a->rows, a->cols, b->rows, b->cols, a->rows, a->cols, a->rows);
     tg_tensor *y = tg_record(tape, &ADD, a, b, a->rows, a->cols);
     if (!y)
         return NULL;
-    for (int i = 0; i < y->rows; i++)
-        for (int j = 0; j < y->cols; j++) {
-            long k = (long)i * y->cols + j;
-            y->data[k] = a->data[k] + b->data[column ? i : k];
-        }
+    if (same_shape(a, b))
+        for (long k = 0; k < count(y); k++)
+            y->data[k] = a->data[k] + b->data[k];
+    else
+        for (int i = 0; i < y->rows; i++)
+            for (int j = 0; j < y->cols; j++)
+                y->data[(long)i * y->cols + j] = a->data[(long)i * y->cols + j] + b->data[i];
     return y;
 }
 
