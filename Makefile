@@ -127,22 +127,28 @@ define run_tests
 endef
 
 check: check-deps
-	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) install-test
+	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(BUILD)/examples/charlm install-test
+	sh tests/charlm_smoke.sh $(BUILD)/examples/charlm
 	$(call run_tests,$(BUILD),,yes)
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_BUILD := $(BUILD)/sanitize
 sanitize: check-deps
 	$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) CFLAGS="$(SAN_FLAGS)" \
-	    $(call TEST_PROGRAMS,$(SAN_BUILD)) $(SAN_BUILD)/examples/train_sine
+	    $(call TEST_PROGRAMS,$(SAN_BUILD)) $(SAN_BUILD)/examples/train_sine $(SAN_BUILD)/examples/charlm
 	./$(SAN_BUILD)/examples/train_sine --epochs 3 > /dev/null
+	sh tests/charlm_smoke.sh $(SAN_BUILD)/examples/charlm
 	$(call run_tests,$(SAN_BUILD),,no)
 
 # Test cases tagged "slow" (long training runs) are left out here; ASan runs them.
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all
 valgrind: check-deps
-	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(BUILD)/examples/train_sine
+	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(BUILD)/examples/train_sine $(BUILD)/examples/charlm
 	$(VALGRIND) ./$(BUILD)/examples/train_sine --epochs 2 > /dev/null
+	$(VALGRIND) ./$(BUILD)/examples/charlm --text README.md --cell lstm --hidden 8 --steps 8 --batch 2 \
+	    --iters 5 --save $(BUILD)/charlm_vg.ckpt > /dev/null
+	$(VALGRIND) ./$(BUILD)/examples/charlm --resume $(BUILD)/charlm_vg.ckpt --cell lstm --hidden 8 \
+	    --iters 0 --sample 20 > /dev/null
 	$(call run_tests,$(BUILD),$(VALGRIND),no,CK_EXCLUDE_TAGS=slow)
 
 # The checkpoint loader under libFuzzer (clang): inputs mutated from the fixture checkpoints
