@@ -1,5 +1,6 @@
 /* lab_gradient_norms.c: how the norm of the gradient ||dL/dh_{T-k}|| changes with the number
- * of steps k it travels back in time, for the vanilla RNN cell and the same cell minus tanh.
+ * of steps k it travels back in time: for the vanilla RNN cell and the same cell minus tanh,
+ * and then for the LSTM and GRU cells next to the RNN.
  *
  * Backpropagation through time carries the gradient one step back with
  *
@@ -11,7 +12,17 @@
  * vanishes exponentially in k when rho < 1 and explodes when rho > 1. The slope of tanh,
  * 1 - h^2, is at most 1, so it can only shrink the gradient further: the tanh cell stays at
  * or below rho^k, and far below once its units saturate. Expect straight lines on the log
- * charts for the linear cell, and curves that bend down under them for the tanh cell. */
+ * charts for the linear cell, and curves that bend down under them for the tanh cell.
+ *
+ * The gated cells keep their state by a gated sum instead: the LSTM's c_t = f * c_{t-1} +
+ * i * g, the GRU's h_t = (1 - z) * n + z * h_{t-1}. Along that path one step back multiplies
+ * the gradient by the gate (f or z), elementwise, and by no weight matrix, so how fast it
+ * fades is set by the gates; the LSTM's forget gate starts near sigmoid(forget bias). The
+ * second table compares them at PyTorch's init, with the LSTM's forget bias at 0, 1 and 3,
+ * against the tanh RNN at PyTorch's init and at W_h = Q. (rho Q is for the RNN only: a gated
+ * cell's W_h stacks one block per gate, and its memory is set by the gates.) Expect a
+ * forget bias of 0 to fade about as fast as the RNN at PyTorch's init, and a larger bias to
+ * fade more slowly: at init the gates only set the rate; training can push it towards 1. */
 #define _POSIX_C_SOURCE 200809L   /* for stat(), to check --out before the run */
 
 #include <errno.h>
@@ -30,7 +41,7 @@ enum {
     HIDDEN = 50,
     INPUT_SIZE = 4,
     STEPS = 100,              /* T */
-    SEEDS = 10,               /* runs averaged per (model, rho) */
+    SEEDS = 10,               /* runs averaged per model (and rho) */
     QUICK_SEEDS = 2,
     PATH_SIZE = 4096,
     LABEL_SIZE = 32,
@@ -46,10 +57,12 @@ static const int TABLE_KS[] = { 1, 10, 25, 50, 99 };
 
 static const char USAGE[] =
     "usage: lab_gradient_norms [--seed N] [--quick] [--out DIR]\n"
-    "Measures ||dL/dh_{T-k}|| / ||dL/dh_T|| for k = 0..99 in a tanh RNN cell and the same\n"
-    "cell without tanh, with W_h = rho Q for rho = 0.5, 0.9, 1, 1.1, 1.5, prints it at a few k\n"
-    "next to rho^k, and writes DIR/gradient_norms.csv and one chart per cell,\n"
-    "DIR/gradient_norms_tanh.svg and DIR/gradient_norms_linear.svg.\n"
+    "Measures ||dL/dh_{T-k}|| / ||dL/dh_T|| for k = 0..99 (T = 100, hidden 50) in a tanh RNN\n"
+    "cell and the same cell without tanh, with W_h = rho Q for rho = 0.5, 0.9, 1, 1.1, 1.5,\n"
+    "and prints it at a few k next to rho^k; then the same for an LSTM (forget bias 0, 1 and\n"
+    "3), a GRU and the tanh RNN, at PyTorch's init. Writes DIR/gradient_norms.csv (every\n"
+    "curve) and the charts DIR/gradient_norms_tanh.svg, DIR/gradient_norms_linear.svg and\n"
+    "DIR/gradient_norms_gated.svg.\n"
     "  --seed N    seed for the weights and the inputs, 0 or more (default 1)\n"
     "  --quick     average over 2 seeds instead of 10 (for tests)\n"
     "  --out DIR   an existing directory for the CSV and SVG files (default results)\n"
@@ -155,8 +168,8 @@ static bool write_chart(const tg_chart *chart, const char *dir, const char *name
 /* What the check column tests for a model, k = 1..T-1. */
 typedef enum claim { RATIO_IS_RHO_K, RATIO_AT_MOST_RHO_K } claim;
 
-/* A model of this lab: how to make one whose recurrent matrix is rho Q, with every random
- * choice drawn from rng, and what it claims about the gradient ratio. */
+/* A model of the first table: how to make one whose recurrent matrix is rho Q, with every
+ * random choice drawn from rng, and what it claims about the gradient ratio. */
 typedef struct model_kind {
     const char *name;
     claim claim;
@@ -204,17 +217,49 @@ static const model_kind MODELS[] = {
 };
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
 
+/* A model of the second table: a cell made by tg_cell_new with PyTorch's init, except that
+ * the RNN may get W_h = rho Q and the LSTM a forget-gate bias. */
+typedef struct compared_kind {
+    const char *label;
+    const char *cell;         /* "rnn", "lstm" or "gru" */
+    float rho;                /* rnn: W_h = rho Q; 0 keeps PyTorch's init */
+    float forget_bias;        /* lstm: the f rows of b */
+} compared_kind;
+
+static const compared_kind COMPARED[] = {
+    { "rnn, W_h = Q (rho = 1)", "rnn", 1.0f, 0.0f },
+    { "rnn, PyTorch init", "rnn", 0.0f, 0.0f },
+    { "lstm, forget bias 0", "lstm", 0.0f, 0.0f },
+    { "lstm, forget bias 1", "lstm", 0.0f, 1.0f },
+    { "lstm, forget bias 3", "lstm", 0.0f, 3.0f },
+    { "gru", "gru", 0.0f, 0.0f },
+};
+#define N_COMPARED (int)(sizeof COMPARED / sizeof COMPARED[0])
+
+/* The cell that kind describes, drawn from rng. NULL when out of memory. */
+static tg_cell *compared_cell(const compared_kind *kind, tg_rng *rng)
+{
+    if (kind->rho > 0.0f)
+        return tanh_rnn(kind->rho, rng);
+    tg_cell *cell = tg_cell_new(kind->cell, INPUT_SIZE, HIDDEN, tg_rng_next(rng));
+    if (cell && strcmp(kind->cell, "lstm") == 0)
+        tg_lstm_cell_set_forget_bias(cell->impl, kind->forget_bias);  /* impl: a tg_lstm_cell */
+    return cell;
+}
+
 /* ---- the measurement --------------------------------------------------------------------- */
 
-/* What one (model, rho) pair measured over all seeds. */
+/* What one model measured over all seeds. */
 typedef struct curve {
     double mean_log10[STEPS];   /* k = 0..T-1: the mean over seeds of log10 of the ratio */
-    double check;               /* max over seeds, k >= 1: |ratio/rho^k - 1| or ratio/rho^k */
+    double check;               /* first table: max over seeds, k >= 1, of |ratio/rho^k - 1|
+                                   or ratio/rho^k */
 } curve;
 
 typedef struct measurements {
     int n_seeds;
-    curve curves[N_MODELS][N_RHOS];
+    curve rho_curves[N_MODELS][N_RHOS];
+    curve compared[N_COMPARED];
 } measurements;
 
 /* Runs cell from h_0 = 0 over T inputs drawn from rng, takes L = sum(w * h_T) with w drawn
@@ -245,6 +290,23 @@ static bool measure_ratios(tg_tape *tape, tg_cell *cell, tg_rng *rng, double rat
     return true;
 }
 
+/* Measures cell (and frees it) on the inputs of data_seed, adds the run's share to c's mean
+ * and leaves the ratios in ratio. False on failure, NULL cell included. */
+static bool add_run(tg_tape *tape, tg_cell *cell, uint64_t data_seed, int n_seeds, curve *c,
+                    double ratio[STEPS])
+{
+    if (!cell) {
+        fprintf(stderr, "lab_gradient_norms: out of memory\n");
+        return false;
+    }
+    tg_rng data = tg_rng_new(data_seed);
+    bool ok = measure_ratios(tape, cell, &data, ratio);
+    tg_cell_free(cell);
+    for (int k = 0; ok && k < STEPS; k++)
+        c->mean_log10[k] += log10(ratio[k]) / n_seeds;
+    return ok;
+}
+
 /* How far ratio (k = 1..T-1) is from the model's claim: the largest |ratio/rho^k - 1| or
  * ratio/rho^k. */
 static double claim_check(claim c, float rho, const double ratio[STEPS])
@@ -262,39 +324,58 @@ static bool claim_holds(claim c, double check)
     return c == RATIO_IS_RHO_K ? check < EXACT_TOLERANCE : check <= 1.0 + BOUND_TOLERANCE;
 }
 
-/* Fills res->curves[model][rho] from res->n_seeds runs. Run s of every (model, rho) pair
- * draws from the same stream, so the models share Q, W_x, the inputs and w, and only rho
- * and the step differ. False on failure. */
+/* Fills res from res->n_seeds runs of every model. Run s of every model makes its weights
+ * from the same model seed and its inputs and w from the same data seed, so the tanh and
+ * linear cells share Q and W_x, every model sees the same inputs, and only the cell differs.
+ * False on failure. */
 static bool measure_all(tg_tape *tape, uint64_t seed, measurements *res)
 {
     tg_rng seeds = tg_rng_new(seed);
+    double ratio[STEPS];
     for (int s = 0; s < res->n_seeds; s++) {
-        uint64_t run_seed = tg_rng_next(&seeds);
+        uint64_t model_seed = tg_rng_next(&seeds), data_seed = tg_rng_next(&seeds);
         for (int m = 0; m < N_MODELS; m++)
             for (int r = 0; r < N_RHOS; r++) {
-                tg_rng rng = tg_rng_new(run_seed);
-                tg_cell *cell = MODELS[m].make(RHOS[r], &rng);
-                if (!cell) {
-                    fprintf(stderr, "lab_gradient_norms: out of memory\n");
+                tg_rng rng = tg_rng_new(model_seed);
+                curve *c = &res->rho_curves[m][r];
+                if (!add_run(tape, MODELS[m].make(RHOS[r], &rng), data_seed, res->n_seeds, c,
+                             ratio))
                     return false;
-                }
-                double ratio[STEPS];
-                bool ok = measure_ratios(tape, cell, &rng, ratio);
-                tg_cell_free(cell);
-                if (!ok)
-                    return false;
-                curve *c = &res->curves[m][r];
-                for (int k = 0; k < STEPS; k++)
-                    c->mean_log10[k] += log10(ratio[k]) / res->n_seeds;
                 c->check = fmax(c->check, claim_check(MODELS[m].claim, RHOS[r], ratio));
             }
+        for (int g = 0; g < N_COMPARED; g++) {
+            tg_rng rng = tg_rng_new(model_seed);
+            if (!add_run(tape, compared_cell(&COMPARED[g], &rng), data_seed, res->n_seeds,
+                         &res->compared[g], ratio))
+                return false;
+        }
     }
     return true;
 }
 
-/* ---- the table and the charts ------------------------------------------------------------ */
+/* ---- the tables and the charts ----------------------------------------------------------- */
 
 static double mean_ratio(const curve *c, int k) { return pow(10.0, c->mean_log10[k]); }
+
+/* The mean factor by which one more step back multiplies the ratio, from k = 1 to k = T-1. */
+static double factor_per_step(const curve *c)
+{
+    return pow(10.0, (c->mean_log10[STEPS - 1] - c->mean_log10[1]) / (STEPS - 2));
+}
+
+static void print_ratios(const curve *c)
+{
+    for (int i = 0; i < N_TABLE_KS; i++)
+        printf("  %11.3e", mean_ratio(c, TABLE_KS[i]));
+}
+
+static void print_k_header(const char *first, int width, const char *last)
+{
+    printf("%-*s", width, first);
+    for (int i = 0; i < N_TABLE_KS; i++)
+        printf("  %8s=%-2d", "k", TABLE_KS[i]);
+    printf("  %s\n", last);
+}
 
 static void print_check(claim c, double check)
 {
@@ -305,7 +386,7 @@ static void print_check(claim c, double check)
         printf("max %.3f %s\n", check, verdict);
 }
 
-static void print_table(const measurements *res)
+static void print_rho_table(const measurements *res)
 {
     printf("Gradient norm ratio ||dL/dh_{T-k}|| / ||dL/dh_T||, T = %d, hidden %d,\n"
            "geometric mean over %d seeds (the mean of log10 of the ratio).\n"
@@ -317,10 +398,7 @@ static void print_table(const measurements *res)
            STEPS, HIDDEN, res->n_seeds, 1.0 / sqrt(HIDDEN), INPUT_SIZE,
            (double)(INPUT_STD * INPUT_STD),
            STEPS - 1, EXACT_TOLERANCE);
-    printf("%-4s %-7s", "rho", "");
-    for (int i = 0; i < N_TABLE_KS; i++)
-        printf("  %8s=%-2d", "k", TABLE_KS[i]);
-    printf("  check\n");
+    print_k_header("rho", 12, "check");
     for (int r = 0; r < N_RHOS; r++) {
         printf("%-4.1f %-7s", RHOS[r], "rho^k");
         for (int i = 0; i < N_TABLE_KS; i++)
@@ -328,45 +406,77 @@ static void print_table(const measurements *res)
         printf("\n");
         for (int m = 0; m < N_MODELS; m++) {
             printf("%-4s %-7s", "", MODELS[m].name);
-            for (int i = 0; i < N_TABLE_KS; i++)
-                printf("  %11.3e", mean_ratio(&res->curves[m][r], TABLE_KS[i]));
+            print_ratios(&res->rho_curves[m][r]);
             printf("  ");
-            print_check(MODELS[m].claim, res->curves[m][r].check);
+            print_check(MODELS[m].claim, res->rho_curves[m][r].check);
         }
     }
 }
 
-/* Every curve's points as the charts take them, with their labels. */
+static void print_gated_table(const measurements *res)
+{
+    printf("\nThe gated cells against the RNN: the same ratio, sizes, inputs, w and seeds.\n"
+           "PyTorch's init for every cell (all weights uniform in +-%.3f), except: the first\n"
+           "rnn has W_h = Q, the best case of the table above; the LSTM's forget-gate bias is\n"
+           "set to 0, 1 or 3 (sigmoid of it: 0.5, 0.73, 0.95, about the forget gate's value at\n"
+           "the start). rho Q is not applied to the gated cells: their W_h stacks one H x H block\n"
+           "per gate, and how much of the state a step keeps is set by the gates, not by the\n"
+           "singular values of one matrix.\n"
+           "per step: the mean factor from one step back to the next, k = 1..%d.\n\n",
+           1.0 / sqrt(HIDDEN), STEPS - 1);
+    print_k_header("cell", 24, "per step");
+    for (int g = 0; g < N_COMPARED; g++) {
+        printf("%-24s", COMPARED[g].label);
+        print_ratios(&res->compared[g]);
+        printf("  %8.3f\n", factor_per_step(&res->compared[g]));
+    }
+}
+
+enum { N_RHO_CURVES = N_MODELS * N_RHOS, N_CURVES = N_RHO_CURVES + N_COMPARED };
+
+/* Every curve's points as the charts take them, with their labels: first the first table's
+ * curves (model-major), then the second's. */
 typedef struct chart_data {
     float k[STEPS];
-    float ratio[N_MODELS][N_RHOS][STEPS];
-    char label[N_MODELS][N_RHOS][LABEL_SIZE];
-    tg_series series[N_MODELS][N_RHOS];
+    float ratio[N_CURVES][STEPS];
+    char label[N_CURVES][LABEL_SIZE];
+    tg_series series[N_CURVES];
 } chart_data;
 
-/* Fills d from res; a series is labelled "rho = 0.5", after the model's name when with_model. */
+static void fill_curve(chart_data *d, int i, const curve *c)
+{
+    for (int k = 0; k < STEPS; k++)
+        d->ratio[i][k] = (float)mean_ratio(c, k);
+    d->series[i] = (tg_series){ d->label[i], d->k, d->ratio[i], STEPS };
+}
+
+/* Fills d from res; a curve of the first table is labelled "rho = 0.5", after the model's
+ * name when with_model. */
 static void fill_series(chart_data *d, const measurements *res, bool with_model)
 {
     for (int k = 0; k < STEPS; k++)
         d->k[k] = (float)k;
     for (int m = 0; m < N_MODELS; m++)
         for (int r = 0; r < N_RHOS; r++) {
-            for (int k = 0; k < STEPS; k++)
-                d->ratio[m][r][k] = (float)mean_ratio(&res->curves[m][r], k);
-            snprintf(d->label[m][r], LABEL_SIZE, "%s%srho = %.1f", with_model ? MODELS[m].name : "",
+            int i = m * N_RHOS + r;
+            snprintf(d->label[i], LABEL_SIZE, "%s%srho = %.1f", with_model ? MODELS[m].name : "",
                      with_model ? " " : "", RHOS[r]);
-            d->series[m][r] = (tg_series){ d->label[m][r], d->k, d->ratio[m][r], STEPS };
+            fill_curve(d, i, &res->rho_curves[m][r]);
         }
+    for (int g = 0; g < N_COMPARED; g++) {
+        snprintf(d->label[N_RHO_CURVES + g], LABEL_SIZE, "%s", COMPARED[g].label);
+        fill_curve(d, N_RHO_CURVES + g, &res->compared[g]);
+    }
 }
 
-/* DIR/gradient_norms.csv with every curve, and DIR/gradient_norms_MODEL.svg per model.
- * False on the first failure. */
+/* DIR/gradient_norms.csv with every curve, DIR/gradient_norms_MODEL.svg per model of the
+ * first table and DIR/gradient_norms_gated.svg. False on the first failure. */
 static bool write_outputs(const measurements *res, const char *dir)
 {
     chart_data d;
     fill_series(&d, res, true);
     tg_chart all = { "Gradient norm ratio vs distance", "k (steps back from T)",
-                     "||dL/dh_{T-k}|| / ||dL/dh_T||", 1, &d.series[0][0], N_MODELS * N_RHOS };
+                     "||dL/dh_{T-k}|| / ||dL/dh_T||", 1, d.series, N_CURVES };
     if (!write_chart(&all, dir, "gradient_norms", true))
         return false;
     fill_series(&d, res, false);
@@ -376,11 +486,14 @@ static bool write_outputs(const measurements *res, const char *dir)
                  MODELS[m].name);
         snprintf(name, sizeof name, "gradient_norms_%s", MODELS[m].name);
         tg_chart chart = { title, "k, steps back from T = 100",
-                           "gradient norm ratio (log scale)", 1, d.series[m], N_RHOS };
+                           "gradient norm ratio (log scale)", 1, &d.series[m * N_RHOS], N_RHOS };
         if (!write_chart(&chart, dir, name, false))
             return false;
     }
-    return true;
+    tg_chart gated = { "Gated cells vs the RNN: ||dL/dh_{T-k}|| / ||dL/dh_T||",
+                       "k, steps back from T = 100", "gradient norm ratio (log scale)", 1,
+                       &d.series[N_RHO_CURVES], N_COMPARED };
+    return write_chart(&gated, dir, "gradient_norms_gated", false);
 }
 
 int main(int argc, char **argv)
@@ -398,6 +511,7 @@ int main(int argc, char **argv)
     tg_tape_free(tape);
     if (!ok)
         return 1;
-    print_table(&res);
+    print_rho_table(&res);
+    print_gated_table(&res);
     return write_outputs(&res, opt.out) ? 0 : 1;
 }
