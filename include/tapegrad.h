@@ -221,7 +221,7 @@ int  tg_sgd_step(tg_tensor *const *params, int n, float lr);
  * everything on the caller's thread). Returns the number in effect: n clamped to 1..64, or
  * fewer if the system refused a thread. Call it from one thread, outside a forward or
  * backward pass; call tg_set_threads(1) before exit to stop the workers. Products under
- * 2^24 multiply-adds stay on one thread, so it only pays off for hidden sizes near 1000. */
+ * 2^23 multiply-adds stay on one thread, so it only pays off for hidden sizes near 1000. */
 int tg_set_threads(int n);
 
 /* ---- Gradient instruments ------------------------------------------------------------ */

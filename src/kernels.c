@@ -17,7 +17,7 @@
 enum { MR = 6, NR = 16, KC = 256, NC = 256, TINY = 8 * 8 * 8 };
 /* Products with fewer multiply-adds than this stay on one thread: waking a worker costs tens
  * of microseconds, as much as a 256 x 64 x 256 product takes. */
-#define PARALLEL_MIN (1L << 24)
+#define PARALLEL_MIN (1L << 23)
 
 /* A matrix operand read through strides: element (i, j) is at p[i * row + j * col]. */
 typedef struct view { const float *p; long row, col; } view;

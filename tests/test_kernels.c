@@ -63,7 +63,7 @@ static double product_error(int kind, int m, int n, int k)
 static const int SIZES[][3] = {
     { 1, 1, 1 }, { 7, 7, 7 }, { 33, 33, 33 }, { 1, 40, 3 }, { 40, 1, 50 }, { 6, 16, 1 },
     { 13, 17, 300 }, { 100, 70, 257 }, { 75, 260, 19 }, { 257, 5, 9 },
-    { 300, 230, 257 }, { 517, 130, 260 }, /* big enough to be split over threads */
+    { 200, 170, 257 }, { 517, 70, 260 }, /* big enough to be split over threads */
 };
 #define N_SIZES ((int)(sizeof SIZES / sizeof SIZES[0]))
 
