@@ -127,8 +127,10 @@ define run_tests
 endef
 
 check: check-deps
-	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(BUILD)/examples/charlm install-test
+	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(EXAMPLES) install-test
 	sh tests/charlm_smoke.sh $(BUILD)/examples/charlm
+	@mkdir -p $(BUILD)/lab-quick
+	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
 	$(call run_tests,$(BUILD),,yes)
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
