@@ -418,3 +418,24 @@ const double *fixture_values(const fixture_case *c, const char *key, int count, 
     }
     return a->values;
 }
+
+double fixture_relative_error(const float *ours, const double *ref, long n)
+{
+    double diff = 0.0, scale = 1e-6;
+    for (long k = 0; k < n; k++) {
+        double d = fabs((double)ours[k] - ref[k]);
+        if (isnan(d))
+            return NAN;
+        if (d > diff)
+            diff = d;
+        if (fabs(ref[k]) > scale)
+            scale = fabs(ref[k]);
+    }
+    return diff / scale;
+}
+
+void fixture_to_float(float *to, const double *from, long n)
+{
+    for (long k = 0; k < n; k++)
+        to[k] = (float)from[k];
+}

@@ -47,6 +47,15 @@ fixture_set *fixture_parse(const char *text, size_t len, const char *name, char 
 
 void fixture_free(fixture_set *set);                      /* NULL is fine */
 
+/* How far ours is from a reference tensor of n values: max |ours - ref| / max(max |ref|, 1e-6).
+ * Dividing by the tensor's largest reference value keeps elements near zero from dominating;
+ * the floor makes it an absolute error for an all-but-zero tensor. A NaN in ours gives NaN,
+ * which fails every comparison with a tolerance. */
+double fixture_relative_error(const float *ours, const double *ref, long n);
+
+/* to[k] = (float)from[k] for k < n: reference values into tensors. */
+void fixture_to_float(float *to, const double *from, long n);
+
 /* The array called key in c, or NULL. */
 const fixture_array *fixture_find(const fixture_case *c, const char *key);
 

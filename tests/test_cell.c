@@ -53,29 +53,10 @@ static void cell_teardown(void)
     cell_fixtures = NULL;
 }
 
-/* The relative error of a tensor: max |ours - ref| / max(max |ref|, 1e-6). Dividing by the
- * tensor's largest reference value (not element by element) keeps elements near zero from
- * dominating; the 1e-6 floor makes it an absolute error for an all-but-zero tensor. A NaN
- * in ours gives NaN, which fails the comparison. */
-static double cell_relative_error(const float *ours, const double *ref, int n)
-{
-    double diff = 0.0, scale = 1e-6;
-    for (int k = 0; k < n; k++) {
-        double d = fabs((double)ours[k] - ref[k]);
-        if (isnan(d))
-            return NAN;                  /* fails every comparison with the tolerance */
-        if (d > diff)
-            diff = d;
-        if (fabs(ref[k]) > scale)
-            scale = fabs(ref[k]);
-    }
-    return diff / scale;
-}
-
 static void cell_note(cell_result *r, const char *tensor, int step, const float *ours,
                       const double *ref, int n)
 {
-    double e = cell_relative_error(ours, ref, n);
+    double e = fixture_relative_error(ours, ref, n);
     if (isnan(r->worst))
         return;                          /* a NaN stays the worst */
     if (!(e <= r->worst)) {
@@ -85,12 +66,6 @@ static void cell_note(cell_result *r, const char *tensor, int step, const float 
         else
             snprintf(r->worst_tensor, sizeof r->worst_tensor, "%s[%d]", tensor, step);
     }
-}
-
-static void cell_copy(float *to, const double *from, int n)
-{
-    for (int k = 0; k < n; k++)
-        to[k] = (float)from[k];
 }
 
 static void cell_scale(float *values, int n, float s)
@@ -156,14 +131,14 @@ static cell_result cell_check_case(const fixture_case *c, cell_path path, const 
                  W_x->rows, W_x->cols, b->rows, b->cols, H, H, H, I, H);
         goto done;
     }
-    cell_copy(W_h->data, ref.W_h, H * H);
-    cell_copy(W_x->data, ref.W_x, H * I);
-    cell_copy(b->data, ref.b, H);
+    fixture_to_float(W_h->data, ref.W_h, H * H);
+    fixture_to_float(W_x->data, ref.W_x, H * I);
+    fixture_to_float(b->data, ref.b, H);
 
     float *xs = buffer, *ys = xs + T * I * B, *h0s = ys + T * H * B;
-    cell_copy(xs, ref.x, T * I * B);
-    cell_copy(ys, ref.y, T * H * B);
-    cell_copy(h0s, ref.h0, H * B);
+    fixture_to_float(xs, ref.x, T * I * B);
+    fixture_to_float(ys, ref.y, T * H * B);
+    fixture_to_float(h0s, ref.h0, H * B);
     tg_tensor *h0 = tg_input(tape, H, B, h0s);
     tg_tensor *state = h0, *loss = NULL;
     for (int t = 0; t < T; t++) {

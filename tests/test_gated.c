@@ -123,26 +123,10 @@ typedef struct gated_result {
     char message[512];
 } gated_result;
 
-/* The relative error of a tensor: max |ours - ref| / max(max |ref|, 1e-6). Dividing by the
- * tensor's largest reference value keeps elements near zero from dominating; the floor
- * makes it an absolute error for an all-but-zero tensor. A NaN in ours counts as worst. */
-static double gated_relative_error(const float *ours, const double *ref, long n)
-{
-    double diff = 0.0, scale = 1e-6;
-    for (long k = 0; k < n; k++) {
-        double d = fabs((double)ours[k] - ref[k]);
-        if (!(d <= diff))
-            diff = d;
-        if (fabs(ref[k]) > scale)
-            scale = fabs(ref[k]);
-    }
-    return diff / scale;
-}
-
 static void gated_note(gated_result *r, const char *tensor, int step, const float *ours,
                        const double *ref, long n)
 {
-    double e = gated_relative_error(ours, ref, n);
+    double e = fixture_relative_error(ours, ref, n);
     if (!(e <= r->worst)) {
         r->worst = e;
         if (step < 0)

@@ -18,7 +18,7 @@
 #include "fixture.h"
 #include "tapegrad.h"
 
-#define TOLERANCE 2e-3      /* relative error, as defined at relative_error */
+#define TOLERANCE 2e-3      /* relative error, as fixture_relative_error defines it */
 #define MAX_DIM 10000       /* a case larger than this is taken for a corrupt file */
 #define MAX_PARAMS 4
 
@@ -50,21 +50,6 @@ static const cell_kind LSTM = { "lstm", 4, true, 3, { "W_x", "W_h", "b" }, { "dW
 static const cell_kind GRU = { "gru", 3, false, 4, { "W_x", "W_h", "b_x", "b_h" },
                                { "dW_x", "dW_h", "db_x", "db_h" } };
 
-/* The relative error of a tensor: max |ours - ref| / max(max |ref|, 1e-6). A NaN in ours
- * gives NaN, which compares as a failure. */
-static double relative_error(const float *ours, const double *ref, int n)
-{
-    double diff = 0.0, scale = 1e-6;
-    for (int k = 0; k < n; k++) {
-        double d = fabs((double)ours[k] - ref[k]);
-        if (!(d <= diff))
-            diff = d;
-        if (fabs(ref[k]) > scale)
-            scale = fabs(ref[k]);
-    }
-    return diff / scale;
-}
-
 /* The worst relative error so far and the tensor it came from. */
 typedef struct worst {
     double error;
@@ -73,7 +58,7 @@ typedef struct worst {
 
 static void compare(worst *w, const char *tensor, int step, const float *ours, const double *ref, int n)
 {
-    double e = relative_error(ours, ref, n);
+    double e = fixture_relative_error(ours, ref, n);
     if (!(e <= w->error)) {
         w->error = e;
         if (step < 0)
@@ -81,12 +66,6 @@ static void compare(worst *w, const char *tensor, int step, const float *ours, c
         else
             snprintf(w->tensor, sizeof w->tensor, "%s[%d]", tensor, step);
     }
-}
-
-static void to_float(float *to, const double *from, int n)
-{
-    for (int k = 0; k < n; k++)
-        to[k] = (float)from[k];
 }
 
 /* The fixture's arrays for one case, checked for their sizes; c0, y_c, c, dc0 only for the LSTM. */
@@ -168,7 +147,7 @@ static bool model_new(model *m, const reference *ref, const fixture_case *c)
         memcpy(m->params, params, sizeof params);
     }
     for (int p = 0; p < ref->kind->n_params; p++)
-        to_float(m->params[p]->data, ref->params[p], m->params[p]->rows * m->params[p]->cols);
+        fixture_to_float(m->params[p]->data, ref->params[p], m->params[p]->rows * m->params[p]->cols);
     return true;
 }
 
@@ -183,7 +162,7 @@ static tg_tensor *leaf(tg_tape *tape, int rows, int cols, const double *values)
 {
     tg_tensor *t = tg_input(tape, rows, cols, NULL);
     if (t)
-        to_float(t->data, values, rows * cols);
+        fixture_to_float(t->data, values, rows * cols);
     return t;
 }
 

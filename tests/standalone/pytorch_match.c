@@ -17,7 +17,7 @@
 #include "fixture.h"
 #include "tapegrad.h"
 
-#define TOLERANCE 2e-3      /* relative error, as defined at relative_error */
+#define TOLERANCE 2e-3      /* relative error, as fixture_relative_error defines it */
 #define MAX_DIM 10000       /* a case larger than this is taken for a corrupt file */
 
 static void usage(FILE *to, const char *program)
@@ -34,23 +34,6 @@ static void usage(FILE *to, const char *program)
             program, TOLERANCE);
 }
 
-/* The relative error of a tensor: max |ours - ref| / max(max |ref|, 1e-6). A NaN in ours
- * gives NaN, which compares as a failure. */
-static double relative_error(const float *ours, const double *ref, int n)
-{
-    double diff = 0.0, scale = 1e-6;
-    for (int k = 0; k < n; k++) {
-        double d = fabs((double)ours[k] - ref[k]);
-        if (isnan(d))
-            return NAN;
-        if (d > diff)
-            diff = d;
-        if (fabs(ref[k]) > scale)
-            scale = fabs(ref[k]);
-    }
-    return diff / scale;
-}
-
 /* The worst relative error so far and the tensor it came from. */
 typedef struct worst {
     double error;
@@ -60,7 +43,7 @@ typedef struct worst {
 static void compare(worst *w, const char *tensor, int step, const float *ours, const double *ref,
                     int n)
 {
-    double e = relative_error(ours, ref, n);
+    double e = fixture_relative_error(ours, ref, n);
     if (isnan(w->error))
         return;                          /* a NaN stays the worst */
     if (!(e <= w->error)) {
@@ -70,12 +53,6 @@ static void compare(worst *w, const char *tensor, int step, const float *ours, c
         else
             snprintf(w->tensor, sizeof w->tensor, "%s[%d]", tensor, step);
     }
-}
-
-static void to_float(float *to, const double *from, int n)
-{
-    for (int k = 0; k < n; k++)
-        to[k] = (float)from[k];
 }
 
 /* The fixture's arrays for one case, checked for their sizes. */
@@ -132,22 +109,22 @@ static bool run_case(tg_tape *tape, const fixture_case *c, const reference *ref,
         snprintf(err, err_size, "case %s: out of memory", c->name);
         goto done;
     }
-    to_float(W_h->data, ref->W_h, H * H);
-    to_float(W_x->data, ref->W_x, H * I);
-    to_float(b->data, ref->b, H);
+    fixture_to_float(W_h->data, ref->W_h, H * H);
+    fixture_to_float(W_x->data, ref->W_x, H * I);
+    fixture_to_float(b->data, ref->b, H);
 
     tg_tape_reset(tape);
     tg_tensor *h0 = tg_input(tape, H, B, NULL);
     if (h0)
-        to_float(h0->data, ref->h0, H * B);
+        fixture_to_float(h0->data, ref->h0, H * B);
     tg_tensor *state = h0, *loss = NULL;
     for (int t = 0; t < T; t++) {
         x[t] = tg_input(tape, I, B, NULL);
         tg_tensor *y = tg_input(tape, H, B, NULL);
         if (!x[t] || !y)
             break;
-        to_float(x[t]->data, ref->x + (size_t)t * I * B, I * B);
-        to_float(y->data, ref->y + (size_t)t * H * B, H * B);
+        fixture_to_float(x[t]->data, ref->x + (size_t)t * I * B, I * B);
+        fixture_to_float(y->data, ref->y + (size_t)t * H * B, H * B);
         if (use_cell)
             state = tg_rnn_cell_forward(tape, cell, x[t], state);
         else
