@@ -33,7 +33,7 @@ $(LIB): $(OBJ)
 	ar rcs $@.tmp $^
 	mv $@.tmp $@
 
-$(BUILD)/examples/%: examples/%.c $(LIB)
+$(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 

@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "tapegrad.h"
 
 enum {
@@ -126,46 +127,6 @@ static void complain(const char *fmt, ...)
     vfprintf(stderr, fmt, args);
     fputc('\n', stderr);
     va_end(args);
-}
-
-/* Prints a message about a bad command line and exits with status 2. */
-static void usage_error(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("charlm: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputs(" (see charlm --help)\n", stderr);
-    va_end(args);
-    exit(2);
-}
-
-/* The value of flag, which must be a whole number in [lo, hi]; text is NULL when it is missing. */
-static long long whole_number(const char *flag, const char *text, long long lo, long long hi)
-{
-    if (!text)
-        usage_error("%s needs a value", flag);
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
-        usage_error("%s needs a whole number from %lld to %lld, got '%s'", flag, lo, hi, text);
-    return value;
-}
-
-/* The value of flag, a finite number that fits a float, above 0 (or from 0 when zero_ok). */
-static float real_number(const char *flag, const char *text, bool zero_ok)
-{
-    if (!text)
-        usage_error("%s needs a value", flag);
-    char *end;
-    errno = 0;
-    float value = strtof(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !isfinite(value) || value < 0.0f
-        || (value == 0.0f && !zero_ok))
-        usage_error("%s needs a finite number %s, got '%s'", flag,
-                    zero_ok ? "0 or above" : "above 0", text);
-    return value;
 }
 
 /* The index of the value of flag in names[0..n-1], which must hold it. */
@@ -902,6 +863,7 @@ static int run(const options *opt)
 
 int main(int argc, char **argv)
 {
+    program = "charlm";
     options opt = parse_args(argc, argv);
     int status = run(&opt);
     if (fflush(stdout) != 0 || ferror(stdout)) {

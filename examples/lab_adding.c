@@ -23,20 +23,19 @@
  * cell starts from the same initial weights, and at a given T every run of every cell sees
  * the same batches. The runs are independent, so they are shared out among threads, each
  * with its own tape; a run's result does not depend on which thread ran it, or when. */
-#define _POSIX_C_SOURCE 200809L   /* for stat(), to check --out before the run */
+#define _POSIX_C_SOURCE 200809L   /* for stat() (is_directory in cli.h), to check --out */
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
+#include "cli.h"
 #include "tapegrad.h"
 
 enum {
@@ -99,66 +98,27 @@ static const char USAGE[] =
     "  --help        print this and exit\n";
 
 typedef struct options {
-    unsigned long long seed;
-    bool quick;
+    lab_options lab;                     /* --seed, --quick, --out */
     int steps;                           /* 0: the default for --quick or not */
     int threads;
-    const char *out;
 } options;
 
 /* ---- the command line -------------------------------------------------------------------- */
 
-/* Prints a message about a bad command line and exits with status 2. */
-static void usage_error(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("lab_adding: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputs(" (see lab_adding --help)\n", stderr);
-    va_end(args);
-    exit(2);
-}
-
-/* The value of flag, which must be a whole number in [lo, hi]; text is NULL when it is missing. */
-static long long whole_number(const char *flag, const char *text, long long lo, long long hi)
-{
-    if (!text)
-        usage_error("%s needs a value", flag);
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
-        usage_error("%s needs a whole number from %lld to %lld, got '%s'", flag, lo, hi, text);
-    return value;
-}
-
 static options parse_args(int argc, char **argv)
 {
-    options opt = { .seed = 1, .quick = false, .steps = 0, .threads = DEFAULT_THREADS,
-                    .out = "results" };
+    options opt = { .lab = { .seed = 1, .quick = false, .out = "results" }, .steps = 0,
+                    .threads = DEFAULT_THREADS };
     for (int i = 1; i < argc; i++) {
-        const char *flag = argv[i];
-        if (strcmp(flag, "--help") == 0) {
-            fputs(USAGE, stdout);
-            exit(0);
-        }
-        if (strcmp(flag, "--quick") == 0) {
-            opt.quick = true;
+        if (lab_flag(argc, argv, &i, USAGE, &opt.lab))   /* --help, --quick, --seed, --out */
             continue;
-        }
+        const char *flag = argv[i];
         const char *value = i + 1 < argc ? argv[++i] : NULL;
-        if (strcmp(flag, "--seed") == 0)
-            opt.seed = (unsigned long long)whole_number(flag, value, 0, LLONG_MAX);
-        else if (strcmp(flag, "--steps") == 0)
+        if (strcmp(flag, "--steps") == 0)
             opt.steps = (int)whole_number(flag, value, MIN_TRAIN_STEPS, MAX_TRAIN_STEPS);
         else if (strcmp(flag, "--threads") == 0)
             opt.threads = (int)whole_number(flag, value, 1, MAX_THREADS);
-        else if (strcmp(flag, "--out") == 0) {
-            if (!value)
-                usage_error("--out needs a value");
-            opt.out = value;
-        } else
+        else
             usage_error("unknown flag '%s'", flag);
     }
     return opt;
@@ -660,34 +620,20 @@ static bool write_outputs(const run_result *runs, int n_runs, const settings *s,
 
 /* ---- main -------------------------------------------------------------------------------- */
 
-/* True when dir is an existing directory; else prints why not. */
-static bool is_directory(const char *dir)
-{
-    struct stat st;
-    if (stat(dir, &st) != 0) {
-        fprintf(stderr, "lab_adding: output directory %s: %s\n", dir, strerror(errno));
-        return false;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "lab_adding: output directory %s: not a directory\n", dir);
-        return false;
-    }
-    return true;
-}
-
 int main(int argc, char **argv)
 {
+    program = "lab_adding";
     options opt = parse_args(argc, argv);
-    if (!is_directory(opt.out))
+    if (!is_directory(opt.lab.out))
         return 1;
-    const int *lengths = opt.quick ? QUICK_LENGTHS : LENGTHS;
-    int n_lengths = opt.quick ? N_QUICK_LENGTHS : N_LENGTHS;
-    int default_steps = opt.quick ? QUICK_TRAIN_STEPS : TRAIN_STEPS;
+    const int *lengths = opt.lab.quick ? QUICK_LENGTHS : LENGTHS;
+    int n_lengths = opt.lab.quick ? N_QUICK_LENGTHS : N_LENGTHS;
+    int default_steps = opt.lab.quick ? QUICK_TRAIN_STEPS : TRAIN_STEPS;
     settings s = { .train_steps = opt.steps ? opt.steps : default_steps,
-                   .test_batches = opt.quick ? QUICK_TEST_BATCHES : TEST_BATCHES,
+                   .test_batches = opt.lab.quick ? QUICK_TEST_BATCHES : TEST_BATCHES,
                    .longest = lengths[n_lengths - 1] };
     run_result runs[MAX_RUNS];
-    int n_runs = plan_runs(lengths, n_lengths, opt.seed, runs);
+    int n_runs = plan_runs(lengths, n_lengths, opt.lab.seed, runs);
     int n_points = s.train_steps / CHART_EVERY;
     float *curves = malloc((size_t)n_runs * (size_t)n_points * sizeof *curves);
     if (!curves) {
@@ -698,9 +644,9 @@ int main(int argc, char **argv)
         runs[i].smoothed = curves + (size_t)i * (size_t)n_points;
     int status = 1;
     if (run_all(runs, n_runs, &s, opt.threads)) {
-        print_header(&s, opt.seed);
+        print_header(&s, opt.lab.seed);
         print_table(runs, n_runs);
-        status = write_outputs(runs, n_runs, &s, opt.out) ? 0 : 1;
+        status = write_outputs(runs, n_runs, &s, opt.lab.out) ? 0 : 1;
     }
     free(curves);
     return status;

@@ -23,18 +23,15 @@
  * cell's W_h stacks one block per gate, and its memory is set by the gates.) Expect a
  * forget bias of 0 to fade about as fast as the RNN at PyTorch's init, and a larger bias to
  * fade more slowly: at init the gates only set the rate; training can push it towards 1. */
-#define _POSIX_C_SOURCE 200809L   /* for stat(), to check --out before the run */
+#define _POSIX_C_SOURCE 200809L   /* for stat() (is_directory in cli.h), to check --out */
 
-#include <errno.h>
-#include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "cli.h"
 #include "tapegrad.h"
 
 enum {
@@ -68,81 +65,18 @@ static const char USAGE[] =
     "  --out DIR   an existing directory for the CSV and SVG files (default results)\n"
     "  --help      print this and exit\n";
 
-typedef struct options {
-    unsigned long long seed;
-    bool quick;
-    const char *out;
-} options;
-
 /* ---- the command line -------------------------------------------------------------------- */
 
-/* Prints a message about a bad command line and exits with status 2. */
-static void usage_error(const char *fmt, ...)
+static lab_options parse_args(int argc, char **argv)
 {
-    va_list args;
-    va_start(args, fmt);
-    fputs("lab_gradient_norms: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputs(" (see lab_gradient_norms --help)\n", stderr);
-    va_end(args);
-    exit(2);
-}
-
-/* The value of flag, which must be a whole number in [lo, hi]; text is NULL when it is missing. */
-static long long whole_number(const char *flag, const char *text, long long lo, long long hi)
-{
-    if (!text)
-        usage_error("%s needs a value", flag);
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
-        usage_error("%s needs a whole number from %lld to %lld, got '%s'", flag, lo, hi, text);
-    return value;
-}
-
-static options parse_args(int argc, char **argv)
-{
-    options opt = { .seed = 1, .quick = false, .out = "results" };
-    for (int i = 1; i < argc; i++) {
-        const char *flag = argv[i];
-        if (strcmp(flag, "--help") == 0) {
-            fputs(USAGE, stdout);
-            exit(0);
-        }
-        if (strcmp(flag, "--quick") == 0) {
-            opt.quick = true;
-            continue;
-        }
-        const char *value = i + 1 < argc ? argv[++i] : NULL;
-        if (strcmp(flag, "--seed") == 0)
-            opt.seed = (unsigned long long)whole_number(flag, value, 0, LLONG_MAX);
-        else if (strcmp(flag, "--out") == 0) {
-            if (!value)
-                usage_error("--out needs a value");
-            opt.out = value;
-        } else
-            usage_error("unknown flag '%s'", flag);
-    }
+    lab_options opt = { .seed = 1, .quick = false, .out = "results" };
+    for (int i = 1; i < argc; i++)
+        if (!lab_flag(argc, argv, &i, USAGE, &opt))
+            usage_error("unknown flag '%s'", argv[i]);
     return opt;
 }
 
 /* ---- output files ------------------------------------------------------------------------ */
-
-/* True when dir is an existing directory; else prints why not. */
-static bool is_directory(const char *dir)
-{
-    struct stat st;
-    if (stat(dir, &st) != 0) {
-        fprintf(stderr, "lab_gradient_norms: output directory %s: %s\n", dir, strerror(errno));
-        return false;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "lab_gradient_norms: output directory %s: not a directory\n", dir);
-        return false;
-    }
-    return true;
-}
 
 /* Writes chart as DIR/NAME.svg, or as DIR/NAME.csv when as_csv. False (and a message on
  * stderr) on failure. */
@@ -498,7 +432,8 @@ static bool write_outputs(const measurements *res, const char *dir)
 
 int main(int argc, char **argv)
 {
-    options opt = parse_args(argc, argv);
+    program = "lab_gradient_norms";
+    lab_options opt = parse_args(argc, argv);
     if (!is_directory(opt.out))
         return 1;
     measurements res = { .n_seeds = opt.quick ? QUICK_SEEDS : SEEDS };

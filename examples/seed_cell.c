@@ -4,13 +4,12 @@
  * with a column hidden state its 1-D bias b would broadcast to a hidden x hidden matrix. The
  * version that works keeps the states as columns (hidden x 1) and b as hidden x 1 too, which
  * is tapegrad's convention: h_t = tanh(W_h h_{t-1} + W_x x_t + b). */
-#include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "tapegrad.h"
 
 enum { INPUT_SIZE = 3, HIDDEN_SIZE = 2, DEFAULT_STEPS = 5, MAX_STEPS = 1000, DEFAULT_SEED = 42 };
@@ -27,31 +26,6 @@ typedef struct options {
     unsigned long long seed;
     int steps;
 } options;
-
-/* Prints a message about a bad command line and exits with status 2. */
-static void usage_error(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("seed_cell: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputs(" (see seed_cell --help)\n", stderr);
-    va_end(args);
-    exit(2);
-}
-
-/* The value of flag, which must be a whole number in [lo, hi]; text is NULL when it is missing. */
-static long long whole_number(const char *flag, const char *text, long long lo, long long hi)
-{
-    if (!text)
-        usage_error("%s needs a value", flag);
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
-        usage_error("%s needs a whole number from %lld to %lld, got '%s'", flag, lo, hi, text);
-    return value;
-}
 
 static options parse_args(int argc, char **argv)
 {
@@ -84,6 +58,7 @@ static void print_step(int t, const tg_tensor *h)
 
 int main(int argc, char **argv)
 {
+    program = "seed_cell";
     options opt = parse_args(argc, argv);
     tg_rng rng = tg_rng_new(opt.seed);
     tg_rnn_cell *cell = tg_rnn_cell_new(INPUT_SIZE, HIDDEN_SIZE, opt.seed);

@@ -11,16 +11,15 @@
  *
  * Every batch is freshly drawn, so the model never sees the same wave twice; an "epoch" here
  * is BATCHES_PER_EPOCH batches. */
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "tapegrad.h"
 
 #define TWO_PI 6.283185307179586f
@@ -56,44 +55,6 @@ typedef struct model {
 
 /* ---- the command line -------------------------------------------------------------------- */
 
-/* Prints a message about a bad command line and exits with status 2. */
-static void usage_error(const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    fputs("train_sine: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputs(" (see train_sine --help)\n", stderr);
-    va_end(args);
-    exit(2);
-}
-
-/* The value of flag, which must be a whole number in [lo, hi]; text is NULL when it is missing. */
-static long long whole_number(const char *flag, const char *text, long long lo, long long hi)
-{
-    if (!text)
-        usage_error("%s needs a value", flag);
-    char *end;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
-        usage_error("%s needs a whole number from %lld to %lld, got '%s'", flag, lo, hi, text);
-    return value;
-}
-
-/* The value of flag, which must be a finite number above 0 that fits a float. */
-static float positive_number(const char *flag, const char *text)
-{
-    if (!text)
-        usage_error("%s needs a value", flag);
-    char *end;
-    errno = 0;
-    float value = strtof(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !isfinite(value) || value <= 0.0f)
-        usage_error("%s needs a finite number above 0, got '%s'", flag, text);
-    return value;
-}
-
 static options parse_args(int argc, char **argv)
 {
     options opt = { .hidden = 16, .steps = 32, .lr = 0.1f, .epochs = 30, .batch = 32, .seed = 1 };
@@ -109,7 +70,7 @@ static options parse_args(int argc, char **argv)
         else if (strcmp(flag, "--steps") == 0)
             opt.steps = (int)whole_number(flag, value, 1, 1000);
         else if (strcmp(flag, "--lr") == 0)
-            opt.lr = positive_number(flag, value);
+            opt.lr = real_number(flag, value, false);
         else if (strcmp(flag, "--epochs") == 0)
             opt.epochs = (int)whole_number(flag, value, 1, 100000);
         else if (strcmp(flag, "--batch") == 0)
@@ -249,6 +210,7 @@ static int train(tg_tape *tape, model *m, float *waves, const options *opt, tg_r
 
 int main(int argc, char **argv)
 {
+    program = "train_sine";
     options opt = parse_args(argc, argv);
     tg_rng rng = tg_rng_new(opt.seed);
     model m = { 0 };

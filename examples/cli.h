@@ -1,0 +1,106 @@
+/* cli.h: command-line helpers for the examples (static inline: an unused one draws no warning). */
+#ifndef TAPEGRAD_EXAMPLES_CLI_H
+#define TAPEGRAD_EXAMPLES_CLI_H
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The program's name, which starts every message: each example sets it first thing in main. */
+static const char *program;
+
+/* Prints "PROGRAM: message (see PROGRAM --help)" on stderr and exits with status 2. */
+static inline _Noreturn void usage_error(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    fprintf(stderr, "%s: ", program);
+    vfprintf(stderr, fmt, args);
+    fprintf(stderr, " (see %s --help)\n", program);
+    va_end(args);
+    exit(2);
+}
+
+/* The value of flag, which must be a whole number in [lo, hi]; text is NULL when it is missing. */
+static inline long long whole_number(const char *flag, const char *text, long long lo, long long hi)
+{
+    if (!text)
+        usage_error("%s needs a value", flag);
+    char *end;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
+        usage_error("%s needs a whole number from %lld to %lld, got '%s'", flag, lo, hi, text);
+    return value;
+}
+
+/* The value of flag, a finite number that fits a float, above 0 (or from 0 when zero_ok). */
+static inline float real_number(const char *flag, const char *text, bool zero_ok)
+{
+    if (!text)
+        usage_error("%s needs a value", flag);
+    char *end;
+    errno = 0;
+    float value = strtof(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(value) || value < 0.0f
+        || (value == 0.0f && !zero_ok))
+        usage_error("%s needs a finite number %s, got '%s'", flag,
+                    zero_ok ? "0 or above" : "above 0", text);
+    return value;
+}
+
+/* True when dir is an existing directory (POSIX stat()); else prints why not. */
+static inline bool is_directory(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "%s: output directory %s: %s\n", program, dir, strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: output directory %s: not a directory\n", program, dir);
+        return false;
+    }
+    return true;
+}
+
+/* The flags every lab program takes; each program sets the defaults its --help text gives. */
+typedef struct lab_options {
+    unsigned long long seed;   /* --seed N */
+    bool quick;                /* --quick: a short run, for tests */
+    const char *out;           /* --out DIR: where the CSV and SVG files go */
+} lab_options;
+
+/* Reads argv[*i] into opt when it is a flag every lab program takes: --help (no -h) prints
+ * usage and exits; --quick, --seed N, --out DIR (*i moves past the value). False for others. */
+static inline bool lab_flag(int argc, char **argv, int *i, const char *usage, lab_options *opt)
+{
+    const char *flag = argv[*i];
+    if (strcmp(flag, "--help") == 0) {
+        fputs(usage, stdout);
+        exit(0);
+    }
+    if (strcmp(flag, "--quick") == 0) {
+        opt->quick = true;
+        return true;
+    }
+    const char *value = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (strcmp(flag, "--seed") == 0)
+        opt->seed = (unsigned long long)whole_number(flag, value, 0, LLONG_MAX);
+    else if (strcmp(flag, "--out") == 0) {
+        if (!value)
+            usage_error("--out needs a value");
+        opt->out = value;
+    } else
+        return false;
+    *i += 1;   /* past the value */
+    return true;
+}
+
+#endif
