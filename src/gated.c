@@ -25,43 +25,6 @@ static float init_bound(int hidden_size)
     return 1.0f / sqrtf((float)hidden_size);
 }
 
-/* The checks both forwards make before recording anything: x_t is input x B, h_prev (and
- * c_prev when it is not skipped) hidden x B, for the B of x_t. Records the first problem,
- * naming the call and the shapes, and returns false. */
-static bool step_shapes_ok(tg_tape *tape, const char *call, int input_size, int hidden_size,
-                           const tg_tensor *x_t, const tg_tensor *h_prev, const tg_tensor *c_prev,
-                           bool check_c)
-{
-    if (!x_t) {
-        tg_fail(tape, "%s: x_t is NULL", call);
-        return false;
-    }
-    if (x_t->rows != input_size) {
-        tg_fail(tape, "%s: x_t is %dx%d, the cell takes %d inputs", call, x_t->rows, x_t->cols,
-                input_size);
-        return false;
-    }
-    const tg_tensor *states[2] = { h_prev, c_prev };
-    const char *names[2] = { "h_prev", "c_prev" };
-    for (int s = 0; s < (check_c ? 2 : 1); s++) {
-        if (!states[s]) {
-            tg_fail(tape, "%s: %s is NULL", call, names[s]);
-            return false;
-        }
-        if (states[s]->rows != hidden_size) {
-            tg_fail(tape, "%s: %s is %dx%d, the cell has %d hidden units", call, names[s],
-                    states[s]->rows, states[s]->cols, hidden_size);
-            return false;
-        }
-        if (states[s]->cols != x_t->cols) {
-            tg_fail(tape, "%s: x_t has %d columns (batch) but %s has %d", call, x_t->cols,
-                    names[s], states[s]->cols);
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- LSTM ---------------------------------------------------------------------------------- */
 
 void tg_lstm_cell_free(tg_lstm_cell *cell)
@@ -141,7 +104,7 @@ int tg_lstm_cell_forward(tg_tape *tape, tg_lstm_cell *cell, tg_tensor *x_t,
         tg_fail(tape, "%s: h_t and c_t must point to where the new state goes", call);
         return -1;
     }
-    if (!step_shapes_ok(tape, call, cell->input_size, cell->hidden_size, x_t, h_prev, c_prev, true))
+    if (!tg_step_shapes_ok(tape, call, cell->input_size, cell->hidden_size, x_t, h_prev, c_prev, true))
         return -1;
     const int H = cell->hidden_size;
     tg_tensor *a = tg_add(tape, tg_add(tape, tg_matmul(tape, cell->W_x, x_t),     /* 4H x B */
@@ -214,7 +177,7 @@ tg_tensor *tg_gru_cell_forward(tg_tape *tape, tg_gru_cell *cell, tg_tensor *x_t,
     static const char call[] = "tg_gru_cell_forward";
     if (!cell)
         return tg_fail(tape, "%s: cell is NULL", call);
-    if (!step_shapes_ok(tape, call, cell->input_size, cell->hidden_size, x_t, h_prev, NULL, false))
+    if (!tg_step_shapes_ok(tape, call, cell->input_size, cell->hidden_size, x_t, h_prev, NULL, false))
         return NULL;
     const int H = cell->hidden_size;
     tg_tensor *a = tg_add(tape, tg_matmul(tape, cell->W_x, x_t), cell->b_x);      /* 3H x B */

@@ -89,6 +89,43 @@ int tg_init_orthogonal(tg_tensor *t, float gain, tg_rng *rng)
     return 0;
 }
 
+/* The checks every cell forward makes before recording anything: x_t is input x B, h_prev (and
+ * c_prev when it is not skipped) hidden x B, for the B of x_t. Records the first problem,
+ * naming the call and the shapes, and returns false. */
+bool tg_step_shapes_ok(tg_tape *tape, const char *call, int input_size, int hidden_size,
+                       const tg_tensor *x_t, const tg_tensor *h_prev, const tg_tensor *c_prev,
+                       bool check_c)
+{
+    if (!x_t) {
+        tg_fail(tape, "%s: x_t is NULL", call);
+        return false;
+    }
+    if (x_t->rows != input_size) {
+        tg_fail(tape, "%s: x_t is %dx%d, the cell takes %d inputs", call, x_t->rows, x_t->cols,
+                input_size);
+        return false;
+    }
+    const tg_tensor *states[2] = { h_prev, c_prev };
+    const char *names[2] = { "h_prev", "c_prev" };
+    for (int s = 0; s < (check_c ? 2 : 1); s++) {
+        if (!states[s]) {
+            tg_fail(tape, "%s: %s is NULL", call, names[s]);
+            return false;
+        }
+        if (states[s]->rows != hidden_size) {
+            tg_fail(tape, "%s: %s is %dx%d, the cell has %d hidden units", call, names[s],
+                    states[s]->rows, states[s]->cols, hidden_size);
+            return false;
+        }
+        if (states[s]->cols != x_t->cols) {
+            tg_fail(tape, "%s: x_t has %d columns (batch) but %s has %d", call, x_t->cols,
+                    names[s], states[s]->cols);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- the vanilla RNN cell -------------------------------------------------------------- */
 
 tg_rnn_cell *tg_rnn_cell_new(int input_size, int hidden_size, uint64_t seed)
@@ -139,17 +176,9 @@ tg_tensor *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_t,
 {
     if (!cell)
         return tg_fail(tape, "tg_rnn_cell_forward: cell is NULL");
-    if (!x_t || !h_prev)
-        return tg_fail(tape, "tg_rnn_cell_forward: %s is NULL", x_t ? "h_prev" : "x_t");
-    if (x_t->rows != cell->input_size)
-        return tg_fail(tape, "tg_rnn_cell_forward: x_t is %dx%d, the cell takes %d inputs",
-                       x_t->rows, x_t->cols, cell->input_size);
-    if (h_prev->rows != cell->hidden_size)
-        return tg_fail(tape, "tg_rnn_cell_forward: h_prev is %dx%d, the cell has %d hidden units",
-                       h_prev->rows, h_prev->cols, cell->hidden_size);
-    if (x_t->cols != h_prev->cols)
-        return tg_fail(tape, "tg_rnn_cell_forward: x_t has %d columns (batch) but h_prev has %d",
-                       x_t->cols, h_prev->cols);
+    if (!tg_step_shapes_ok(tape, "tg_rnn_cell_forward", cell->input_size, cell->hidden_size, x_t,
+                           h_prev, NULL, false))
+        return NULL;
     tg_tensor *recurrent = tg_matmul(tape, cell->W_h, h_prev); /* hidden x batch */
     tg_tensor *from_input = tg_matmul(tape, cell->W_x, x_t);   /* hidden x batch */
     return tg_tanh(tape, tg_add(tape, tg_add(tape, recurrent, from_input), cell->b));

@@ -54,4 +54,12 @@ bool tg_size_ok(int rows, int cols);
  * "tg_add: input 2 is NULL" (unless an earlier error explains it) and returns false. */
 bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_tensor *b);
 
+/* The checks every cell forward makes before recording anything: x_t is input x B, h_prev
+ * (and c_prev when check_c) hidden x B, for the B of x_t. Records the first problem, naming
+ * the call and the shapes ("tg_gru_cell_forward: x_t is 3x2, the cell takes 4 inputs"), and
+ * returns false. (In src/nn.c.) */
+bool tg_step_shapes_ok(tg_tape *tape, const char *call, int input_size, int hidden_size,
+                       const tg_tensor *x_t, const tg_tensor *h_prev, const tg_tensor *c_prev,
+                       bool check_c);
+
 #endif
