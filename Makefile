@@ -7,7 +7,7 @@
 #   make valgrind   the tests under valgrind   make clean      remove build/
 #   make fuzz       the checkpoint loader under libFuzzer for FUZZ_SECONDS (clang)
 CC      ?= cc
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O3 -g
 WARN    := -std=c11 -Wall -Wextra -Wpedantic
 CPPFLAGS := -Iinclude
 LDLIBS  := -lm -pthread
