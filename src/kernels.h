@@ -22,8 +22,10 @@ void tg_kernel_sigmoid(long n, const float *x, float *y);
 
 /* y[i] += alpha x[i] for i < n */
 void tg_kernel_axpy(long n, float alpha, const float *x, float *y);
-/* The sum of x[0..n-1], added up in double so long sums keep float precision. */
+/* The sum of x[0..n-1], in 8 float partial sums added up in double at the end. */
 float tg_kernel_sum(long n, const float *x);
+/* The sum of (a[i] - b[i])^2 over i < n, the same way. */
+double tg_kernel_sum_squared_difference(long n, const float *a, const float *b);
 /* out[i] += sum over j of X[i][j], for X: rows x cols (the backward of a column broadcast). */
 void tg_kernel_add_row_sums(int rows, int cols, const float *X, float *out);
 

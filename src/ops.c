@@ -364,11 +364,7 @@ tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target)
     tg_tensor *y = tg_record(tape, &MSE, pred, target, 1, 1);
     if (!y)
         return NULL;
-    double sum = 0.0;
-    for (long k = 0; k < count(pred); k++) {
-        double d = (double)pred->data[k] - target->data[k];
-        sum += d * d;
-    }
-    y->data[0] = (float)(sum / (double)count(pred));
+    y->data[0] = (float)(tg_kernel_sum_squared_difference(count(pred), pred->data, target->data) /
+                         (double)count(pred));
     return y;
 }
