@@ -1,4 +1,5 @@
-/* cli.h: command-line helpers for the examples (static inline: an unused one draws no warning). */
+/* cli.h: command-line and output helpers for the examples (static inline: an unused one draws
+ * no warning). */
 #ifndef TAPEGRAD_EXAMPLES_CLI_H
 #define TAPEGRAD_EXAMPLES_CLI_H
 
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "tapegrad.h"
 
 /* The program's name, which starts every message: each example sets it first thing in main. */
 static const char *program;
@@ -101,6 +104,39 @@ static inline bool lab_flag(int argc, char **argv, int *i, const char *usage, la
         return false;
     *i += 1;   /* past the value */
     return true;
+}
+
+/* Writes chart as DIR/NAME.svg, or as DIR/NAME.csv when as_csv, with the library's writers.
+ * False (and a message on stderr) on failure. */
+static inline bool write_chart(const tg_chart *chart, const char *dir, const char *name, bool as_csv)
+{
+    char path[4096];
+    tg_error err;
+    if (snprintf(path, sizeof path, "%s/%s.%s", dir, name, as_csv ? "csv" : "svg") >= (int)sizeof path) {
+        fprintf(stderr, "%s: output path too long: %s/%s\n", program, dir, name);
+        return false;
+    }
+    int status = as_csv ? tg_chart_write_csv(chart, path, &err) : tg_chart_write_svg(chart, path, &err);
+    if (status != 0) {
+        fprintf(stderr, "%s: %s\n", program, err.message);
+        return false;
+    }
+    return true;
+}
+
+/* Closes a table the example wrote to path with stdio. False (and a message on stderr) when a
+ * write or the close failed. */
+static inline bool close_table(FILE *file, const char *path)
+{
+    bool failed = ferror(file) != 0;
+    int error = errno;
+    if (fclose(file) != 0 && !failed) {
+        failed = true;
+        error = errno;
+    }
+    if (failed)
+        fprintf(stderr, "%s: %s: cannot write: %s\n", program, path, strerror(error));
+    return !failed;
 }
 
 #endif

@@ -519,34 +519,7 @@ static bool write_table_csv(const run_result *runs, int n_runs, const settings *
                 r->cell->lr, s->train_steps, r->test_mse, BASELINE_MSE, verdict(r),
                 r->diverged_at, r->skipped);
     }
-    bool failed = ferror(file) != 0;
-    int error = errno;
-    if (fclose(file) != 0 && !failed) {
-        failed = true;
-        error = errno;
-    }
-    if (failed)
-        fprintf(stderr, "lab_adding: %s: cannot write: %s\n", path, strerror(error));
-    return !failed;
-}
-
-/* Writes chart as DIR/NAME.svg, or as DIR/NAME.csv when as_csv. False (and a message) on
- * failure. */
-static bool write_chart(const tg_chart *chart, const char *dir, const char *name, bool as_csv)
-{
-    char path[PATH_SIZE];
-    tg_error err;
-    if (snprintf(path, sizeof path, "%s/%s.%s", dir, name, as_csv ? "csv" : "svg") >= PATH_SIZE) {
-        fprintf(stderr, "lab_adding: output path too long: %s/%s\n", dir, name);
-        return false;
-    }
-    int status = as_csv ? tg_chart_write_csv(chart, path, &err)
-                        : tg_chart_write_svg(chart, path, &err);
-    if (status != 0) {
-        fprintf(stderr, "lab_adding: %s\n", err.message);
-        return false;
-    }
-    return true;
+    return close_table(file, path);
 }
 
 /* DIR/adding_test_mse.svg: the test MSE against T, one line per cell and clipping, and the

@@ -324,34 +324,7 @@ static bool write_table_csv(const arm_summary *summaries, int n_seeds, int train
                 summaries[a].diverged, n_seeds, summaries[a].median_final_loss,
                 summaries[a].median_first_grad_norm, summaries[a].max_grad_norm, STEPS, RHO, HIDDEN,
                 BATCH, LEARNING_RATE, train_steps);
-    bool failed = ferror(file) != 0;
-    int error = errno;
-    if (fclose(file) != 0 && !failed) {
-        failed = true;
-        error = errno;
-    }
-    if (failed)
-        fprintf(stderr, "lab_explosion: %s: cannot write: %s\n", path, strerror(error));
-    return !failed;
-}
-
-/* Writes chart as DIR/NAME.svg, or as DIR/NAME.csv when as_csv. False (and a message) on
- * failure. */
-static bool write_chart(const tg_chart *chart, const char *dir, const char *name, bool as_csv)
-{
-    char path[PATH_SIZE];
-    tg_error err;
-    if (snprintf(path, sizeof path, "%s/%s.%s", dir, name, as_csv ? "csv" : "svg") >= PATH_SIZE) {
-        fprintf(stderr, "lab_explosion: output path too long: %s/%s\n", dir, name);
-        return false;
-    }
-    int status = as_csv ? tg_chart_write_csv(chart, path, &err)
-                        : tg_chart_write_svg(chart, path, &err);
-    if (status != 0) {
-        fprintf(stderr, "lab_explosion: %s\n", err.message);
-        return false;
-    }
-    return true;
+    return close_table(file, path);
 }
 
 /* The table as CSV, both charts as SVG, and every curve of both in DIR/explosion_curves.csv.

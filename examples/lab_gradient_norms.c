@@ -78,25 +78,6 @@ static lab_options parse_args(int argc, char **argv)
 
 /* ---- output files ------------------------------------------------------------------------ */
 
-/* Writes chart as DIR/NAME.svg, or as DIR/NAME.csv when as_csv. False (and a message on
- * stderr) on failure. */
-static bool write_chart(const tg_chart *chart, const char *dir, const char *name, bool as_csv)
-{
-    char path[PATH_SIZE];
-    tg_error err;
-    if (snprintf(path, sizeof path, "%s/%s.%s", dir, name, as_csv ? "csv" : "svg") >= PATH_SIZE) {
-        fprintf(stderr, "lab_gradient_norms: output path too long: %s/%s\n", dir, name);
-        return false;
-    }
-    int status = as_csv ? tg_chart_write_csv(chart, path, &err)
-                        : tg_chart_write_svg(chart, path, &err);
-    if (status != 0) {
-        fprintf(stderr, "lab_gradient_norms: %s\n", err.message);
-        return false;
-    }
-    return true;
-}
-
 /* ---- the models -------------------------------------------------------------------------- */
 
 /* What the check column tests for a model, k = 1..T-1. */
