@@ -43,11 +43,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "model.h"
 #include "tapegrad.h"
 
 enum {
     N_BYTES = 256,
-    MAX_PARAMS = TG_CELL_MAX_PARAMS + 2,   /* the cell's, then W_y and b_y */
     LOG_LINES = 20,                        /* loss lines on stdout in a run */
     TICKS = 10,                            /* progress lines (off a terminal) and checkpoints */
     BAR_WIDTH = 24,
@@ -322,38 +322,13 @@ static bool encode(text *t, const vocab *v, const char *source)
 
 /* ---- the model --------------------------------------------------------------------------- */
 
-typedef struct model {
-    int vocab_size, hidden;            /* V, H */
-    tg_cell *cell;                     /* V inputs, H hidden units */
-    tg_tensor *W_y, *b_y;              /* the readout: V x H, V x 1 */
-    tg_tensor *params[MAX_PARAMS];     /* the cell's, then W_y and b_y */
-    int n_params;
-} model;
-
-static void model_free(model *m)
-{
-    tg_cell_free(m->cell);
-    tg_param_free(m->W_y);
-    tg_param_free(m->b_y);
-}
-
-/* PyTorch's init for the cell and the readout (uniform in +-1/sqrt(H), b_y = 0). False when
- * out of memory (model_free cleans up either way). */
+/* The cell (V inputs, H hidden units) and its readout W_y: V x H, b_y: V x 1 (model.h), with
+ * PyTorch's init. False when out of memory (model_free cleans up either way). */
 static bool model_init(model *m, const char *cell_name, int vocab_size, int hidden, tg_rng *rng)
 {
-    m->vocab_size = vocab_size;
-    m->hidden = hidden;
-    m->cell = tg_cell_new(cell_name, vocab_size, hidden, tg_rng_next(rng));
-    m->W_y = tg_param_new(vocab_size, hidden);
-    m->b_y = tg_param_new(vocab_size, 1);
-    if (!m->cell || !m->W_y || !m->b_y)
+    if (!model_new(m, cell_name, vocab_size, hidden, vocab_size, tg_rng_next(rng)))
         return false;
-    float bound = 1.0f / sqrtf((float)hidden);
-    tg_init_uniform(m->W_y, -bound, bound, rng);
-    for (int i = 0; i < m->cell->n_params; i++)
-        m->params[m->n_params++] = m->cell->params[i];
-    m->params[m->n_params++] = m->W_y;
-    m->params[m->n_params++] = m->b_y;
+    model_init_readout(m, rng);
     return true;
 }
 
@@ -370,7 +345,7 @@ static tg_tensor *one_hot(tg_tape *tape, const model *m, float *scratch, const i
 {
     for (int b = 0; b < batch; b++)
         scratch[classes[b] * batch + b] = 1.0f;
-    tg_tensor *x = tg_input(tape, m->vocab_size, batch, scratch);
+    tg_tensor *x = tg_input(tape, m->cell->input_size, batch, scratch);
     for (int b = 0; b < batch; b++)
         scratch[classes[b] * batch + b] = 0.0f;
     return x;
@@ -397,13 +372,13 @@ static void carry_free(carry *s)
 /* The carried state as new tape inputs: the start of a fresh history, detached from the last. */
 static tg_cell_state carry_in(tg_tape *tape, const model *m, const carry *s, int batch)
 {
-    return (tg_cell_state){ tg_input(tape, m->hidden, batch, s->h),
-                            m->cell->has_c ? tg_input(tape, m->hidden, batch, s->c) : NULL };
+    return (tg_cell_state){ tg_input(tape, m->cell->hidden_size, batch, s->h),
+                            m->cell->has_c ? tg_input(tape, m->cell->hidden_size, batch, s->c) : NULL };
 }
 
 static void carry_out(carry *s, const model *m, tg_cell_state state, int batch)
 {
-    size_t bytes = (size_t)m->hidden * (size_t)batch * sizeof(float);
+    size_t bytes = (size_t)m->cell->hidden_size * (size_t)batch * sizeof(float);
     memcpy(s->h, state.h->data, bytes);
     if (m->cell->has_c)
         memcpy(s->c, state.c->data, bytes);
@@ -504,13 +479,13 @@ static bool trainer_init(trainer *w, model *m, const options *opt, size_t text_s
     size_t batch = (size_t)opt->batch, iters = (size_t)opt->iters;
     w->tape = tg_tape_new();
     w->optimizer = tg_optimizer_new(opt->kind, m->params, m->n_params, opt->lr);
-    w->one_hot = calloc((size_t)m->vocab_size * batch, sizeof *w->one_hot);
+    w->one_hot = calloc((size_t)m->cell->input_size * batch, sizeof *w->one_hot);
     w->inputs = malloc(batch * sizeof *w->inputs);
     w->targets = malloc(batch * sizeof *w->targets);
     w->pos = malloc(batch * sizeof *w->pos);
     w->losses = malloc(iters * sizeof *w->losses);
     w->smoothed = malloc(iters * sizeof *w->smoothed);
-    if (!carry_init(&w->state, m->hidden, opt->batch) || !w->tape || !w->optimizer
+    if (!carry_init(&w->state, m->cell->hidden_size, opt->batch) || !w->tape || !w->optimizer
         || !w->one_hot || !w->inputs || !w->targets || !w->pos || !w->losses || !w->smoothed)
         return false;
     for (size_t b = 0; b < batch; b++)
@@ -742,7 +717,7 @@ static bool sample(const model *m, const vocab *v, const options *opt, tg_rng *r
 {
     tg_tape *tape = tg_tape_new();
     carry s;
-    bool ok = carry_init(&s, m->hidden, 1);
+    bool ok = carry_init(&s, m->cell->hidden_size, 1);
     float *scratch = calloc((size_t)v->size, sizeof *scratch);
     double *p = malloc((size_t)v->size * sizeof *p);
     if (!ok || !tape || !scratch || !p) {

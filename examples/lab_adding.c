@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "model.h"
 #include "tapegrad.h"
 
 enum {
@@ -52,7 +53,6 @@ enum {
     CHART_EVERY = 20,         /* ... every CHART_EVERY steps */
     DEFAULT_THREADS = 2,
     MAX_THREADS = 16,
-    MAX_PARAMS = TG_CELL_MAX_PARAMS + 2,
     PATH_SIZE = 4096,
     LABEL_SIZE = 48,
 };
@@ -126,41 +126,19 @@ static options parse_args(int argc, char **argv)
 
 /* ---- the model --------------------------------------------------------------------------- */
 
-/* A recurrent cell with a linear readout of its last hidden state: y = W_y h_T + b_y. */
-typedef struct model {
-    tg_cell *cell;
-    tg_tensor *W_y, *b_y;                /* 1 x hidden, 1 x 1 */
-    tg_tensor *params[MAX_PARAMS];       /* the cell's, then W_y and b_y */
-    int n_params;
-} model;
-
-static void model_free(model *m)
-{
-    tg_cell_free(m->cell);
-    tg_param_free(m->W_y);
-    tg_param_free(m->b_y);
-}
-
-/* PyTorch's init for the cell and the readout (uniform in +-1/sqrt(hidden), b_y = 0), drawn
- * from seed; an LSTM's forget-gate bias is then set to LSTM_FORGET_BIAS. False when out of
+/* The cell and its readout of the last hidden state (model.h), PyTorch's init drawn from
+ * seed; an LSTM's forget-gate bias is then set to LSTM_FORGET_BIAS. False when out of
  * memory. */
 static bool model_init(model *m, const cell_config *config, uint64_t seed)
 {
     tg_rng rng = tg_rng_new(seed);
-    *m = (model){ .cell = tg_cell_new(config->name, INPUT_SIZE, config->hidden, tg_rng_next(&rng)),
-                  .W_y = tg_param_new(1, config->hidden), .b_y = tg_param_new(1, 1) };
-    if (!m->cell || !m->W_y || !m->b_y) {
+    if (!model_new(m, config->name, INPUT_SIZE, config->hidden, 1, tg_rng_next(&rng))) {
         model_free(m);
         return false;
     }
     if (strcmp(config->name, "lstm") == 0)
         tg_lstm_cell_set_forget_bias(m->cell->impl, LSTM_FORGET_BIAS);  /* impl: a tg_lstm_cell */
-    float bound = 1.0f / sqrtf((float)config->hidden);
-    tg_init_uniform(m->W_y, -bound, bound, &rng);
-    for (int i = 0; i < m->cell->n_params; i++)
-        m->params[m->n_params++] = m->cell->params[i];
-    m->params[m->n_params++] = m->W_y;
-    m->params[m->n_params++] = m->b_y;
+    model_init_readout(m, &rng);
     return true;
 }
 
@@ -175,20 +153,6 @@ static long model_size(const cell_config *config)
         size += (long)m.params[i]->rows * m.params[i]->cols;
     model_free(&m);
     return size;
-}
-
-/* The MSE of m's predictions for one batch of the adding problem, recorded on the tape:
- * x holds steps inputs of 2 x batch (value, marker), y the batch's targets. */
-static tg_tensor *batch_loss(tg_tape *tape, model *m, const float *x, const float *y, int steps,
-                             int batch)
-{
-    tg_cell_state state = tg_cell_zero_state(tape, m->cell, batch);      /* h_0 = 0 */
-    for (int t = 0; t < steps; t++) {
-        tg_tensor *x_t = tg_input(tape, INPUT_SIZE, batch, x + (size_t)t * INPUT_SIZE * batch);
-        state = tg_cell_step(tape, m->cell, x_t, state);                 /* h: hidden x batch */
-    }
-    tg_tensor *prediction = tg_add(tape, tg_matmul(tape, m->W_y, state.h), m->b_y); /* 1 x batch */
-    return tg_mse(tape, prediction, tg_input(tape, 1, batch, y));
 }
 
 /* ---- one run: train one cell at one T, with or without clipping, then test ---------------- */
@@ -251,7 +215,7 @@ static bool train_step(workspace *w, model *m, run_result *r, tg_rng *rng, float
     tg_task_adding(rng, r->steps, BATCH, w->x, w->y);
     tg_tape_reset(w->tape);
     tg_zero_grad(m->params, m->n_params);
-    tg_tensor *mse = batch_loss(w->tape, m, w->x, w->y, r->steps, BATCH);
+    tg_tensor *mse = last_step_mse(w->tape, m, w->x, w->y, r->steps, BATCH);
     *loss = mse ? mse->data[0] : NAN;
     if (mse && !isfinite(*loss))
         return true;
@@ -275,7 +239,7 @@ static bool measure_test_mse(workspace *w, model *m, int steps, int test_batches
     for (int i = 0; i < test_batches; i++) {
         tg_task_adding(rng, steps, TEST_BATCH, w->x, w->y);
         tg_tape_reset(w->tape);
-        tg_tensor *loss = batch_loss(w->tape, m, w->x, w->y, steps, TEST_BATCH);
+        tg_tensor *loss = last_step_mse(w->tape, m, w->x, w->y, steps, TEST_BATCH);
         if (!loss) {
             fprintf(stderr, "lab_adding: %s\n", tg_tape_error(w->tape));
             return false;

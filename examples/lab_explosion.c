@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "model.h"
 #include "tapegrad.h"
 
 enum {
@@ -43,7 +44,6 @@ enum {
     QUICK_TRAIN_STEPS = 40,
     QUICK_SEEDS = 2,
     FINAL_WINDOW = 50,        /* the final loss is the mean over this many last steps */
-    MAX_PARAMS = TG_CELL_MAX_PARAMS + 2,
     PATH_SIZE = 4096,
 };
 #define RHO 1.5f               /* W_h = RHO Q */
@@ -98,57 +98,20 @@ static const arm ARMS[] = {
 
 /* ---- the model --------------------------------------------------------------------------- */
 
-/* A tanh RNN cell with a linear readout of its last hidden state: y = W_y h_T + b_y. */
-typedef struct model {
-    tg_cell *cell;
-    tg_tensor *W_y, *b_y;                /* 1 x hidden, 1 x 1 */
-    tg_tensor *params[MAX_PARAMS];       /* the cell's, then W_y and b_y */
-    int n_params;
-} model;
-
-static void model_free(model *m)
-{
-    tg_cell_free(m->cell);
-    tg_param_free(m->W_y);
-    tg_param_free(m->b_y);
-}
-
-/* W_h = RHO Q; W_x and W_y uniform in +-1/sqrt(hidden) (PyTorch's init); b = b_y = 0; all
- * drawn from seed. False when out of memory. */
+/* A tanh RNN cell and its readout of the last hidden state (model.h): W_h = RHO Q; W_x and
+ * W_y uniform in +-1/sqrt(hidden) (PyTorch's init); b = b_y = 0; all drawn from seed. False
+ * when out of memory. */
 static bool model_init(model *m, uint64_t seed)
 {
     tg_rng rng = tg_rng_new(seed);
-    *m = (model){ .cell = tg_cell_new("rnn", INPUT_SIZE, HIDDEN, tg_rng_next(&rng)),
-                  .W_y = tg_param_new(1, HIDDEN), .b_y = tg_param_new(1, 1) };
-    if (!m->cell || !m->W_y || !m->b_y) {
+    bool made = model_new(m, "rnn", INPUT_SIZE, HIDDEN, 1, tg_rng_next(&rng));
+    tg_rnn_cell *rnn = made ? m->cell->impl : NULL;    /* what tg_cell_new("rnn", ...) wraps */
+    if (!made || tg_init_orthogonal(rnn->W_h, RHO, &rng) != 0) {
         model_free(m);
         return false;
     }
-    tg_rnn_cell *rnn = m->cell->impl;    /* what tg_cell_new("rnn", ...) wraps */
-    if (tg_init_orthogonal(rnn->W_h, RHO, &rng) != 0) {
-        model_free(m);
-        return false;
-    }
-    float bound = 1.0f / sqrtf((float)HIDDEN);
-    tg_init_uniform(m->W_y, -bound, bound, &rng);
-    for (int i = 0; i < m->cell->n_params; i++)
-        m->params[m->n_params++] = m->cell->params[i];
-    m->params[m->n_params++] = m->W_y;
-    m->params[m->n_params++] = m->b_y;
+    model_init_readout(m, &rng);
     return true;
-}
-
-/* The MSE of m's predictions for one batch of the adding problem, recorded on the tape:
- * x holds STEPS inputs of 2 x batch (value, marker), y the batch's targets. */
-static tg_tensor *batch_loss(tg_tape *tape, model *m, const float *x, const float *y)
-{
-    tg_cell_state state = tg_cell_zero_state(tape, m->cell, BATCH);      /* h_0 = 0 */
-    for (int t = 0; t < STEPS; t++) {
-        tg_tensor *x_t = tg_input(tape, INPUT_SIZE, BATCH, x + (size_t)t * INPUT_SIZE * BATCH);
-        state = tg_cell_step(tape, m->cell, x_t, state);                 /* h: hidden x batch */
-    }
-    tg_tensor *prediction = tg_add(tape, tg_matmul(tape, m->W_y, state.h), m->b_y); /* 1 x batch */
-    return tg_mse(tape, prediction, tg_input(tape, 1, BATCH, y));
 }
 
 /* ---- one run ----------------------------------------------------------------------------- */
@@ -172,7 +135,7 @@ static bool train_step(tg_tape *tape, model *m, const arm *a, tg_rng *rng, float
     tg_task_adding(rng, STEPS, BATCH, x, y);
     tg_tape_reset(tape);
     tg_zero_grad(m->params, m->n_params);
-    tg_tensor *mse = batch_loss(tape, m, x, y);
+    tg_tensor *mse = last_step_mse(tape, m, x, y, STEPS, BATCH);
     if (mse && !isfinite(mse->data[0])) {
         *loss = *grad_norm = INFINITY;
         return true;

@@ -1,0 +1,64 @@
+/* model.h: the model the labs and charlm train: any recurrent cell (tg_cell) with a linear
+ * readout y = W_y h + b_y, and every parameter listed for the optimizer. */
+#ifndef TAPEGRAD_EXAMPLES_MODEL_H
+#define TAPEGRAD_EXAMPLES_MODEL_H
+
+#include <math.h>
+#include <stdbool.h>
+
+#include "tapegrad.h"
+
+typedef struct model {
+    tg_cell *cell;                                  /* input -> hidden */
+    tg_tensor *W_y, *b_y;                           /* the readout: outputs x hidden, outputs x 1 */
+    tg_tensor *params[TG_CELL_MAX_PARAMS + 2];      /* the cell's, then W_y and b_y */
+    int n_params;
+} model;
+
+static inline void model_free(model *m)
+{
+    tg_cell_free(m->cell);
+    tg_param_free(m->W_y);
+    tg_param_free(m->b_y);
+}
+
+/* The cell (PyTorch's init, from cell_seed) and a zero readout, with the parameter list.
+ * False when out of memory (model_free cleans up either way). */
+static inline bool model_new(model *m, const char *cell_name, int input, int hidden, int outputs,
+                             uint64_t cell_seed)
+{
+    *m = (model){ .cell = tg_cell_new(cell_name, input, hidden, cell_seed),
+                  .W_y = tg_param_new(outputs, hidden), .b_y = tg_param_new(outputs, 1) };
+    if (!m->cell || !m->W_y || !m->b_y)
+        return false;
+    for (int i = 0; i < m->cell->n_params; i++)
+        m->params[m->n_params++] = m->cell->params[i];
+    m->params[m->n_params++] = m->W_y;
+    m->params[m->n_params++] = m->b_y;
+    return true;
+}
+
+/* The readout's init, PyTorch's: W_y uniform in +-1/sqrt(hidden); b_y stays 0. */
+static inline void model_init_readout(model *m, tg_rng *rng)
+{
+    float bound = 1.0f / sqrtf((float)m->cell->hidden_size);
+    tg_init_uniform(m->W_y, -bound, bound, rng);
+}
+
+/* The MSE of the readout of the last hidden state against y (outputs x batch), recorded on
+ * the tape: the cell runs from h_0 = 0 over steps inputs, x holding each step's
+ * input x batch values one after another. */
+static inline tg_tensor *last_step_mse(tg_tape *tape, model *m, const float *x, const float *y,
+                                       int steps, int batch)
+{
+    int input = m->cell->input_size;
+    tg_cell_state state = tg_cell_zero_state(tape, m->cell, batch);      /* h_0 = 0 */
+    for (int t = 0; t < steps; t++) {
+        tg_tensor *x_t = tg_input(tape, input, batch, x + (size_t)t * input * batch);
+        state = tg_cell_step(tape, m->cell, x_t, state);                 /* h: hidden x batch */
+    }
+    tg_tensor *prediction = tg_add(tape, tg_matmul(tape, m->W_y, state.h), m->b_y); /* outputs x batch */
+    return tg_mse(tape, prediction, tg_input(tape, m->W_y->rows, batch, y));
+}
+
+#endif
