@@ -20,66 +20,10 @@
 
 #include "alloc_count.h"
 #include "fixture.h"
+#include "scratch_dir.h"
 #include "tapegrad.h"
 
-#define PATH_SIZE 256
 #define FIXTURES "tests/fixtures/checkpoints/"
-
-/* ---- a fresh directory for each test --------------------------------------------------- */
-
-static char dir[32];
-
-static void make_dir(void)
-{
-    strcpy(dir, "/tmp/tapegrad_io_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static char *path_in(char *buf, const char *name)
-{
-    snprintf(buf, PATH_SIZE, "%s/%s", dir, name);
-    return buf;
-}
-
-/* The names in dir (without . and ..), each followed by a space, as many as fit in size;
- * returns how many there are. */
-static int list_dir(char *names, size_t size)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int count = 0;
-    names[0] = '\0';
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        count++;
-        if (strlen(names) + strlen(e->d_name) + 2 <= size) {
-            strcat(names, e->d_name);
-            strcat(names, " ");
-        }
-    }
-    closedir(d);
-    return count;
-}
-
-static void remove_dir(void)
-{
-    char names[4096], path[PATH_SIZE];
-    list_dir(names, sizeof names);
-    for (char *name = strtok(names, " "); name; name = strtok(NULL, " ")) {
-        path_in(path, name);
-        if (remove(path) != 0)
-            rmdir(path);
-    }
-    rmdir(dir);
-}
-
-static void assert_dir_holds(int want)
-{
-    char names[4096];
-    int got = list_dir(names, sizeof names);
-    ck_assert_msg(got == want, "%s holds %d files (%s), expected %d", dir, got, names, want);
-}
 
 /* ---- bytes of files ---------------------------------------------------------------------- */
 
@@ -202,7 +146,7 @@ START_TEST(test_named_tensors_round_trip_bit_exact_with_any_utf8_names)
     }
     char path[PATH_SIZE];
     tg_error err = { "left over" };
-    ck_assert_int_eq(tg_save(path_in(path, "named.safetensors"), out, 3, &err), 0);
+    ck_assert_int_eq(tg_save(scratch_path(path, "named.safetensors"), out, 3, &err), 0);
     ck_assert_str_eq(err.message, "");
     strcpy(err.message, "left over");
     ck_assert_int_eq(tg_load(path, in, 3, &err), 0);
@@ -212,7 +156,7 @@ START_TEST(test_named_tensors_round_trip_bit_exact_with_any_utf8_names)
         tg_param_free(saved[i]);
         tg_param_free(loaded[i]);
     }
-    assert_dir_holds(1);
+    scratch_dir_assert_holds(1);
 }
 END_TEST
 
@@ -225,7 +169,7 @@ START_TEST(test_rnn_cell_round_trips_bit_exact)
     fill_values(a->b, &rng);   /* b holds -0.0f: bias_ih + a zero bias_hh must keep its sign */
     char path[PATH_SIZE];
     tg_error err;
-    ck_assert_int_eq(tg_rnn_cell_save(a, path_in(path, "rnn.safetensors"), &err), 0);
+    ck_assert_int_eq(tg_rnn_cell_save(a, scratch_path(path, "rnn.safetensors"), &err), 0);
     ck_assert_int_eq(tg_rnn_cell_load(b, path, &err), 0);
     assert_same_tensor(a->W_x, b->W_x, "W_x");
     assert_same_tensor(a->W_h, b->W_h, "W_h");
@@ -244,7 +188,7 @@ START_TEST(test_lstm_cell_round_trips_bit_exact)
     fill_values(a->b, &rng);
     char path[PATH_SIZE];
     tg_error err;
-    ck_assert_int_eq(tg_lstm_cell_save(a, path_in(path, "lstm.safetensors"), &err), 0);
+    ck_assert_int_eq(tg_lstm_cell_save(a, scratch_path(path, "lstm.safetensors"), &err), 0);
     ck_assert_int_eq(tg_lstm_cell_load(b, path, &err), 0);
     assert_same_tensor(a->W_x, b->W_x, "W_x");
     assert_same_tensor(a->W_h, b->W_h, "W_h");
@@ -264,7 +208,7 @@ START_TEST(test_gru_cell_round_trips_bit_exact)
     fill_values(a->b_h, &rng);
     char path[PATH_SIZE];
     tg_error err;
-    ck_assert_int_eq(tg_gru_cell_save(a, path_in(path, "gru.safetensors"), &err), 0);
+    ck_assert_int_eq(tg_gru_cell_save(a, scratch_path(path, "gru.safetensors"), &err), 0);
     ck_assert_int_eq(tg_gru_cell_load(b, path, &err), 0);
     assert_same_tensor(a->W_x, b->W_x, "W_x");
     assert_same_tensor(a->W_h, b->W_h, "W_h");
@@ -285,7 +229,7 @@ START_TEST(test_tg_cell_round_trips_every_kind_and_refuses_other_cells)
         tg_rng rng = tg_rng_new(5);
         for (int i = 0; i < a->n_params; i++)
             fill_values(a->params[i], &rng);
-        ck_assert_int_eq(tg_cell_save(a, path_in(path, kinds[k]), &err), 0);
+        ck_assert_int_eq(tg_cell_save(a, scratch_path(path, kinds[k]), &err), 0);
         ck_assert_int_eq(tg_cell_load(b, path, &err), 0);
         for (int i = 0; i < a->n_params; i++)
             assert_same_tensor(a->params[i], b->params[i], kinds[k]);
@@ -294,7 +238,7 @@ START_TEST(test_tg_cell_round_trips_every_kind_and_refuses_other_cells)
     }
     tg_cell *lstm = tg_cell_new("lstm", 3, 4, 1);
     snapshot s = take_snapshot(lstm->params, lstm->n_params);
-    ck_assert_int_eq(tg_cell_load(lstm, path_in(path, "gru"), &err), -1);   /* a GRU's file */
+    ck_assert_int_eq(tg_cell_load(lstm, scratch_path(path, "gru"), &err), -1);   /* a GRU's file */
     char want[PATH_SIZE + 96];
     snprintf(want, sizeof want, "%s: tensor weight_ih has shape [12, 3], the cell needs [16, 3]", path);
     ck_assert_str_eq(err.message, want);
@@ -302,7 +246,7 @@ START_TEST(test_tg_cell_round_trips_every_kind_and_refuses_other_cells)
 
     tg_cell own = *lstm;
     own.name = "mine";
-    ck_assert_int_eq(tg_cell_save(&own, path_in(path, "mine"), &err), -1);
+    ck_assert_int_eq(tg_cell_save(&own, scratch_path(path, "mine"), &err), -1);
     snprintf(want, sizeof want, "%s: cell 'mine' is not an rnn, lstm or gru cell; save its params "
              "with tg_save", path);
     ck_assert_str_eq(err.message, want);
@@ -312,7 +256,7 @@ START_TEST(test_tg_cell_round_trips_every_kind_and_refuses_other_cells)
     ck_assert_int_eq(tg_cell_load(&own, path, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.message, "the gru cell has no impl"));
     tg_cell_free(lstm);
-    assert_dir_holds(3);
+    scratch_dir_assert_holds(3);
 }
 END_TEST
 
@@ -356,7 +300,7 @@ START_TEST(test_saved_file_follows_the_safetensors_layout)
     tg_lstm_cell *cell = tg_lstm_cell_new(2, 3, 7);   /* weights 12x2 and 12x3, biases 12 */
     char path[PATH_SIZE];
     tg_error err;
-    ck_assert_int_eq(tg_lstm_cell_save(cell, path_in(path, "lstm.safetensors"), &err), 0);
+    ck_assert_int_eq(tg_lstm_cell_save(cell, scratch_path(path, "lstm.safetensors"), &err), 0);
     size_t size;
     unsigned char *bytes = read_bytes(path, &size);
     uint64_t n = u64_le(bytes);
@@ -398,7 +342,7 @@ START_TEST(test_saved_file_follows_the_safetensors_layout)
     tg_tensor *one = tg_param_new(1, 1);
     one->data[0] = 1.0f;
     tg_named named = { "one", one };
-    ck_assert_int_eq(tg_save(path_in(path, "one.safetensors"), &named, 1, &err), 0);
+    ck_assert_int_eq(tg_save(scratch_path(path, "one.safetensors"), &named, 1, &err), 0);
     free(bytes);
     bytes = read_bytes(path, &size);
     const unsigned char le_one[4] = { 0x00, 0x00, 0x80, 0x3f };
@@ -417,7 +361,7 @@ START_TEST(test_cell_file_loads_with_tg_load_under_pytorch_names)
     fill_values(cell->b, &rng);
     char path[PATH_SIZE];
     tg_error err;
-    ck_assert_int_eq(tg_rnn_cell_save(cell, path_in(path, "rnn.safetensors"), &err), 0);
+    ck_assert_int_eq(tg_rnn_cell_save(cell, scratch_path(path, "rnn.safetensors"), &err), 0);
     tg_tensor *w_ih = tg_param_new(3, 2), *b_ih = tg_param_new(3, 1), *b_hh = tg_param_new(3, 1);
     b_hh->data[1] = 5.0f;
     tg_named wanted[3] = { { "bias_hh", b_hh }, { "weight_ih", w_ih }, { "bias_ih", b_ih } };
@@ -515,14 +459,14 @@ static void assert_rnn_load_fails(const char *path, const char *want)
 static void assert_rnn_specs_fail(const spec *specs, int n, size_t data_len, const char *want)
 {
     char path[PATH_SIZE];
-    write_specs(path_in(path, "bad.safetensors"), specs, n, data_len);
+    write_specs(scratch_path(path, "bad.safetensors"), specs, n, data_len);
     assert_rnn_load_fails(path, want);
 }
 
 static void assert_rnn_header_fails(const char *header, size_t data_len, const char *want)
 {
     char path[PATH_SIZE];
-    write_checkpoint(path_in(path, "bad.safetensors"), header, data_len);
+    write_checkpoint(scratch_path(path, "bad.safetensors"), header, data_len);
     assert_rnn_load_fails(path, want);
 }
 
@@ -545,7 +489,7 @@ static void assert_rnn_loads(const char *path)
 START_TEST(test_hand_made_file_loads_with_bias_ih_plus_bias_hh)
 {
     char path[PATH_SIZE];
-    write_specs(path_in(path, "good.safetensors"), RNN_SPECS, 4, RNN_DATA);
+    write_specs(scratch_path(path, "good.safetensors"), RNN_SPECS, 4, RNN_DATA);
     assert_rnn_loads(path);
 }
 END_TEST
@@ -553,7 +497,7 @@ END_TEST
 START_TEST(test_missing_file_fails_naming_the_file)
 {
     char path[PATH_SIZE], want[PATH_SIZE + 64];
-    path_in(path, "nowhere.safetensors");
+    scratch_path(path, "nowhere.safetensors");
     snprintf(want, sizeof want, "%s: cannot open: No such file or directory", path);
     tg_rnn_cell *cell = tg_rnn_cell_new(2, 3, 1);
     tg_error err;
@@ -567,7 +511,7 @@ END_TEST
 START_TEST(test_loading_a_directory_fails)
 {
     char path[PATH_SIZE];
-    ck_assert_int_eq(mkdir(path_in(path, "a_dir"), 0700), 0);
+    ck_assert_int_eq(mkdir(scratch_path(path, "a_dir"), 0700), 0);
     assert_rnn_load_fails(path, "cannot read: Is a directory");
 }
 END_TEST
@@ -575,7 +519,7 @@ END_TEST
 START_TEST(test_file_shorter_than_eight_bytes_fails)
 {
     char path[PATH_SIZE];
-    path_in(path, "short.safetensors");
+    scratch_path(path, "short.safetensors");
     const unsigned char bytes[8] = { 2, 0, 0, 0, 0, 0, 0, 0 };
     for (size_t n = 0; n < 8; n++) {
         write_bytes(path, bytes, n);
@@ -589,7 +533,7 @@ END_TEST
 START_TEST(test_header_length_beyond_the_file_fails)
 {
     char path[PATH_SIZE];
-    path_in(path, "long_header.safetensors");
+    scratch_path(path, "long_header.safetensors");
     const uint64_t lengths[] = { 3, 1000, UINT64_C(1) << 63, UINT64_MAX };
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
         unsigned char bytes[10] = { 0, 0, 0, 0, 0, 0, 0, 0, '{', '}' };
@@ -609,7 +553,7 @@ END_TEST
 START_TEST(test_header_length_over_the_limit_fails_before_reading_it)
 {
     char path[PATH_SIZE];
-    FILE *f = fopen(path_in(path, "huge.safetensors"), "wb");
+    FILE *f = fopen(scratch_path(path, "huge.safetensors"), "wb");
     ck_assert_ptr_nonnull(f);
     const unsigned char length[8] = { 0x01, 0xE1, 0xF5, 0x05, 0, 0, 0, 0 };   /* 100000001 */
     ck_assert_uint_eq(fwrite(length, 1, 8, f), 8);
@@ -678,7 +622,7 @@ START_TEST(test_malformed_json_fails_naming_the_problem_and_place)
         { "{\"weight_ih\":{\"dtype\":F32}}", "expected a string" },
     };
     char path[PATH_SIZE];
-    path_in(path, "bad.safetensors");
+    scratch_path(path, "bad.safetensors");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_checkpoint(path, cases[i].header, RNN_DATA);
         assert_rnn_load_fails(path, cases[i].want);
@@ -707,7 +651,7 @@ START_TEST(test_nesting_deeper_than_the_limit_fails)
                  "\"weight_hh\":{\"dtype\":\"F32\",\"shape\":[3,3],\"data_offsets\":[24,60]},"
                  "\"bias_ih\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[60,72]},"
                  "\"bias_hh\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[72,84]}}");
-        write_checkpoint(path_in(path, "deep.safetensors"), header, RNN_DATA);
+        write_checkpoint(scratch_path(path, "deep.safetensors"), header, RNN_DATA);
         if (depth <= 64)
             assert_rnn_loads(path);
         else
@@ -740,7 +684,7 @@ START_TEST(test_valid_variations_of_the_header_load)
     };
     char path[PATH_SIZE];
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
-        write_checkpoint(path_in(path, "variant.safetensors"), headers[i], i == 0 ? RNN_DATA : 104);
+        write_checkpoint(scratch_path(path, "variant.safetensors"), headers[i], i == 0 ? RNN_DATA : 104);
         assert_rnn_loads(path);
     }
 }
@@ -790,7 +734,7 @@ START_TEST(test_shape_mismatch_names_the_tensor_and_both_shapes)
     spec specs[4];
     memcpy(specs, RNN_SPECS, sizeof specs);
     specs[1] = (spec){ "weight_hh", "F32", "[4,4]", 84, 148 };
-    write_specs(path_in(path, "ckpt.safetensors"), specs, 4, 148);
+    write_specs(scratch_path(path, "ckpt.safetensors"), specs, 4, 148);
     tg_rnn_cell *cell = tg_rnn_cell_new(2, 3, 1);
     tg_error err;
     ck_assert_int_eq(tg_rnn_cell_load(cell, path, &err), -1);
@@ -909,7 +853,7 @@ END_TEST
 START_TEST(test_out_of_memory_while_loading_leaves_the_model_unchanged)
 {
     char path[PATH_SIZE];
-    write_specs(path_in(path, "good.safetensors"), RNN_SPECS, 4, RNN_DATA);
+    write_specs(scratch_path(path, "good.safetensors"), RNN_SPECS, 4, RNN_DATA);
     tg_rnn_cell *cell = tg_rnn_cell_new(2, 3, 5);
     tg_tensor *params[3] = { cell->W_x, cell->W_h, cell->b };
     int failures = 0;
@@ -936,7 +880,7 @@ END_TEST
 START_TEST(test_null_and_bad_arguments_fail_without_crashing)
 {
     char path[PATH_SIZE];
-    path_in(path, "x.safetensors");
+    scratch_path(path, "x.safetensors");
     tg_error err;
     tg_rnn_cell *rnn = tg_rnn_cell_new(2, 3, 1);
     tg_lstm_cell *lstm = tg_lstm_cell_new(2, 3, 1);
@@ -1018,7 +962,7 @@ START_TEST(test_null_and_bad_arguments_fail_without_crashing)
     ck_assert_int_eq(tg_gru_cell_save(gru, path, &err), -1);
     ck_assert_str_eq(err.message + strlen(path), ": the cell has a bad size (input 0, hidden 3)");
     gru->input_size = 2;
-    assert_dir_holds(0);
+    scratch_dir_assert_holds(0);
     tg_param_free(t);
     tg_rnn_cell_free(rnn);
     tg_lstm_cell_free(lstm);
@@ -1032,14 +976,14 @@ END_TEST
 START_TEST(test_save_into_a_missing_directory_fails_and_writes_nothing)
 {
     char path[PATH_SIZE], want[PATH_SIZE + 64];
-    path_in(path, "missing/rnn.safetensors");
+    scratch_path(path, "missing/rnn.safetensors");
     tg_rnn_cell *cell = tg_rnn_cell_new(2, 3, 1);
     tg_error err;
     ck_assert_int_eq(tg_rnn_cell_save(cell, path, &err), -1);
     snprintf(want, sizeof want, "%s: cannot open for writing: No such file or directory", path);
     ck_assert_str_eq(err.message, want);
     ck_assert_int_eq(tg_rnn_cell_save(cell, path, NULL), -1);
-    assert_dir_holds(0);
+    scratch_dir_assert_holds(0);
     tg_rnn_cell_free(cell);
 }
 END_TEST
@@ -1049,7 +993,7 @@ END_TEST
 START_TEST(test_failed_write_keeps_the_previous_checkpoint)
 {
     char path[PATH_SIZE], want[PATH_SIZE + 64];
-    path_in(path, "model.safetensors");
+    scratch_path(path, "model.safetensors");
     tg_rnn_cell *small = tg_rnn_cell_new(2, 3, 1), *big = tg_rnn_cell_new(60, 60, 2);
     tg_error err;
     ck_assert_int_eq(tg_rnn_cell_save(small, path, &err), 0);
@@ -1068,7 +1012,7 @@ START_TEST(test_failed_write_keeps_the_previous_checkpoint)
     ck_assert_int_eq(rc, -1);
     snprintf(want, sizeof want, "%s: cannot write: File too large", path);
     ck_assert_str_eq(err.message, want);
-    assert_dir_holds(1);
+    scratch_dir_assert_holds(1);
     size_t after_size;
     unsigned char *after = read_bytes(path, &after_size);
     ck_assert_uint_eq(after_size, before_size);
@@ -1087,14 +1031,14 @@ END_TEST
 START_TEST(test_failed_rename_leaves_no_temporary_file)
 {
     char path[PATH_SIZE];
-    ck_assert_int_eq(mkdir(path_in(path, "taken"), 0700), 0);
+    ck_assert_int_eq(mkdir(scratch_path(path, "taken"), 0700), 0);
     tg_gru_cell *cell = tg_gru_cell_new(2, 3, 1);
     tg_error err;
     ck_assert_int_eq(tg_gru_cell_save(cell, path, &err), -1);
     ck_assert_msg(strncmp(err.message, path, strlen(path)) == 0 &&
                       strstr(err.message, ": cannot move the new file into place: ") != NULL,
                   "message: %s", err.message);
-    assert_dir_holds(1);
+    scratch_dir_assert_holds(1);
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert(S_ISDIR(st.st_mode));
@@ -1105,7 +1049,7 @@ END_TEST
 START_TEST(test_saving_again_replaces_the_whole_file_and_clears_the_error)
 {
     char path[PATH_SIZE];
-    path_in(path, "cell.safetensors");
+    scratch_path(path, "cell.safetensors");
     tg_lstm_cell *big = tg_lstm_cell_new(5, 8, 1);
     tg_rnn_cell *small = tg_rnn_cell_new(2, 3, 2), *loaded = tg_rnn_cell_new(2, 3, 3);
     tg_error err = { "left over" };
@@ -1119,7 +1063,7 @@ START_TEST(test_saving_again_replaces_the_whole_file_and_clears_the_error)
     ck_assert_uint_lt(size, 400);
     ck_assert_int_eq(tg_rnn_cell_load(loaded, path, &err), 0);
     assert_same_tensor(small->W_x, loaded->W_x, "W_x");
-    assert_dir_holds(1);
+    scratch_dir_assert_holds(1);
     tg_lstm_cell_free(big);
     tg_rnn_cell_free(small);
     tg_rnn_cell_free(loaded);
@@ -1312,7 +1256,7 @@ START_TEST(test_thousands_of_corrupted_files_fail_cleanly_or_load_what_they_hold
     tg_lstm_cell *lstm = tg_lstm_cell_new(3, 4, 1);
     tg_rnn_cell *rnn = tg_rnn_cell_new(3, 4, 1);
     tg_error err;
-    ck_assert_int_eq(tg_lstm_cell_save(lstm, path_in(lstm_path, "lstm.safetensors"), &err), 0);
+    ck_assert_int_eq(tg_lstm_cell_save(lstm, scratch_path(lstm_path, "lstm.safetensors"), &err), 0);
     size_t sizes[2];
     unsigned char *originals[2] = { read_bytes(lstm_path, &sizes[0]),
                                     read_bytes(FIXTURES "rnn_cell.safetensors", &sizes[1]) };
@@ -1320,7 +1264,7 @@ START_TEST(test_thousands_of_corrupted_files_fail_cleanly_or_load_what_they_hold
     tg_tensor *params[2][3] = { { lstm->W_x, lstm->W_h, lstm->b }, { rnn->W_x, rnn->W_h, rnn->b } };
     tg_rng rng = tg_rng_new(2024);
     int loaded = 0, refused = 0;
-    path_in(path, "corrupt.safetensors");
+    scratch_path(path, "corrupt.safetensors");
     for (int i = 0; i < 4000; i++) {
         int base = i % 2;
         size_t n = corrupt(originals[base], sizes[base], bytes, &rng);
@@ -1359,7 +1303,7 @@ Suite *io_suite(void)
     TCase *fuzz = tcase_create("corruption");
     TCase *cases[] = { round, bad, save, pytorch, fuzz };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        tcase_add_checked_fixture(cases[i], make_dir, remove_dir);
+        tcase_add_checked_fixture(cases[i], scratch_dir_make, scratch_dir_remove);
         suite_add_tcase(s, cases[i]);
     }
     tcase_set_timeout(fuzz, 120);

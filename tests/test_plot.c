@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "scratch_dir.h"
 #include "tapegrad.h"
 
 /* ---- a small XML well-formedness checker ------------------------------------------------ */
@@ -239,59 +240,6 @@ static void assert_well_formed(const char *doc)
 
 /* ---- files ----------------------------------------------------------------------------- */
 
-#define PATH_SIZE 256
-
-static char dir[32];   /* a fresh directory for each test */
-
-static void make_dir(void)
-{
-    strcpy(dir, "/tmp/tapegrad_plot_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static char *path_in(char *buf, const char *name)
-{
-    snprintf(buf, PATH_SIZE, "%s/%s", dir, name);
-    return buf;
-}
-
-/* The names in dir (without . and ..), each followed by a space, as many as fit in size;
- * returns how many there are. */
-static int list_dir(char *names, size_t size)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int count = 0;
-    names[0] = '\0';
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        count++;
-        if (strlen(names) + strlen(e->d_name) + 2 <= size) {
-            strcat(names, e->d_name);
-            strcat(names, " ");
-        }
-    }
-    closedir(d);
-    return count;
-}
-
-static void remove_dir(void)
-{
-    char names[4096], path[PATH_SIZE];
-    list_dir(names, sizeof names);
-    for (char *name = strtok(names, " "); name; name = strtok(NULL, " "))
-        remove(path_in(path, name));
-    rmdir(dir);
-}
-
-static void assert_dir_holds(int want)
-{
-    char names[4096];
-    int got = list_dir(names, sizeof names);
-    ck_assert_msg(got == want, "%s holds %d files (%s), expected %d", dir, got, names, want);
-}
-
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -311,7 +259,7 @@ static char *write_and_read_svg(const tg_chart *chart)
 {
     char path[PATH_SIZE];
     tg_error err = { "" };
-    int rc = tg_chart_write_svg(chart, path_in(path, "chart.svg"), &err);
+    int rc = tg_chart_write_svg(chart, scratch_path(path, "chart.svg"), &err);
     ck_assert_msg(rc == 0, "tg_chart_write_svg failed: %s", err.message);
     return read_file(path);
 }
@@ -320,7 +268,7 @@ static char *write_and_read_csv(const tg_chart *chart)
 {
     char path[PATH_SIZE];
     tg_error err = { "" };
-    int rc = tg_chart_write_csv(chart, path_in(path, "chart.csv"), &err);
+    int rc = tg_chart_write_csv(chart, scratch_path(path, "chart.csv"), &err);
     ck_assert_msg(rc == 0, "tg_chart_write_csv failed: %s", err.message);
     return read_file(path);
 }
@@ -677,7 +625,7 @@ START_TEST(test_missing_directory_gives_an_error_naming_the_path)
     tg_series series[] = { { "s", XS, v, 2 } };
     tg_chart chart = { "t", "x", "y", 0, series, 1 };
     char path[PATH_SIZE], want[PATH_SIZE + 64];
-    path_in(path, "missing/a.out");
+    scratch_path(path, "missing/a.out");
     snprintf(want, sizeof want, "%s: cannot open for writing: No such file or directory", path);
     for (int i = 0; i < 2; i++) {
         tg_error err = { "" };
@@ -685,7 +633,7 @@ START_TEST(test_missing_directory_gives_an_error_naming_the_path)
         ck_assert_str_eq(err.message, want);
         ck_assert_int_eq(WRITERS[i](&chart, path, NULL), -1);
     }
-    assert_dir_holds(0);
+    scratch_dir_assert_holds(0);
 }
 END_TEST
 
@@ -705,7 +653,7 @@ START_TEST(test_bad_arguments_give_an_error_and_write_nothing)
 {
     const float v[] = { 1, 2, 3 };
     char path[PATH_SIZE];
-    path_in(path, "a.out");
+    scratch_path(path, "a.out");
     tg_series good = { "s", XS, v, 3 };
     tg_chart chart = { "t", "x", "y", 0, &good, 1 };
     assert_fails_with(&chart, NULL, "%s: path is NULL");
@@ -721,7 +669,7 @@ START_TEST(test_bad_arguments_give_an_error_and_write_nothing)
     assert_fails_with(&chart, path, "%s: series 1: x or y is NULL with n 3");
     bad[1] = (tg_series){ "s", XS, NULL, 3 };
     assert_fails_with(&chart, path, "%s: series 1: x or y is NULL with n 3");
-    assert_dir_holds(0);
+    scratch_dir_assert_holds(0);
 }
 END_TEST
 
@@ -731,14 +679,14 @@ START_TEST(test_failed_rename_leaves_no_temporary_file)
     tg_series series[] = { { "s", XS, v, 2 } };
     tg_chart chart = { "t", "x", "y", 0, series, 1 };
     char path[PATH_SIZE];
-    ck_assert_int_eq(mkdir(path_in(path, "taken"), 0700), 0);
+    ck_assert_int_eq(mkdir(scratch_path(path, "taken"), 0700), 0);
     for (int i = 0; i < 2; i++) {
         tg_error err = { "" };
         ck_assert_int_eq(WRITERS[i](&chart, path, &err), -1);
         ck_assert_msg(strncmp(err.message, path, strlen(path)) == 0 &&
                           strstr(err.message, ": cannot move the new file into place: ") != NULL,
                       "message: %s", err.message);
-        assert_dir_holds(1);
+        scratch_dir_assert_holds(1);
     }
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
@@ -755,7 +703,7 @@ START_TEST(test_failed_write_leaves_no_file_and_says_why)
     tg_series series[] = { { "many", many, many, 5000 } };
     tg_chart chart = { "t", "x", "y", 0, series, 1 };
     char path[PATH_SIZE], want[PATH_SIZE + 64];
-    path_in(path, "big.out");
+    scratch_path(path, "big.out");
     snprintf(want, sizeof want, "%s: cannot write: File too large", path);
     struct rlimit old, small;
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
@@ -772,7 +720,7 @@ START_TEST(test_failed_write_leaves_no_file_and_says_why)
         ck_assert_int_eq(rc[i], -1);
         ck_assert_str_eq(err[i].message, want);
     }
-    assert_dir_holds(0);
+    scratch_dir_assert_holds(0);
 }
 END_TEST
 
@@ -785,7 +733,7 @@ START_TEST(test_writing_again_replaces_the_whole_file_and_clears_the_error)
     tg_series big[] = { { "big", many, many, 100 } }, small[] = { { "small", XS, one, 1 } };
     tg_chart chart = { "t", "x", "y", 0, big, 1 };
     char path[PATH_SIZE];
-    path_in(path, "chart.csv");
+    scratch_path(path, "chart.csv");
     tg_error err = { "left over" };
     ck_assert_int_eq(tg_chart_write_csv(&chart, path, &err), 0);
     ck_assert_str_eq(err.message, "");
@@ -794,7 +742,7 @@ START_TEST(test_writing_again_replaces_the_whole_file_and_clears_the_error)
     char *csv = read_file(path);
     ck_assert_str_eq(csv, "series,x,y\nsmall,0,1\n");
     free(csv);
-    assert_dir_holds(1);
+    scratch_dir_assert_holds(1);
 }
 END_TEST
 
@@ -802,9 +750,9 @@ Suite *plot_suite(void)
 {
     Suite *s = suite_create("plot");
     TCase *svg = tcase_create("svg"), *csv = tcase_create("csv"), *errors = tcase_create("errors");
-    tcase_add_checked_fixture(svg, make_dir, remove_dir);
-    tcase_add_checked_fixture(csv, make_dir, remove_dir);
-    tcase_add_checked_fixture(errors, make_dir, remove_dir);
+    tcase_add_checked_fixture(svg, scratch_dir_make, scratch_dir_remove);
+    tcase_add_checked_fixture(csv, scratch_dir_make, scratch_dir_remove);
+    tcase_add_checked_fixture(errors, scratch_dir_make, scratch_dir_remove);
     tcase_add_test(svg, test_xml_checker_accepts_well_formed_and_rejects_malformed_snippets);
     tcase_add_test(svg, test_svg_is_well_formed_with_frame_axes_lines_and_legend);
     tcase_add_test(svg, test_svg_gives_twelve_series_twelve_distinct_styles);
