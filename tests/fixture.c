@@ -434,6 +434,19 @@ double fixture_relative_error(const float *ours, const double *ref, long n)
     return diff / scale;
 }
 
+void fixture_note(fixture_worst *w, const char *tensor, int step, const float *ours,
+                  const double *ref, long n)
+{
+    double e = fixture_relative_error(ours, ref, n);
+    if (isnan(w->error) || e <= w->error)
+        return;
+    w->error = e;
+    if (step < 0)
+        snprintf(w->tensor, sizeof w->tensor, "%s", tensor);
+    else
+        snprintf(w->tensor, sizeof w->tensor, "%s[%d]", tensor, step);
+}
+
 void fixture_to_float(float *to, const double *from, long n)
 {
     for (long k = 0; k < n; k++)

@@ -53,6 +53,17 @@ void fixture_free(fixture_set *set);                      /* NULL is fine */
  * which fails every comparison with a tolerance. */
 double fixture_relative_error(const float *ours, const double *ref, long n);
 
+/* The worst relative error over a case's tensors so far, and which tensor it was. */
+typedef struct fixture_worst {
+    double error;
+    char tensor[32];   /* e.g. "dW_h" or "h[3]" (step from 0) */
+} fixture_worst;
+
+/* Compares ours with ref (fixture_relative_error) and keeps in w the worse of the two; step
+ * < 0 for a tensor without steps. Once NaN, w stays NaN. */
+void fixture_note(fixture_worst *w, const char *tensor, int step, const float *ours,
+                  const double *ref, long n);
+
 /* to[k] = (float)from[k] for k < n: reference values into tensors. */
 void fixture_to_float(float *to, const double *from, long n);
 

@@ -26,8 +26,7 @@ static const char *const cell_path_names[] = { "tg_rnn_cell_forward", "primitive
 /* What cell_check_case found for one fixture case. */
 typedef struct cell_result {
     bool ran;               /* false: the case could not be run; message says why */
-    double worst;           /* the largest relative error over all compared tensors */
-    char worst_tensor[32];  /* which tensor it was, e.g. "dW_h" or "h[3]" (step from 0) */
+    fixture_worst worst;    /* the largest relative error over all compared tensors, and where */
     char message[512];
 } cell_result;
 
@@ -51,21 +50,6 @@ static void cell_teardown(void)
 {
     fixture_free(cell_fixtures);
     cell_fixtures = NULL;
-}
-
-static void cell_note(cell_result *r, const char *tensor, int step, const float *ours,
-                      const double *ref, int n)
-{
-    double e = fixture_relative_error(ours, ref, n);
-    if (isnan(r->worst))
-        return;                          /* a NaN stays the worst */
-    if (!(e <= r->worst)) {
-        r->worst = e;
-        if (step < 0)
-            snprintf(r->worst_tensor, sizeof r->worst_tensor, "%s", tensor);
-        else
-            snprintf(r->worst_tensor, sizeof r->worst_tensor, "%s[%d]", tensor, step);
-    }
 }
 
 static void cell_scale(float *values, int n, float s)
@@ -176,17 +160,17 @@ static cell_result cell_check_case(const fixture_case *c, cell_path path, const 
 
     r.ran = true;
     for (int t = 0; t < T; t++)
-        cell_note(&r, "h", t, h[t]->data, ref.h + (size_t)t * H * B, H * B);
-    cell_note(&r, "loss", -1, loss->data, ref.loss, 1);
-    cell_note(&r, "dW_h", -1, W_h->grad, ref.dW_h, H * H);
-    cell_note(&r, "dW_x", -1, W_x->grad, ref.dW_x, H * I);
-    cell_note(&r, "db", -1, b->grad, ref.db, H);
-    cell_note(&r, "dh0", -1, h0->grad, ref.dh0, H * B);
+        fixture_note(&r.worst, "h", t, h[t]->data, ref.h + (size_t)t * H * B, H * B);
+    fixture_note(&r.worst, "loss", -1, loss->data, ref.loss, 1);
+    fixture_note(&r.worst, "dW_h", -1, W_h->grad, ref.dW_h, H * H);
+    fixture_note(&r.worst, "dW_x", -1, W_x->grad, ref.dW_x, H * I);
+    fixture_note(&r.worst, "db", -1, b->grad, ref.db, H);
+    fixture_note(&r.worst, "dh0", -1, h0->grad, ref.dh0, H * B);
     for (int t = 0; t < T; t++)
-        cell_note(&r, "dx", t, x[t]->grad, ref.dx + (size_t)t * I * B, I * B);
+        fixture_note(&r.worst, "dx", t, x[t]->grad, ref.dx + (size_t)t * I * B, I * B);
     snprintf(r.message, sizeof r.message, "case %s (I=%d H=%d B=%d T=%d) via %s: worst relative "
-             "error %.3g in %s", c->name, I, H, B, T, cell_path_names[path], r.worst,
-             r.worst_tensor);
+             "error %.3g in %s", c->name, I, H, B, T, cell_path_names[path], r.worst.error,
+             r.worst.tensor);
 
 done:
     free(x);
@@ -211,7 +195,7 @@ static void cell_check_all_cases(cell_path path)
     for (int i = 0; i < cell_fixtures->n_cases; i++) {
         cell_result r = cell_check_case(&cell_fixtures->cases[i], path, NULL);
         ck_assert_msg(r.ran, "%s", r.message);
-        ck_assert_msg(r.worst <= CELL_TOLERANCE, "%s > %g", r.message, CELL_TOLERANCE);
+        ck_assert_msg(r.worst.error <= CELL_TOLERANCE, "%s > %g", r.message, CELL_TOLERANCE);
     }
 }
 
@@ -235,11 +219,11 @@ START_TEST(test_comparison_catches_a_gradient_one_percent_off)
         for (int g = 0; g < 5; g++) {
             cell_result r = cell_check_case(c, CELL_VIA_PRIMITIVES, grads[g]);
             ck_assert_msg(r.ran, "%s", r.message);
-            ck_assert_msg(r.worst > CELL_TOLERANCE, "%s: with %s scaled by 1.01 the "
+            ck_assert_msg(r.worst.error > CELL_TOLERANCE, "%s: with %s scaled by 1.01 the "
                           "comparison still passes", r.message, grads[g]);
-            ck_assert_msg(strncmp(r.worst_tensor, grads[g], strlen(grads[g])) == 0,
+            ck_assert_msg(strncmp(r.worst.tensor, grads[g], strlen(grads[g])) == 0,
                           "%s: scaled %s, but the worst tensor is %s", r.message, grads[g],
-                          r.worst_tensor);
+                          r.worst.tensor);
         }
     }
 }

@@ -118,25 +118,9 @@ static tg_cell_state gated_step(const gated_model *m, tg_tape *tape, tg_tensor *
 /* What gated_check_case found for one fixture case. */
 typedef struct gated_result {
     bool ran;               /* false: the case could not be run; message says why */
-    double worst;           /* the largest relative error over all compared tensors */
-    char worst_tensor[32];  /* which tensor it was, e.g. "dW_h" or "c[3]" (step from 0) */
+    fixture_worst worst;    /* the largest relative error over all compared tensors, and where */
     char message[512];
 } gated_result;
-
-static void gated_note(gated_result *r, const char *tensor, int step, const float *ours,
-                       const double *ref, long n)
-{
-    double e = fixture_relative_error(ours, ref, n);
-    if (isnan(r->worst))
-        return; /* a NaN stays the worst */
-    if (!(e <= r->worst)) {
-        r->worst = e;
-        if (step < 0)
-            snprintf(r->worst_tensor, sizeof r->worst_tensor, "%s", tensor);
-        else
-            snprintf(r->worst_tensor, sizeof r->worst_tensor, "%s[%d]", tensor, step);
-    }
-}
 
 static void gated_scale(float *values, long n, float s)
 {
@@ -273,21 +257,21 @@ static gated_result gated_check_case(const fixture_case *c, const gated_kind *ki
 
     r.ran = true;
     for (int t = 0; t < T; t++) {
-        gated_note(&r, "h", t, states[t].h->data, ref.a[REF_H] + (size_t)t * H * B, (long)H * B);
+        fixture_note(&r.worst, "h", t, states[t].h->data, ref.a[REF_H] + (size_t)t * H * B, (long)H * B);
         if (kind->has_c)
-            gated_note(&r, "c", t, states[t].c->data, ref.a[REF_C] + (size_t)t * H * B, (long)H * B);
+            fixture_note(&r.worst, "c", t, states[t].c->data, ref.a[REF_C] + (size_t)t * H * B, (long)H * B);
     }
-    gated_note(&r, "loss", -1, loss->data, ref.a[REF_LOSS], 1);
+    fixture_note(&r.worst, "loss", -1, loss->data, ref.a[REF_LOSS], 1);
     for (int p = 0; p < kind->n_params; p++)
-        gated_note(&r, kind->grad_keys[p], -1, m.params[p]->grad, ref.grads[p], param_count(kind, I, H, p));
-    gated_note(&r, "dh0", -1, h0->grad, ref.a[REF_DH0], (long)H * B);
+        fixture_note(&r.worst, kind->grad_keys[p], -1, m.params[p]->grad, ref.grads[p], param_count(kind, I, H, p));
+    fixture_note(&r.worst, "dh0", -1, h0->grad, ref.a[REF_DH0], (long)H * B);
     if (kind->has_c)
-        gated_note(&r, "dc0", -1, c0->grad, ref.a[REF_DC0], (long)H * B);
+        fixture_note(&r.worst, "dc0", -1, c0->grad, ref.a[REF_DC0], (long)H * B);
     for (int t = 0; t < T; t++)
-        gated_note(&r, "dx", t, x[t]->grad, ref.a[REF_DX] + (size_t)t * I * B, (long)I * B);
+        fixture_note(&r.worst, "dx", t, x[t]->grad, ref.a[REF_DX] + (size_t)t * I * B, (long)I * B);
     snprintf(r.message, sizeof r.message, "%s case %s via %s: worst relative error %g in %s",
              kind->name, c->name, path == VIA_CELL_STEP ? "tg_cell_step" : "the cell's forward",
-             r.worst, r.worst_tensor);
+             r.worst.error, r.worst.tensor);
 
 done:
     free(x);
@@ -305,7 +289,7 @@ static void gated_check_all_cases(const fixture_set *set, const gated_kind *kind
     for (int i = 0; i < set->n_cases; i++) {
         gated_result r = gated_check_case(&set->cases[i], kind, path, NULL);
         ck_assert_msg(r.ran, "%s", r.message);
-        ck_assert_msg(r.worst <= GATED_TOLERANCE, "%s > %g", r.message, GATED_TOLERANCE);
+        ck_assert_msg(r.worst.error <= GATED_TOLERANCE, "%s > %g", r.message, GATED_TOLERANCE);
     }
 }
 
@@ -354,9 +338,9 @@ static void gated_check_catches_one_percent(const fixture_set *set, const gated_
         for (int g = 0; g < n; g++) {
             gated_result r = gated_check_case(&set->cases[i], kind, VIA_FORWARD, grads[g]);
             ck_assert_msg(r.ran, "%s", r.message);
-            ck_assert_msg(r.worst > GATED_TOLERANCE,
+            ck_assert_msg(r.worst.error > GATED_TOLERANCE,
                           "%s: with %s scaled by 1.01 the comparison still passes", r.message, grads[g]);
-            ck_assert_msg(gated_is_tensor(r.worst_tensor, grads[g]), "%s: scaled %s instead",
+            ck_assert_msg(gated_is_tensor(r.worst.tensor, grads[g]), "%s: scaled %s instead",
                           r.message, grads[g]);
         }
 }

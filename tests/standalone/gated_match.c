@@ -50,26 +50,6 @@ static const cell_kind LSTM = { "lstm", 4, true, 3, { "W_x", "W_h", "b" }, { "dW
 static const cell_kind GRU = { "gru", 3, false, 4, { "W_x", "W_h", "b_x", "b_h" },
                                { "dW_x", "dW_h", "db_x", "db_h" } };
 
-/* The worst relative error so far and the tensor it came from. */
-typedef struct worst {
-    double error;
-    char tensor[32];
-} worst;
-
-static void compare(worst *w, const char *tensor, int step, const float *ours, const double *ref, int n)
-{
-    double e = fixture_relative_error(ours, ref, n);
-    if (isnan(w->error))
-        return; /* a NaN stays the worst */
-    if (!(e <= w->error)) {
-        w->error = e;
-        if (step < 0)
-            snprintf(w->tensor, sizeof w->tensor, "%s", tensor);
-        else
-            snprintf(w->tensor, sizeof w->tensor, "%s[%d]", tensor, step);
-    }
-}
-
 /* The fixture's arrays for one case, checked for their sizes; c0, y_c, c, dc0 only for the LSTM. */
 typedef struct reference {
     const cell_kind *kind;
@@ -171,7 +151,7 @@ static tg_tensor *leaf(tg_tape *tape, int rows, int cols, const double *values)
 /* Run case c on tape (reset first): T steps of the cell, loss = the sum over t of
  * mse(h_t, y_t) (+ mse(c_T, y_c) for the LSTM), tg_backward; put the worst relative error
  * over every compared tensor in *w. False, with a message in err, when it could not run. */
-static bool run_case(tg_tape *tape, const fixture_case *c, const reference *ref, worst *w,
+static bool run_case(tg_tape *tape, const fixture_case *c, const reference *ref, fixture_worst *w,
                      char *err, size_t err_size)
 {
     const int I = c->input, H = c->hidden, B = c->batch, T = c->steps;
@@ -209,21 +189,21 @@ static bool run_case(tg_tape *tape, const fixture_case *c, const reference *ref,
         goto done;
     }
 
-    *w = (worst){ .error = 0.0, .tensor = "-" };
+    *w = (fixture_worst){ .error = 0.0, .tensor = "-" };
     for (int t = 0; t < T; t++) {
-        compare(w, "h", t, h[t]->data, ref->h + (size_t)t * H * B, H * B);
+        fixture_note(w, "h", t, h[t]->data, ref->h + (size_t)t * H * B, H * B);
         if (kind->has_c)
-            compare(w, "c", t, cs[t]->data, ref->c + (size_t)t * H * B, H * B);
+            fixture_note(w, "c", t, cs[t]->data, ref->c + (size_t)t * H * B, H * B);
     }
-    compare(w, "loss", -1, loss->data, ref->loss, 1);
+    fixture_note(w, "loss", -1, loss->data, ref->loss, 1);
     for (int p = 0; p < kind->n_params; p++)
-        compare(w, kind->grad_keys[p], -1, m.params[p]->grad, ref->grads[p],
+        fixture_note(w, kind->grad_keys[p], -1, m.params[p]->grad, ref->grads[p],
                 m.params[p]->rows * m.params[p]->cols);
-    compare(w, "dh0", -1, h0->grad, ref->dh0, H * B);
+    fixture_note(w, "dh0", -1, h0->grad, ref->dh0, H * B);
     if (kind->has_c)
-        compare(w, "dc0", -1, c0->grad, ref->dc0, H * B);
+        fixture_note(w, "dc0", -1, c0->grad, ref->dc0, H * B);
     for (int t = 0; t < T; t++)
-        compare(w, "dx", t, x[t]->grad, ref->dx + (size_t)t * I * B, I * B);
+        fixture_note(w, "dx", t, x[t]->grad, ref->dx + (size_t)t * I * B, I * B);
     ok = true;
 
 done:
@@ -263,7 +243,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < set->n_cases; i++) {
         const fixture_case *c = &set->cases[i];
         reference ref;
-        worst w;
+        fixture_worst w;
         if (!get_reference(c, &ref, err, sizeof err) || !run_case(tape, c, &ref, &w, err, sizeof err)) {
             printf("FAIL %-16s %s\n", c->name, err);
             failed++;

@@ -34,27 +34,6 @@ static void usage(FILE *to, const char *program)
             program, TOLERANCE);
 }
 
-/* The worst relative error so far and the tensor it came from. */
-typedef struct worst {
-    double error;
-    char tensor[32];
-} worst;
-
-static void compare(worst *w, const char *tensor, int step, const float *ours, const double *ref,
-                    int n)
-{
-    double e = fixture_relative_error(ours, ref, n);
-    if (isnan(w->error))
-        return;                          /* a NaN stays the worst */
-    if (!(e <= w->error)) {
-        w->error = e;
-        if (step < 0)
-            snprintf(w->tensor, sizeof w->tensor, "%s", tensor);
-        else
-            snprintf(w->tensor, sizeof w->tensor, "%s[%d]", tensor, step);
-    }
-}
-
 /* The fixture's arrays for one case, checked for their sizes. */
 typedef struct reference {
     const double *W_h, *W_x, *b, *h0, *x, *y, *h, *loss, *dW_h, *dW_x, *db, *dh0, *dx;
@@ -88,7 +67,7 @@ static bool get_reference(const fixture_case *c, reference *ref, char *err, size
  * put the worst relative error over every compared tensor in *w. False, with a message in
  * err, when the case could not be run. */
 static bool run_case(tg_tape *tape, const fixture_case *c, const reference *ref, bool use_cell,
-                     worst *w, char *err, size_t err_size)
+                     fixture_worst *w, char *err, size_t err_size)
 {
     const int I = c->input, H = c->hidden, B = c->batch, T = c->steps;
     bool ok = false;
@@ -140,16 +119,16 @@ static bool run_case(tg_tape *tape, const fixture_case *c, const reference *ref,
         goto done;
     }
 
-    *w = (worst){ .error = 0.0, .tensor = "-" };
+    *w = (fixture_worst){ .error = 0.0, .tensor = "-" };
     for (int t = 0; t < T; t++)
-        compare(w, "h", t, h[t]->data, ref->h + (size_t)t * H * B, H * B);
-    compare(w, "loss", -1, loss->data, ref->loss, 1);
-    compare(w, "dW_h", -1, W_h->grad, ref->dW_h, H * H);
-    compare(w, "dW_x", -1, W_x->grad, ref->dW_x, H * I);
-    compare(w, "db", -1, b->grad, ref->db, H);
-    compare(w, "dh0", -1, h0->grad, ref->dh0, H * B);
+        fixture_note(w, "h", t, h[t]->data, ref->h + (size_t)t * H * B, H * B);
+    fixture_note(w, "loss", -1, loss->data, ref->loss, 1);
+    fixture_note(w, "dW_h", -1, W_h->grad, ref->dW_h, H * H);
+    fixture_note(w, "dW_x", -1, W_x->grad, ref->dW_x, H * I);
+    fixture_note(w, "db", -1, b->grad, ref->db, H);
+    fixture_note(w, "dh0", -1, h0->grad, ref->dh0, H * B);
     for (int t = 0; t < T; t++)
-        compare(w, "dx", t, x[t]->grad, ref->dx + (size_t)t * I * B, I * B);
+        fixture_note(w, "dx", t, x[t]->grad, ref->dx + (size_t)t * I * B, I * B);
     ok = true;
 
 done:
@@ -194,7 +173,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < set->n_cases; i++) {
         const fixture_case *c = &set->cases[i];
         reference ref;
-        worst by_nodes, by_cell;
+        fixture_worst by_nodes, by_cell;
         bool ran = get_reference(c, &ref, err, sizeof err) &&
                    run_case(tape, c, &ref, false, &by_nodes, err, sizeof err) &&
                    run_case(tape, c, &ref, true, &by_cell, err, sizeof err);
