@@ -59,12 +59,29 @@ static void pack_a(view A, int i0, int m, int p0, int kc, float *out)
                    kc, out);
 }
 
-/* rows p0 .. p0 + kc - 1, columns j0 .. j0 + n - 1 of B, as panels of NR columns. */
-static void pack_b(view B, int p0, int kc, int j0, int n, float *out)
+/* Operands whose rows lie at most NARROW floats apart are read where they lie rather than
+ * packed: a block of them is a few contiguous cache lines per row, so packing would gain
+ * little and costs a copy per product (a fifth of the step at 32 x 32). */
+enum { NARROW = 64 };
+
+/* Rows p0 .. p0 + kc - 1, columns j0 .. j0 + nc - 1 of B, as panels of NR columns: panel c
+ * starts at b[c], its rows b_row[c] floats apart. Full panels of a narrow row-major B are
+ * read in place; the others are packed into out (kc x NR each, zeros past the last column). */
+static void prepare_b(view B, int p0, int kc, int j0, int nc, float *out, const float **b, long *b_row)
 {
-    for (int c = 0; c < n; c += NR, out += NR * kc)
-        pack_panel(B.p + p0 * B.row + (j0 + c) * B.col, B.col, B.row, n - c < NR ? n - c : NR, NR,
-                   kc, out);
+    bool in_place = B.col == 1 && B.row <= NARROW;
+    for (int c = 0; c * NR < nc; c++) {
+        int nr = nc - c * NR < NR ? nc - c * NR : NR;
+        const float *first = B.p + p0 * B.row + (j0 + c * NR) * B.col;
+        if (in_place && nr == NR) {
+            b[c] = first;
+            b_row[c] = B.row;
+        } else {
+            pack_panel(first, B.col, B.row, nr, NR, kc, out + c * NR * kc);
+            b[c] = out + c * NR * kc;
+            b_row[c] = NR;
+        }
+    }
 }
 
 /* ---- micro-kernels: C[0..mr-1][0..nr-1] += panel a (kc x MR) times panel b (kc x NR) ----- */
@@ -82,11 +99,11 @@ static void add_tile(float tile[MR][NR], float *C, long ldc, int mr, int nr)
     }
 }
 
-static void micro_kernel_c(int kc, const float *a, long a_row, long a_col, const float *b, float *C,
-                           long ldc, int mr, int nr)
+static void micro_kernel_c(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
+                           float *C, long ldc, int mr, int nr)
 {
     float tile[MR][NR] = { { 0 } };
-    for (int p = 0; p < kc; p++, a += a_col, b += NR)
+    for (int p = 0; p < kc; p++, a += a_col, b += b_row)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++)
                 tile[i][j] += a[i * a_row] * b[j];
@@ -118,12 +135,12 @@ static void micro_kernel_c(int kc, const float *a, long a_row, long a_col, const
     } while (0)
 
 __attribute__((target("avx2,fma")))
-static void micro_kernel_avx2(int kc, const float *a, long a_row, long a_col, const float *b, float *C,
-                              long ldc, int mr, int nr)
+static void micro_kernel_avx2(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
+                              float *C, long ldc, int mr, int nr)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int p = 0; p < kc; p++, a += a_col, b += NR) {
+    for (int p = 0; p < kc; p++, a += a_col, b += b_row) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3); ROW_FMA(4); ROW_FMA(5);
     }
@@ -137,10 +154,11 @@ static void micro_kernel_avx2(int kc, const float *a, long a_row, long a_col, co
 }
 #endif
 
-/* C[0..mr-1][0..nr-1] += A (MR x kc, element (i, p) at a[i a_row + p a_col]) times the packed
- * panel b (kc x NR). Rows of A past mr must be readable (a packed edge panel has zeros there). */
-typedef void micro_kernel_fn(int kc, const float *a, long a_row, long a_col, const float *b, float *C,
-                             long ldc, int mr, int nr);
+/* C[0..mr-1][0..nr-1] += A (MR x kc, element (i, p) at a[i a_row + p a_col]) times B (kc x NR,
+ * row p at b + p b_row: a packed panel, or a narrow row-major B where it lies). Rows of A past
+ * mr and columns of B past nr must be readable (a packed edge panel has zeros there). */
+typedef void micro_kernel_fn(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
+                             float *C, long ldc, int mr, int nr);
 
 static bool generic_only;
 
@@ -162,29 +180,33 @@ static micro_kernel_fn *pick_micro_kernel(void)
 static _Thread_local float packed_a[MR * KC] __attribute__((aligned(64)));
 static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
 
-/* A block of B is packed once and serves every row panel of A. A full panel of MR rows of a
- * row-major A is read where it lies (its MR x kc floats stay in L1 across the whole row of C);
- * a transposed A (whose panel would span kc pages) and the last, partial panel are packed,
+/* A block of B is prepared once and serves every row panel of A. A full panel of MR rows of A
+ * is read where it lies when A is row-major (its MR x kc floats stay in L1 across the whole
+ * row of C) or a narrow transposed A (its MR values for each p are contiguous); a wide
+ * transposed A (whose panel would span kc pages) and the last, partial panel are packed,
  * with zeros below the last rows. */
 static void gemm_blocked(int m, int n, int k, view A, view B, float *C)
 {
     micro_kernel_fn *kernel = pick_micro_kernel();
+    const float *b[NC / NR];
+    long b_row[NC / NR];
+    bool a_in_place = A.col == 1 || (A.row == 1 && A.col <= NARROW);
     for (int j0 = 0; j0 < n; j0 += NC) {
         int nc = n - j0 < NC ? n - j0 : NC;
         for (int p0 = 0; p0 < k; p0 += KC) {
             int kc = k - p0 < KC ? k - p0 : KC;
-            pack_b(B, p0, kc, j0, nc, packed_b);
+            prepare_b(B, p0, kc, j0, nc, packed_b, b, b_row);
             for (int ir = 0; ir < m; ir += MR) {
                 int mr = m - ir < MR ? m - ir : MR;
                 const float *a = A.p + ir * A.row + p0 * A.col;
                 long a_row = A.row, a_col = A.col;
-                if (mr < MR || A.col != 1) {
+                if (mr < MR || !a_in_place) {
                     pack_a(A, ir, mr, p0, kc, packed_a);
                     a = packed_a, a_row = 1, a_col = MR;
                 }
                 for (int jr = 0; jr < nc; jr += NR)
-                    kernel(kc, a, a_row, a_col, packed_b + jr * kc, C + (long)ir * n + j0 + jr, n, mr,
-                           nc - jr < NR ? nc - jr : NR);
+                    kernel(kc, a, a_row, a_col, b[jr / NR], b_row[jr / NR], C + (long)ir * n + j0 + jr, n,
+                           mr, nc - jr < NR ? nc - jr : NR);
             }
         }
     }

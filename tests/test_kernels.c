@@ -1,6 +1,7 @@
 /* test_kernels.c: tanh and sigmoid against libm in double; the three matrix products against
  * a double-precision reference, at sizes
- * that are not multiples of the tiles (1, 7, 33, ...), through both the SIMD micro-kernel
+ * that are not multiples of the tiles (1, 7, 33, ...) and narrow ones whose operands are read
+ * where they lie (32, 48, 64 wide, and 40: two panels in place and one packed), through both the SIMD micro-kernel
  * (where the CPU has one) and the plain C one, on one thread and split over several. */
 #include <check.h>
 #include <math.h>
@@ -63,6 +64,7 @@ static double product_error(int kind, int m, int n, int k)
 static const int SIZES[][3] = {
     { 1, 1, 1 }, { 7, 7, 7 }, { 33, 33, 33 }, { 1, 40, 3 }, { 40, 1, 50 }, { 6, 16, 1 },
     { 13, 17, 300 }, { 100, 70, 257 }, { 75, 260, 19 }, { 257, 5, 9 },
+    { 32, 32, 32 }, { 12, 48, 70 }, { 64, 64, 300 }, { 7, 40, 33 }, /* narrow: read in place */
     { 200, 170, 257 }, { 517, 70, 260 }, /* big enough to be split over threads */
 };
 #define N_SIZES ((int)(sizeof SIZES / sizeof SIZES[0]))
