@@ -10,6 +10,9 @@
  * A tape records every op you call on it. Each op computes its result at once (forward)
  * and appends a node to the tape; tg_backward(tape, loss) then walks the tape from the
  * last node to the first and fills every tensor's grad with d(loss)/d(that tensor).
+ * Data that no gradient is wanted for (inputs x_t, targets) can come in as tg_constant
+ * instead of tg_input: its grad is NULL, and so is the grad of anything computed only
+ * from constants, so backward skips that work (for an RNN, the product W_x^T dy per step).
  * Because the tape is in the order the ops ran, walking it backwards is all that reverse
  * mode needs: no graph sort and no recursion, so a 10,000-step unroll is fine.
  *
@@ -53,7 +56,8 @@ struct tg_node;
 typedef struct tg_tensor {
     int rows, cols;
     float *data;          /* rows * cols values, row-major */
-    float *grad;          /* same shape: d(loss)/d(this tensor) after tg_backward */
+    float *grad;          /* same shape: d(loss)/d(this tensor) after tg_backward; NULL for a
+                             tg_constant and for results computed only from constants */
     struct tg_node *node; /* private: the op that made it on a tape; NULL for a parameter */
 } tg_tensor;
 
@@ -72,6 +76,9 @@ void        tg_param_free(tg_tensor *p);            /* NULL is fine */
 
 /* A leaf on the tape: rows x cols, a copy of data (row-major), or zeros when data is NULL. */
 tg_tensor  *tg_input(tg_tape *tape, int rows, int cols, const float *data);
+/* The same without a grad (grad is NULL): tg_backward computes no d(loss)/d(it), like
+ * PyTorch's tensors without requires_grad. For data: inputs, targets, a zero h_0. */
+tg_tensor  *tg_constant(tg_tape *tape, int rows, int cols, const float *data);
 
 /* ---- Ops: each returns a new tape tensor, or NULL with the tape's error set ----------- */
 
@@ -93,8 +100,9 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int *classes
 
 /* Fill the grad of every tensor on the tape with d(loss)/d(tensor) and add d(loss)/d(p)
  * to the grad of every parameter p the loss depends on. loss must be a 1 x 1 tensor made
- * on this tape, with a finite value. Returns 0, or -1 with the tape's error set (then no
- * parameter grad has changed).
+ * on this tape, with a finite value, and depend on a parameter or a tg_input (a loss made
+ * only from constants has no grad). Tensors with a NULL grad get none. Returns 0, or -1
+ * with the tape's error set (then no parameter grad has changed).
  *
  * Calling it twice without a reset is allowed: each call recomputes the tape tensors'
  * grads from scratch (they hold the same values after both calls) and adds to the
@@ -209,10 +217,11 @@ tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell
 /* ---- Training --------------------------------------------------------------------------- */
 
 void tg_zero_grad(tg_tensor *const *params, int n);    /* set every grad of params[0..n-1] to 0; nothing
-                                                          when params is NULL or holds a NULL */
+                                                          when params is NULL or holds a NULL or
+                                                          a tensor without a grad */
 /* p.data -= lr * p.grad for each of params[0..n-1]. Returns 0, or -1 and changes nothing
  * when a gradient or lr is NaN or Inf (so one bad step cannot poison the weights), or
- * when params is NULL or holds a NULL. */
+ * when params is NULL or holds a NULL or a tensor without a grad. */
 int  tg_sgd_step(tg_tensor *const *params, int n, float lr);
 
 /* ---- Threads ------------------------------------------------------------------------------ */
@@ -227,7 +236,7 @@ int tg_set_threads(int n);
 /* ---- Gradient instruments ------------------------------------------------------------ */
 
 /* The L2 norm of t's grad, e.g. ||dL/dh_t|| read off the tape after tg_backward.
- * Computed in double; 0 for NULL. */
+ * Computed in double; 0 for NULL or a tensor without a grad. */
 float tg_grad_norm(const tg_tensor *t);
 
 /* Norm clipping (Pascanu, Mikolov & Bengio 2013): when the L2 norm of all the gradients of
@@ -235,7 +244,8 @@ float tg_grad_norm(const tg_tensor *t);
  * Returns the norm before clipping (max_norm = INFINITY only measures it: the norm of a
  * whole model's gradient). A norm that is NaN or Inf is returned as it is and the
  * gradients are left alone, so the caller can skip the step. Returns -1 when params is
- * NULL or holds a NULL, or when max_norm is not a positive number (then nothing changes). */
+ * NULL or holds a NULL or a tensor without a grad, or when max_norm is not a positive
+ * number (then nothing changes). */
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);
 
 /* Elementwise clipping: every gradient value outside [-limit, limit] is set to the nearer

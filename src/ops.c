@@ -1,5 +1,6 @@
 /* ops.c: every op of the tape, one section each: its backward (which adds d(loss)/d(input)
- * to each input's grad from d(loss)/d(output) in out.grad), its op record, and its public
+ * to each input's grad from d(loss)/d(output) in out.grad, skipping inputs whose grad is
+ * NULL: constants, and results computed only from them), its op record, and its public
  * call, which checks shapes, records the node and computes the forward. */
 #include <math.h>
 #include <string.h>
@@ -19,15 +20,16 @@ static tg_tensor *fail_shapes(tg_tape *tape, const char *op, const tg_tensor *a,
     return tg_fail(tape, "%s: shapes differ: %dx%d and %dx%d", op, a->rows, a->cols, b->rows, b->cols);
 }
 
-/* ---- input: a leaf holding a copy of the caller's data -------------------------------- */
+/* ---- input and constant: leaves holding a copy of the caller's data ------------------- */
 
-tg_tensor *tg_input(tg_tape *tape, int rows, int cols, const float *data)
+static tg_tensor *leaf(tg_tape *tape, const char *call, int rows, int cols, const float *data,
+                       bool with_grad)
 {
     if (!tape)
         return NULL;
     if (!tg_size_ok(rows, cols))
-        return tg_fail(tape, "tg_input: bad size %dx%d", rows, cols);
-    tg_tensor *y = tg_record(tape, NULL, NULL, NULL, rows, cols);
+        return tg_fail(tape, "%s: bad size %dx%d", call, rows, cols);
+    tg_tensor *y = tg_record_leaf(tape, rows, cols, with_grad);
     if (!y)
         return NULL;
     if (data)
@@ -37,13 +39,25 @@ tg_tensor *tg_input(tg_tape *tape, int rows, int cols, const float *data)
     return y;
 }
 
+tg_tensor *tg_input(tg_tape *tape, int rows, int cols, const float *data)
+{
+    return leaf(tape, "tg_input", rows, cols, data, true);
+}
+
+tg_tensor *tg_constant(tg_tape *tape, int rows, int cols, const float *data)
+{
+    return leaf(tape, "tg_constant", rows, cols, data, false);
+}
+
 /* ---- matmul: y = a b;  da += dy b^T,  db += a^T dy ------------------------------------ */
 
 static void matmul_backward(tg_node *n)
 {
     tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
-    tg_kernel_matmul_nt(a->rows, a->cols, b->cols, y->grad, b->data, a->grad);
-    tg_kernel_matmul_tn(b->rows, b->cols, a->rows, a->data, y->grad, b->grad);
+    if (a->grad)
+        tg_kernel_matmul_nt(a->rows, a->cols, b->cols, y->grad, b->data, a->grad);
+    if (b->grad)
+        tg_kernel_matmul_tn(b->rows, b->cols, a->rows, a->data, y->grad, b->grad);
 }
 static const tg_op MATMUL = { "tg_matmul", matmul_backward };
 
@@ -65,10 +79,11 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 static void add_backward(tg_node *n)
 {
     tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
-    tg_kernel_axpy(count(y), 1.0f, y->grad, a->grad);
-    if (same_shape(a, b))
+    if (a->grad)
+        tg_kernel_axpy(count(y), 1.0f, y->grad, a->grad);
+    if (b->grad && same_shape(a, b))
         tg_kernel_axpy(count(y), 1.0f, y->grad, b->grad);
-    else
+    else if (b->grad)
         tg_kernel_add_row_sums(y->rows, y->cols, y->grad, b->grad);
 }
 static const tg_op ADD = { "tg_add", add_backward };
@@ -97,9 +112,11 @@ tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 
 static void sub_backward(tg_node *n)
 {
-    tg_tensor *y = &n->out;
-    tg_kernel_axpy(count(y), 1.0f, y->grad, n->in[0]->grad);
-    tg_kernel_axpy(count(y), -1.0f, y->grad, n->in[1]->grad);
+    tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
+    if (a->grad)
+        tg_kernel_axpy(count(y), 1.0f, y->grad, a->grad);
+    if (b->grad)
+        tg_kernel_axpy(count(y), -1.0f, y->grad, b->grad);
 }
 static const tg_op SUB = { "tg_sub", sub_backward };
 
@@ -121,10 +138,12 @@ tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 static void mul_backward(tg_node *n)
 {
     tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
-    for (long k = 0; k < count(y); k++) {
-        a->grad[k] += y->grad[k] * b->data[k];
-        b->grad[k] += y->grad[k] * a->data[k];
-    }
+    if (a->grad)
+        for (long k = 0; k < count(y); k++)
+            a->grad[k] += y->grad[k] * b->data[k];
+    if (b->grad)
+        for (long k = 0; k < count(y); k++)
+            b->grad[k] += y->grad[k] * a->data[k];
 }
 static const tg_op MUL = { "tg_mul", mul_backward };
 
@@ -347,11 +366,12 @@ static void mse_backward(tg_node *n)
 {
     tg_tensor *p = n->in[0], *t = n->in[1];
     float scale = 2.0f * n->out.grad[0] / (float)count(p);
-    for (long k = 0; k < count(p); k++) {
-        float d = scale * (p->data[k] - t->data[k]);
-        p->grad[k] += d;
-        t->grad[k] -= d;
-    }
+    if (p->grad)
+        for (long k = 0; k < count(p); k++)
+            p->grad[k] += scale * (p->data[k] - t->data[k]);
+    if (t->grad)
+        for (long k = 0; k < count(p); k++)
+            t->grad[k] -= scale * (p->data[k] - t->data[k]);
 }
 static const tg_op MSE = { "tg_mse", mse_backward };
 

@@ -9,13 +9,13 @@
 
 static long count(const tg_tensor *t) { return (long)t->rows * t->cols; }
 
-/* True when params holds n tensors, none NULL. */
+/* True when params holds n tensors, none NULL and each with a grad (not a tg_constant). */
 static bool params_ok(tg_tensor *const *params, int n)
 {
     if (!params || n < 0)
         return false;
     for (int i = 0; i < n; i++)
-        if (!params[i])
+        if (!params[i] || !params[i]->grad)
             return false;
     return true;
 }
@@ -58,7 +58,7 @@ static double sum_of_squares(const tg_tensor *t)
 
 float tg_grad_norm(const tg_tensor *t)
 {
-    return t ? (float)sqrt(sum_of_squares(t)) : 0.0f;
+    return t && t->grad ? (float)sqrt(sum_of_squares(t)) : 0.0f;
 }
 
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm)

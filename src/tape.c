@@ -157,16 +157,17 @@ bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_
     return true;
 }
 
-tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b,
-                     int rows, int cols)
+/* Records a node whose output has a zero-filled grad when with_grad, or a NULL grad. */
+static tg_tensor *record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b, int rows, int cols,
+                         bool with_grad)
 {
     size_t values = (size_t)rows * (size_t)cols;
     size_t node_bytes = round_up(sizeof(tg_node), ARENA_ALIGN);
     size_t data_bytes = round_up(values * sizeof(float), ARENA_ALIGN);
-    unsigned char *block = arena_alloc(tape, node_bytes + 2 * data_bytes);
+    unsigned char *block = arena_alloc(tape, node_bytes + (with_grad ? 2 : 1) * data_bytes);
     if (!block)
         return tg_fail(tape, "%s: out of memory for a %dx%d result",
-                       op ? op->name : "tg_input", rows, cols);
+                       op ? op->name : with_grad ? "tg_input" : "tg_constant", rows, cols);
     tg_node *node = (tg_node *)block;
     *node = (tg_node){
         .op = op,
@@ -175,12 +176,23 @@ tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b,
         .prev = tape->last,
         .out = { .rows = rows, .cols = cols,
                  .data = (float *)(block + node_bytes),
-                 .grad = (float *)(block + node_bytes + data_bytes) },
+                 .grad = with_grad ? (float *)(block + node_bytes + data_bytes) : NULL },
     };
     node->out.node = node;
-    memset(node->out.grad, 0, values * sizeof(float));
+    if (with_grad)
+        memset(node->out.grad, 0, values * sizeof(float));
     tape->last = node;
     return &node->out;
+}
+
+tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b, int rows, int cols)
+{
+    return record(tape, op, a, b, rows, cols, (a && a->grad) || (b && b->grad));
+}
+
+tg_tensor *tg_record_leaf(tg_tape *tape, int rows, int cols, bool with_grad)
+{
+    return record(tape, NULL, NULL, NULL, rows, cols, with_grad);
 }
 
 /* Before a second tg_backward on the same tape: zero every tape grad and forget which
@@ -188,7 +200,8 @@ tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b,
 static void clear_previous_backward(tg_tape *tape)
 {
     for (tg_node *n = tape->last; n; n = n->prev) {
-        memset(n->out.grad, 0, (size_t)n->out.rows * (size_t)n->out.cols * sizeof(float));
+        if (n->out.grad)
+            memset(n->out.grad, 0, (size_t)n->out.rows * (size_t)n->out.cols * sizeof(float));
         n->reached = false;
     }
 }
@@ -213,6 +226,10 @@ int tg_backward(tg_tape *tape, tg_tensor *loss)
         tg_fail(tape, "tg_backward: loss is %g; no gradient computed", loss->data[0]);
         return -1;
     }
+    if (!loss->grad) {
+        tg_fail(tape, "tg_backward: the loss depends on no parameter and no tg_input tensor");
+        return -1;
+    }
     if (tape->grads_dirty)
         clear_previous_backward(tape);
     tape->grads_dirty = true;
@@ -220,7 +237,7 @@ int tg_backward(tg_tape *tape, tg_tensor *loss)
     loss->grad[0] = 1.0f;
     loss->node->reached = true;
     for (tg_node *n = loss->node; n; n = n->prev) {
-        if (!n->reached || !n->op)
+        if (!n->reached || !n->op || !n->out.grad)
             continue;
         n->op->backward(n);
         for (int i = 0; i < TG_MAX_INPUTS; i++)

@@ -17,9 +17,10 @@ typedef struct tg_op {
 
 #define TG_MAX_INPUTS 2
 
-/* One recorded op. Nodes form a list from the newest back to the first. */
+/* One recorded op. Nodes form a list from the newest back to the first. An op's backward
+ * runs only when its output has a grad, and adds to each input's grad that is not NULL. */
 struct tg_node {
-    const tg_op *op;                   /* NULL for a leaf made by tg_input */
+    const tg_op *op;                   /* NULL for a leaf (tg_input, tg_constant) */
     tg_tape *tape;                     /* the tape it is on */
     tg_tensor out;                     /* the result; out.node points back here */
     tg_tensor *in[TG_MAX_INPUTS];      /* the inputs, NULL where unused */
@@ -30,10 +31,13 @@ struct tg_node {
     tg_node *prev;                     /* the node recorded before this one */
 };
 
-/* Record an op on the tape: a rows x cols output with zero grad and uninitialised data
- * that the caller's forward fills. NULL (with the tape's error set) when out of memory. */
+/* Record an op on the tape: a rows x cols output with uninitialised data that the caller's
+ * forward fills, and a zero grad, or a NULL grad when no input has one (no gradient can
+ * flow through it). NULL (with the tape's error set) when out of memory. */
 tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b,
                      int rows, int cols);
+/* Record a leaf (tg_input, tg_constant): zero grad when with_grad, else a NULL grad. */
+tg_tensor *tg_record_leaf(tg_tape *tape, int rows, int cols, bool with_grad);
 
 /* bytes of tape memory, valid until the next reset (for what an op must keep besides
  * tensors); NULL if out of memory. */

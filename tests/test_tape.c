@@ -1,5 +1,6 @@
 /* test_tape.c: the tape itself: memory reuse after reset, no allocation once warm, a
- * 10,000-node chain, gradient sums over shared parameters, and what a second backward does. */
+ * 10,000-node chain, gradient sums over shared parameters, what a second backward does, and
+ * constants (leaves without a grad) that every op skips. */
 #include <check.h>
 #include <math.h>
 
@@ -189,6 +190,138 @@ START_TEST(test_tensors_the_loss_does_not_use_get_zero_grad)
 }
 END_TEST
 
+/* One forward and backward of the model with its data (x_t, targets, h_0) made by `leaf`:
+ * tg_input or tg_constant. Leaves the parameter grads in m and returns x_1 (the first input). */
+static tg_tensor *rnn_gradients(tg_tape *tape, model *m,
+                                tg_tensor *(*leaf)(tg_tape *, int, int, const float *))
+{
+    tg_tape_reset(tape);
+    tg_zero_grad(m->params, 3);
+    tg_tensor *h = leaf(tape, HIDDEN, BATCH, NULL), *first_x = NULL, *loss = NULL;
+    for (int t = 0; t < STEPS; t++) {
+        tg_tensor *x = leaf(tape, INPUT, BATCH, m->x[t]);
+        first_x = first_x ? first_x : x;
+        h = tg_rnn_cell_forward(tape, m->cell, x, h);
+        tg_tensor *step_loss = tg_mse(tape, h, leaf(tape, HIDDEN, BATCH, m->y[t]));
+        loss = loss ? tg_add(tape, loss, step_loss) : step_loss;
+    }
+    ck_assert_int_eq(tg_backward(tape, loss), 0);
+    return first_x;
+}
+
+START_TEST(test_constant_data_gives_the_same_parameter_grads_and_has_no_grad)
+{
+    model m;
+    model_init(&m);
+    tg_tape *tape = tg_tape_new();
+    float want[3][HIDDEN * HIDDEN];
+    tg_tensor *x = rnn_gradients(tape, &m, tg_input);
+    ck_assert_ptr_nonnull(x->grad);
+    for (int i = 0; i < 3; i++)
+        for (long k = 0; k < (long)m.params[i]->rows * m.params[i]->cols; k++)
+            want[i][k] = m.params[i]->grad[k];
+    x = rnn_gradients(tape, &m, tg_constant);
+    ck_assert_ptr_null(x->grad);
+    for (int i = 0; i < 3; i++) {
+        long n = (long)m.params[i]->rows * m.params[i]->cols;
+        for (long k = 0; k < n; k++)
+            ck_assert_float_eq(m.params[i]->grad[k], want[i][k]);
+        ck_assert_float_ne(tg_grad_norm(m.params[i]), 0.0f);
+    }
+    tg_tape_free(tape);
+    tg_rnn_cell_free(m.cell);
+}
+END_TEST
+
+/* y = op(w, c) with w a parameter and c a leaf, each on the side the op's name says. w is
+ * 3 x 2 and c the same, but c is 3 x 1 for the column add, w 2 x 3 times c 3 x 2 for
+ * MATMUL_LEFT, and c 2 x 3 times w 3 x 2 for MATMUL_RIGHT. */
+enum { MIX_ADD, MIX_ADD_COLUMN, MIX_SUB, MIX_MUL, MIX_MATMUL_LEFT, MIX_MATMUL_RIGHT, MIX_MSE, MIX_OPS };
+
+static tg_tensor *mixed_op(tg_tape *tape, int op, tg_tensor *w, tg_tensor *c)
+{
+    switch (op) {
+    case MIX_ADD: return tg_add(tape, w, c);
+    case MIX_ADD_COLUMN: return tg_add(tape, w, c);
+    case MIX_SUB: return tg_sub(tape, c, w);
+    case MIX_MUL: return tg_mul(tape, c, w);
+    case MIX_MATMUL_LEFT: return tg_matmul(tape, w, c);
+    case MIX_MATMUL_RIGHT: return tg_matmul(tape, c, w);
+    default: return tg_mse(tape, c, w);
+    }
+}
+
+/* Loss = sum of squares of mixed_op(w, c), c from leaf; returns c, with w's grad filled. */
+static tg_tensor *mixed_grad(tg_tape *tape, int op, tg_tensor *w,
+                             tg_tensor *(*leaf)(tg_tape *, int, int, const float *))
+{
+    static const float values[6] = { 0.5f, -1.0f, 2.0f, 0.25f, -0.75f, 1.5f };
+    int rows = op == MIX_MATMUL_RIGHT ? 2 : 3, cols = op == MIX_ADD_COLUMN ? 1 : op == MIX_MATMUL_RIGHT ? 3 : 2;
+    tg_tape_reset(tape);
+    tg_zero_grad(&w, 1);
+    tg_tensor *c = leaf(tape, rows, cols, values);
+    tg_tensor *y = mixed_op(tape, op, w, c);
+    tg_tensor *loss = tg_sum(tape, tg_mul(tape, y, y));
+    ck_assert_msg(tg_backward(tape, loss) == 0, "op %d: %s", op, tg_tape_error(tape));
+    return c;
+}
+
+START_TEST(test_every_two_input_op_skips_a_constant_and_keeps_the_other_grad)
+{
+    int op = _i;
+    int w_rows = op == MIX_MATMUL_LEFT ? 2 : 3, w_cols = op == MIX_MATMUL_RIGHT ? 2 : op == MIX_MATMUL_LEFT ? 3 : 2;
+    tg_tensor *w = tg_param_new(w_rows, w_cols);
+    fill_uniform(w, -1, 1, 11);
+    tg_tape *tape = tg_tape_new();
+    float want[6];
+    mixed_grad(tape, op, w, tg_input);
+    for (int k = 0; k < w_rows * w_cols; k++)
+        want[k] = w->grad[k];
+    tg_tensor *c = mixed_grad(tape, op, w, tg_constant);
+    ck_assert_ptr_null(c->grad);
+    for (int k = 0; k < w_rows * w_cols; k++)
+        ck_assert_float_eq(w->grad[k], want[k]);
+    ck_assert_float_ne(tg_grad_norm(w), 0.0f);
+    tg_tape_free(tape);
+    tg_param_free(w);
+}
+END_TEST
+
+START_TEST(test_a_loss_made_only_from_constants_is_refused)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *c = tg_constant(tape, 2, 1, (float[]){ 1, 2 });
+    tg_tensor *loss = tg_sum(tape, tg_tanh(tape, tg_scale(tape, c, 2.0f)));
+    ck_assert_ptr_null(loss->grad);
+    ck_assert_float_eq_tol(loss->data[0], tanhf(2.0f) + tanhf(4.0f), 1e-6f);
+    ck_assert_int_eq(tg_backward(tape, loss), -1);
+    ck_assert_str_eq(tg_tape_error(tape), "tg_backward: the loss depends on no parameter and no tg_input tensor");
+    ck_assert_ptr_null(tg_constant(tape, 0, 3, NULL));
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_constant(tape, 0, 3, NULL));
+    ck_assert_str_eq(tg_tape_error(tape), "tg_constant: bad size 0x3");
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_parameter_calls_refuse_a_tensor_without_grad)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *w = tg_param_new(1, 2), *c = tg_constant(tape, 1, 2, (float[]){ 1, 2 });
+    w->grad[0] = 3.0f;
+    tg_tensor *both[2] = { w, c };
+    ck_assert_int_eq(tg_sgd_step(both, 2, 0.1f), -1);
+    ck_assert_float_eq(w->data[0], 0.0f);
+    tg_zero_grad(both, 2);
+    ck_assert_float_eq(w->grad[0], 3.0f);
+    ck_assert_float_eq(tg_clip_grad_norm(both, 2, 1.0f), -1.0f);
+    ck_assert_int_eq(tg_clip_grad_value(both, 2, 1.0f), -1);
+    ck_assert_float_eq(tg_grad_norm(c), 0.0f);
+    tg_tape_free(tape);
+    tg_param_free(w);
+}
+END_TEST
+
 START_TEST(test_rng_gives_the_same_stream_on_every_platform)
 {
     /* SplitMix64 from seed 0: the reference generator's first outputs. */
@@ -216,6 +349,10 @@ Suite *tape_suite(void)
     tcase_add_test(tc, test_shared_parameter_sums_its_gradient_over_steps);
     tcase_add_test(tc, test_second_backward_repeats_tape_grads_and_doubles_param_grads);
     tcase_add_test(tc, test_tensors_the_loss_does_not_use_get_zero_grad);
+    tcase_add_test(tc, test_constant_data_gives_the_same_parameter_grads_and_has_no_grad);
+    tcase_add_loop_test(tc, test_every_two_input_op_skips_a_constant_and_keeps_the_other_grad, 0, MIX_OPS);
+    tcase_add_test(tc, test_a_loss_made_only_from_constants_is_refused);
+    tcase_add_test(tc, test_parameter_calls_refuse_a_tensor_without_grad);
     tcase_add_test(tc, test_rng_gives_the_same_stream_on_every_platform);
     suite_add_tcase(s, tc);
     return s;
