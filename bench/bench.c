@@ -1,6 +1,7 @@
 /* bench.c: how fast tapegrad trains the vanilla RNN cell, next to PyTorch on the same machine.
  *
- * One training step, as a user writes it: reset the tape, copy the inputs in with tg_input,
+ * One training step, as a user writes it: reset the tape, copy the data in with tg_constant
+ * (x_t, targets and h_0 need no gradient, as in PyTorch, where they do not require grad),
  * run the cell over T steps from h_0 = 0, loss = (1/T) sum over t of mse(h_t, y_t), zero the
  * grads, tg_backward, tg_sgd_step. Each config is warmed up, then timed step by step until a
  * time budget and a minimum count are both reached; we report the median step time and
@@ -305,12 +306,12 @@ static int train_step(void *ctx, double *seconds)
     double start = now();
 
     tg_tape_reset(tape);
-    tg_tensor *h = tg_input(tape, c->hidden, c->batch, NULL);             /* h_0 = 0: H x B */
+    tg_tensor *h = tg_constant(tape, c->hidden, c->batch, NULL);          /* h_0 = 0: H x B */
     tg_tensor *total = NULL;
     for (int t = 0; t < c->steps; t++) {
-        tg_tensor *x = tg_input(tape, c->input, c->batch, b->x + t * x_stride);   /* I x B */
+        tg_tensor *x = tg_constant(tape, c->input, c->batch, b->x + t * x_stride); /* I x B */
         h = tg_rnn_cell_forward(tape, b->cell, x, h);                           /* H x B */
-        tg_tensor *target = tg_input(tape, c->hidden, c->batch, b->y + t * y_stride);
+        tg_tensor *target = tg_constant(tape, c->hidden, c->batch, b->y + t * y_stride);
         tg_tensor *mse = tg_mse(tape, h, target);                               /* 1 x 1 */
         total = total ? tg_add(tape, total, mse) : mse;
     }
