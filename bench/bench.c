@@ -335,15 +335,17 @@ static double step_flops(const config *c)
 }
 
 /* The bytes one step needs, from the sizes alone: every parameter and its grad, and every
- * tensor train_step puts on the tape with its grad. Per time step that is x_t (I x B), then
- * W_h h, W_x x_t, their sum, the sum plus b, tanh of it and y_t (all H x B) and the 1 x 1
- * mse; plus h_0 (H x B), the T - 1 running totals and the scaled loss (1 x 1 each). */
+ * tensor train_step puts on the tape, with its grad unless it is a constant. Per time step
+ * that is the constants x_t (I x B) and y_t (H x B), then W_h h, W_x x_t, their sum, the sum
+ * plus b and tanh of it (H x B each) and the 1 x 1 mse; plus the constant h_0 (H x B), the
+ * T - 1 running totals and the scaled loss (1 x 1 each). */
 static double logical_bytes(const config *c)
 {
     double I = c->input, H = c->hidden, B = c->batch, T = c->steps;
     double params = H * H + H * I + H;
-    double tape = H * B + T * (I * B + 6.0 * H * B + 1.0) + (T - 1.0) + 1.0;
-    return 2.0 * sizeof(float) * (params + tape);
+    double with_grads = params + T * (5.0 * H * B + 1.0) + (T - 1.0) + 1.0;
+    double constants = H * B + T * (I * B + H * B);
+    return sizeof(float) * (2.0 * with_grads + constants);
 }
 
 static double param_bytes(const config *c)
@@ -781,8 +783,8 @@ static void print_memory(const rnn_result *results)
             last = i;
     if (last < 0)
         return;
-    printf("\nMemory of one step (MiB; logical = parameters, tape tensors and all their grads, from the sizes;\n"
-           "actual = tg_tape_reserved_bytes + parameters with grads)\n");
+    printf("\nMemory of one step (MiB; logical = parameters, tape tensors and their grads (the constants have\n"
+           "none), from the sizes; actual = tg_tape_reserved_bytes + parameters with grads)\n");
     printf("%-3s | %10s %10s %7s\n", "cfg", "logical", "actual", "ratio");
     for (int i = 0; i < N_CONFIGS; i++) {
         const rnn_result *r = &results[i];

@@ -274,6 +274,57 @@ void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, fl
     gemm(m, n, k, (view){ A, 1, m }, (view){ B, n, 1 }, C);
 }
 
+/* T = A^T for the block of A at rows i0 .. i_end - 1, columns j0 .. j_end - 1. */
+static void transpose_block(int rows, int cols, const float *A, float *T, int i0, int i_end, int j0,
+                            int j_end)
+{
+    for (int j = j0; j < j_end; j++)
+        for (int i = i0; i < i_end; i++)
+            T[(long)j * rows + i] = A[(long)i * cols + j];
+}
+
+#ifdef HAVE_AVX2_KERNEL
+/* An 8 x 8 block in registers: rows in, interleave pairs, then quads, then halves, rows out. */
+__attribute__((target("avx2")))
+static void transpose_8x8_avx2(const float *a, long lda, float *t, long ldt)
+{
+    __m256 r[8], u[8], v[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(a + i * lda);
+    for (int i = 0; i < 8; i += 2) {
+        u[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        u[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        v[i] = _mm256_shuffle_ps(u[i], u[i + 2], 0x44);
+        v[i + 1] = _mm256_shuffle_ps(u[i], u[i + 2], 0xEE);
+        v[i + 2] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0x44);
+        v[i + 3] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(t + i * ldt, _mm256_permute2f128_ps(v[i], v[i + 4], 0x20));
+        _mm256_storeu_ps(t + (i + 4) * ldt, _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
+    }
+}
+#endif
+
+void tg_kernel_transpose(int rows, int cols, const float *A, float *T)
+{
+    int full_rows = rows / 8 * 8, full_cols = cols / 8 * 8;
+#ifdef HAVE_AVX2_KERNEL
+    if (use_avx2()) {
+        for (int i0 = 0; i0 < full_rows; i0 += 8)
+            for (int j0 = 0; j0 < full_cols; j0 += 8)
+                transpose_8x8_avx2(A + (long)i0 * cols + j0, cols, T + (long)j0 * rows + i0, rows);
+        transpose_block(rows, cols, A, T, 0, full_rows, full_cols, cols);
+        transpose_block(rows, cols, A, T, full_rows, rows, 0, cols);
+        return;
+    }
+#endif
+    for (int i0 = 0; i0 < rows; i0 += 8)
+        transpose_block(rows, cols, A, T, i0, i0 + 8 < rows ? i0 + 8 : rows, 0, cols);
+}
+
 /* ---- tanh and sigmoid ------------------------------------------------------------------------
  * Without libm calls: one exponential by range reduction and a polynomial serves both, within
  * 2.4e-7 relative error (a few units in the last place); the AVX2 version does 8 at once. */

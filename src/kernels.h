@@ -11,6 +11,9 @@ void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, fl
 /* C += A^T B. A: k x m, B: k x n, C: m x n. */
 void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, float *C);
 
+/* T = A^T. A: rows x cols, T: cols x rows (not overlapping A). */
+void tg_kernel_transpose(int rows, int cols, const float *A, float *T);
+
 /* Nonzero: use the plain C micro-kernel even where a SIMD one exists (for tests that
  * compare the two). */
 void tg_kernel_use_generic(int on);

@@ -49,14 +49,21 @@ tg_tensor *tg_constant(tg_tape *tape, int rows, int cols, const float *data)
     return leaf(tape, "tg_constant", rows, cols, data, false);
 }
 
-/* ---- matmul: y = a b;  da += dy b^T,  db += a^T dy ------------------------------------ */
+/* ---- matmul: y = a b;  da += dy b^T,  db += a^T dy ------------------------------------
+ * When a is a parameter (a weight used at every step of an unroll), a^T is made once per
+ * backward pass and read row by row, rather than gathered from a's columns every step. */
 
 static void matmul_backward(tg_node *n)
 {
     tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
     if (a->grad)
         tg_kernel_matmul_nt(a->rows, a->cols, b->cols, y->grad, b->data, a->grad);
-    if (b->grad)
+    if (!b->grad)
+        return;
+    const float *a_transposed = a->node ? NULL : tg_tape_transposed(n->tape, a);
+    if (a_transposed)
+        tg_kernel_matmul(b->rows, b->cols, a->rows, a_transposed, y->grad, b->grad, 1);
+    else
         tg_kernel_matmul_tn(b->rows, b->cols, a->rows, a->data, y->grad, b->grad);
 }
 static const tg_op MATMUL = { "tg_matmul", matmul_backward };

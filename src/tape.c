@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "tape.h"
 
 #define ARENA_ALIGN 64                 /* every block starts on a cache line */
@@ -21,11 +22,19 @@ typedef struct chunk {
     unsigned char *mem;
 } chunk;
 
+/* A parameter's data transposed, valid for one tg_backward (see tg_tape_transposed). */
+typedef struct transposed {
+    const tg_tensor *param;
+    float *data;
+} transposed;
+
 struct tg_tape {
     chunk *first, *current;     /* current: the chunk new blocks come from */
     size_t reserved;            /* bytes of all chunks */
     tg_node *last;              /* the newest node; NULL on an empty tape */
     bool grads_dirty;           /* a tg_backward ran since the last reset */
+    transposed transposed[TG_MAX_TRANSPOSED]; /* made by the tg_backward running now */
+    int n_transposed;
     bool has_error;
     char error[ERROR_CAPACITY];
 };
@@ -106,6 +115,7 @@ void tg_tape_reset(tg_tape *tape)
     tape->current = tape->first;
     tape->last = NULL;
     tape->grads_dirty = false;
+    tape->n_transposed = 0;
     tape->has_error = false;
     tape->error[0] = '\0';
 }
@@ -195,6 +205,21 @@ tg_tensor *tg_record_leaf(tg_tape *tape, int rows, int cols, bool with_grad)
     return record(tape, NULL, NULL, NULL, rows, cols, with_grad);
 }
 
+const float *tg_tape_transposed(tg_tape *tape, const tg_tensor *param)
+{
+    for (int i = 0; i < tape->n_transposed; i++)
+        if (tape->transposed[i].param == param)
+            return tape->transposed[i].data;
+    if (tape->n_transposed == TG_MAX_TRANSPOSED)
+        return NULL;
+    float *data = arena_alloc(tape, (size_t)param->rows * (size_t)param->cols * sizeof(float));
+    if (!data)
+        return NULL;
+    tg_kernel_transpose(param->rows, param->cols, param->data, data);
+    tape->transposed[tape->n_transposed++] = (transposed){ param, data };
+    return data;
+}
+
 /* Before a second tg_backward on the same tape: zero every tape grad and forget which
  * nodes were reached, so the second pass computes the same values as the first. */
 static void clear_previous_backward(tg_tape *tape)
@@ -233,6 +258,7 @@ int tg_backward(tg_tape *tape, tg_tensor *loss)
     if (tape->grads_dirty)
         clear_previous_backward(tape);
     tape->grads_dirty = true;
+    tape->n_transposed = 0; /* parameters may have changed since an earlier backward */
 
     loss->grad[0] = 1.0f;
     loss->node->reached = true;

@@ -43,6 +43,14 @@ tg_tensor *tg_record_leaf(tg_tape *tape, int rows, int cols, bool with_grad);
  * tensors); NULL if out of memory. */
 void *tg_arena_alloc(tg_tape *tape, size_t bytes);
 
+/* During tg_backward: param's data transposed (cols x rows), made on the first call for that
+ * parameter in this backward pass and shared by the later ones, so that a weight used at
+ * every step of an unroll is transposed once, not once per step. NULL when out of memory
+ * or when the tape already holds TG_MAX_TRANSPOSED of them (the caller then reads param
+ * transposed in place). */
+#define TG_MAX_TRANSPOSED 16
+const float *tg_tape_transposed(tg_tape *tape, const tg_tensor *param);
+
 /* Keep the first error on the tape (printf-style); returns NULL so callers can return it. */
 tg_tensor *tg_fail(tg_tape *tape, const char *fmt, ...)
 #if defined(__GNUC__)

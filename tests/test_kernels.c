@@ -1,4 +1,4 @@
-/* test_kernels.c: tanh and sigmoid against libm in double; the three matrix products against
+/* test_kernels.c: tanh and sigmoid against libm in double; the transpose, value for value; the three matrix products against
  * a double-precision reference, at sizes
  * that are not multiples of the tiles (1, 7, 33, ...) and narrow ones whose operands are read
  * where they lie (32, 48, 64 wide, and 40: two panels in place and one packed), through both the SIMD micro-kernel
@@ -102,6 +102,25 @@ START_TEST(test_products_match_double_reference_split_over_threads)
 }
 END_TEST
 
+START_TEST(test_transpose_moves_every_value_exactly)
+{
+    static const int shapes[][2] = { { 1, 1 }, { 1, 9 }, { 7, 9 }, { 8, 8 }, { 33, 17 }, { 64, 40 }, { 16, 130 } };
+    tg_kernel_use_generic(_i);
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        int rows = shapes[s][0], cols = shapes[s][1];
+        float *A = malloc(sizeof(float) * (size_t)rows * cols), *T = malloc(sizeof(float) * (size_t)rows * cols);
+        random_fill(A, (long)rows * cols, 3);
+        tg_kernel_transpose(rows, cols, A, T);
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+                ck_assert_msg(T[(long)j * rows + i] == A[(long)i * cols + j], "%dx%d: (%d, %d)", rows, cols, i, j);
+        free(A);
+        free(T);
+    }
+    tg_kernel_use_generic(0);
+}
+END_TEST
+
 /* Relative error of ours against the double reference, over a dense sweep of [-20, 20]. */
 static double worst_relative_error(void (*ours)(long, const float *, float *), double (*reference)(double))
 {
@@ -166,6 +185,7 @@ Suite *kernels_suite(void)
     /* loop 0: the fastest path; loop 1: the plain C one */
     tcase_add_loop_test(tc, test_tanh_and_sigmoid_match_libm_within_a_few_ulps, 0, 2);
     tcase_add_loop_test(tc, test_tanh_and_sigmoid_edge_values, 0, 2);
+    tcase_add_loop_test(tc, test_transpose_moves_every_value_exactly, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,6 +6,7 @@
 
 #include "alloc_count.h"
 #include "gradcheck.h"
+#include "tape.h" /* TG_MAX_TRANSPOSED */
 
 enum { HIDDEN = 8, INPUT = 3, BATCH = 4, STEPS = 12 };
 
@@ -322,6 +323,49 @@ START_TEST(test_parameter_calls_refuse_a_tensor_without_grad)
 }
 END_TEST
 
+/* x's grad for loss = sum(W_n ... W_1 x), by hand: W_1^T ... W_n^T ones. */
+static void chain_input_grad(tg_tensor **w, int n, float *out)
+{
+    double g[2] = { 1.0, 1.0 };
+    for (int k = n - 1; k >= 0; k--) {
+        double next[2] = { 0.0, 0.0 };
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++)
+                next[j] += w[k]->data[i * 2 + j] * g[i];
+        g[0] = next[0], g[1] = next[1];
+    }
+    out[0] = (float)g[0], out[1] = (float)g[1];
+}
+
+START_TEST(test_input_grads_through_many_weights_and_after_a_weight_changes)
+{
+    /* More weights than the tape keeps transposed copies of, so both paths of the matmul
+     * backward run; then a second backward after the weights change must use the new ones. */
+    enum { N = TG_MAX_TRANSPOSED + 3 };
+    tg_tensor *w[N];
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_input(tape, 2, 1, (float[]){ 0.5f, -1.0f }), *y = x;
+    for (int k = 0; k < N; k++) {
+        w[k] = tg_param_new(2, 2);
+        fill_uniform(w[k], 0.5f, 1.2f, 20 + (uint64_t)k);
+        y = tg_matmul(tape, w[k], y);
+    }
+    tg_tensor *loss = tg_sum(tape, y);
+    float want[2];
+    for (int pass = 0; pass < 2; pass++) {
+        ck_assert_int_eq(tg_backward(tape, loss), 0);
+        chain_input_grad(w, N, want);
+        ck_assert_float_eq_tol(x->grad[0], want[0], 1e-5f * fabsf(want[0]));
+        ck_assert_float_eq_tol(x->grad[1], want[1], 1e-5f * fabsf(want[1]));
+        for (int k = 0; k < N; k++)
+            w[k]->data[1] = -w[k]->data[1];
+    }
+    for (int k = 0; k < N; k++)
+        tg_param_free(w[k]);
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_rng_gives_the_same_stream_on_every_platform)
 {
     /* SplitMix64 from seed 0: the reference generator's first outputs. */
@@ -353,6 +397,7 @@ Suite *tape_suite(void)
     tcase_add_loop_test(tc, test_every_two_input_op_skips_a_constant_and_keeps_the_other_grad, 0, MIX_OPS);
     tcase_add_test(tc, test_a_loss_made_only_from_constants_is_refused);
     tcase_add_test(tc, test_parameter_calls_refuse_a_tensor_without_grad);
+    tcase_add_test(tc, test_input_grads_through_many_weights_and_after_a_weight_changes);
     tcase_add_test(tc, test_rng_gives_the_same_stream_on_every_platform);
     suite_add_tcase(s, tc);
     return s;
