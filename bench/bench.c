@@ -42,10 +42,11 @@
 #define PEER_SCRIPT "bench/peer.py"
 #define LINE_MAX_LEN 512
 #define QUICK_PEER_MAX_FLOPS 2e9       /* --quick: the peer skips bigger repetitions unless asked */
+#define DEFAULT_ROUNDS 3
 
 static const char USAGE[] =
-    "usage: bench [--configs LIST] [--matmul LIST] [--quick] [--threads N] [--peer | --no-peer]\n"
-    "             [--peer-script FILE]\n"
+    "usage: bench [--configs LIST] [--matmul LIST] [--quick] [--rounds N] [--threads N]\n"
+    "             [--peer | --no-peer] [--peer-script FILE]\n"
     "Times one training step of tapegrad's vanilla RNN cell (forward over T steps, mean MSE,\n"
     "tg_backward, SGD) and the matrix products behind it, and compares them with PyTorch and\n"
     "numpy on one thread when " PEER_PYTHON " can run the peer script.\n"
@@ -56,6 +57,8 @@ static const char USAGE[] =
     "  --quick             a short run for CI: 1 warm-up and about 20 ms per measurement; the peer\n"
     "                      skips what costs over 2 GFLOP a repetition (XL, n = 1024) unless it is\n"
     "                      named in --configs or --matmul\n"
+    "  --rounds N          measure each config and size N times, taking turns with the peer each\n"
+    "                      time, and report the median of the N medians (default 3; 1 with --quick)\n"
     "  --threads N         threads for tapegrad (tg_set_threads) and for the peer's torch and BLAS,\n"
     "                      1 to 64 (default 1)\n"
     "  --peer              require the peer: exit with status 1 when it cannot run\n"
@@ -63,7 +66,8 @@ static const char USAGE[] =
     "  --peer-script FILE  the peer script (default " PEER_SCRIPT ")\n"
     "  --help              print this and exit\n"
     "Each measurement warms up (1 repetition and 0.2 s), then runs for 0.75 s and at least 5\n"
-    "repetitions, and reports the median.\n"
+    "repetitions, and reports the median; rounds spread the measurements over time, so that a\n"
+    "burst of other work on the machine moves one round's median and not the result.\n"
     "Without --peer or --no-peer the peer is tried and, when it cannot run, left out with a note.\n"
     "The peer runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its environment.\n"
     "Exit status: 0 when every measurement ran (goals met or not), 1 on a failure, 2 on a bad\n"
@@ -103,6 +107,7 @@ typedef struct options {
     bool run_matmul[N_MATMUL];
     bool configs_named, matmul_named; /* --configs, --matmul given */
     bool quick;
+    int rounds;                        /* 0: the default for the plan */
     int threads;
     int peer;                          /* -1: no, 0: try, 1: required */
     const char *peer_script;
@@ -151,6 +156,19 @@ static void parse_list(const char *flag, const char *text, const char *const *na
     }
 }
 
+/* A whole number from 1 to 64 given to flag. */
+static int parse_count(const char *flag, const char *text)
+{
+    char *end = NULL;
+    long n = text ? strtol(text, &end, 10) : 0;
+    if (!text || end == text || *end != '\0' || n < 1 || n > 64) {
+        fprintf(stderr, "bench: %s needs a whole number from 1 to 64, got '%s' (see bench --help)\n", flag,
+                text ? text : "");
+        exit(2);
+    }
+    return (int)n;
+}
+
 static options parse_args(int argc, char **argv)
 {
     options opt = { .threads = 1, .peer = 0, .peer_script = PEER_SCRIPT };
@@ -183,12 +201,9 @@ static options parse_args(int argc, char **argv)
             parse_list(flag, i + 1 < argc ? argv[++i] : NULL, matmul_names, N_MATMUL, opt.run_matmul);
             opt.matmul_named = true;
         } else if (strcmp(flag, "--threads") == 0) {
-            const char *text = i + 1 < argc ? argv[++i] : NULL;
-            char *end = NULL;
-            long n = text ? strtol(text, &end, 10) : 0;
-            if (!text || end == text || *end != '\0' || n < 1 || n > 64)
-                usage_error("--threads needs a whole number from 1 to 64, got '%s'", text ? text : "");
-            opt.threads = (int)n;
+            opt.threads = parse_count(flag, i + 1 < argc ? argv[++i] : NULL);
+        } else if (strcmp(flag, "--rounds") == 0) {
+            opt.rounds = parse_count(flag, i + 1 < argc ? argv[++i] : NULL);
         } else if (strcmp(flag, "--peer-script") == 0) {
             if (i + 1 >= argc)
                 usage_error("%s needs a value", flag);
@@ -702,6 +717,55 @@ static int run_matmul(int n, const plan *pl, bool ask_peer, peer *p, matmul_resu
     return 0;
 }
 
+/* The median of n timings' medians (those that ran), and all their repetitions. */
+static timing median_of_rounds(const timing *t, int n)
+{
+    double us[64];
+    int ran = 0, reps = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(t[i].us)) {
+            us[ran++] = t[i].us;
+            reps += t[i].reps;
+        }
+    if (ran == 0)
+        return NO_TIMING;
+    qsort(us, (size_t)ran, sizeof us[0], compare_doubles);
+    return (timing){ ran % 2 ? us[ran / 2] : 0.5 * (us[ran / 2 - 1] + us[ran / 2]), reps };
+}
+
+/* run_config `rounds` times (each taking its turn with the peer); r gets the medians. */
+static int run_config_rounds(const config *c, const plan *pl, int rounds, bool ask_peer, peer *p,
+                             rnn_result *r)
+{
+    timing ours[64], seed[64], nn_rnn[64];
+    for (int i = 0; i < rounds; i++) {
+        if (run_config(c, pl, ask_peer, p, r) != 0)
+            return -1;
+        ours[i] = r->ours, seed[i] = r->seed, nn_rnn[i] = r->nn_rnn;
+    }
+    r->ours = median_of_rounds(ours, rounds);
+    r->seed = median_of_rounds(seed, rounds);
+    r->nn_rnn = median_of_rounds(nn_rnn, rounds);
+    return 0;
+}
+
+/* run_matmul `rounds` times; r gets the medians. */
+static int run_matmul_rounds(int n, const plan *pl, int rounds, bool ask_peer, peer *p, matmul_result *r)
+{
+    timing t[5][64];
+    for (int i = 0; i < rounds; i++) {
+        if (run_matmul(n, pl, ask_peer, p, r) != 0)
+            return -1;
+        t[0][i] = r->ab, t[1][i] = r->pair, t[2][i] = r->np_ab, t[3][i] = r->np_abt, t[4][i] = r->np_atb;
+    }
+    r->ab = median_of_rounds(t[0], rounds);
+    r->pair = median_of_rounds(t[1], rounds);
+    r->np_ab = median_of_rounds(t[2], rounds);
+    r->np_abt = median_of_rounds(t[3], rounds);
+    r->np_atb = median_of_rounds(t[4], rounds);
+    return 0;
+}
+
 /* Whether a ratio reaches its goal, in words. */
 static const char *verdict(double ratio, double goal, bool peer_skipped)
 {
@@ -805,16 +869,18 @@ int main(int argc, char **argv)
 {
     options opt = parse_args(argc, argv);
     const plan *pl = opt.quick ? &QUICK_PLAN : &FULL_PLAN;
+    int rounds = opt.rounds ? opt.rounds : opt.quick ? 1 : DEFAULT_ROUNDS;
     signal(SIGPIPE, SIG_IGN);          /* a peer that dies must not take us with it */
 
     printf("tapegrad bench: one training step of the vanilla RNN cell (tg_rnn_cell_forward over T steps\n"
            "from h_0 = 0, loss = mean over t of tg_mse, tg_zero_grad, tg_backward, tg_sgd_step), and matmul\n");
     print_machine();
     int threads = tg_set_threads(opt.threads);
-    printf("timing: %s; warm-up %d reps and %.2f s, then until %.2f s and %d reps; medians; flops per step\n"
-           "        6 T B H (H + I); tapegrad threads: %d (tg_set_threads), the peer's: %d\n",
+    printf("timing: %s; warm-up %d reps and %.2f s, then until %.2f s and %d reps, the median; rounds: %d,\n"
+           "        the two sides taking turns, the median of the rounds; flops per step 6 T B H (H + I);\n"
+           "        tapegrad threads: %d (tg_set_threads), the peer's: %d\n",
            opt.quick ? "--quick" : "full", pl->warmup_reps, pl->warmup_s, pl->budget_s, pl->min_reps,
-           threads, opt.threads);
+           rounds, threads, opt.threads);
 
     peer p = { .pid = -1 };
     if (opt.peer >= 0) {
@@ -843,7 +909,7 @@ int main(int argc, char **argv)
     rnn_result rnn[N_CONFIGS] = { 0 };
     for (int i = 0; i < N_CONFIGS && status == 0; i++) {
         bool ask = !opt.quick || opt.configs_named || step_flops(&CONFIGS[i]) <= QUICK_PEER_MAX_FLOPS;
-        if (opt.run_config[i] && run_config(&CONFIGS[i], pl, ask, &p, &rnn[i]) != 0)
+        if (opt.run_config[i] && run_config_rounds(&CONFIGS[i], pl, rounds, ask, &p, &rnn[i]) != 0)
             status = 1;
     }
     if (status == 0) {
@@ -855,7 +921,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < N_MATMUL && status == 0; i++) {
         double n = MATMUL_SIZES[i];
         bool ask = !opt.quick || opt.matmul_named || 2.0 * n * n * n <= QUICK_PEER_MAX_FLOPS;
-        if (opt.run_matmul[i] && run_matmul(MATMUL_SIZES[i], pl, ask, &p, &mm[i]) != 0)
+        if (opt.run_matmul[i] && run_matmul_rounds(MATMUL_SIZES[i], pl, rounds, ask, &p, &mm[i]) != 0)
             status = 1;
     }
     if (status == 0)
