@@ -1,7 +1,10 @@
-/* threads.c: the worker pool behind tg_set_threads. Workers sleep on a condition variable
- * until tg_parallel_for hands out a job; nothing is allocated per job, so a training step
- * stays allocation-free with threads on. */
+/* threads.c: the worker pool behind tg_set_threads. Between jobs a worker first spins for a
+ * while (a training step hands out a job every few hundred microseconds, and waking a
+ * sleeping thread costs tens of them), then sleeps on a condition variable until
+ * tg_parallel_for hands out a job. Nothing is allocated per job, so a training step stays
+ * allocation-free with threads on. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -9,15 +12,19 @@
 #include "threads.h"
 
 #define MAX_THREADS 64
+/* How many times a waiting thread looks before it sleeps: about a millisecond of pauses. */
+#define SPIN_LOOKS 50000
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
     pthread_t workers[MAX_THREADS];
     int n_threads;                     /* workers + the caller */
-    unsigned job;                      /* bumped for every job handed out */
-    int pending;                       /* workers still busy with the current job */
-    bool quit;
+    atomic_uint job;                   /* bumped for every job handed out */
+    atomic_int pending;                /* workers still busy with the current job */
+    atomic_bool quit;
+    unsigned first_job;                /* the job number when the workers were started */
+    /* the current job, written before job is bumped and read after it is seen */
     void (*fn)(void *ctx, int task);
     void *ctx;
     int n_tasks;
@@ -36,27 +43,43 @@ static void run_share(int thread, int n_threads, void (*fn)(void *, int), void *
         fn(ctx, task);
 }
 
+static void pause_briefly(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until a job other than `seen` is handed out (true) or the pool is told to quit. */
+static bool wait_for_job(unsigned seen)
+{
+    for (int look = 0; look < SPIN_LOOKS; look++) {
+        if (atomic_load(&pool.quit))
+            return false;
+        if (atomic_load(&pool.job) != seen)
+            return true;
+        pause_briefly();
+    }
+    pthread_mutex_lock(&pool.lock);
+    while (atomic_load(&pool.job) == seen && !atomic_load(&pool.quit))
+        pthread_cond_wait(&pool.wake, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+    return !atomic_load(&pool.quit);
+}
+
 static void *worker_main(void *arg)
 {
     int id = (int)(intptr_t)arg;
-    unsigned seen = 0;
-    pthread_mutex_lock(&pool.lock);
-    for (;;) {
-        while (pool.job == seen && !pool.quit)
-            pthread_cond_wait(&pool.wake, &pool.lock);
-        if (pool.quit)
-            break;
-        seen = pool.job;
-        void (*fn)(void *, int) = pool.fn;
-        void *ctx = pool.ctx;
-        int n_tasks = pool.n_tasks, n_threads = pool.n_threads;
-        pthread_mutex_unlock(&pool.lock);
-        run_share(id, n_threads, fn, ctx, n_tasks);
-        pthread_mutex_lock(&pool.lock);
-        if (--pool.pending == 0)
+    unsigned seen = pool.first_job; /* jobs from before this worker started are not its own */
+    while (wait_for_job(seen)) {
+        seen = atomic_load(&pool.job);
+        run_share(id, pool.n_threads, pool.fn, pool.ctx, pool.n_tasks);
+        if (atomic_fetch_sub(&pool.pending, 1) == 1) { /* the last one out tells the caller */
+            pthread_mutex_lock(&pool.lock);
             pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
     }
-    pthread_mutex_unlock(&pool.lock);
     return NULL;
 }
 
@@ -67,17 +90,19 @@ void tg_parallel_for(int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
         run_share(0, 1, fn, ctx, n_tasks);
         return;
     }
-    pthread_mutex_lock(&pool.lock);
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n_tasks = n_tasks;
-    pool.pending = n_threads - 1;
-    pool.job++;
+    atomic_store(&pool.pending, n_threads - 1);
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add(&pool.job, 1);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     run_share(0, n_threads, fn, ctx, n_tasks);
+    for (int look = 0; look < SPIN_LOOKS && atomic_load(&pool.pending) > 0; look++)
+        pause_briefly();
     pthread_mutex_lock(&pool.lock);
-    while (pool.pending > 0)
+    while (atomic_load(&pool.pending) > 0)
         pthread_cond_wait(&pool.done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
 }
@@ -85,12 +110,12 @@ void tg_parallel_for(int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
 static void stop_workers(void)
 {
     pthread_mutex_lock(&pool.lock);
-    pool.quit = true;
+    atomic_store(&pool.quit, true);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     for (int i = 1; i < pool.n_threads; i++)
         pthread_join(pool.workers[i], NULL);
-    pool.quit = false;
+    atomic_store(&pool.quit, false);
     pool.n_threads = 1;
 }
 
@@ -103,6 +128,7 @@ int tg_set_threads(int n)
     if (n == pool.n_threads)
         return n;
     stop_workers();
+    pool.first_job = atomic_load(&pool.job);
     for (int i = 1; i < n; i++) {
         /* a worker reads pool.n_threads only once a job is handed out, after this loop */
         if (pthread_create(&pool.workers[i], NULL, worker_main, (void *)(intptr_t)i) != 0)

@@ -1,14 +1,19 @@
-/* test_kernels.c: tanh and sigmoid against libm in double; the transpose, value for value; the three matrix products against
- * a double-precision reference, at sizes
- * that are not multiples of the tiles (1, 7, 33, ...) and narrow ones whose operands are read
- * where they lie (32, 48, 64 wide, and 40: two panels in place and one packed), through both the SIMD micro-kernel
- * (where the CPU has one) and the plain C one, on one thread and split over several. */
+/* test_kernels.c: tanh and sigmoid against libm in double; the transpose, value for value;
+ * the three matrix products against a double-precision reference, at sizes that are not
+ * multiples of the tiles (1, 7, 33, ...) and narrow ones whose operands are read where they
+ * lie (32, 48, 64 wide, and 40: two panels in place and one packed), through both the SIMD
+ * micro-kernel (where the CPU has one) and the plain C one, on one thread and split over
+ * several; and the thread pool, restarted. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <check.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "gradcheck.h"
 #include "kernels.h"
+#include "threads.h"
 
 enum { NN, NT, TN };
 
@@ -121,6 +126,32 @@ START_TEST(test_transpose_moves_every_value_exactly)
 }
 END_TEST
 
+static void count_task(void *ctx, int task)
+{
+    (void)task;
+    atomic_fetch_add((atomic_int *)ctx, 1);
+}
+
+START_TEST(test_a_restarted_pool_runs_each_task_once)
+{
+    /* Workers started after earlier jobs must not take those jobs for their own. */
+    enum { TASKS = 8 };
+    atomic_int before = 0, after = 0;
+    ck_assert_int_eq(tg_set_threads(2), 2);
+    tg_parallel_for(TASKS, count_task, &before);
+    ck_assert_int_eq(tg_set_threads(1), 1);
+    ck_assert_int_eq(tg_set_threads(3), 3);
+    nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL); /* let the new workers start */
+    tg_parallel_for(TASKS, count_task, &after);
+    ck_assert_int_eq(tg_set_threads(1), 1);
+    int ran_before = atomic_load(&before), ran_after = atomic_load(&after);
+    ck_assert_int_eq(ran_before, TASKS);
+    ck_assert_int_eq(ran_after, TASKS);
+    double err = product_error(NN, 517, 70, 260);
+    ck_assert_msg(err < 1e-5, "error %g", err);
+}
+END_TEST
+
 /* Relative error of ours against the double reference, over a dense sweep of [-20, 20]. */
 static double worst_relative_error(void (*ours)(long, const float *, float *), double (*reference)(double))
 {
@@ -181,6 +212,7 @@ Suite *kernels_suite(void)
     tcase_add_test(tc, test_products_match_double_reference_with_the_fastest_kernel);
     tcase_add_test(tc, test_products_match_double_reference_with_the_plain_c_kernel);
     tcase_add_test(tc, test_products_match_double_reference_split_over_threads);
+    tcase_add_test(tc, test_a_restarted_pool_runs_each_task_once);
     tcase_add_test(tc, test_overwriting_product_ignores_what_c_held);
     /* loop 0: the fastest path; loop 1: the plain C one */
     tcase_add_loop_test(tc, test_tanh_and_sigmoid_match_libm_within_a_few_ulps, 0, 2);
