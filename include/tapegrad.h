@@ -230,7 +230,8 @@ int  tg_sgd_step(tg_tensor *const *params, int n, float lr);
  * everything on the caller's thread). Returns the number in effect: n clamped to 1..64, or
  * fewer if the system refused a thread. Call it from one thread, outside a forward or
  * backward pass; call tg_set_threads(1) before exit to stop the workers. Products under
- * 2^23 multiply-adds stay on one thread, so it only pays off for hidden sizes near 1000. */
+ * 2^20 multiply-adds stay on one thread, so it pays off from hidden sizes of a few hundred.
+ * Between products the workers spin for about a millisecond before they sleep. */
 int tg_set_threads(int n);
 
 /* ---- Gradient instruments ------------------------------------------------------------ */

@@ -15,9 +15,9 @@
 /* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MR x KC panel of A (6 KiB) in
  * L1, and the MR x NR tile of C in registers. */
 enum { MR = 6, NR = 16, KC = 256, NC = 256, TINY = 8 * 8 * 8 };
-/* Products with fewer multiply-adds than this stay on one thread: waking a worker costs tens
- * of microseconds, as much as a 256 x 64 x 256 product takes. */
-#define PARALLEL_MIN (1L << 23)
+/* Products with fewer multiply-adds than this stay on one thread: handing a job to a
+ * spinning worker costs about a microsecond, and a product of 2^20 takes about 25. */
+#define PARALLEL_MIN (1L << 20)
 
 /* A matrix operand read through strides: element (i, j) is at p[i * row + j * col]. */
 typedef struct view { const float *p; long row, col; } view;
