@@ -84,13 +84,16 @@ static void prepare_b(view B, int p0, int kc, int j0, int nc, float *out, const 
     }
 }
 
-/* ---- micro-kernels: C[0..mr-1][0..nr-1] += panel a (kc x MR) times panel b (kc x NR) ----- */
+/* ---- micro-kernels: C[0..mr-1][0..nr-1] (+)= panel a (kc x MR) times panel b (kc x NR) -- */
 
-static void add_tile(float tile[MR][NR], float *C, long ldc, int mr, int nr)
+/* C += tile, or C = tile when store, for the top-left mr x nr of the tile. */
+static void put_tile(float tile[MR][NR], float *C, long ldc, int mr, int nr, bool store)
 {
     for (int i = 0; i < mr; i++) {
         float *c = C + i * ldc;
-        if (nr == NR)
+        if (store)
+            memcpy(c, tile[i], (size_t)nr * sizeof(float));
+        else if (nr == NR)
             for (int j = 0; j < NR; j++) /* a fixed count the compiler vectorises */
                 c[j] += tile[i][j];
         else
@@ -100,14 +103,14 @@ static void add_tile(float tile[MR][NR], float *C, long ldc, int mr, int nr)
 }
 
 static void micro_kernel_c(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
-                           float *C, long ldc, int mr, int nr)
+                           float *C, long ldc, int mr, int nr, bool store)
 {
     float tile[MR][NR] = { { 0 } };
     for (int p = 0; p < kc; p++, a += a_col, b += b_row)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++)
                 tile[i][j] += a[i * a_row] * b[j];
-    add_tile(tile, C, ldc, mr, nr);
+    put_tile(tile, C, ldc, mr, nr, store);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -127,6 +130,11 @@ static void micro_kernel_c(int kc, const float *a, long a_row, long a_col, const
         _mm256_storeu_ps(tile[i], c##i##0);                             \
         _mm256_storeu_ps(tile[i] + 8, c##i##1);                         \
     } while (0)
+#define ROW_STORE(i)                                                    \
+    do {                                                                \
+        _mm256_storeu_ps(C + (i) * ldc, c##i##0);                       \
+        _mm256_storeu_ps(C + (i) * ldc + 8, c##i##1);                   \
+    } while (0)
 #define ROW_ADD(i)                                                                      \
     do {                                                                                \
         float *row = C + (i) * ldc;                                                     \
@@ -136,7 +144,7 @@ static void micro_kernel_c(int kc, const float *a, long a_row, long a_col, const
 
 __attribute__((target("avx2,fma")))
 static void micro_kernel_avx2(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
-                              float *C, long ldc, int mr, int nr)
+                              float *C, long ldc, int mr, int nr, bool store)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -144,21 +152,26 @@ static void micro_kernel_avx2(int kc, const float *a, long a_row, long a_col, co
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3); ROW_FMA(4); ROW_FMA(5);
     }
+    if (mr == MR && nr == NR && store) {
+        ROW_STORE(0); ROW_STORE(1); ROW_STORE(2); ROW_STORE(3); ROW_STORE(4); ROW_STORE(5);
+        return;
+    }
     if (mr == MR && nr == NR) {
         ROW_ADD(0); ROW_ADD(1); ROW_ADD(2); ROW_ADD(3); ROW_ADD(4); ROW_ADD(5);
         return;
     }
     float tile[MR][NR]; /* an edge tile: only mr x nr of it lands in C */
     ROW_OUT(0); ROW_OUT(1); ROW_OUT(2); ROW_OUT(3); ROW_OUT(4); ROW_OUT(5);
-    add_tile(tile, C, ldc, mr, nr);
+    put_tile(tile, C, ldc, mr, nr, store);
 }
 #endif
 
 /* C[0..mr-1][0..nr-1] += A (MR x kc, element (i, p) at a[i a_row + p a_col]) times B (kc x NR,
- * row p at b + p b_row: a packed panel, or a narrow row-major B where it lies). Rows of A past
- * mr and columns of B past nr must be readable (a packed edge panel has zeros there). */
+ * row p at b + p b_row: a packed panel, or a narrow row-major B where it lies); = instead of
+ * += when store. Rows of A past mr and columns of B past nr must be readable (a packed edge
+ * panel has zeros there). */
 typedef void micro_kernel_fn(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
-                             float *C, long ldc, int mr, int nr);
+                             float *C, long ldc, int mr, int nr, bool store);
 
 static bool generic_only;
 
@@ -185,7 +198,7 @@ static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
  * row of C) or a narrow transposed A (its MR values for each p are contiguous); a wide
  * transposed A (whose panel would span kc pages) and the last, partial panel are packed,
  * with zeros below the last rows. */
-static void gemm_blocked(int m, int n, int k, view A, view B, float *C)
+static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
     micro_kernel_fn *kernel = pick_micro_kernel();
     const float *b[NC / NR];
@@ -206,15 +219,17 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C)
                 }
                 for (int jr = 0; jr < nc; jr += NR)
                     kernel(kc, a, a_row, a_col, b[jr / NR], b_row[jr / NR], C + (long)ir * n + j0 + jr, n,
-                           mr, nc - jr < NR ? nc - jr : NR);
+                           mr, nc - jr < NR ? nc - jr : NR, overwrite && p0 == 0);
             }
         }
     }
 }
 
 /* Direct loops for products too small to repay the packing. */
-static void gemm_tiny(int m, int n, int k, view A, view B, float *C)
+static void gemm_tiny(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
+    if (overwrite)
+        memset(C, 0, (size_t)m * (size_t)n * sizeof(float));
     for (int i = 0; i < m; i++)
         for (int p = 0; p < k; p++) {
             float a = at(A, i, p);
@@ -228,6 +243,7 @@ typedef struct row_split {
     int m, n, k, rows_per_task;
     view A, B;
     float *C;
+    bool overwrite;
 } row_split;
 
 static void gemm_rows_task(void *ctx, int task)
@@ -238,40 +254,39 @@ static void gemm_rows_task(void *ctx, int task)
     if (rows <= 0)
         return;
     view A = { s->A.p + first * s->A.row, s->A.row, s->A.col };
-    gemm_blocked(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n);
+    gemm_blocked(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->overwrite);
 }
 
-static void gemm(int m, int n, int k, view A, view B, float *C)
+/* C += A B, or C = A B when overwrite (C's old values are never read then). */
+static void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
     long work = (long)m * n * k;
     int threads = tg_thread_count();
     if (work <= TINY) {
-        gemm_tiny(m, n, k, A, B, C);
+        gemm_tiny(m, n, k, A, B, C, overwrite);
     } else if (threads == 1 || work < PARALLEL_MIN || m < 2 * MR) {
-        gemm_blocked(m, n, k, A, B, C);
+        gemm_blocked(m, n, k, A, B, C, overwrite);
     } else {
         int per_task = (m + threads - 1) / threads;
         per_task = (per_task + MR - 1) / MR * MR;
-        row_split split = { m, n, k, per_task, A, B, C };
+        row_split split = { m, n, k, per_task, A, B, C, overwrite };
         tg_parallel_for(threads, gemm_rows_task, &split);
     }
 }
 
 void tg_kernel_matmul(int m, int n, int k, const float *A, const float *B, float *C, int accumulate)
 {
-    if (!accumulate)
-        memset(C, 0, (size_t)m * (size_t)n * sizeof(float));
-    gemm(m, n, k, (view){ A, k, 1 }, (view){ B, n, 1 }, C);
+    gemm(m, n, k, (view){ A, k, 1 }, (view){ B, n, 1 }, C, !accumulate);
 }
 
 void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, float *C)
 {
-    gemm(m, n, k, (view){ A, k, 1 }, (view){ B, 1, k }, C);
+    gemm(m, n, k, (view){ A, k, 1 }, (view){ B, 1, k }, C, false);
 }
 
 void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, float *C)
 {
-    gemm(m, n, k, (view){ A, 1, m }, (view){ B, n, 1 }, C);
+    gemm(m, n, k, (view){ A, 1, m }, (view){ B, n, 1 }, C, false);
 }
 
 /* T = A^T for the block of A at rows i0 .. i_end - 1, columns j0 .. j_end - 1. */

@@ -15,7 +15,7 @@
 #include "kernels.h"
 #include "threads.h"
 
-enum { NN, NT, TN };
+enum { NN, NT, TN, NN_OVERWRITE };
 
 /* C = A B, A B^T or A^T B in double, as tg_kernel_* define them; A and B as stored. */
 static void reference(int kind, int m, int n, int k, const float *A, const float *B, double *C)
@@ -39,7 +39,8 @@ static void random_fill(float *x, long n, uint64_t seed)
         x[i] = 2.0f * tg_rng_uniform(&rng) - 1.0f;
 }
 
-/* Worst |ours - reference| / sqrt(k) over C, where C starts at 1 (so accumulation counts). */
+/* Worst |ours - reference| / sqrt(k) over C, where C starts at 1 (so accumulation counts);
+ * for NN_OVERWRITE C starts as NaN, which must not leak into the result. */
 static double product_error(int kind, int m, int n, int k)
 {
     float *A = malloc(sizeof(float) * (size_t)m * k), *B = malloc(sizeof(float) * (size_t)k * n);
@@ -47,18 +48,21 @@ static double product_error(int kind, int m, int n, int k)
     double *want = malloc(sizeof(double) * (size_t)m * n);
     random_fill(A, (long)m * k, 1);
     random_fill(B, (long)k * n, 2);
+    float start = kind == NN_OVERWRITE ? NAN : 1.0f;
     for (long i = 0; i < (long)m * n; i++)
-        C[i] = 1.0f;
-    if (kind == NN)
-        tg_kernel_matmul(m, n, k, A, B, C, 1);
+        C[i] = start;
+    if (kind == NN || kind == NN_OVERWRITE)
+        tg_kernel_matmul(m, n, k, A, B, C, kind == NN);
     else if (kind == NT)
         tg_kernel_matmul_nt(m, n, k, A, B, C);
     else
         tg_kernel_matmul_tn(m, n, k, A, B, C);
     reference(kind, m, n, k, A, B, want);
     double worst = 0.0;
-    for (long i = 0; i < (long)m * n; i++)
-        worst = fmax(worst, fabs(C[i] - (want[i] + 1.0)));
+    for (long i = 0; i < (long)m * n; i++) {
+        double error = fabs(C[i] - (want[i] + (kind == NN_OVERWRITE ? 0.0 : 1.0)));
+        worst = isnan(error) ? INFINITY : fmax(worst, error);
+    }
     free(A);
     free(B);
     free(C);
@@ -76,7 +80,7 @@ static const int SIZES[][3] = {
 
 static void check_all_products(void)
 {
-    for (int kind = NN; kind <= TN; kind++)
+    for (int kind = NN; kind <= NN_OVERWRITE; kind++)
         for (int s = 0; s < N_SIZES; s++) {
             double err = product_error(kind, SIZES[s][0], SIZES[s][1], SIZES[s][2]);
             ck_assert_msg(err < 1e-5, "product %d at %dx%dx%d: error %g", kind,
