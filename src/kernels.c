@@ -14,7 +14,7 @@
 
 /* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MR x KC panel of A (6 KiB) in
  * L1, and the MR x NR tile of C in registers. */
-enum { MR = 6, NR = 16, KC = 256, NC = 256, TINY = 8 * 8 * 8 };
+enum { MR = 6, NR = 16, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4 };
 /* Products with fewer multiply-adds than this stay on one thread: handing a job to a
  * spinning worker costs about a microsecond, and a product of 2^20 takes about 25. */
 #define PARALLEL_MIN (1L << 20)
@@ -225,17 +225,47 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool ove
     }
 }
 
-/* Direct loops for products too small to repay the packing. */
-static void gemm_tiny(int m, int n, int k, view A, view B, float *C, bool overwrite)
+/* The dot product of n floats at a and b, in LANES partial sums (which vectorise). */
+enum { LANES = 8 };
+
+static float dot(long n, const float *a, const float *b)
 {
-    if (overwrite)
-        memset(C, 0, (size_t)m * (size_t)n * sizeof(float));
-    for (int i = 0; i < m; i++)
-        for (int p = 0; p < k; p++) {
-            float a = at(A, i, p);
+    float lane[LANES] = { 0 };
+    long i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            lane[l] += a[i + l] * b[i + l];
+    float sum = 0.0f;
+    for (; i < n; i++)
+        sum += a[i] * b[i];
+    for (int l = 0; l < LANES; l++)
+        sum += lane[l];
+    return sum;
+}
+
+/* Direct loops for products too small or too thin (a few columns, or a short k) to repay the
+ * packing, with the innermost loop along rows that are contiguous: B's for A B and A^T B
+ * (B row-major), A's and B's for A B^T (both row-major as stored). */
+static void gemm_direct(int m, int n, int k, view A, view B, float *C, bool overwrite)
+{
+    for (int i = 0; i < m; i++) {
+        float *restrict c = C + (long)i * n; /* C never overlaps A or B */
+        if (B.col == 1) { /* row i of C += A[i][p] times row p of B */
+            for (int p = 0; p < k; p++) {
+                float a = at(A, i, p);
+                const float *restrict b = B.p + p * B.row;
+                if (p == 0 && overwrite)
+                    for (int j = 0; j < n; j++)
+                        c[j] = a * b[j];
+                else
+                    for (int j = 0; j < n; j++)
+                        c[j] += a * b[j];
+            }
+        } else { /* A B^T: row i of A against row j of B as stored */
             for (int j = 0; j < n; j++)
-                C[(long)i * n + j] += a * at(B, p, j);
+                c[j] = (overwrite ? 0.0f : c[j]) + dot(k, A.p + i * A.row, B.p + j * B.col);
         }
+    }
 }
 
 /* A product split by rows of C: task t computes rows t * rows_per_task onwards. */
@@ -262,8 +292,8 @@ static void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
     long work = (long)m * n * k;
     int threads = tg_thread_count();
-    if (work <= TINY) {
-        gemm_tiny(m, n, k, A, B, C, overwrite);
+    if (work <= TINY || n < THIN || k < THIN) {
+        gemm_direct(m, n, k, A, B, C, overwrite);
     } else if (threads == 1 || work < PARALLEL_MIN || m < 2 * MR) {
         gemm_blocked(m, n, k, A, B, C, overwrite);
     } else {
@@ -480,7 +510,6 @@ void tg_kernel_axpy(long n, float alpha, const float *x, float *y)
 /* Sums go through LANES independent float partial sums (which the compiler vectorises, as
  * they need no reordering of any one sum), added up at the end in double: as accurate as a
  * pairwise sum for the sizes here, and several times faster than one running double. */
-enum { LANES = 8 };
 
 float tg_kernel_sum(long n, const float *x)
 {
