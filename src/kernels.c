@@ -24,6 +24,70 @@ typedef struct view { const float *p; long row, col; } view;
 
 static float at(view v, int i, int j) { return v.p[i * v.row + j * v.col]; }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_AVX2_KERNEL 1 /* AVX2 versions, used when the CPU has AVX2 and FMA */
+#endif
+
+static bool generic_only;
+
+void tg_kernel_use_generic(int on) { generic_only = on != 0; }
+
+static bool use_avx2(void); /* true: take the AVX2 paths */
+
+/* ---- transpose ------------------------------------------------------------------------------ */
+
+/* T = A^T for the block of A at rows i0 .. i_end - 1, columns j0 .. j_end - 1. */
+static void transpose_block(int rows, int cols, const float *A, float *T, int i0, int i_end, int j0,
+                            int j_end)
+{
+    for (int j = j0; j < j_end; j++)
+        for (int i = i0; i < i_end; i++)
+            T[(long)j * rows + i] = A[(long)i * cols + j];
+}
+
+#ifdef HAVE_AVX2_KERNEL
+/* An 8 x 8 block in registers: rows in, interleave pairs, then quads, then halves, rows out. */
+__attribute__((target("avx2")))
+static void transpose_8x8_avx2(const float *a, long lda, float *t, long ldt)
+{
+    __m256 r[8], u[8], v[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(a + i * lda);
+    for (int i = 0; i < 8; i += 2) {
+        u[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        u[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        v[i] = _mm256_shuffle_ps(u[i], u[i + 2], 0x44);
+        v[i + 1] = _mm256_shuffle_ps(u[i], u[i + 2], 0xEE);
+        v[i + 2] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0x44);
+        v[i + 3] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(t + i * ldt, _mm256_permute2f128_ps(v[i], v[i + 4], 0x20));
+        _mm256_storeu_ps(t + (i + 4) * ldt, _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
+    }
+}
+#endif
+
+void tg_kernel_transpose(int rows, int cols, const float *A, float *T)
+{
+    int full_rows = rows / 8 * 8, full_cols = cols / 8 * 8;
+#ifdef HAVE_AVX2_KERNEL
+    if (use_avx2()) {
+        for (int i0 = 0; i0 < full_rows; i0 += 8)
+            for (int j0 = 0; j0 < full_cols; j0 += 8)
+                transpose_8x8_avx2(A + (long)i0 * cols + j0, cols, T + (long)j0 * rows + i0, rows);
+        transpose_block(rows, cols, A, T, 0, full_rows, full_cols, cols);
+        transpose_block(rows, cols, A, T, full_rows, rows, 0, cols);
+        return;
+    }
+#endif
+    for (int i0 = 0; i0 < rows; i0 += 8)
+        transpose_block(rows, cols, A, T, i0, i0 + 8 < rows ? i0 + 8 : rows, 0, cols);
+}
+
 /* ---- packing ------------------------------------------------------------------------------ */
 
 /* Copies a width x kc block of a matrix into one panel: out[p * width + i] = element (i, p),
@@ -64,6 +128,23 @@ static void pack_a(view A, int i0, int m, int p0, int kc, float *out)
  * little and costs a copy per product (a fifth of the step at 32 x 32). */
 enum { NARROW = 64 };
 
+/* A full panel of a transposed B (element (p, j) at first[j * ld + p]): its NR x kc block as
+ * stored, transposed into out (kc x NR) 8 x 8 at a time, where pack_panel would gather one
+ * value at a time. */
+static void pack_transposed_panel(const float *first, long ld, int kc, float *out)
+{
+    int p = 0;
+#ifdef HAVE_AVX2_KERNEL
+    if (use_avx2())
+        for (; p + 8 <= kc; p += 8)
+            for (int half = 0; half < NR; half += 8)
+                transpose_8x8_avx2(first + half * ld + p, ld, out + p * NR + half, NR);
+#endif
+    for (; p < kc; p++)
+        for (int i = 0; i < NR; i++)
+            out[p * NR + i] = first[i * ld + p];
+}
+
 /* Rows p0 .. p0 + kc - 1, columns j0 .. j0 + nc - 1 of B, as panels of NR columns: panel c
  * starts at b[c], its rows b_row[c] floats apart. Full panels of a narrow row-major B are
  * read in place; the others are packed into out (kc x NR each, zeros past the last column). */
@@ -76,6 +157,10 @@ static void prepare_b(view B, int p0, int kc, int j0, int nc, float *out, const 
         if (in_place && nr == NR) {
             b[c] = first;
             b_row[c] = B.row;
+        } else if (B.row == 1 && nr == NR) {
+            pack_transposed_panel(first, B.col, kc, out + c * NR * kc);
+            b[c] = out + c * NR * kc;
+            b_row[c] = NR;
         } else {
             pack_panel(first, B.col, B.row, nr, NR, kc, out + c * NR * kc);
             b[c] = out + c * NR * kc;
@@ -113,10 +198,7 @@ static void micro_kernel_c(int kc, const float *a, long a_row, long a_col, const
     put_tile(tile, C, ldc, mr, nr, store);
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define HAVE_AVX2_KERNEL 1
-
+#ifdef HAVE_AVX2_KERNEL
 /* The 6 x 16 tile of C lives in twelve 8-float registers, written out by hand so that no
  * compiler keeps it in memory. */
 #define ROW_FMA(i)                                                      \
@@ -172,12 +254,6 @@ static void micro_kernel_avx2(int kc, const float *a, long a_row, long a_col, co
  * panel has zeros there). */
 typedef void micro_kernel_fn(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
                              float *C, long ldc, int mr, int nr, bool store);
-
-static bool generic_only;
-
-void tg_kernel_use_generic(int on) { generic_only = on != 0; }
-
-static bool use_avx2(void);
 
 static micro_kernel_fn *pick_micro_kernel(void)
 {
@@ -317,57 +393,6 @@ void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, fl
 void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, float *C)
 {
     gemm(m, n, k, (view){ A, 1, m }, (view){ B, n, 1 }, C, false);
-}
-
-/* T = A^T for the block of A at rows i0 .. i_end - 1, columns j0 .. j_end - 1. */
-static void transpose_block(int rows, int cols, const float *A, float *T, int i0, int i_end, int j0,
-                            int j_end)
-{
-    for (int j = j0; j < j_end; j++)
-        for (int i = i0; i < i_end; i++)
-            T[(long)j * rows + i] = A[(long)i * cols + j];
-}
-
-#ifdef HAVE_AVX2_KERNEL
-/* An 8 x 8 block in registers: rows in, interleave pairs, then quads, then halves, rows out. */
-__attribute__((target("avx2")))
-static void transpose_8x8_avx2(const float *a, long lda, float *t, long ldt)
-{
-    __m256 r[8], u[8], v[8];
-    for (int i = 0; i < 8; i++)
-        r[i] = _mm256_loadu_ps(a + i * lda);
-    for (int i = 0; i < 8; i += 2) {
-        u[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        u[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        v[i] = _mm256_shuffle_ps(u[i], u[i + 2], 0x44);
-        v[i + 1] = _mm256_shuffle_ps(u[i], u[i + 2], 0xEE);
-        v[i + 2] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0x44);
-        v[i + 3] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(t + i * ldt, _mm256_permute2f128_ps(v[i], v[i + 4], 0x20));
-        _mm256_storeu_ps(t + (i + 4) * ldt, _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
-    }
-}
-#endif
-
-void tg_kernel_transpose(int rows, int cols, const float *A, float *T)
-{
-    int full_rows = rows / 8 * 8, full_cols = cols / 8 * 8;
-#ifdef HAVE_AVX2_KERNEL
-    if (use_avx2()) {
-        for (int i0 = 0; i0 < full_rows; i0 += 8)
-            for (int j0 = 0; j0 < full_cols; j0 += 8)
-                transpose_8x8_avx2(A + (long)i0 * cols + j0, cols, T + (long)j0 * rows + i0, rows);
-        transpose_block(rows, cols, A, T, 0, full_rows, full_cols, cols);
-        transpose_block(rows, cols, A, T, full_rows, rows, 0, cols);
-        return;
-    }
-#endif
-    for (int i0 = 0; i0 < rows; i0 += 8)
-        transpose_block(rows, cols, A, T, i0, i0 + 8 < rows ? i0 + 8 : rows, 0, cols);
 }
 
 /* ---- tanh and sigmoid ------------------------------------------------------------------------
