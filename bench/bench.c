@@ -60,7 +60,8 @@ static const char USAGE[] =
     "  --rounds N          measure each config and size N times, taking turns with the peer each\n"
     "                      time, and report the median of the N medians (default 3; 1 with --quick)\n"
     "  --threads N         threads for tapegrad (tg_set_threads) and for the peer's torch and BLAS,\n"
-    "                      1 to 64 (default 1)\n"
+    "                      1 to 64 (default 1); above 1, tapegrad is also timed on one thread in\n"
+    "                      each round and a table gives the speed-up\n"
     "  --peer              require the peer: exit with status 1 when it cannot run\n"
     "  --no-peer           do not start the peer\n"
     "  --peer-script FILE  the peer script (default " PEER_SCRIPT ")\n"
@@ -79,13 +80,14 @@ typedef struct config {
     const char *name;
     int input, hidden, batch, steps;   /* I, H, B, T */
     double goal;                       /* wanted: nn.RNN's time / ours, at least this */
+    double thread_goal;                /* wanted: one thread's time / two threads', or 0 */
 } config;
 
 static const config CONFIGS[] = {
-    { "S", 3, 2, 1, 5, 200.0 },
-    { "M", 1, 32, 32, 50, 10.0 },
-    { "L", 64, 256, 64, 50, 2.0 },
-    { "XL", 256, 1024, 64, 20, 1.5 },
+    { "S", 3, 2, 1, 5, 200.0, 0.0 },
+    { "M", 1, 32, 32, 50, 10.0, 0.0 },
+    { "L", 64, 256, 64, 50, 2.0, 0.0 },
+    { "XL", 256, 1024, 64, 20, 1.5, 1.6 },
 };
 #define N_CONFIGS (int)(sizeof CONFIGS / sizeof CONFIGS[0])
 
@@ -650,6 +652,7 @@ static void print_number(int width, const char *format, double value)
 typedef struct rnn_result {
     bool ran, peer_skipped;
     timing ours, seed, nn_rnn;
+    timing one_thread;                 /* ours on one thread, when --threads asks for more */
     double logical, actual;            /* bytes, for the memory report */
 } rnn_result;
 
@@ -659,22 +662,27 @@ typedef struct matmul_result {
     timing np_ab, np_abt, np_atb;      /* numpy's */
 } matmul_result;
 
-static int run_config(const config *c, const plan *pl, bool ask_peer, peer *p, rnn_result *r)
+/* Times tapegrad's step for c; *reserved gets the arena's size plus the parameters. */
+static int time_ours(const config *c, const plan *pl, timing *t, double *reserved)
 {
     rnn_bench b;
     int status = -1;
     if (!rnn_bench_init(&b, c))
         fprintf(stderr, "bench: config %s: out of memory\n", c->name);
     else
-        status = measure(train_step, &b, pl, &r->ours);
-    if (status == 0) {
-        r->ran = true;
-        r->logical = logical_bytes(c);
-        r->actual = (double)tg_tape_reserved_bytes(b.tape) + param_bytes(c);
-    }
+        status = measure(train_step, &b, pl, t);
+    if (status == 0)
+        *reserved = (double)tg_tape_reserved_bytes(b.tape) + param_bytes(c);
     rnn_bench_free(&b);
-    if (status != 0)
+    return status;
+}
+
+static int run_config(const config *c, const plan *pl, bool ask_peer, peer *p, rnn_result *r)
+{
+    if (time_ours(c, pl, &r->ours, &r->actual) != 0)
         return -1;
+    r->ran = true;
+    r->logical = logical_bytes(c);
 
     char request[LINE_MAX_LEN];
     snprintf(request, sizeof request, "rnn %s %d %d %d %d %g %d %d %g", c->name, c->input, c->hidden,
@@ -733,19 +741,29 @@ static timing median_of_rounds(const timing *t, int n)
     return (timing){ ran % 2 ? us[ran / 2] : 0.5 * (us[ran / 2 - 1] + us[ran / 2]), reps };
 }
 
-/* run_config `rounds` times (each taking its turn with the peer); r gets the medians. */
-static int run_config_rounds(const config *c, const plan *pl, int rounds, bool ask_peer, peer *p,
-                             rnn_result *r)
+/* run_config `rounds` times (each taking its turn with the peer); r gets the medians. With
+ * threads > 1 each round also times tapegrad on one thread, for the speed-up. */
+static int run_config_rounds(const config *c, const plan *pl, int rounds, int threads, bool ask_peer,
+                             peer *p, rnn_result *r)
 {
-    timing ours[64], seed[64], nn_rnn[64];
+    timing ours[64], seed[64], nn_rnn[64], one_thread[64];
+    double reserved;
     for (int i = 0; i < rounds; i++) {
         if (run_config(c, pl, ask_peer, p, r) != 0)
             return -1;
-        ours[i] = r->ours, seed[i] = r->seed, nn_rnn[i] = r->nn_rnn;
+        ours[i] = r->ours, seed[i] = r->seed, nn_rnn[i] = r->nn_rnn, one_thread[i] = NO_TIMING;
+        if (threads > 1) {
+            tg_set_threads(1);
+            int status = time_ours(c, pl, &one_thread[i], &reserved);
+            tg_set_threads(threads);
+            if (status != 0)
+                return -1;
+        }
     }
     r->ours = median_of_rounds(ours, rounds);
     r->seed = median_of_rounds(seed, rounds);
     r->nn_rnn = median_of_rounds(nn_rnn, rounds);
+    r->one_thread = median_of_rounds(one_thread, rounds);
     return 0;
 }
 
@@ -798,6 +816,28 @@ static void print_rnn_table(const rnn_result *results)
         print_number(7, "%.2fx", vs_seed);
         print_number(10, "%.2fx", vs_rnn);
         printf("  >=%5.4gx %s\n", c->goal, verdict(vs_rnn, c->goal, r->peer_skipped));
+    }
+}
+
+static void print_thread_table(const rnn_result *results, int threads)
+{
+    printf("\nThreads: the same step on %d threads against 1 (tapegrad alone, the same rounds)\n", threads);
+    char label[32];
+    snprintf(label, sizeof label, "%d threads us", threads);
+    printf("%-3s | %12s %12s | %8s  %s\n", "cfg", "1 thread us", label, "speed-up", "goal");
+    for (int i = 0; i < N_CONFIGS; i++) {
+        const rnn_result *r = &results[i];
+        if (!r->ran)
+            continue;
+        double speedup = r->one_thread.us / r->ours.us;
+        printf("%-3s | ", CONFIGS[i].name);
+        print_number(12, "%.1f", r->one_thread.us);
+        print_number(13, "%.1f", r->ours.us);
+        printf(" | ");
+        print_number(7, "%.2fx", speedup);
+        if (CONFIGS[i].thread_goal > 0 && threads == 2)
+            printf("  >= %.2gx on 2 threads %s", CONFIGS[i].thread_goal, speedup >= CONFIGS[i].thread_goal ? "met" : "NOT MET");
+        printf("\n");
     }
 }
 
@@ -909,11 +949,13 @@ int main(int argc, char **argv)
     rnn_result rnn[N_CONFIGS] = { 0 };
     for (int i = 0; i < N_CONFIGS && status == 0; i++) {
         bool ask = !opt.quick || opt.configs_named || step_flops(&CONFIGS[i]) <= QUICK_PEER_MAX_FLOPS;
-        if (opt.run_config[i] && run_config_rounds(&CONFIGS[i], pl, rounds, ask, &p, &rnn[i]) != 0)
+        if (opt.run_config[i] && run_config_rounds(&CONFIGS[i], pl, rounds, threads, ask, &p, &rnn[i]) != 0)
             status = 1;
     }
     if (status == 0) {
         print_rnn_table(rnn);
+        if (threads > 1)
+            print_thread_table(rnn, threads);
         print_memory(rnn);
     }
 
