@@ -13,7 +13,7 @@
  * Truncated BPTT: the text is far too long for one tape, so each iteration records a chunk of
  * T steps, backpropagates through those alone and updates the weights. The state is not reset
  * between chunks: the last h (and c) of a chunk becomes the first state of the next, copied
- * into a plain tg_input with no history. So the forward pass still sees context from earlier
+ * into a plain tg_constant with no history. So the forward pass still sees context from earlier
  * chunks while gradients stop at the chunk's start (the tape is reset every chunk). The B
  * streams start at evenly spaced points of the text and each reads on where its last chunk
  * ended (wrapping around at the end). To generate, the model reads a byte, turns its logits
@@ -338,14 +338,14 @@ static tg_tensor *readout(tg_tape *tape, const model *m, tg_tensor *h)
     return tg_add(tape, tg_matmul(tape, m->W_y, h), m->b_y);
 }
 
-/* The one-hot columns of classes[0..batch-1] as a V x batch tape input, built in scratch
+/* The one-hot columns of classes[0..batch-1] as a V x batch tape constant, built in scratch
  * (V x batch zeros, left as zeros). */
 static tg_tensor *one_hot(tg_tape *tape, const model *m, float *scratch, const int *classes,
                           int batch)
 {
     for (int b = 0; b < batch; b++)
         scratch[classes[b] * batch + b] = 1.0f;
-    tg_tensor *x = tg_input(tape, m->cell->input_size, batch, scratch);
+    tg_tensor *x = tg_constant(tape, m->cell->input_size, batch, scratch);
     for (int b = 0; b < batch; b++)
         scratch[classes[b] * batch + b] = 0.0f;
     return x;
@@ -369,11 +369,12 @@ static void carry_free(carry *s)
     free(s->c);
 }
 
-/* The carried state as new tape inputs: the start of a fresh history, detached from the last. */
+/* The carried state as new tape constants: the start of a fresh history, detached from the
+ * last (truncated BPTT: no gradient flows back into the previous chunk). */
 static tg_cell_state carry_in(tg_tape *tape, const model *m, const carry *s, int batch)
 {
-    return (tg_cell_state){ tg_input(tape, m->cell->hidden_size, batch, s->h),
-                            m->cell->has_c ? tg_input(tape, m->cell->hidden_size, batch, s->c) : NULL };
+    return (tg_cell_state){ tg_constant(tape, m->cell->hidden_size, batch, s->h),
+                            m->cell->has_c ? tg_constant(tape, m->cell->hidden_size, batch, s->c) : NULL };
 }
 
 static void carry_out(carry *s, const model *m, tg_cell_state state, int batch)

@@ -187,12 +187,12 @@ static bool measure_ratios(tg_tape *tape, tg_cell *cell, tg_rng *rng, double rat
     tg_cell_state state = tg_cell_zero_state(tape, cell, 1);
     h[0] = state.h;
     for (int t = 1; t <= STEPS; t++) {
-        tg_tensor *x = tg_input(tape, INPUT_SIZE, 1, NULL);     /* input x 1 */
+        tg_tensor *x = tg_constant(tape, INPUT_SIZE, 1, NULL);  /* input x 1 */
         tg_init_normal(x, 0.0f, INPUT_STD, rng);
         state = tg_cell_step(tape, cell, x, state);
         h[t] = state.h;
     }
-    tg_tensor *w = tg_input(tape, HIDDEN, 1, NULL);             /* hidden x 1 */
+    tg_tensor *w = tg_constant(tape, HIDDEN, 1, NULL);          /* hidden x 1 */
     tg_init_normal(w, 0.0f, 1.0f, rng);
     tg_tensor *loss = tg_sum(tape, tg_mul(tape, w, h[STEPS]));  /* 1 x 1 */
     if (tg_backward(tape, loss) != 0) {

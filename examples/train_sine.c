@@ -127,12 +127,13 @@ static void make_waves(float *waves, int steps, int batch, tg_rng *rng)
  * Row t of waves is x_t for every wave of the batch. NULL with the tape's error set on failure. */
 static tg_tensor *sequence_loss(tg_tape *tape, const model *m, const float *waves, int steps, int batch)
 {
-    tg_tensor *h = tg_input(tape, m->cell->hidden_size, batch, NULL); /* h_0 = 0: hidden x batch */
-    tg_tensor *total = tg_input(tape, 1, 1, NULL);                    /* 0 */
+    /* The data are constants (tg_constant): no gradient is wanted for them. */
+    tg_tensor *h = tg_constant(tape, m->cell->hidden_size, batch, NULL); /* h_0 = 0: hidden x batch */
+    tg_tensor *total = tg_constant(tape, 1, 1, NULL);                 /* 0 */
     for (int t = 0; t < steps; t++) {
         const float *row = waves + (size_t)t * batch;
-        tg_tensor *x = tg_input(tape, 1, batch, row);                 /* x_t: 1 x batch */
-        tg_tensor *next = tg_input(tape, 1, batch, row + batch);      /* x_{t+1}: 1 x batch */
+        tg_tensor *x = tg_constant(tape, 1, batch, row);              /* x_t: 1 x batch */
+        tg_tensor *next = tg_constant(tape, 1, batch, row + batch);   /* x_{t+1}: 1 x batch */
         h = tg_rnn_cell_forward(tape, m->cell, x, h);                 /* hidden x batch */
         tg_tensor *y = tg_add(tape, tg_matmul(tape, m->W_y, h), m->b_y); /* 1 x batch */
         total = tg_add(tape, total, tg_mse(tape, y, next));

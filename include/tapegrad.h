@@ -31,8 +31,8 @@
  *     tg_tape *tape = tg_tape_new();
  *     tg_tensor *h = tg_input(tape, hidden, batch, NULL);               // h_0 = 0
  *     for (int t = 0; t < steps; t++)
- *         h = tg_rnn_cell_forward(tape, cell, tg_input(tape, input, batch, x[t]), h);
- *     tg_tensor *loss = tg_mse(tape, h, tg_input(tape, hidden, batch, target));
+ *         h = tg_rnn_cell_forward(tape, cell, tg_constant(tape, input, batch, x[t]), h);
+ *     tg_tensor *loss = tg_mse(tape, h, tg_constant(tape, hidden, batch, target));
  *     if (tg_backward(tape, loss) != 0)
  *         fprintf(stderr, "%s\n", tg_tape_error(tape));
  *
