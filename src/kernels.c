@@ -365,14 +365,14 @@ static void gemm_rows_task(void *ctx, int task)
     gemm_blocked(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->overwrite);
 }
 
-/* C += A B, or C = A B when overwrite (C's old values are never read then). */
-static void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
+/* gemm for products that repay the packing: on this thread or split over the pool. Kept
+ * out of line, so that a tiny product does not pay for its stack frame. */
+__attribute__((noinline))
+static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
     long work = (long)m * n * k;
     int threads = tg_thread_count();
-    if (work <= TINY || n < THIN || k < THIN) {
-        gemm_direct(m, n, k, A, B, C, overwrite);
-    } else if (threads == 1 || work < PARALLEL_MIN || m < 2 * MR) {
+    if (threads == 1 || work < PARALLEL_MIN || m < 2 * MR) {
         gemm_blocked(m, n, k, A, B, C, overwrite);
     } else {
         int per_task = (m + threads - 1) / threads;
@@ -380,6 +380,15 @@ static void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
         row_split split = { m, n, k, per_task, A, B, C, overwrite };
         tg_parallel_for(threads, gemm_rows_task, &split);
     }
+}
+
+/* C += A B, or C = A B when overwrite (C's old values are never read then). */
+static void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
+{
+    if ((long)m * n * k <= TINY || n < THIN || k < THIN)
+        gemm_direct(m, n, k, A, B, C, overwrite);
+    else
+        gemm_packed(m, n, k, A, B, C, overwrite);
 }
 
 void tg_kernel_matmul(int m, int n, int k, const float *A, const float *B, float *C, int accumulate)

@@ -18,7 +18,8 @@ typedef struct tg_op {
 #define TG_MAX_INPUTS 2
 
 /* One recorded op. Nodes form a list from the newest back to the first. An op's backward
- * runs only when its output has a grad, and adds to each input's grad that is not NULL. */
+ * runs only when its output has a grad, and adds to each input's grad that is not NULL.
+ * record() in tape.c sets every field one by one: a new field must be set there too. */
 struct tg_node {
     const tg_op *op;                   /* NULL for a leaf (tg_input, tg_constant) */
     tg_tape *tape;                     /* the tape it is on */
