@@ -194,7 +194,7 @@ static void micro_kernel_c(int kc, const float *a, long a_row, long a_col, const
 {
     float tile[MR][NR] = { { 0 } };
     for (int p = 0; p < kc; p++, a += a_col, b += b_row)
-        for (int i = 0; i < MR; i++)
+        for (int i = 0; i < mr; i++)
             for (int j = 0; j < NR; j++)
                 tile[i][j] += a[i * a_row] * b[j];
     put_tile(tile, C, ldc, mr, nr, store);
@@ -248,22 +248,59 @@ static void micro_kernel_avx2(int kc, const float *a, long a_row, long a_col, co
     ROW_OUT(0); ROW_OUT(1); ROW_OUT(2); ROW_OUT(3); ROW_OUT(4); ROW_OUT(5);
     put_tile(tile, C, ldc, mr, nr, store);
 }
+
+/* The same for a panel of exactly 4 rows (mr = 4), which reads no row of A past the fourth:
+ * it ends products whose height leaves 4 or 8 rows after panels of 6 (32, 64, 256, 1024),
+ * where the 6-row kernel would spend a whole call, and a packed panel, on 2 rows. */
+__attribute__((target("avx2,fma")))
+static void micro_kernel_avx2_4(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
+                                float *C, long ldc, int mr, int nr, bool store)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00;
+    for (int p = 0; p < kc; p++, a += a_col, b += b_row) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3);
+    }
+    if (nr == NR && store) {
+        ROW_STORE(0); ROW_STORE(1); ROW_STORE(2); ROW_STORE(3);
+        return;
+    }
+    if (nr == NR) {
+        ROW_ADD(0); ROW_ADD(1); ROW_ADD(2); ROW_ADD(3);
+        return;
+    }
+    float tile[MR][NR];
+    ROW_OUT(0); ROW_OUT(1); ROW_OUT(2); ROW_OUT(3);
+    put_tile(tile, C, ldc, mr, nr, store);
+}
 #endif
 
 /* C[0..mr-1][0..nr-1] += A (MR x kc, element (i, p) at a[i a_row + p a_col]) times B (kc x NR,
  * row p at b + p b_row: a packed panel, or a narrow row-major B where it lies); = instead of
- * += when store. Rows of A past mr and columns of B past nr must be readable (a packed edge
- * panel has zeros there). */
+ * += when store. Rows of A past mr (except for the 4-row kernel and the plain C one) and
+ * columns of B past nr must be readable (a packed edge panel has zeros there). */
 typedef void micro_kernel_fn(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
                              float *C, long ldc, int mr, int nr, bool store);
 
-static micro_kernel_fn *pick_micro_kernel(void)
+/* The kernel for a panel of mr rows: the 4-row one for mr = 4, the 6-row one otherwise. */
+static micro_kernel_fn *pick_micro_kernel(int mr)
 {
 #ifdef HAVE_AVX2_KERNEL
     if (use_avx2())
-        return micro_kernel_avx2;
+        return mr == 4 ? micro_kernel_avx2_4 : micro_kernel_avx2;
 #endif
+    (void)mr;
     return micro_kernel_c;
+}
+
+/* Rows in the panel that starts `left` rows before the end of A: MR, or 4 when 4 or 8 are
+ * left (two panels of 4 instead of 6 and a wasteful 2), or what is left. */
+static int panel_rows(int left)
+{
+    if (left == 4 || left == 8)
+        return 4;
+    return left < MR ? left : MR;
 }
 
 /* ---- the blocked product: C (m x n, row-major) += A B, with A and B given as views ------- */
@@ -278,7 +315,6 @@ static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
  * with zeros below the last rows. */
 static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
-    micro_kernel_fn *kernel = pick_micro_kernel();
     const float *b[NC / NR];
     long b_row[NC / NR];
     bool a_in_place = A.col == 1 || (A.row == 1 && A.col <= NARROW);
@@ -287,11 +323,12 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool ove
         for (int p0 = 0; p0 < k; p0 += KC) {
             int kc = k - p0 < KC ? k - p0 : KC;
             prepare_b(B, p0, kc, j0, nc, packed_b, b, b_row);
-            for (int ir = 0; ir < m; ir += MR) {
-                int mr = m - ir < MR ? m - ir : MR;
+            for (int ir = 0, mr; ir < m; ir += mr) {
+                mr = panel_rows(m - ir);
+                micro_kernel_fn *kernel = pick_micro_kernel(mr);
                 const float *a = A.p + ir * A.row + p0 * A.col;
                 long a_row = A.row, a_col = A.col;
-                if (mr < MR || !a_in_place) {
+                if ((mr < MR && mr != 4) || !a_in_place) {
                     pack_a(A, ir, mr, p0, kc, packed_a);
                     a = packed_a, a_row = 1, a_col = MR;
                 }

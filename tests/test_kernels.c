@@ -74,6 +74,7 @@ static const int SIZES[][3] = {
     { 1, 1, 1 }, { 7, 7, 7 }, { 33, 33, 33 }, { 1, 40, 3 }, { 40, 1, 50 }, { 6, 16, 1 },
     { 13, 17, 300 }, { 100, 70, 257 }, { 75, 260, 19 }, { 257, 5, 9 },
     { 32, 32, 32 }, { 12, 48, 70 }, { 64, 64, 300 }, { 7, 40, 33 }, /* narrow: read in place */
+    { 4, 33, 17 }, { 8, 20, 40 }, { 34, 50, 64 }, /* ending in panels of 4 rows */
     { 200, 170, 257 }, { 517, 70, 260 }, /* big enough to be split over threads */
 };
 #define N_SIZES ((int)(sizeof SIZES / sizeof SIZES[0]))
