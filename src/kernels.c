@@ -574,6 +574,7 @@ void tg_kernel_sigmoid(long n, const float *x, float *y)
 
 /* ---- elementwise and reductions ------------------------------------------------------------ */
 
+TG_ELEMENTWISE
 void tg_kernel_axpy(long n, float alpha, const float *x, float *y)
 {
     for (long i = 0; i < n; i++)
@@ -584,6 +585,7 @@ void tg_kernel_axpy(long n, float alpha, const float *x, float *y)
  * they need no reordering of any one sum), added up at the end in double: as accurate as a
  * pairwise sum for the sizes here, and several times faster than one running double. */
 
+TG_ELEMENTWISE
 float tg_kernel_sum(long n, const float *x)
 {
     float lane[LANES] = { 0 };
@@ -599,6 +601,7 @@ float tg_kernel_sum(long n, const float *x)
     return (float)sum;
 }
 
+TG_ELEMENTWISE
 double tg_kernel_sum_squared_difference(long n, const float *a, const float *b)
 {
     float lane[LANES] = { 0 };

@@ -83,6 +83,7 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 /* ---- add: y = a + b, b the same shape or a column added to every column of a ----------
  *      da += dy;  db += dy, or the row sums of dy for a column b */
 
+TG_ELEMENTWISE
 static void add_backward(tg_node *n)
 {
     tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
@@ -95,6 +96,7 @@ static void add_backward(tg_node *n)
 }
 static const tg_op ADD = { "tg_add", add_backward };
 
+TG_ELEMENTWISE
 tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 {
     if (!tg_inputs_ok(tape, ADD.name, 2, a, b))
@@ -142,6 +144,7 @@ tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 
 /* ---- mul: y = a * b elementwise;  da += dy * b,  db += dy * a --------------------------- */
 
+TG_ELEMENTWISE
 static void mul_backward(tg_node *n)
 {
     tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
@@ -190,6 +193,7 @@ tg_tensor *tg_scale(tg_tape *tape, tg_tensor *a, float s)
 
 /* ---- tanh: y = tanh(a);  da += dy * (1 - y^2) ------------------------------------------- */
 
+TG_ELEMENTWISE
 static void tanh_backward(tg_node *n)
 {
     tg_tensor *a = n->in[0], *y = &n->out;
@@ -210,6 +214,7 @@ tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *a)
 
 /* ---- sigmoid: y = 1 / (1 + exp(-a));  da += dy * y (1 - y) -------------------------------- */
 
+TG_ELEMENTWISE
 static void sigmoid_backward(tg_node *n)
 {
     tg_tensor *a = n->in[0], *y = &n->out;
@@ -369,6 +374,7 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int *classes
 
 /* ---- mse: y = sum((p - t)^2) / N (1 x 1);  dp += 2 (p - t) dy / N,  dt -= the same ---- */
 
+TG_ELEMENTWISE
 static void mse_backward(tg_node *n)
 {
     tg_tensor *p = n->in[0], *t = n->in[1];
