@@ -157,10 +157,7 @@ static options parse_args(int argc, char **argv)
                     .optimizer = "adam", .clip = 5.0f, .seed = 1, .temperature = 0.8f };
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
-        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
-            fputs(USAGE, stdout);
-            exit(0);
-        }
+        help_if_asked(flag, USAGE, true);
         const char *value = i + 1 < argc ? argv[++i] : NULL;
         const char **string = strcmp(flag, "--text") == 0 ? &opt.text
                             : strcmp(flag, "--save") == 0 ? &opt.save

@@ -30,6 +30,16 @@ static inline _Noreturn void usage_error(const char *fmt, ...)
     exit(2);
 }
 
+/* Prints usage on stdout and exits with status 0 when flag asks for help: --help, or also -h
+ * when short_ok. */
+static inline void help_if_asked(const char *flag, const char *usage, bool short_ok)
+{
+    if (strcmp(flag, "--help") == 0 || (short_ok && strcmp(flag, "-h") == 0)) {
+        fputs(usage, stdout);
+        exit(0);
+    }
+}
+
 /* The value of flag, which must be a whole number in [lo, hi]; text is NULL when it is missing. */
 static inline long long whole_number(const char *flag, const char *text, long long lo, long long hi)
 {
@@ -73,22 +83,21 @@ static inline bool is_directory(const char *dir)
     return true;
 }
 
-/* The flags every lab program takes; each program sets the defaults its --help text gives. */
+/* The flags every lab program takes, and the defaults every lab's --help text gives. */
 typedef struct lab_options {
     unsigned long long seed;   /* --seed N */
     bool quick;                /* --quick: a short run, for tests */
     const char *out;           /* --out DIR: where the CSV and SVG files go */
 } lab_options;
 
+#define LAB_DEFAULTS ((lab_options){ .seed = 1, .quick = false, .out = "results" })
+
 /* Reads argv[*i] into opt when it is a flag every lab program takes: --help (no -h) prints
  * usage and exits; --quick, --seed N, --out DIR (*i moves past the value). False for others. */
 static inline bool lab_flag(int argc, char **argv, int *i, const char *usage, lab_options *opt)
 {
     const char *flag = argv[*i];
-    if (strcmp(flag, "--help") == 0) {
-        fputs(usage, stdout);
-        exit(0);
-    }
+    help_if_asked(flag, usage, false);
     if (strcmp(flag, "--quick") == 0) {
         opt->quick = true;
         return true;
@@ -104,6 +113,16 @@ static inline bool lab_flag(int argc, char **argv, int *i, const char *usage, la
         return false;
     *i += 1;   /* past the value */
     return true;
+}
+
+/* The command line of a lab that takes only the flags every lab takes. */
+static inline lab_options lab_parse_args(int argc, char **argv, const char *usage)
+{
+    lab_options opt = LAB_DEFAULTS;
+    for (int i = 1; i < argc; i++)
+        if (!lab_flag(argc, argv, &i, usage, &opt))
+            usage_error("unknown flag '%s'", argv[i]);
+    return opt;
 }
 
 /* Writes chart as DIR/NAME.svg, or as DIR/NAME.csv when as_csv, with the library's writers.

@@ -107,8 +107,7 @@ typedef struct options {
 
 static options parse_args(int argc, char **argv)
 {
-    options opt = { .lab = { .seed = 1, .quick = false, .out = "results" }, .steps = 0,
-                    .threads = DEFAULT_THREADS };
+    options opt = { .lab = LAB_DEFAULTS, .steps = 0, .threads = DEFAULT_THREADS };
     for (int i = 1; i < argc; i++) {
         if (lab_flag(argc, argv, &i, USAGE, &opt.lab))   /* --help, --quick, --seed, --out */
             continue;

@@ -61,17 +61,6 @@ static const char USAGE[] =
     "  --out DIR   an existing directory for the CSV and SVG files (default results)\n"
     "  --help      print this and exit\n";
 
-/* ---- the command line -------------------------------------------------------------------- */
-
-static lab_options parse_args(int argc, char **argv)
-{
-    lab_options opt = { .seed = 1, .quick = false, .out = "results" };
-    for (int i = 1; i < argc; i++)
-        if (!lab_flag(argc, argv, &i, USAGE, &opt))
-            usage_error("unknown flag '%s'", argv[i]);
-    return opt;
-}
-
 /* ---- the arms: what each does to the gradient before the SGD step ------------------------ */
 
 static void no_clipping(tg_tensor *const *params, int n)
@@ -356,7 +345,7 @@ static bool run_all(tg_tape *tape, uint64_t seed, int n_seeds, int train_steps, 
 int main(int argc, char **argv)
 {
     program = "lab_explosion";
-    lab_options opt = parse_args(argc, argv);
+    lab_options opt = lab_parse_args(argc, argv, USAGE);
     if (!is_directory(opt.out))
         return 1;
     int n_seeds = opt.quick ? QUICK_SEEDS : SEEDS;

@@ -65,19 +65,6 @@ static const char USAGE[] =
     "  --out DIR   an existing directory for the CSV and SVG files (default results)\n"
     "  --help      print this and exit\n";
 
-/* ---- the command line -------------------------------------------------------------------- */
-
-static lab_options parse_args(int argc, char **argv)
-{
-    lab_options opt = { .seed = 1, .quick = false, .out = "results" };
-    for (int i = 1; i < argc; i++)
-        if (!lab_flag(argc, argv, &i, USAGE, &opt))
-            usage_error("unknown flag '%s'", argv[i]);
-    return opt;
-}
-
-/* ---- output files ------------------------------------------------------------------------ */
-
 /* ---- the models -------------------------------------------------------------------------- */
 
 /* What the check column tests for a model, k = 1..T-1. */
@@ -414,7 +401,7 @@ static bool write_outputs(const measurements *res, const char *dir)
 int main(int argc, char **argv)
 {
     program = "lab_gradient_norms";
-    lab_options opt = parse_args(argc, argv);
+    lab_options opt = lab_parse_args(argc, argv, USAGE);
     if (!is_directory(opt.out))
         return 1;
     measurements res = { .n_seeds = opt.quick ? QUICK_SEEDS : SEEDS };

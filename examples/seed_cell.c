@@ -32,10 +32,7 @@ static options parse_args(int argc, char **argv)
     options opt = { .seed = DEFAULT_SEED, .steps = DEFAULT_STEPS };
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
-        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
-            fputs(USAGE, stdout);
-            exit(0);
-        }
+        help_if_asked(flag, USAGE, true);
         const char *value = i + 1 < argc ? argv[++i] : NULL;
         if (strcmp(flag, "--seed") == 0)
             opt.seed = (unsigned long long)whole_number(flag, value, 0, LLONG_MAX);

@@ -60,10 +60,7 @@ static options parse_args(int argc, char **argv)
     options opt = { .hidden = 16, .steps = 32, .lr = 0.1f, .epochs = 30, .batch = 32, .seed = 1 };
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
-        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
-            fputs(USAGE, stdout);
-            exit(0);
-        }
+        help_if_asked(flag, USAGE, true);
         const char *value = i + 1 < argc ? argv[++i] : NULL;
         if (strcmp(flag, "--hidden") == 0)
             opt.hidden = (int)whole_number(flag, value, 1, 1024);

@@ -132,7 +132,7 @@ enum { NARROW = 64 };
 
 /* A full panel of a transposed B (element (p, j) at first[j * ld + p]): its NR x kc block as
  * stored, transposed into out (kc x NR) 8 x 8 at a time, where pack_panel would gather one
- * value at a time. */
+ * value at a time; pack_panel does what is left (the last kc % 8 rows, or all without AVX2). */
 static void pack_transposed_panel(const float *first, long ld, int kc, float *out)
 {
     int p = 0;
@@ -142,9 +142,8 @@ static void pack_transposed_panel(const float *first, long ld, int kc, float *ou
             for (int half = 0; half < NR; half += 8)
                 transpose_8x8_avx2(first + half * ld + p, ld, out + p * NR + half, NR);
 #endif
-    for (; p < kc; p++)
-        for (int i = 0; i < NR; i++)
-            out[p * NR + i] = first[i * ld + p];
+    if (p < kc)
+        pack_panel(first + p, ld, 1, NR, NR, kc - p, out + p * NR);
 }
 
 /* Rows p0 .. p0 + kc - 1, columns j0 .. j0 + nc - 1 of B, as panels of NR columns: panel c
