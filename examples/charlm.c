@@ -332,7 +332,7 @@ static bool model_init(model *m, const char *cell_name, int vocab_size, int hidd
 /* logits = W_y h + b_y: V x B, from h: H x B. */
 static tg_tensor *readout(tg_tape *tape, const model *m, tg_tensor *h)
 {
-    return tg_add(tape, tg_matmul(tape, m->W_y, h), m->b_y);
+    return tg_matmul_add(tape, m->W_y, h, m->b_y);
 }
 
 /* The one-hot columns of classes[0..batch-1] as a V x batch tape constant, built in scratch

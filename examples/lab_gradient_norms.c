@@ -97,9 +97,8 @@ static tg_cell *tanh_rnn(float rho, tg_rng *rng)
 static tg_cell_state linear_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
 {
     tg_rnn_cell *rnn = impl;
-    tg_tensor *recurrent = tg_matmul(tape, rnn->W_h, prev.h);   /* hidden x batch */
-    tg_tensor *from_input = tg_matmul(tape, rnn->W_x, x_t);     /* hidden x batch */
-    return (tg_cell_state){ .h = tg_add(tape, tg_add(tape, recurrent, from_input), rnn->b) };
+    tg_tensor *from_input = tg_matmul_add(tape, rnn->W_x, x_t, rnn->b);            /* W_x x_t + b */
+    return (tg_cell_state){ .h = tg_matmul_add(tape, rnn->W_h, prev.h, from_input) }; /* hidden x batch */
 }
 
 /* The same cell, minus tanh: the tanh cell's weights, stepped by linear_step. */

@@ -58,7 +58,7 @@ static inline tg_tensor *last_step_mse(tg_tape *tape, model *m, const float *x, 
         tg_tensor *x_t = tg_constant(tape, input, batch, x + (size_t)t * input * batch);
         state = tg_cell_step(tape, m->cell, x_t, state);                 /* h: hidden x batch */
     }
-    tg_tensor *prediction = tg_add(tape, tg_matmul(tape, m->W_y, state.h), m->b_y); /* outputs x batch */
+    tg_tensor *prediction = tg_matmul_add(tape, m->W_y, state.h, m->b_y); /* outputs x batch */
     return tg_mse(tape, prediction, tg_constant(tape, m->W_y->rows, batch, y));
 }
 

@@ -132,7 +132,7 @@ static tg_tensor *sequence_loss(tg_tape *tape, const model *m, const float *wave
         tg_tensor *x = tg_constant(tape, 1, batch, row);              /* x_t: 1 x batch */
         tg_tensor *next = tg_constant(tape, 1, batch, row + batch);   /* x_{t+1}: 1 x batch */
         h = tg_rnn_cell_forward(tape, m->cell, x, h);                 /* hidden x batch */
-        tg_tensor *y = tg_add(tape, tg_matmul(tape, m->W_y, h), m->b_y); /* 1 x batch */
+        tg_tensor *y = tg_matmul_add(tape, m->W_y, h, m->b_y);        /* 1 x batch */
         total = tg_add(tape, total, tg_mse(tape, y, next));
     }
     return tg_scale(tape, total, 1.0f / (float)steps);

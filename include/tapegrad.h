@@ -84,6 +84,7 @@ tg_tensor  *tg_constant(tg_tape *tape, int rows, int cols, const float *data);
 
 tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b); /* y = a b; a: m x k, b: k x n, y: m x n */
 tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a + b; b: a's shape, or rows x 1 added to every column */
+tg_tensor *tg_matmul_add(tg_tape *tape, tg_tensor *a, tg_tensor *b, tg_tensor *c); /* y = a b + c; c: m x n, or m x 1 added to every column */
 tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a - b; same shape */
 tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a * b elementwise; same shape */
 tg_tensor *tg_scale(tg_tape *tape, tg_tensor *a, float s);       /* y = s a */
@@ -130,7 +131,7 @@ int  tg_init_orthogonal(tg_tensor *t, float gain, tg_rng *rng);
 
 /* ---- The vanilla RNN cell -------------------------------------------------------------- */
 
-/* h_t = tanh(W_h h_{t-1} + W_x x_t + b), built from tg_matmul, tg_add and tg_tanh.
+/* h_t = tanh(W_h h_{t-1} + W_x x_t + b), built from two tg_matmul_add and a tg_tanh.
  * W_h: hidden x hidden, W_x: hidden x input, b: hidden x 1, as torch.nn.RNNCell's
  * weight_hh, weight_ih and bias_ih + bias_hh. */
 typedef struct tg_rnn_cell {

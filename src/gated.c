@@ -1,5 +1,5 @@
-/* gated.c: the gated recurrent cells, LSTM and GRU, built from the tape's nodes (tg_matmul,
- * tg_add, tg_rows, tg_sigmoid, tg_tanh, tg_mul, tg_one_minus), so their backward is the
+/* gated.c: the gated recurrent cells, LSTM and GRU, built from the tape's nodes
+ * (tg_matmul_add, tg_add, tg_rows, tg_sigmoid, tg_tanh, tg_mul, tg_one_minus), so their backward is the
  * nodes' backward and needs no code here. The parameters follow PyTorch's layout: all the
  * gates' weights sit in one matrix, one block of hidden rows per gate, so one matmul gives
  * every gate's pre-activation and tg_rows takes each gate's block out of it. */
@@ -107,8 +107,8 @@ int tg_lstm_cell_forward(tg_tape *tape, tg_lstm_cell *cell, tg_tensor *x_t,
     if (!tg_step_shapes_ok(tape, call, cell->input_size, cell->hidden_size, x_t, h_prev, c_prev, true))
         return -1;
     const int H = cell->hidden_size;
-    tg_tensor *a = tg_add(tape, tg_add(tape, tg_matmul(tape, cell->W_x, x_t),     /* 4H x B */
-                                       tg_matmul(tape, cell->W_h, h_prev)), cell->b);
+    tg_tensor *a = tg_matmul_add(tape, cell->W_h, h_prev,                         /* 4H x B */
+                                 tg_matmul_add(tape, cell->W_x, x_t, cell->b));
     tg_tensor *i = tg_sigmoid(tape, tg_rows(tape, a, 0 * H, H));                  /* H x B */
     tg_tensor *f = tg_sigmoid(tape, tg_rows(tape, a, 1 * H, H));                  /* H x B */
     tg_tensor *g = tg_tanh(tape, tg_rows(tape, a, 2 * H, H));                     /* H x B */
@@ -180,8 +180,8 @@ tg_tensor *tg_gru_cell_forward(tg_tape *tape, tg_gru_cell *cell, tg_tensor *x_t,
     if (!tg_step_shapes_ok(tape, call, cell->input_size, cell->hidden_size, x_t, h_prev, NULL, false))
         return NULL;
     const int H = cell->hidden_size;
-    tg_tensor *a = tg_add(tape, tg_matmul(tape, cell->W_x, x_t), cell->b_x);      /* 3H x B */
-    tg_tensor *u = tg_add(tape, tg_matmul(tape, cell->W_h, h_prev), cell->b_h);   /* 3H x B */
+    tg_tensor *a = tg_matmul_add(tape, cell->W_x, x_t, cell->b_x);                /* 3H x B */
+    tg_tensor *u = tg_matmul_add(tape, cell->W_h, h_prev, cell->b_h);             /* 3H x B */
     tg_tensor *r = tg_sigmoid(tape, tg_add(tape, tg_rows(tape, a, 0 * H, H),       /* H x B */
                                            tg_rows(tape, u, 0 * H, H)));
     tg_tensor *z = tg_sigmoid(tape, tg_add(tape, tg_rows(tape, a, 1 * H, H),       /* H x B */

@@ -179,7 +179,7 @@ tg_tensor *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_t,
     if (!tg_step_shapes_ok(tape, "tg_rnn_cell_forward", cell->input_size, cell->hidden_size, x_t,
                            h_prev, NULL, false))
         return NULL;
-    tg_tensor *recurrent = tg_matmul(tape, cell->W_h, h_prev); /* hidden x batch */
-    tg_tensor *from_input = tg_matmul(tape, cell->W_x, x_t);   /* hidden x batch */
-    return tg_tanh(tape, tg_add(tape, tg_add(tape, recurrent, from_input), cell->b));
+    tg_tensor *from_input = tg_matmul_add(tape, cell->W_x, x_t, cell->b);     /* W_x x_t + b */
+    tg_tensor *pre = tg_matmul_add(tape, cell->W_h, h_prev, from_input);     /* hidden x batch */
+    return tg_tanh(tape, pre);
 }

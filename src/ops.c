@@ -53,9 +53,9 @@ tg_tensor *tg_constant(tg_tape *tape, int rows, int cols, const float *data)
  * When a is a parameter (a weight used at every step of an unroll), a^T is made once per
  * backward pass and read row by row, rather than gathered from a's columns every step. */
 
-static void matmul_backward(tg_node *n)
+/* The two products of matmul's backward, for y = a b (+ anything) at node n. */
+static void matmul_grads(tg_node *n, tg_tensor *a, tg_tensor *b, const tg_tensor *y)
 {
-    tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
     if (a->grad)
         tg_kernel_matmul_nt(a->rows, a->cols, b->cols, y->grad, b->data, a->grad);
     if (!b->grad)
@@ -66,15 +66,17 @@ static void matmul_backward(tg_node *n)
     else
         tg_kernel_matmul_tn(b->rows, b->cols, a->rows, a->data, y->grad, b->grad);
 }
+
+static void matmul_backward(tg_node *n) { matmul_grads(n, n->in[0], n->in[1], &n->out); }
 static const tg_op MATMUL = { "tg_matmul", matmul_backward };
 
 tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 {
-    if (!tg_inputs_ok(tape, MATMUL.name, 2, a, b))
+    if (!tg_inputs_ok(tape, MATMUL.name, 2, a, b, NULL))
         return NULL;
     if (a->cols != b->rows)
         return tg_fail(tape, "tg_matmul: cannot multiply %dx%d by %dx%d", a->rows, a->cols, b->rows, b->cols);
-    tg_tensor *y = tg_record(tape, &MATMUL, a, b, a->rows, b->cols);
+    tg_tensor *y = tg_record(tape, &MATMUL, a, b, NULL, a->rows, b->cols);
     if (y)
         tg_kernel_matmul(a->rows, b->cols, a->cols, a->data, b->data, y->data, 0);
     return y;
@@ -83,28 +85,34 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 /* ---- add: y = a + b, b the same shape or a column added to every column of a ----------
  *      da += dy;  db += dy, or the row sums of dy for a column b */
 
-TG_ELEMENTWISE
+/* db += dy, or the row sums of dy when b is a column added to every column of y. */
+static void add_grad(tg_tensor *b, const tg_tensor *y)
+{
+    if (same_shape(b, y))
+        tg_kernel_axpy(count(y), 1.0f, y->grad, b->grad);
+    else
+        tg_kernel_add_row_sums(y->rows, y->cols, y->grad, b->grad);
+}
+
 static void add_backward(tg_node *n)
 {
     tg_tensor *a = n->in[0], *b = n->in[1], *y = &n->out;
     if (a->grad)
         tg_kernel_axpy(count(y), 1.0f, y->grad, a->grad);
-    if (b->grad && same_shape(a, b))
-        tg_kernel_axpy(count(y), 1.0f, y->grad, b->grad);
-    else if (b->grad)
-        tg_kernel_add_row_sums(y->rows, y->cols, y->grad, b->grad);
+    if (b->grad)
+        add_grad(b, y);
 }
 static const tg_op ADD = { "tg_add", add_backward };
 
 TG_ELEMENTWISE
 tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 {
-    if (!tg_inputs_ok(tape, ADD.name, 2, a, b))
+    if (!tg_inputs_ok(tape, ADD.name, 2, a, b, NULL))
         return NULL;
     if (!same_shape(a, b) && !(b->rows == a->rows && b->cols == 1))
         return tg_fail(tape, "tg_add: cannot add %dx%d and %dx%d (b must be %dx%d or %dx1)",
                        a->rows, a->cols, b->rows, b->cols, a->rows, a->cols, a->rows);
-    tg_tensor *y = tg_record(tape, &ADD, a, b, a->rows, a->cols);
+    tg_tensor *y = tg_record(tape, &ADD, a, b, NULL, a->rows, a->cols);
     if (!y)
         return NULL;
     if (same_shape(a, b))
@@ -114,6 +122,42 @@ tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b)
         for (int i = 0; i < y->rows; i++)
             for (int j = 0; j < y->cols; j++)
                 y->data[(long)i * y->cols + j] = a->data[(long)i * y->cols + j] + b->data[i];
+    return y;
+}
+
+/* ---- matmul_add: y = a b + c, c the product's shape or a column added to every column --
+ *      da += dy b^T,  db += a^T dy (as matmul),  dc += dy or its row sums (as add's b)
+ * One node where tg_add(tg_matmul(a, b), c) records two: the product is added onto a copy
+ * of c, so no separate a b is written, read back and given a grad of its own. */
+
+static void matmul_add_backward(tg_node *n)
+{
+    matmul_grads(n, n->in[0], n->in[1], &n->out);
+    if (n->in[2]->grad)
+        add_grad(n->in[2], &n->out);
+}
+static const tg_op MATMUL_ADD = { "tg_matmul_add", matmul_add_backward };
+
+tg_tensor *tg_matmul_add(tg_tape *tape, tg_tensor *a, tg_tensor *b, tg_tensor *c)
+{
+    if (!tg_inputs_ok(tape, MATMUL_ADD.name, 3, a, b, c))
+        return NULL;
+    if (a->cols != b->rows)
+        return tg_fail(tape, "tg_matmul_add: cannot multiply %dx%d by %dx%d", a->rows, a->cols,
+                       b->rows, b->cols);
+    if (c->rows != a->rows || (c->cols != b->cols && c->cols != 1))
+        return tg_fail(tape, "tg_matmul_add: cannot add %dx%d to the %dx%d product (c must be "
+                       "%dx%d or %dx1)", c->rows, c->cols, a->rows, b->cols, a->rows, b->cols, a->rows);
+    tg_tensor *y = tg_record(tape, &MATMUL_ADD, a, b, c, a->rows, b->cols);
+    if (!y)
+        return NULL;
+    if (same_shape(c, y))
+        memcpy(y->data, c->data, (size_t)count(y) * sizeof(float));
+    else
+        for (int i = 0; i < y->rows; i++)
+            for (int j = 0; j < y->cols; j++)
+                y->data[(long)i * y->cols + j] = c->data[i];
+    tg_kernel_matmul(a->rows, b->cols, a->cols, a->data, b->data, y->data, 1);
     return y;
 }
 
@@ -131,11 +175,11 @@ static const tg_op SUB = { "tg_sub", sub_backward };
 
 tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 {
-    if (!tg_inputs_ok(tape, SUB.name, 2, a, b))
+    if (!tg_inputs_ok(tape, SUB.name, 2, a, b, NULL))
         return NULL;
     if (!same_shape(a, b))
         return fail_shapes(tape, SUB.name, a, b);
-    tg_tensor *y = tg_record(tape, &SUB, a, b, a->rows, a->cols);
+    tg_tensor *y = tg_record(tape, &SUB, a, b, NULL, a->rows, a->cols);
     if (y)
         for (long k = 0; k < count(y); k++)
             y->data[k] = a->data[k] - b->data[k];
@@ -159,11 +203,11 @@ static const tg_op MUL = { "tg_mul", mul_backward };
 
 tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 {
-    if (!tg_inputs_ok(tape, MUL.name, 2, a, b))
+    if (!tg_inputs_ok(tape, MUL.name, 2, a, b, NULL))
         return NULL;
     if (!same_shape(a, b))
         return fail_shapes(tape, MUL.name, a, b);
-    tg_tensor *y = tg_record(tape, &MUL, a, b, a->rows, a->cols);
+    tg_tensor *y = tg_record(tape, &MUL, a, b, NULL, a->rows, a->cols);
     if (y)
         for (long k = 0; k < count(y); k++)
             y->data[k] = a->data[k] * b->data[k];
@@ -180,9 +224,9 @@ static const tg_op SCALE = { "tg_scale", scale_backward };
 
 tg_tensor *tg_scale(tg_tape *tape, tg_tensor *a, float s)
 {
-    if (!tg_inputs_ok(tape, SCALE.name, 1, a, NULL))
+    if (!tg_inputs_ok(tape, SCALE.name, 1, a, NULL, NULL))
         return NULL;
-    tg_tensor *y = tg_record(tape, &SCALE, a, NULL, a->rows, a->cols);
+    tg_tensor *y = tg_record(tape, &SCALE, a, NULL, NULL, a->rows, a->cols);
     if (!y)
         return NULL;
     y->node->scalar = s;
@@ -204,9 +248,9 @@ static const tg_op TANH = { "tg_tanh", tanh_backward };
 
 tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *a)
 {
-    if (!tg_inputs_ok(tape, TANH.name, 1, a, NULL))
+    if (!tg_inputs_ok(tape, TANH.name, 1, a, NULL, NULL))
         return NULL;
-    tg_tensor *y = tg_record(tape, &TANH, a, NULL, a->rows, a->cols);
+    tg_tensor *y = tg_record(tape, &TANH, a, NULL, NULL, a->rows, a->cols);
     if (y)
         tg_kernel_tanh(count(y), a->data, y->data);
     return y;
@@ -225,9 +269,9 @@ static const tg_op SIGMOID = { "tg_sigmoid", sigmoid_backward };
 
 tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *a)
 {
-    if (!tg_inputs_ok(tape, SIGMOID.name, 1, a, NULL))
+    if (!tg_inputs_ok(tape, SIGMOID.name, 1, a, NULL, NULL))
         return NULL;
-    tg_tensor *y = tg_record(tape, &SIGMOID, a, NULL, a->rows, a->cols);
+    tg_tensor *y = tg_record(tape, &SIGMOID, a, NULL, NULL, a->rows, a->cols);
     if (y)
         tg_kernel_sigmoid(count(y), a->data, y->data);
     return y;
@@ -243,9 +287,9 @@ static const tg_op ONE_MINUS = { "tg_one_minus", one_minus_backward };
 
 tg_tensor *tg_one_minus(tg_tape *tape, tg_tensor *a)
 {
-    if (!tg_inputs_ok(tape, ONE_MINUS.name, 1, a, NULL))
+    if (!tg_inputs_ok(tape, ONE_MINUS.name, 1, a, NULL, NULL))
         return NULL;
-    tg_tensor *y = tg_record(tape, &ONE_MINUS, a, NULL, a->rows, a->cols);
+    tg_tensor *y = tg_record(tape, &ONE_MINUS, a, NULL, NULL, a->rows, a->cols);
     if (y)
         for (long k = 0; k < count(y); k++)
             y->data[k] = 1.0f - a->data[k];
@@ -265,12 +309,12 @@ static const tg_op ROWS = { "tg_rows", rows_backward };
 
 tg_tensor *tg_rows(tg_tape *tape, tg_tensor *a, int first, int n)
 {
-    if (!tg_inputs_ok(tape, ROWS.name, 1, a, NULL))
+    if (!tg_inputs_ok(tape, ROWS.name, 1, a, NULL, NULL))
         return NULL;
     if (first < 0 || n < 1 || first > a->rows - n)
         return tg_fail(tape, "tg_rows: cannot take rows %d..%d of a %dx%d tensor",
                        first, first + n - 1, a->rows, a->cols);
-    tg_tensor *y = tg_record(tape, &ROWS, a, NULL, n, a->cols);
+    tg_tensor *y = tg_record(tape, &ROWS, a, NULL, NULL, n, a->cols);
     if (!y)
         return NULL;
     y->node->first_row = first;
@@ -290,9 +334,9 @@ static const tg_op SUM = { "tg_sum", sum_backward };
 
 tg_tensor *tg_sum(tg_tape *tape, tg_tensor *a)
 {
-    if (!tg_inputs_ok(tape, SUM.name, 1, a, NULL))
+    if (!tg_inputs_ok(tape, SUM.name, 1, a, NULL, NULL))
         return NULL;
-    tg_tensor *y = tg_record(tape, &SUM, a, NULL, 1, 1);
+    tg_tensor *y = tg_record(tape, &SUM, a, NULL, NULL, 1, 1);
     if (y)
         y->data[0] = tg_kernel_sum(count(a), a->data);
     return y;
@@ -311,9 +355,9 @@ static const tg_op MEAN = { "tg_mean", mean_backward };
 
 tg_tensor *tg_mean(tg_tape *tape, tg_tensor *a)
 {
-    if (!tg_inputs_ok(tape, MEAN.name, 1, a, NULL))
+    if (!tg_inputs_ok(tape, MEAN.name, 1, a, NULL, NULL))
         return NULL;
-    tg_tensor *y = tg_record(tape, &MEAN, a, NULL, 1, 1);
+    tg_tensor *y = tg_record(tape, &MEAN, a, NULL, NULL, 1, 1);
     if (y)
         y->data[0] = tg_kernel_sum(count(a), a->data) / (float)count(a);
     return y;
@@ -351,7 +395,7 @@ static const tg_op CROSS_ENTROPY = { "tg_cross_entropy", cross_entropy_backward 
 
 tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int *classes)
 {
-    if (!tg_inputs_ok(tape, CROSS_ENTROPY.name, 1, logits, NULL))
+    if (!tg_inputs_ok(tape, CROSS_ENTROPY.name, 1, logits, NULL, NULL))
         return NULL;
     if (!classes)
         return tg_fail(tape, "tg_cross_entropy: classes is NULL");
@@ -359,7 +403,7 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int *classes
         if (classes[j] < 0 || classes[j] >= logits->rows)
             return tg_fail(tape, "tg_cross_entropy: class %d of column %d is not in 0..%d",
                            classes[j], j, logits->rows - 1);
-    tg_tensor *y = tg_record(tape, &CROSS_ENTROPY, logits, NULL, 1, 1);
+    tg_tensor *y = tg_record(tape, &CROSS_ENTROPY, logits, NULL, NULL, 1, 1);
     int *labels = y ? tg_arena_alloc(tape, (size_t)logits->cols * sizeof(int)) : NULL;
     if (!labels)
         return y ? tg_fail(tape, "tg_cross_entropy: out of memory") : NULL;
@@ -390,11 +434,11 @@ static const tg_op MSE = { "tg_mse", mse_backward };
 
 tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target)
 {
-    if (!tg_inputs_ok(tape, MSE.name, 2, pred, target))
+    if (!tg_inputs_ok(tape, MSE.name, 2, pred, target, NULL))
         return NULL;
     if (!same_shape(pred, target))
         return fail_shapes(tape, MSE.name, pred, target);
-    tg_tensor *y = tg_record(tape, &MSE, pred, target, 1, 1);
+    tg_tensor *y = tg_record(tape, &MSE, pred, target, NULL, 1, 1);
     if (!y)
         return NULL;
     y->data[0] = (float)(tg_kernel_sum_squared_difference(count(pred), pred->data, target->data) /

@@ -149,11 +149,12 @@ bool tg_size_ok(int rows, int cols)
     return rows > 0 && cols > 0 && (size_t)rows * (size_t)cols <= (size_t)INT32_MAX / 2;
 }
 
-bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_tensor *b)
+bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_tensor *b,
+                  tg_tensor *c)
 {
     if (!tape)
         return false;
-    tg_tensor *in[TG_MAX_INPUTS] = { a, b };
+    tg_tensor *in[TG_MAX_INPUTS] = { a, b, c };
     for (int i = 0; i < n_inputs; i++) {
         if (!in[i]) {
             tg_fail(tape, "%s: input %d is NULL", op, i + 1);
@@ -168,8 +169,8 @@ bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_
 }
 
 /* Records a node whose output has a zero-filled grad when with_grad, or a NULL grad. */
-static tg_tensor *record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b, int rows, int cols,
-                         bool with_grad)
+static tg_tensor *record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b, tg_tensor *c,
+                         int rows, int cols, bool with_grad)
 {
     size_t values = (size_t)rows * (size_t)cols;
     size_t node_bytes = round_up(sizeof(tg_node), ARENA_ALIGN);
@@ -188,6 +189,7 @@ static tg_tensor *record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor
                              .node = node };
     node->in[0] = a;
     node->in[1] = b;
+    node->in[2] = c;
     node->scalar = 0.0f;
     node->first_row = 0;
     node->labels = NULL;
@@ -199,14 +201,15 @@ static tg_tensor *record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor
     return &node->out;
 }
 
-tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b, int rows, int cols)
+tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b, tg_tensor *c,
+                     int rows, int cols)
 {
-    return record(tape, op, a, b, rows, cols, (a && a->grad) || (b && b->grad));
+    return record(tape, op, a, b, c, rows, cols, (a && a->grad) || (b && b->grad) || (c && c->grad));
 }
 
 tg_tensor *tg_record_leaf(tg_tape *tape, int rows, int cols, bool with_grad)
 {
-    return record(tape, NULL, NULL, NULL, rows, cols, with_grad);
+    return record(tape, NULL, NULL, NULL, NULL, rows, cols, with_grad);
 }
 
 const float *tg_tape_transposed(tg_tape *tape, const tg_tensor *param)

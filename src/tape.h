@@ -15,7 +15,7 @@ typedef struct tg_op {
     void (*backward)(tg_node *node);
 } tg_op;
 
-#define TG_MAX_INPUTS 2
+#define TG_MAX_INPUTS 3
 
 /* One recorded op. Nodes form a list from the newest back to the first. An op's backward
  * runs only when its output has a grad, and adds to each input's grad that is not NULL.
@@ -35,7 +35,7 @@ struct tg_node {
 /* Record an op on the tape: a rows x cols output with uninitialised data that the caller's
  * forward fills, and a zero grad, or a NULL grad when no input has one (no gradient can
  * flow through it). NULL (with the tape's error set) when out of memory. */
-tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b,
+tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b, tg_tensor *c,
                      int rows, int cols);
 /* Record a leaf (tg_input, tg_constant): zero grad when with_grad, else a NULL grad. */
 tg_tensor *tg_record_leaf(tg_tape *tape, int rows, int cols, bool with_grad);
@@ -62,10 +62,11 @@ tg_tensor *tg_fail(tg_tape *tape, const char *fmt, ...)
 /* True when rows and cols make a tensor this library can hold. */
 bool tg_size_ok(int rows, int cols);
 
-/* Checks shared by every op on its first n_inputs inputs (a, then b): the tape is not
- * NULL, no input is NULL, none was made on another tape. On failure records e.g.
+/* Checks shared by every op on its first n_inputs inputs (a, then b, then c): the tape is
+ * not NULL, no input is NULL, none was made on another tape. On failure records e.g.
  * "tg_add: input 2 is NULL" (unless an earlier error explains it) and returns false. */
-bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_tensor *b);
+bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_tensor *b,
+                  tg_tensor *c);
 
 /* The checks every cell forward makes before recording anything: x_t is input x B, h_prev
  * (and c_prev when check_c) hidden x B, for the B of x_t. Records the first problem, naming

@@ -56,6 +56,18 @@ START_TEST(test_shape_mismatches_name_the_op_and_shapes)
     assert_error(tape, "tg_add: cannot add 3x2 and 2x2 (b must be 3x2 or 3x1)");
     assert_usable_after_reset(tape);
     a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_matmul_add(tape, a, a, b));
+    assert_error(tape, "tg_matmul_add: cannot multiply 3x2 by 3x2");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_matmul_add(tape, a, b, b));
+    assert_error(tape, "tg_matmul_add: cannot add 2x2 to the 3x2 product (c must be 3x2 or 3x1)");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_matmul_add(tape, a, b, tg_input(tape, 3, 3, NULL)));
+    assert_error(tape, "tg_matmul_add: cannot add 3x3 to the 3x2 product (c must be 3x2 or 3x1)");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
     ck_assert_ptr_null(tg_sub(tape, a, b));
     assert_error(tape, "tg_sub: shapes differ: 3x2 and 2x2");
     assert_usable_after_reset(tape);
@@ -111,6 +123,14 @@ START_TEST(test_null_inputs_give_null_and_name_the_op)
         assert_error(tape, want);
         assert_usable_after_reset(tape);
         ck_assert_ptr_null(unary[i].op(NULL, NULL));
+    }
+    for (int missing = 0; missing < 3; missing++) {
+        tg_tensor *in[3] = { tg_input(tape, 2, 2, NULL), tg_input(tape, 2, 2, NULL), tg_input(tape, 2, 2, NULL) };
+        in[missing] = NULL;
+        ck_assert_ptr_null(tg_matmul_add(tape, in[0], in[1], in[2]));
+        snprintf(want, sizeof want, "tg_matmul_add: input %d is NULL", missing + 1);
+        assert_error(tape, want);
+        assert_usable_after_reset(tape);
     }
     ck_assert_ptr_null(tg_scale(tape, NULL, 2.0f));
     assert_error(tape, "tg_scale: input 1 is NULL");
@@ -209,6 +229,10 @@ START_TEST(test_inputs_from_another_tape_are_refused)
     tg_tensor *mine = tg_input(tape, 2, 2, NULL), *theirs = tg_input(other, 2, 2, NULL);
     ck_assert_ptr_null(tg_add(tape, mine, theirs));
     assert_error(tape, "tg_add: input 2 was made on another tape");
+    tg_tape_reset(tape);
+    mine = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_matmul_add(tape, mine, mine, theirs));
+    assert_error(tape, "tg_matmul_add: input 3 was made on another tape");
     tg_tape_free(tape);
     tg_tape_free(other);
 }

@@ -867,7 +867,7 @@ START_TEST(test_lstm_forward_checks_its_arguments)
     tg_tape *other = tg_tape_new();
     x = tg_input(tape, 3, 2, NULL), state = tg_input(tape, 4, 2, NULL);
     ck_assert_int_eq(tg_lstm_cell_forward(tape, cell, tg_input(other, 3, 2, NULL), state, state, &h, &c), -1);
-    gated_assert_error(tape, "tg_matmul: input 2 was made on another tape");
+    gated_assert_error(tape, "tg_matmul_add: input 2 was made on another tape");
     gated_assert_usable_after_reset(tape);
     h = c = &sentinel;
     ck_assert_int_eq(tg_lstm_cell_forward(NULL, cell, NULL, NULL, NULL, &h, &c), -1);

@@ -38,6 +38,20 @@ START_TEST(test_add_forward_same_shape_and_column_broadcast)
 }
 END_TEST
 
+START_TEST(test_matmul_add_forward_adds_c_or_its_column_to_the_product)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_input(tape, 2, 3, (float[]){ 1, 2, 3, 4, 5, 6 });
+    tg_tensor *b = tg_input(tape, 3, 2, (float[]){ 7, 8, 9, 10, 11, 12 });
+    tg_tensor *same = tg_input(tape, 2, 2, (float[]){ 1, 2, 3, 4 });
+    tg_tensor *column = tg_input(tape, 2, 1, (float[]){ 100, 200 });
+    /* a b = 58 64 / 139 154, as in the matmul case */
+    assert_values(tg_matmul_add(tape, a, b, same), 2, 2, (float[]){ 59, 66, 142, 158 });
+    assert_values(tg_matmul_add(tape, a, b, column), 2, 2, (float[]){ 158, 164, 339, 354 });
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_elementwise_forwards_sub_mul_scale_tanh)
 {
     tg_tape *tape = tg_tape_new();
@@ -91,6 +105,7 @@ END_TEST
 
 static tg_tensor *f_matmul(tg_tape *tp, tg_tensor **in) { return tg_matmul(tp, in[0], in[1]); }
 static tg_tensor *f_add(tg_tape *tp, tg_tensor **in) { return tg_add(tp, in[0], in[1]); }
+static tg_tensor *f_matmul_add(tg_tape *tp, tg_tensor **in) { return tg_matmul_add(tp, in[0], in[1], in[2]); }
 static tg_tensor *f_sub(tg_tape *tp, tg_tensor **in) { return tg_sub(tp, in[0], in[1]); }
 static tg_tensor *f_mul(tg_tape *tp, tg_tensor **in) { return tg_mul(tp, in[0], in[1]); }
 static tg_tensor *f_square(tg_tape *tp, tg_tensor **in) { return tg_mul(tp, in[0], in[0]); }
@@ -135,6 +150,8 @@ static const op_case OP_CASES[] = {
     { "matmul of a vector", f_matmul, 2, { { 1, 3 }, { 3, 1 } } },
     { "add", f_add, 2, { { 3, 4 }, { 3, 4 } } },
     { "add of a column", f_add, 2, { { 3, 4 }, { 3, 1 } } },
+    { "matmul_add", f_matmul_add, 3, { { 3, 4 }, { 4, 5 }, { 3, 5 } } },
+    { "matmul_add of a column", f_matmul_add, 3, { { 3, 4 }, { 4, 5 }, { 3, 1 } } },
     { "sub", f_sub, 2, { { 2, 5 }, { 2, 5 } } },
     { "mul", f_mul, 2, { { 4, 3 }, { 4, 3 } } },
     { "mul of a tensor by itself", f_square, 1, { { 3, 3 } } },
@@ -186,6 +203,7 @@ Suite *ops_suite(void)
     TCase *forward = tcase_create("forward");
     tcase_add_test(forward, test_matmul_forward_multiplies_rows_by_columns);
     tcase_add_test(forward, test_add_forward_same_shape_and_column_broadcast);
+    tcase_add_test(forward, test_matmul_add_forward_adds_c_or_its_column_to_the_product);
     tcase_add_test(forward, test_elementwise_forwards_sub_mul_scale_tanh);
     tcase_add_test(forward, test_gate_forwards_sigmoid_one_minus_rows);
     tcase_add_test(forward, test_reductions_sum_mean_mse);

@@ -288,6 +288,53 @@ START_TEST(test_every_two_input_op_skips_a_constant_and_keeps_the_other_grad)
 }
 END_TEST
 
+/* y = a b + c with a (2 x 3), b (3 x 2) and c (a 2 x 1 column): the input at constant_at is
+ * a leaf, the others parameters. The parameters get the same grads whether that leaf is a
+ * tg_input or a tg_constant, and the constant gets none. */
+static tg_tensor *matmul_add_grads(tg_tape *tape, tg_tensor *p[3], int constant_at,
+                                   tg_tensor *(*leaf)(tg_tape *, int, int, const float *))
+{
+    static const float values[6] = { 0.5f, -1.0f, 2.0f, 0.25f, -0.75f, 1.5f };
+    tg_tape_reset(tape);
+    tg_tensor *in[3] = { p[0], p[1], p[2] };
+    in[constant_at] = leaf(tape, p[constant_at]->rows, p[constant_at]->cols, values);
+    tg_zero_grad(p, 3);
+    tg_tensor *y = tg_matmul_add(tape, in[0], in[1], in[2]);
+    tg_tensor *loss = tg_sum(tape, tg_mul(tape, y, y));
+    ck_assert_msg(tg_backward(tape, loss) == 0, "%s", tg_tape_error(tape));
+    return in[constant_at];
+}
+
+START_TEST(test_matmul_add_skips_a_constant_input_and_keeps_the_other_grads)
+{
+    int constant_at = _i;
+    static const int shapes[3][2] = { { 2, 3 }, { 3, 2 }, { 2, 1 } };
+    tg_tensor *p[3];
+    for (int i = 0; i < 3; i++) {
+        p[i] = tg_param_new(shapes[i][0], shapes[i][1]);
+        fill_uniform(p[i], -1, 1, 20 + (uint64_t)i);
+    }
+    tg_tape *tape = tg_tape_new();
+    float want[3][6];
+    matmul_add_grads(tape, p, constant_at, tg_input);
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < shapes[i][0] * shapes[i][1]; k++)
+            want[i][k] = p[i]->grad[k];
+    tg_tensor *c = matmul_add_grads(tape, p, constant_at, tg_constant);
+    ck_assert_ptr_null(c->grad);
+    for (int i = 0; i < 3; i++) {
+        if (i == constant_at)
+            continue;
+        for (int k = 0; k < shapes[i][0] * shapes[i][1]; k++)
+            ck_assert_float_eq(p[i]->grad[k], want[i][k]);
+        ck_assert_float_ne(tg_grad_norm(p[i]), 0.0f);
+    }
+    tg_tape_free(tape);
+    for (int i = 0; i < 3; i++)
+        tg_param_free(p[i]);
+}
+END_TEST
+
 START_TEST(test_a_loss_made_only_from_constants_is_refused)
 {
     tg_tape *tape = tg_tape_new();
@@ -395,6 +442,7 @@ Suite *tape_suite(void)
     tcase_add_test(tc, test_tensors_the_loss_does_not_use_get_zero_grad);
     tcase_add_test(tc, test_constant_data_gives_the_same_parameter_grads_and_has_no_grad);
     tcase_add_loop_test(tc, test_every_two_input_op_skips_a_constant_and_keeps_the_other_grad, 0, MIX_OPS);
+    tcase_add_loop_test(tc, test_matmul_add_skips_a_constant_input_and_keeps_the_other_grads, 0, 3);
     tcase_add_test(tc, test_a_loss_made_only_from_constants_is_refused);
     tcase_add_test(tc, test_parameter_calls_refuse_a_tensor_without_grad);
     tcase_add_test(tc, test_input_grads_through_many_weights_and_after_a_weight_changes);
