@@ -353,14 +353,14 @@ static double step_flops(const config *c)
 
 /* The bytes one step needs, from the sizes alone: every parameter and its grad, and every
  * tensor train_step puts on the tape, with its grad unless it is a constant. Per time step
- * that is the constants x_t (I x B) and y_t (H x B), then W_h h, W_x x_t, their sum, the sum
- * plus b and tanh of it (H x B each) and the 1 x 1 mse; plus the constant h_0 (H x B), the
- * T - 1 running totals and the scaled loss (1 x 1 each). */
+ * that is the constants x_t (I x B) and y_t (H x B), then W_x x_t + b, W_h h plus that, and
+ * tanh of it (H x B each: the cell's two tg_matmul_add and its tg_tanh) and the 1 x 1 mse;
+ * plus the constant h_0 (H x B), the T - 1 running totals and the scaled loss (1 x 1 each). */
 static double logical_bytes(const config *c)
 {
     double I = c->input, H = c->hidden, B = c->batch, T = c->steps;
     double params = H * H + H * I + H;
-    double with_grads = params + T * (5.0 * H * B + 1.0) + (T - 1.0) + 1.0;
+    double with_grads = params + T * (3.0 * H * B + 1.0) + (T - 1.0) + 1.0;
     double constants = H * B + T * (I * B + H * B);
     return sizeof(float) * (2.0 * with_grads + constants);
 }
