@@ -20,6 +20,8 @@ enum { MR = 6, NR = 16, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4 };
 /* Products with fewer multiply-adds than this stay on one thread: handing a job to a
  * spinning worker costs about a microsecond, and a product of 2^20 takes about 25. */
 #define PARALLEL_MIN (1L << 20)
+/* Results larger than this (L1) get their tiles prefetched before they are added to. */
+#define C_PREFETCH_BYTES (32L * 1024)
 
 /* A matrix operand read through strides: element (i, j) is at p[i * row + j * col]. */
 typedef struct view { const float *p; long row, col; } view;
@@ -317,6 +319,10 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool ove
     const float *b[NC / NR];
     long b_row[NC / NR];
     bool a_in_place = A.col == 1 || (A.row == 1 && A.col <= NARROW);
+    /* A C larger than L1 (a weight's gradient, or a result whose memory has not been touched
+     * since the previous step) is likely not there when a tile is added to it: its rows are
+     * asked for when the tile starts, so that they arrive while the tile is computed. */
+    bool prefetch_c = (long)m * n * (long)sizeof(float) > C_PREFETCH_BYTES;
     for (int j0 = 0; j0 < n; j0 += NC) {
         int nc = n - j0 < NC ? n - j0 : NC;
         for (int p0 = 0; p0 < k; p0 += KC) {
@@ -331,9 +337,14 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool ove
                     pack_a(A, ir, mr, p0, kc, packed_a);
                     a = packed_a, a_row = 1, a_col = MR;
                 }
-                for (int jr = 0; jr < nc; jr += NR)
-                    kernel(kc, a, a_row, a_col, b[jr / NR], b_row[jr / NR], C + (long)ir * n + j0 + jr, n,
-                           mr, nc - jr < NR ? nc - jr : NR, overwrite && p0 == 0);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    float *c = C + (long)ir * n + j0 + jr;
+                    if (prefetch_c && !(overwrite && p0 == 0))
+                        for (int i = 0; i < mr; i++)
+                            __builtin_prefetch(c + (long)i * n, 1, 3);
+                    kernel(kc, a, a_row, a_col, b[jr / NR], b_row[jr / NR], c, n, mr,
+                           nc - jr < NR ? nc - jr : NR, overwrite && p0 == 0);
+                }
             }
         }
     }
