@@ -15,7 +15,12 @@
  * The peer, bench/peer.py, times the same step in PyTorch (a hand-written cell in a Python
  * loop, and torch.nn.RNN) and numpy's float32 matmul, one thread. It runs as a child process
  * that takes one request at a time on its stdin, so the two sides take turns config by
- * config. It is optional: without python3, torch or numpy the table has no ratios. */
+ * config. It is optional: without python3, torch or numpy the table has no ratios.
+ *
+ * With the peer's times and one thread, the bench also measures this core's peak (a loop of
+ * independent FMAs, nothing else) and prints what each ratio goal asks of a whole step as a
+ * share of it: a goal that needs most of the peak for everything a step does is out of
+ * reach for any code, however fast its products. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -794,6 +799,95 @@ static const char *verdict(double ratio, double goal, bool peer_skipped)
     return ratio >= goal ? "met" : "NOT MET";
 }
 
+/* ---- this core's peak: what no step can beat --------------------------------------------- */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+/* reps x 12 independent 8-float multiply-adds, as many as the FMA units can run at once; the
+ * starting values come through a volatile so that the compiler cannot merge the chains. */
+__attribute__((target("avx2,fma")))
+static float fma_chains(long reps)
+{
+    static volatile float start[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+    __m256 acc[12];
+    for (int i = 0; i < 12; i++)
+        acc[i] = _mm256_set1_ps(start[i]);
+    const __m256 scale = _mm256_set1_ps(0.999999f), shift = _mm256_set1_ps(1e-7f);
+    for (long r = 0; r < reps; r++)
+        for (int i = 0; i < 12; i++)
+            acc[i] = _mm256_fmadd_ps(acc[i], scale, shift);
+    float sum = 0.0f, lanes[8];
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(lanes, acc[i]);
+        sum += lanes[0];
+    }
+    return sum;
+}
+
+/* The best of 20 runs of about 10 ms each, in GFLOP/s (2 flops per lane of each FMA); NAN
+ * where AVX2 and FMA are missing. */
+static double fma_peak_gflops(void)
+{
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return NAN;
+    const long reps = 2000000;
+    double best = 0.0;
+    volatile float sink = 0.0f;
+    for (int run = 0; run < 20; run++) {
+        double start = now();
+        sink += fma_chains(reps);
+        double gflops = reps * 12.0 * 16.0 / (now() - start) / 1e9;
+        best = gflops > best ? gflops : best;
+    }
+    (void)sink;
+    return best;
+}
+#else
+static double fma_peak_gflops(void) { return NAN; }
+#endif
+
+/* The flops a step cannot skip: the forward products, the weight gradients, and d(h_{t-1})
+ * for t > 1 (nobody wants d(x_t) or d(h_0); neither PyTorch nor we compute them). */
+static double step_needed_flops(const config *c)
+{
+    double I = c->input, H = c->hidden, B = c->batch, T = c->steps;
+    return 4.0 * T * B * H * (H + I) + 2.0 * (T - 1.0) * B * H * H;
+}
+
+/* For each config whose goal was measured: the step time the goal asks for (nn.RNN's time
+ * over the goal), as GFLOP/s of the flops the step cannot skip and as a share of the core's
+ * peak, next to ours. */
+static void print_goal_needs(const rnn_result *results, double peak)
+{
+    bool any = false;
+    for (int i = 0; i < N_CONFIGS; i++)
+        any = any || (results[i].ran && !isnan(results[i].nn_rnn.us));
+    if (!any)
+        return;
+    printf("\nWhat each goal asks of a whole step (nn.RNN's time / the goal), in GFLOP/s of the products\n"
+           "a step cannot skip (forward, weight gradients, d(h_t-1) for t > 1), against this core's FMA\n"
+           "peak, measured now with 12 independent 8-float FMA chains on one thread: ");
+    print_number(0, "%.1f", peak);
+    printf(" GFLOP/s\n");
+    printf("%-3s | %12s %9s %8s | %9s %8s\n", "cfg", "goal step us", "GFLOP/s", "of peak", "ours", "of peak");
+    for (int i = 0; i < N_CONFIGS; i++) {
+        const rnn_result *r = &results[i];
+        if (!r->ran || isnan(r->nn_rnn.us))
+            continue;
+        double goal_us = r->nn_rnn.us / CONFIGS[i].goal, flops = step_needed_flops(&CONFIGS[i]);
+        double need = flops / (goal_us * 1e3), ours = flops / (r->ours.us * 1e3);
+        printf("%-3s | ", CONFIGS[i].name);
+        print_number(12, "%.1f", goal_us);
+        print_number(10, "%.3g", need);
+        print_number(8, "%.0f%%", 100.0 * need / peak);
+        printf(" | ");
+        print_number(9, "%.3g", ours);
+        print_number(8, "%.0f%%", 100.0 * ours / peak);
+        printf("\n");
+    }
+}
+
 static void print_rnn_table(const rnn_result *results)
 {
     printf("\nOne training step (median us; ratio = PyTorch's time / ours, > 1: tapegrad is faster)\n");
@@ -954,6 +1048,8 @@ int main(int argc, char **argv)
     }
     if (status == 0) {
         print_rnn_table(rnn);
+        if (threads == 1)
+            print_goal_needs(rnn, fma_peak_gflops());
         if (threads > 1)
             print_thread_table(rnn, threads);
         print_memory(rnn);
