@@ -84,7 +84,9 @@ tg_tensor  *tg_constant(tg_tape *tape, int rows, int cols, const float *data);
 
 tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b); /* y = a b; a: m x k, b: k x n, y: m x n */
 tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a + b; b: a's shape, or rows x 1 added to every column */
-tg_tensor *tg_matmul_add(tg_tape *tape, tg_tensor *a, tg_tensor *b, tg_tensor *c); /* y = a b + c; c: m x n, or m x 1 added to every column */
+/* y = a b + c in one node (a b is not stored apart); a: m x k, b: k x n, c: m x n, or m x 1
+ * added to every column */
+tg_tensor *tg_matmul_add(tg_tape *tape, tg_tensor *a, tg_tensor *b, tg_tensor *c);
 tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a - b; same shape */
 tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a * b elementwise; same shape */
 tg_tensor *tg_scale(tg_tape *tape, tg_tensor *a, float s);       /* y = s a */

@@ -1,8 +1,8 @@
 /* gated.c: the gated recurrent cells, LSTM and GRU, built from the tape's nodes
- * (tg_matmul_add, tg_add, tg_rows, tg_sigmoid, tg_tanh, tg_mul, tg_one_minus), so their backward is the
- * nodes' backward and needs no code here. The parameters follow PyTorch's layout: all the
- * gates' weights sit in one matrix, one block of hidden rows per gate, so one matmul gives
- * every gate's pre-activation and tg_rows takes each gate's block out of it. */
+ * (tg_matmul_add, tg_add, tg_rows, tg_sigmoid, tg_tanh, tg_mul, tg_one_minus), so their
+ * backward is the nodes' backward and needs no code here. The parameters follow PyTorch's
+ * layout: all the gates' weights sit in one matrix, one block of hidden rows per gate, so one
+ * product gives every gate's pre-activation and tg_rows takes each gate's block out of it. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>

@@ -125,7 +125,8 @@ START_TEST(test_null_inputs_give_null_and_name_the_op)
         ck_assert_ptr_null(unary[i].op(NULL, NULL));
     }
     for (int missing = 0; missing < 3; missing++) {
-        tg_tensor *in[3] = { tg_input(tape, 2, 2, NULL), tg_input(tape, 2, 2, NULL), tg_input(tape, 2, 2, NULL) };
+        tg_tensor *in[3] = { tg_input(tape, 2, 2, NULL), tg_input(tape, 2, 2, NULL),
+                             tg_input(tape, 2, 2, NULL) };
         in[missing] = NULL;
         ck_assert_ptr_null(tg_matmul_add(tape, in[0], in[1], in[2]));
         snprintf(want, sizeof want, "tg_matmul_add: input %d is NULL", missing + 1);
