@@ -244,8 +244,7 @@ static int compare_doubles(const void *a, const void *b)
 }
 
 /* Runs rep per the plan; *out gets the median and the fastest of the timed repetitions (not
- * the warm-up).
- * Returns 0, or -1 when a repetition failed or memory ran out. */
+ * the warm-up). Returns 0, or -1 when a repetition failed or memory ran out. */
 static int measure(rep_fn rep, void *ctx, const plan *p, timing *out)
 {
     double seconds, start = now();
