@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "scratch_dir.h"
@@ -59,4 +60,15 @@ void scratch_dir_assert_holds(int want)
     char names[4096];
     int got = scratch_dir_list(names, sizeof names);
     ck_assert_msg(got == want, "%s holds %d files (%s), expected %d", dir, got, names, want);
+}
+
+void scratch_dir_assert_refused_rename(const char *path, const char *message)
+{
+    ck_assert_msg(strncmp(message, path, strlen(path)) == 0 &&
+                      strstr(message, ": cannot move the new file into place: ") != NULL,
+                  "message: %s", message);
+    scratch_dir_assert_holds(1);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
 }

@@ -14,5 +14,8 @@ char *scratch_path(char *buf, const char *name);       /* buf (PATH_SIZE bytes) 
  * size; returns how many there are. */
 int   scratch_dir_list(char *names, size_t size);
 void  scratch_dir_assert_holds(int want);              /* fails the test unless it holds want names */
+/* After a save to path, where a directory stands, failed: the message names path and the
+ * failed move of the new file into place, and the directory holds only that directory. */
+void  scratch_dir_assert_refused_rename(const char *path, const char *message);
 
 #endif
