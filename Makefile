@@ -45,9 +45,9 @@ demo: $(BUILD)/examples/train_sine
 # make bench BENCH_FLAGS=--quick for a short run; ./build/bench/bench --help for the flags.
 BENCH       := $(BUILD)/bench/bench
 BENCH_FLAGS ?=
-$(BENCH): bench/bench.c include/tapegrad.h $(LIB)
+$(BENCH): bench/bench.c bench/common.c bench/common.h include/tapegrad.h $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) bench/bench.c bench/common.c $(LIB) $(LDLIBS) -o $@
 
 bench: $(BENCH)
 	$(BENCH) $(BENCH_FLAGS)

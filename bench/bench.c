@@ -20,7 +20,8 @@
  * With the peer's times and one thread, the bench also measures this core's peak (a loop of
  * independent FMAs, nothing else) and prints what each ratio goal asks of a whole step as a
  * share of it: a goal that needs most of the peak for everything a step does is out of
- * reach for any code, however fast its products. */
+ * reach for any code, however fast its products. The configs, the step and the peak are in
+ * bench/common.c. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -36,9 +37,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tapegrad.h"
+#include "common.h"
 
-#define LEARNING_RATE 0.01f
 #define DATA_SEED 42u
 #define MAX_SAMPLES (1 << 18)          /* per measurement; a tiny step stops here */
 #define MATMUL_GOAL_N 1024             /* the size the A*B goal is set at ... */
@@ -80,21 +80,6 @@ static const char USAGE[] =
     "command line.\n";
 
 /* ---- what is measured ---------------------------------------------------------------------- */
-
-typedef struct config {
-    const char *name;
-    int input, hidden, batch, steps;   /* I, H, B, T */
-    double goal;                       /* wanted: nn.RNN's time / ours, at least this */
-    double thread_goal;                /* wanted: one thread's time / two threads', or 0 */
-} config;
-
-static const config CONFIGS[] = {
-    { "S", 3, 2, 1, 5, 200.0, 0.0 },
-    { "M", 1, 32, 32, 50, 10.0, 0.0 },
-    { "L", 64, 256, 64, 50, 2.0, 0.0 },
-    { "XL", 256, 1024, 64, 20, 1.5, 1.6 },
-};
-#define N_CONFIGS (int)(sizeof CONFIGS / sizeof CONFIGS[0])
 
 static const int MATMUL_SIZES[] = { 64, 256, 1024 };
 #define N_MATMUL (int)(sizeof MATMUL_SIZES / sizeof MATMUL_SIZES[0])
@@ -145,24 +130,8 @@ static void parse_list(const char *flag, const char *text, const char *const *na
 {
     if (!text)
         usage_error("%s needs a value", flag);
-    for (int i = 0; i < n; i++)
-        chosen[i] = false;
-    if (strcmp(text, "none") == 0)
-        return;
-    const char *item = text;
-    for (;;) {
-        size_t len = strcspn(item, ",");
-        int found = -1;
-        for (int i = 0; i < n; i++)
-            if (strlen(names[i]) == len && strncmp(item, names[i], len) == 0)
-                found = i;
-        if (found < 0)
-            usage_error("unknown entry in the list '%s'", text);
-        chosen[found] = true;
-        if (item[len] == '\0')
-            break;
-        item += len + 1;
-    }
+    if (!parse_names(text, names, n, chosen))
+        usage_error("unknown entry in the list '%s'", text);
 }
 
 /* A whole number from 1 to 64 given to flag. */
@@ -226,22 +195,9 @@ static options parse_args(int argc, char **argv)
 
 /* ---- timing --------------------------------------------------------------------------------- */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* One repetition of what is measured: sets *seconds to the time of its timed part and
  * returns 0, or returns -1 after printing what failed. */
 typedef int (*rep_fn)(void *ctx, double *seconds);
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Runs rep per the plan; *out gets the median and the fastest of the timed repetitions (not
  * the warm-up). Returns 0, or -1 when a repetition failed or memory ran out. */
@@ -273,86 +229,7 @@ static int measure(rep_fn rep, void *ctx, const plan *p, timing *out)
     return 0;
 }
 
-/* ---- the training step ---------------------------------------------------------------------- */
-
-typedef struct rnn_bench {
-    const config *c;
-    tg_rnn_cell *cell;
-    tg_tensor *params[3];              /* W_h, W_x, b */
-    tg_tape *tape;
-    float *x;                          /* T inputs, each I x B, one after another */
-    float *y;                          /* T targets, each H x B */
-} rnn_bench;
-
-static void fill_uniform(float *v, size_t n, float lo, float hi, tg_rng *rng)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = lo + (hi - lo) * tg_rng_uniform(rng);
-}
-
-/* Makes the cell, the tape and fixed random data (inputs in [-1, 1), targets in [-0.9, 0.9),
- * inside tanh's range); false when out of memory (rnn_bench_free cleans up either way). */
-static bool rnn_bench_init(rnn_bench *b, const config *c)
-{
-    tg_rng rng = tg_rng_new(DATA_SEED);
-    size_t x_count = (size_t)c->steps * (size_t)c->input * (size_t)c->batch;
-    size_t y_count = (size_t)c->steps * (size_t)c->hidden * (size_t)c->batch;
-    *b = (rnn_bench){ .c = c };
-    b->cell = tg_rnn_cell_new(c->input, c->hidden, tg_rng_next(&rng));
-    b->tape = tg_tape_new();
-    b->x = malloc(x_count * sizeof *b->x);
-    b->y = malloc(y_count * sizeof *b->y);
-    if (!b->cell || !b->tape || !b->x || !b->y)
-        return false;
-    b->params[0] = b->cell->W_h;
-    b->params[1] = b->cell->W_x;
-    b->params[2] = b->cell->b;
-    fill_uniform(b->x, x_count, -1.0f, 1.0f, &rng);
-    fill_uniform(b->y, y_count, -0.9f, 0.9f, &rng);
-    return true;
-}
-
-static void rnn_bench_free(rnn_bench *b)
-{
-    tg_rnn_cell_free(b->cell);
-    tg_tape_free(b->tape);
-    free(b->x);
-    free(b->y);
-}
-
-/* One whole training step, timed from the reset to the end of the SGD update. */
-static int train_step(void *ctx, double *seconds)
-{
-    rnn_bench *b = ctx;
-    const config *c = b->c;
-    tg_tape *tape = b->tape;
-    size_t x_stride = (size_t)c->input * (size_t)c->batch;
-    size_t y_stride = (size_t)c->hidden * (size_t)c->batch;
-    double start = now();
-
-    tg_tape_reset(tape);
-    tg_tensor *h = tg_constant(tape, c->hidden, c->batch, NULL);          /* h_0 = 0: H x B */
-    tg_tensor *total = NULL;
-    for (int t = 0; t < c->steps; t++) {
-        tg_tensor *x = tg_constant(tape, c->input, c->batch, b->x + t * x_stride); /* I x B */
-        h = tg_rnn_cell_forward(tape, b->cell, x, h);                           /* H x B */
-        tg_tensor *target = tg_constant(tape, c->hidden, c->batch, b->y + t * y_stride);
-        tg_tensor *mse = tg_mse(tape, h, target);                               /* 1 x 1 */
-        total = total ? tg_add(tape, total, mse) : mse;
-    }
-    tg_tensor *loss = tg_scale(tape, total, 1.0f / (float)c->steps);
-    tg_zero_grad(b->params, 3);
-    if (tg_backward(tape, loss) != 0) {
-        fprintf(stderr, "bench: config %s: %s\n", c->name, tg_tape_error(tape));
-        return -1;
-    }
-    if (tg_sgd_step(b->params, 3, LEARNING_RATE) != 0) {
-        fprintf(stderr, "bench: config %s: tg_sgd_step refused a gradient that is not finite\n", c->name);
-        return -1;
-    }
-    *seconds = now() - start;
-    return 0;
-}
+/* ---- the flops and bytes of a step ----------------------------------------------------------- */
 
 static double step_flops(const config *c)
 {
@@ -675,7 +552,7 @@ static int time_ours(const config *c, const plan *pl, timing *t, double *reserve
 {
     rnn_bench b;
     int status = -1;
-    if (!rnn_bench_init(&b, c))
+    if (!rnn_bench_init(&b, c, "bench"))
         fprintf(stderr, "bench: config %s: out of memory\n", c->name);
     else
         status = measure(train_step, &b, pl, t);
@@ -803,61 +680,7 @@ static const char *verdict(double ratio, double goal, bool peer_skipped)
     return ratio >= goal ? "met" : "NOT MET";
 }
 
-/* ---- this core's peak: what no step can beat --------------------------------------------- */
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-
-/* reps x 12 independent 8-float multiply-adds, as many as the FMA units can run at once; the
- * starting values come through a volatile so that the compiler cannot merge the chains. */
-__attribute__((target("avx2,fma")))
-static float fma_chains(long reps)
-{
-    static volatile float start[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
-    __m256 acc[12];
-    for (int i = 0; i < 12; i++)
-        acc[i] = _mm256_set1_ps(start[i]);
-    const __m256 scale = _mm256_set1_ps(0.999999f), shift = _mm256_set1_ps(1e-7f);
-    for (long r = 0; r < reps; r++)
-        for (int i = 0; i < 12; i++)
-            acc[i] = _mm256_fmadd_ps(acc[i], scale, shift);
-    float sum = 0.0f, lanes[8];
-    for (int i = 0; i < 12; i++) {
-        _mm256_storeu_ps(lanes, acc[i]);
-        sum += lanes[0];
-    }
-    return sum;
-}
-
-/* The best of 20 runs of about 10 ms each, in GFLOP/s (2 flops per lane of each FMA); NAN
- * where AVX2 and FMA are missing. */
-static double fma_peak_gflops(void)
-{
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
-        return NAN;
-    const long reps = 2000000;
-    double best = 0.0;
-    volatile float sink = 0.0f;
-    for (int run = 0; run < 20; run++) {
-        double start = now();
-        sink += fma_chains(reps);
-        double gflops = reps * 12.0 * 16.0 / (now() - start) / 1e9;
-        best = gflops > best ? gflops : best;
-    }
-    (void)sink;
-    return best;
-}
-#else
-static double fma_peak_gflops(void) { return NAN; }
-#endif
-
-/* The flops a step cannot skip: the forward products, the weight gradients, and d(h_{t-1})
- * for t > 1 (nobody wants d(x_t) or d(h_0); neither PyTorch nor we compute them). */
-static double step_needed_flops(const config *c)
-{
-    double I = c->input, H = c->hidden, B = c->batch, T = c->steps;
-    return 4.0 * T * B * H * (H + I) + 2.0 * (T - 1.0) * B * H * H;
-}
+/* ---- what the goals ask ------------------------------------------------------------------------ */
 
 /* For each config whose goal was measured: the step time the goal asks for (nn.RNN's time
  * over the goal), as GFLOP/s of the flops the step cannot skip and as a share of the core's

@@ -1,0 +1,189 @@
+/* common.c: the configs, the clock, the training step and the FMA peak that bench.c
+ * measures (see common.h). Built from include/ and the library alone. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LEARNING_RATE 0.01f
+#define DATA_SEED 42u
+
+const config CONFIGS[N_CONFIGS] = {
+    { "S", 3, 2, 1, 5, 200.0, 0.0 },
+    { "M", 1, 32, 32, 50, 10.0, 0.0 },
+    { "L", 64, 256, 64, 50, 2.0, 0.0 },
+    { "XL", 256, 1024, 64, 20, 1.5, 1.6 },
+};
+
+double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+bool parse_names(const char *text, const char *const *names, int n, bool *chosen)
+{
+    for (int i = 0; i < n; i++)
+        chosen[i] = false;
+    if (strcmp(text, "none") == 0)
+        return true;
+    const char *item = text;
+    for (;;) {
+        size_t len = strcspn(item, ",");
+        int found = -1;
+        for (int i = 0; i < n; i++)
+            if (strlen(names[i]) == len && strncmp(item, names[i], len) == 0)
+                found = i;
+        if (found < 0)
+            return false;
+        chosen[found] = true;
+        if (item[len] == '\0')
+            return true;
+        item += len + 1;
+    }
+}
+
+/* ---- the training step ---------------------------------------------------------------------- */
+
+static void fill_uniform(float *v, size_t n, float lo, float hi, tg_rng *rng)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * tg_rng_uniform(rng);
+}
+
+/* Makes the cell, the tape and fixed random data (inputs in [-1, 1), targets in [-0.9, 0.9),
+ * inside tanh's range). */
+bool rnn_bench_init(rnn_bench *b, const config *c, const char *program)
+{
+    tg_rng rng = tg_rng_new(DATA_SEED);
+    size_t x_count = (size_t)c->steps * (size_t)c->input * (size_t)c->batch;
+    size_t y_count = (size_t)c->steps * (size_t)c->hidden * (size_t)c->batch;
+    *b = (rnn_bench){ .c = c, .program = program };
+    b->cell = tg_rnn_cell_new(c->input, c->hidden, tg_rng_next(&rng));
+    b->tape = tg_tape_new();
+    b->x = malloc(x_count * sizeof *b->x);
+    b->y = malloc(y_count * sizeof *b->y);
+    if (!b->cell || !b->tape || !b->x || !b->y)
+        return false;
+    b->params[0] = b->cell->W_h;
+    b->params[1] = b->cell->W_x;
+    b->params[2] = b->cell->b;
+    fill_uniform(b->x, x_count, -1.0f, 1.0f, &rng);
+    fill_uniform(b->y, y_count, -0.9f, 0.9f, &rng);
+    return true;
+}
+
+void rnn_bench_free(rnn_bench *b)
+{
+    tg_rnn_cell_free(b->cell);
+    tg_tape_free(b->tape);
+    free(b->x);
+    free(b->y);
+}
+
+/* Timed from the reset to the end of the SGD update. */
+int train_step(void *ctx, double *seconds)
+{
+    rnn_bench *b = ctx;
+    const config *c = b->c;
+    tg_tape *tape = b->tape;
+    size_t x_stride = (size_t)c->input * (size_t)c->batch;
+    size_t y_stride = (size_t)c->hidden * (size_t)c->batch;
+    double start = now();
+
+    tg_tape_reset(tape);
+    tg_tensor *h = tg_constant(tape, c->hidden, c->batch, NULL);          /* h_0 = 0: H x B */
+    tg_tensor *total = NULL;
+    for (int t = 0; t < c->steps; t++) {
+        tg_tensor *x = tg_constant(tape, c->input, c->batch, b->x + t * x_stride); /* I x B */
+        h = tg_rnn_cell_forward(tape, b->cell, x, h);                           /* H x B */
+        tg_tensor *target = tg_constant(tape, c->hidden, c->batch, b->y + t * y_stride);
+        tg_tensor *mse = tg_mse(tape, h, target);                               /* 1 x 1 */
+        total = total ? tg_add(tape, total, mse) : mse;
+    }
+    tg_tensor *loss = tg_scale(tape, total, 1.0f / (float)c->steps);
+    tg_zero_grad(b->params, 3);
+    if (tg_backward(tape, loss) != 0) {
+        fprintf(stderr, "%s: config %s: %s\n", b->program, c->name, tg_tape_error(tape));
+        return -1;
+    }
+    if (tg_sgd_step(b->params, 3, LEARNING_RATE) != 0) {
+        fprintf(stderr, "%s: config %s: tg_sgd_step refused a gradient that is not finite\n",
+                b->program, c->name);
+        return -1;
+    }
+    *seconds = now() - start;
+    return 0;
+}
+
+double step_needed_flops(const config *c)
+{
+    double I = c->input, H = c->hidden, B = c->batch, T = c->steps;
+    return 4.0 * T * B * H * (H + I) + 2.0 * (T - 1.0) * B * H * H;
+}
+
+/* ---- this core's peak: what no product can beat ------------------------------------------ */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+/* reps x 12 independent 8-float multiply-adds, as many as the FMA units can run at once; the
+ * starting values come through a volatile so that the compiler cannot merge the chains. */
+__attribute__((target("avx2,fma")))
+static float fma_chains(long reps)
+{
+    static volatile float start[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+    __m256 acc[12];
+    for (int i = 0; i < 12; i++)
+        acc[i] = _mm256_set1_ps(start[i]);
+    const __m256 scale = _mm256_set1_ps(0.999999f), shift = _mm256_set1_ps(1e-7f);
+    for (long r = 0; r < reps; r++)
+        for (int i = 0; i < 12; i++)
+            acc[i] = _mm256_fmadd_ps(acc[i], scale, shift);
+    float sum = 0.0f, lanes[8];
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(lanes, acc[i]);
+        sum += lanes[0];
+    }
+    return sum;
+}
+
+double fma_loop_gflops(long reps)
+{
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return NAN;
+    volatile float sink = 0.0f;
+    double start = now();
+    sink += fma_chains(reps);
+    (void)sink;
+    return (double)reps * 12.0 * 16.0 / (now() - start) / 1e9; /* 2 flops per lane per FMA */
+}
+#else
+double fma_loop_gflops(long reps)
+{
+    (void)reps;
+    return NAN;
+}
+#endif
+
+double fma_peak_gflops(void)
+{
+    double best = NAN;
+    for (int run = 0; run < 20; run++) {
+        double gflops = fma_loop_gflops(2000000);
+        best = isnan(best) || gflops > best ? gflops : best;
+    }
+    return best;
+}

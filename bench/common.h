@@ -1,0 +1,57 @@
+/* common.h: bench.c's configs, clock, training step as a user writes it, the flops a step
+ * cannot skip, and this core's multiply-add peak, apart from its report and its peer. */
+#ifndef TAPEGRAD_BENCH_COMMON_H
+#define TAPEGRAD_BENCH_COMMON_H
+
+#include <stdbool.h>
+
+#include "tapegrad.h"
+
+typedef struct config {
+    const char *name;
+    int input, hidden, batch, steps;   /* I, H, B, T */
+    double goal;                       /* wanted: nn.RNN's time / ours, at least this */
+    double thread_goal;                /* wanted: one thread's time / two threads', or 0 */
+} config;
+
+#define N_CONFIGS 4
+extern const config CONFIGS[N_CONFIGS]; /* S, M, L, XL */
+
+/* Seconds on a monotonic clock. */
+double now(void);
+/* qsort's comparison for doubles, ascending. */
+int compare_doubles(const void *a, const void *b);
+
+/* Marks in chosen[0..n-1] the entries of names[] that a comma-separated list names ("none":
+ * no entry); false when the list names something else. */
+bool parse_names(const char *text, const char *const *names, int n, bool *chosen);
+
+/* One training step of the vanilla cell: its cell, tape and fixed random data. */
+typedef struct rnn_bench {
+    const config *c;
+    const char *program;               /* names the program in error messages */
+    tg_rnn_cell *cell;
+    tg_tensor *params[3];              /* W_h, W_x, b */
+    tg_tape *tape;
+    float *x;                          /* T inputs, each I x B, one after another */
+    float *y;                          /* T targets, each H x B */
+} rnn_bench;
+
+/* False when out of memory; rnn_bench_free cleans up either way. */
+bool rnn_bench_init(rnn_bench *b, const config *c, const char *program);
+void rnn_bench_free(rnn_bench *b);
+/* One whole step (ctx: an rnn_bench): reset, forward, loss, zero grads, backward, SGD. Sets
+ * *seconds to its time and returns 0, or prints what failed and returns -1. */
+int train_step(void *ctx, double *seconds);
+
+/* The flops a step cannot skip: the forward products, the weight gradients, and d(h_{t-1})
+ * for t > 1 (nobody wants d(x_t) or d(h_0); neither PyTorch nor we compute them). */
+double step_needed_flops(const config *c);
+
+/* One run of reps x 12 independent 8-float FMAs, no memory touched, in GFLOP/s; NAN where
+ * AVX2 and FMA are missing. About 2 ms per million reps on a 100 GFLOP/s core. */
+double fma_loop_gflops(long reps);
+/* The best of 20 such runs of about 4 ms: this core's peak, which no product can beat. */
+double fma_peak_gflops(void);
+
+#endif
