@@ -3,6 +3,7 @@
 #   make demo       train the example RNN      make sanitize   the tests under ASan + UBSan
 #   make experiments  the gradient lab, writing results/
 #   make bench      speed against PyTorch and numpy (BENCH_FLAGS=--quick for a short run)
+#   make bench-floor  the step's products alone: the floor under any step (FLOOR_FLAGS=--quick)
 #   make install PREFIX=/usr/local [DESTDIR=]   header, library and tapegrad.pc
 #   make valgrind   the tests under valgrind   make clean      remove build/
 #   make fuzz       the checkpoint loader under libFuzzer for FUZZ_SECONDS (clang)
@@ -20,7 +21,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
-.PHONY: all demo experiments bench check sanitize valgrind fuzz clean check-deps install uninstall install-test
+.PHONY: all demo experiments bench bench-floor check sanitize valgrind fuzz clean check-deps install uninstall install-test
 
 all: $(LIB) $(EXAMPLES)
 
@@ -51,6 +52,17 @@ $(BENCH): bench/bench.c bench/common.c bench/common.h include/tapegrad.h $(LIB)
 
 bench: $(BENCH)
 	$(BENCH) $(BENCH_FLAGS)
+
+# The floor under any step built on our kernels: the step's products alone, next to the whole
+# step and an FMA loop. It includes src/kernels.h (private), unlike bench.
+FLOOR       := $(BUILD)/bench/floor
+FLOOR_FLAGS ?=
+$(FLOOR): bench/floor.c bench/common.c bench/common.h include/tapegrad.h src/kernels.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Isrc $(WARN) $(CFLAGS) bench/floor.c bench/common.c $(LIB) $(LDLIBS) -o $@
+
+bench-floor: $(FLOOR)
+	$(FLOOR) $(FLOOR_FLAGS)
 
 # The gradient lab: every examples/lab_*.c, run in turn, writing CSV and SVG under results/.
 LAB := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/lab_*.c))

@@ -20,8 +20,8 @@
  * With the peer's times and one thread, the bench also measures this core's peak (a loop of
  * independent FMAs, nothing else) and prints what each ratio goal asks of a whole step as a
  * share of it: a goal that needs most of the peak for everything a step does is out of
- * reach for any code, however fast its products. The configs, the step and the peak are in
- * bench/common.c. */
+ * reach for any code, however fast its products. bench/floor.c times those products alone.
+ * What the two programs share (the configs, the step, the peak) is in bench/common.c. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>

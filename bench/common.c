@@ -1,5 +1,5 @@
-/* common.c: the configs, the clock, the training step and the FMA peak that bench.c
- * measures (see common.h). Built from include/ and the library alone. */
+/* common.c: the configs, the clock, the training step and the FMA peak that bench.c and
+ * floor.c both measure (see common.h). Built from include/ and the library alone. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "common.h"

@@ -1,5 +1,6 @@
-/* common.h: bench.c's configs, clock, training step as a user writes it, the flops a step
- * cannot skip, and this core's multiply-add peak, apart from its report and its peer. */
+/* common.h: what the two benchmark programs share (bench.c against PyTorch, floor.c against
+ * this machine's limits): the configs, the clock, the training step as a user writes it, the
+ * flops a step cannot skip, and this core's multiply-add peak. */
 #ifndef TAPEGRAD_BENCH_COMMON_H
 #define TAPEGRAD_BENCH_COMMON_H
 
