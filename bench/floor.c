@@ -253,10 +253,10 @@ static int measure_config(const config *c, const options *opt, turns *r)
 
 static void print_header(void)
 {
-    printf("cfg | products alone  fastest  GFLOP/s | in cache | whole step  fastest | step /    |"
+    printf("cfg | products alone  fastest  GFLOP/s | in cache  | whole step  fastest | step /    |"
            " FMA loop | products / FMA loop\n"
-           "    |      median us       us   median | median us|  median us       us | products  |"
-           "  GFLOP/s | p10  median  p90\n");
+           "    |      median us       us   median | median us |  median us       us | products  |"
+           "  GFLOP/s |   p10  median   p90\n");
 }
 
 /* One line of the table; sorts r's arrays. */
@@ -266,7 +266,7 @@ static void print_config(const config *c, turns *r)
     double apart = median_of(r->apart, r->n), hot = median_of(r->hot, r->n);
     double step = median_of(r->step, r->n), fma = median_of(r->fma, r->n);
     qsort(r->share, (size_t)r->n, sizeof *r->share, compare_doubles);
-    printf("%-3s | %14.1f %8.1f %8.1f | %9.1f| %10.1f %8.1f | %8.2fx | %8.1f | %3.0f%% %5.0f%% %4.0f%%\n",
+    printf("%-3s | %14.1f %8.1f %8.1f | %9.1f | %10.1f %8.1f | %8.2fx | %8.1f | %5.1f%% %5.1f%% %5.1f%%\n",
            c->name, 1e6 * apart, 1e6 * r->apart[0], flops / apart / 1e9, 1e6 * hot, 1e6 * step,
            1e6 * r->step[0], step / apart, fma, 100.0 * quantile(r->share, r->n, 0.1),
            100.0 * quantile(r->share, r->n, 0.5), 100.0 * quantile(r->share, r->n, 0.9));
