@@ -117,21 +117,14 @@ static const timing NO_TIMING = { NAN, 0, NAN };
 
 /* ---- the command line ------------------------------------------------------------------- */
 
-static void usage_error(const char *fmt, const char *what)
-{
-    fputs("bench: ", stderr);
-    fprintf(stderr, fmt, what);
-    fputs(" (see bench --help)\n", stderr);
-    exit(2);
-}
 
 /* Marks in chosen[] the names of a comma-separated list; names[i] is entry i. */
 static void parse_list(const char *flag, const char *text, const char *const *names, int n, bool *chosen)
 {
     if (!text)
-        usage_error("%s needs a value", flag);
+        usage_error("bench", "%s needs a value", flag);
     if (!parse_names(text, names, n, chosen))
-        usage_error("unknown entry in the list '%s'", text);
+        usage_error("bench", "unknown entry in the list '%s'", text);
 }
 
 /* A whole number from 1 to 64 given to flag. */
@@ -184,10 +177,10 @@ static options parse_args(int argc, char **argv)
             opt.rounds = parse_count(flag, i + 1 < argc ? argv[++i] : NULL);
         } else if (strcmp(flag, "--peer-script") == 0) {
             if (i + 1 >= argc)
-                usage_error("%s needs a value", flag);
+                usage_error("bench", "%s needs a value", flag);
             opt.peer_script = argv[++i];
         } else {
-            usage_error("unknown flag '%s'", flag);
+            usage_error("bench", "unknown flag '%s'", flag);
         }
     }
     return opt;
@@ -221,8 +214,7 @@ static int measure(rep_fn rep, void *ctx, const plan *p, timing *out)
         }
         n++;
     }
-    qsort(samples, (size_t)n, sizeof *samples, compare_doubles);
-    double median = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+    double median = median_of(samples, n);
     double fastest = samples[0];
     free(samples);
     *out = (timing){ 1e6 * median, n, 1e6 * fastest };
@@ -623,8 +615,7 @@ static timing median_of_rounds(const timing *t, int n)
         }
     if (ran == 0)
         return NO_TIMING;
-    qsort(us, (size_t)ran, sizeof us[0], compare_doubles);
-    return (timing){ ran % 2 ? us[ran / 2] : 0.5 * (us[ran / 2 - 1] + us[ran / 2]), reps, fastest };
+    return (timing){ median_of(us, ran), reps, fastest };
 }
 
 /* run_config `rounds` times (each taking its turn with the peer); r gets the medians. With

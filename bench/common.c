@@ -33,6 +33,26 @@ int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, compare_doubles);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void fill_uniform(float *v, size_t n, float lo, float hi, tg_rng *rng)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * tg_rng_uniform(rng);
+}
+
+void usage_error(const char *program, const char *fmt, const char *what)
+{
+    fprintf(stderr, "%s: ", program);
+    fprintf(stderr, fmt, what);
+    fprintf(stderr, " (see %s --help)\n", program);
+    exit(2);
+}
+
 bool parse_names(const char *text, const char *const *names, int n, bool *chosen)
 {
     for (int i = 0; i < n; i++)
@@ -56,12 +76,6 @@ bool parse_names(const char *text, const char *const *names, int n, bool *chosen
 }
 
 /* ---- the training step ---------------------------------------------------------------------- */
-
-static void fill_uniform(float *v, size_t n, float lo, float hi, tg_rng *rng)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = lo + (hi - lo) * tg_rng_uniform(rng);
-}
 
 /* Makes the cell, the tape and fixed random data (inputs in [-1, 1), targets in [-0.9, 0.9),
  * inside tanh's range). */

@@ -22,6 +22,12 @@ extern const config CONFIGS[N_CONFIGS]; /* S, M, L, XL */
 double now(void);
 /* qsort's comparison for doubles, ascending. */
 int compare_doubles(const void *a, const void *b);
+/* Sorts v[0..n-1] (n >= 1) and returns its median. */
+double median_of(double *v, int n);
+/* v[0..n-1] uniform in [lo, hi). */
+void fill_uniform(float *v, size_t n, float lo, float hi, tg_rng *rng);
+/* Prints "PROGRAM: " fmt (with what) " (see PROGRAM --help)" and exits with status 2. */
+void usage_error(const char *program, const char *fmt, const char *what);
 
 /* Marks in chosen[0..n-1] the entries of names[] that a comma-separated list names ("none":
  * no entry); false when the list names something else. */

@@ -55,14 +55,6 @@ typedef struct options {
     int min_reps;
 } options;
 
-static void usage_error(const char *fmt, const char *what)
-{
-    fputs("floor: ", stderr);
-    fprintf(stderr, fmt, what);
-    fputs(" (see floor --help)\n", stderr);
-    exit(2);
-}
-
 static options parse_args(int argc, char **argv)
 {
     options opt = { .seconds = DEFAULT_SECONDS, .min_reps = MIN_REPS };
@@ -81,18 +73,18 @@ static options parse_args(int argc, char **argv)
             opt.min_reps = QUICK_MIN_REPS;
         } else if (strcmp(flag, "--configs") == 0) {
             if (!value)
-                usage_error("%s needs a value", flag);
+                usage_error("floor", "%s needs a value", flag);
             if (!parse_names(value, names, N_CONFIGS, opt.run_config))
-                usage_error("unknown entry in the list '%s'", value);
+                usage_error("floor", "unknown entry in the list '%s'", value);
             i++;
         } else if (strcmp(flag, "--seconds") == 0) {
             char *end = NULL;
             opt.seconds = value ? strtod(value, &end) : NAN;
             if (!value || end == value || *end != '\0' || !(opt.seconds >= 0.1 && opt.seconds <= 3600.0))
-                usage_error("--seconds needs a number from 0.1 to 3600, got '%s'", value ? value : "");
+                usage_error("floor", "--seconds needs a number from 0.1 to 3600, got '%s'", value ? value : "");
             i++;
         } else {
-            usage_error("unknown flag '%s'", flag);
+            usage_error("floor", "unknown flag '%s'", flag);
         }
     }
     return opt;
@@ -117,8 +109,8 @@ typedef struct products {
 static float *filled(size_t n, tg_rng *rng)
 {
     float *v = malloc(n * sizeof *v);
-    for (size_t i = 0; v && i < n; i++)
-        v[i] = 2.0f * tg_rng_uniform(rng) - 1.0f;
+    if (v)
+        fill_uniform(v, n, -1.0f, 1.0f, rng);
     return v;
 }
 
@@ -189,12 +181,6 @@ static void turns_free(turns *r)
     free(r->step);
     free(r->fma);
     free(r->share);
-}
-
-static double median_of(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* The value below which a fraction q of v[0..n-1] lies (v sorted). */

@@ -547,14 +547,6 @@ static bool train_step(trainer *w, model *m, const text *t, const options *opt, 
     return true;
 }
 
-/* Wall-clock seconds since some fixed moment. */
-static double now(void)
-{
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Progress on stderr: a bar redrawn in place on a terminal, else a line every tick. */
 typedef struct progress {
     bool terminal;                     /* stderr is a terminal */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "tapegrad.h"
 
@@ -28,6 +29,14 @@ static inline _Noreturn void usage_error(const char *fmt, ...)
     fprintf(stderr, " (see %s --help)\n", program);
     va_end(args);
     exit(2);
+}
+
+/* Wall-clock seconds since some fixed moment, for progress lines and timings. */
+static inline double now(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Prints usage on stdout and exits with status 0 when flag asks for help: --help, or also -h

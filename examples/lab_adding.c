@@ -290,14 +290,6 @@ static bool run(workspace *w, const settings *s, run_result *r)
 
 /* ---- every run, shared out among threads -------------------------------------------------- */
 
-/* Wall-clock seconds since some fixed moment. */
-static double now(void)
-{
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static const char *clipping_name(bool clipped) { return clipped ? "norm 1.0" : "none"; }
 
 /* The runs and the threads' place in them. A thread takes the next run in `order` (the

@@ -314,14 +314,6 @@ static bool write_outputs(const arm_summary *summaries, int n_seeds, int train_s
 
 /* ---- main -------------------------------------------------------------------------------- */
 
-/* Wall-clock seconds since some fixed moment. */
-static double now(void)
-{
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Runs every arm from every seed (runs[arm * n_seeds + seed]) and summarises each arm; one
  * line on stderr per arm. False on error. */
 static bool run_all(tg_tape *tape, uint64_t seed, int n_seeds, int train_steps, run_record *runs,

@@ -171,14 +171,6 @@ static bool train_step(tg_tape *tape, model *m, const float *waves, const option
     return true;
 }
 
-/* Wall-clock seconds since some fixed moment. */
-static double now(void)
-{
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Trains for opt->epochs epochs, printing for each the mean loss and gradient norm (taken
  * before each update) over its batches. Returns 0, or 1 on failure. */
 static int train(tg_tape *tape, model *m, float *waves, const options *opt, tg_rng *rng)

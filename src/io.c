@@ -262,10 +262,10 @@ static const char *file_shape(const header *h, const entry *e, char *out, size_t
 
 /* ---- a strict JSON parser, directed by the header's schema --------------------------------
  * RFC 8259 JSON: whitespace is space, tab, CR and LF; strings are UTF-8 with the standard
- * escapes (\u and four hex digits, with surrogate pairs); numbers follow the JSON grammar (no leading zeros).
- * Shapes and offsets must be whole numbers >= 0 that fit in 64 bits. Values the schema does
- * not need (unknown fields of a tensor) are parsed and skipped, nested at most
- * JSON_MAX_DEPTH deep. */
+ * escapes (\u and four hex digits, with surrogate pairs); numbers follow the JSON grammar
+ * (no leading zeros). Shapes and offsets must be whole numbers >= 0 that fit in 64 bits.
+ * Values the schema does not need (unknown fields of a tensor) are parsed and skipped,
+ * nested at most JSON_MAX_DEPTH deep. */
 
 typedef struct json {
     const char *start, *p, *end;   /* the header text; p is the next byte to read */
