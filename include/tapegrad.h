@@ -49,6 +49,12 @@
 extern "C" {
 #endif
 
+/* ---- Errors of calls without a tape --------------------------------------------------------
+ * A call that has no tape to report on and can fail returns -1 (or NULL) and, when err is not
+ * NULL, writes why into err->message, naming the call or the file; on success it clears the
+ * message. */
+typedef struct tg_error { char message[256]; } tg_error;
+
 /* ---- Tensors and the tape ------------------------------------------------------------ */
 
 struct tg_node;
@@ -269,10 +275,8 @@ int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y);
 
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 
-/* Calls that touch files report failure as -1 plus a message here (err may be NULL); on
- * success the message is cleared. Files are written atomically: to PATH.tmpN in the same
- * directory, then renamed over PATH, so a failed write never leaves half a file. */
-typedef struct tg_error { char message[256]; } tg_error;
+/* Files are written atomically: to PATH.tmpN in the same directory, then renamed over PATH,
+ * so a failed write never leaves half a file. */
 
 /* One line of a chart: n points (x[i], y[i]). A NULL or empty label keeps the series out
  * of the legend. Text is UTF-8. */

@@ -8,6 +8,45 @@
 
 #include "tape.h"
 
+/* ---- the shape checks every cell forward makes ---------------------------------------------- */
+
+/* The checks every cell forward makes before recording anything: x_t is input x B, h_prev (and
+ * c_prev when it is not skipped) hidden x B, for the B of x_t. Records the first problem,
+ * naming the call and the shapes, and returns false. */
+bool tg_step_shapes_ok(tg_tape *tape, const char *call, int input_size, int hidden_size,
+                       const tg_tensor *x_t, const tg_tensor *h_prev, const tg_tensor *c_prev,
+                       bool check_c)
+{
+    if (!x_t) {
+        tg_fail(tape, "%s: x_t is NULL", call);
+        return false;
+    }
+    if (x_t->rows != input_size) {
+        tg_fail(tape, "%s: x_t is %dx%d, the cell takes %d inputs", call, x_t->rows, x_t->cols,
+                input_size);
+        return false;
+    }
+    const tg_tensor *states[2] = { h_prev, c_prev };
+    const char *names[2] = { "h_prev", "c_prev" };
+    for (int s = 0; s < (check_c ? 2 : 1); s++) {
+        if (!states[s]) {
+            tg_fail(tape, "%s: %s is NULL", call, names[s]);
+            return false;
+        }
+        if (states[s]->rows != hidden_size) {
+            tg_fail(tape, "%s: %s is %dx%d, the cell has %d hidden units", call, names[s],
+                    states[s]->rows, states[s]->cols, hidden_size);
+            return false;
+        }
+        if (states[s]->cols != x_t->cols) {
+            tg_fail(tape, "%s: x_t has %d columns (batch) but %s has %d", call, x_t->cols,
+                    names[s], states[s]->cols);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- the built-in cells behind the interface: a step and a free for each ------------------ */
 
 static tg_cell_state rnn_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)

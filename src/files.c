@@ -2,17 +2,16 @@
  * over it only once every byte is written, so a failed or interrupted save never destroys
  * the previous file. */
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 
+#include "error.h"
 #include "files.h"
 
+/* "PATH: WHAT: REASON" in err, the reason from errno; returns -1. */
 static int fail(tg_error *err, const char *path, const char *what, int error)
 {
-    if (err)
-        snprintf(err->message, sizeof err->message, "%s: %s: %s", path, what,
-                 error == ERANGE ? "path too long" : error ? strerror(error) : "unknown error");
-    return -1;
+    return tg_error_set(err, path, "%s: %s", what,
+                        error == ERANGE ? "path too long" : error ? strerror(error) : "unknown error");
 }
 
 /* Creates path.tmpN, with the first N from 0 whose file does not exist yet, for writing;

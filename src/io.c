@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "files.h"
 #include "tape.h"
 
@@ -24,31 +25,6 @@ _Static_assert(sizeof(float) == 4 && sizeof(uint32_t) == 4, "float32 must be 4 b
 #define METADATA_KEY "__metadata__"
 
 /* ---- errors ----------------------------------------------------------------------------- */
-
-/* err->message = "where: " + the formatted text; returns -1 so callers can return it. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int fail(tg_error *err, const char *where, const char *fmt, ...)
-{
-    if (!err)
-        return -1;
-    const size_t size = sizeof err->message;
-    int n = snprintf(err->message, size, "%s: ", where);
-    if (n >= 0 && (size_t)n < size) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(err->message + n, size - (size_t)n, fmt, args);
-        va_end(args);
-    }
-    return -1;
-}
-
-static void clear_error(tg_error *err)
-{
-    if (err)
-        err->message[0] = '\0';
-}
 
 static const char *describe(int error) { return error ? strerror(error) : "unknown error"; }
 
@@ -908,11 +884,11 @@ static int read_at(FILE *file, const char *path, uint64_t offset, void *out, siz
 {
     errno = 0;
     if (fseek(file, (long)offset, SEEK_SET) != 0)
-        return fail(err, path, "cannot read: %s", describe(errno));
+        return tg_error_set(err, path, "cannot read: %s", describe(errno));
     if (n > 0 && fread(out, 1, n, file) != n) {
         if (ferror(file))
-            return fail(err, path, "cannot read: %s", describe(errno));
-        return fail(err, path, "the file ended while being read (did it change?)");
+            return tg_error_set(err, path, "cannot read: %s", describe(errno));
+        return tg_error_set(err, path, "the file ended while being read (did it change?)");
     }
     return 0;
 }
@@ -922,7 +898,7 @@ static int file_size(FILE *file, const char *path, uint64_t *size, tg_error *err
     errno = 0;
     long end = fseek(file, 0, SEEK_END) == 0 ? ftell(file) : -1;
     if (end < 0)
-        return fail(err, path, "cannot find the file's size: %s", describe(errno));
+        return tg_error_set(err, path, "cannot find the file's size: %s", describe(errno));
     *size = (uint64_t)end;
     return 0;
 }
@@ -933,21 +909,21 @@ static int read_header_text(FILE *file, const char *path, uint64_t size, char **
                             uint64_t *length, tg_error *err)
 {
     if (size < LENGTH_BYTES)
-        return fail(err, path, "%llu bytes is too short for a safetensors file (it starts with "
+        return tg_error_set(err, path, "%llu bytes is too short for a safetensors file (it starts with "
                     "an 8-byte header length)", (unsigned long long)size);
     unsigned char prefix[LENGTH_BYTES];
     if (read_at(file, path, 0, prefix, sizeof prefix, err) != 0)
         return -1;
     *length = get_u64_le(prefix);
     if (*length > size - LENGTH_BYTES)
-        return fail(err, path, "the header length %llu is larger than the rest of the file (%llu "
+        return tg_error_set(err, path, "the header length %llu is larger than the rest of the file (%llu "
                     "bytes)", (unsigned long long)*length, (unsigned long long)(size - LENGTH_BYTES));
     if (*length > HEADER_MAX_BYTES)
-        return fail(err, path, "the header length %llu is over the limit of %u bytes",
+        return tg_error_set(err, path, "the header length %llu is over the limit of %u bytes",
                     (unsigned long long)*length, HEADER_MAX_BYTES);
     *text = malloc(*length ? (size_t)*length : 1);
     if (!*text)
-        return fail(err, path, "out of memory");
+        return tg_error_set(err, path, "out of memory");
     return read_at(file, path, LENGTH_BYTES, *text, (size_t)*length, err);
 }
 
@@ -982,7 +958,7 @@ static int check_and_read(FILE *file, const char *path, const char *who, wanted 
                   check_ranges(&j, &h, data_size) && check_overlaps(&j, &h) &&
                   check_wanted(&j, &h, wants, n, who);
         rc = ok ? read_values(file, path, LENGTH_BYTES + length, wants, n, err)
-                : fail(err, path, "%s", j.problem);
+                : tg_error_set(err, path, "%s", j.problem);
     }
     header_free(&h);
     free(text);
@@ -996,7 +972,7 @@ static int load_wanted(const char *path, const char *who, wanted *wants, int n, 
     errno = 0;
     FILE *file = fopen(path, "rb");
     if (!file)
-        return fail(err, path, "cannot open: %s", describe(errno));
+        return tg_error_set(err, path, "cannot open: %s", describe(errno));
     int rc = check_and_read(file, path, who, wants, n, err);
     fclose(file);
     return rc;
@@ -1167,13 +1143,13 @@ static int save_tensors(const char *path, const saved *tensors, int n, tg_error 
     build_header(&header_text, tensors, n);
     if (header_text.failed) {
         free(header_text.s);
-        return fail(err, path, "out of memory");
+        return tg_error_set(err, path, "out of memory");
     }
     checkpoint_file c = { &header_text, tensors, n };
     int rc = tg_write_file_atomically(path, write_checkpoint_file, &c, err);
     free(header_text.s);
     if (rc == 0)
-        clear_error(err);
+        tg_error_clear(err);
     return rc;
 }
 
@@ -1184,26 +1160,26 @@ static int save_tensors(const char *path, const saved *tensors, int n, tg_error 
 static int check_named(const char *path, const tg_named *tensors, int n, tg_error *err)
 {
     if (n < 0)
-        return fail(err, path, "n is negative (%d)", n);
+        return tg_error_set(err, path, "n is negative (%d)", n);
     if (n > 0 && !tensors)
-        return fail(err, path, "tensors is NULL with n %d", n);
+        return tg_error_set(err, path, "tensors is NULL with n %d", n);
     for (int i = 0; i < n; i++) {
         const char *name = tensors[i].name;
         const tg_tensor *t = tensors[i].tensor;
         if (!name || !*name)
-            return fail(err, path, "tensors[%d] has no name", i);
+            return tg_error_set(err, path, "tensors[%d] has no name", i);
         if (!is_utf8(name))
-            return fail(err, path, "tensors[%d]: the name is not UTF-8", i);
+            return tg_error_set(err, path, "tensors[%d]: the name is not UTF-8", i);
         if (strcmp(name, METADATA_KEY) == 0)
-            return fail(err, path, "tensors[%d]: \"" METADATA_KEY "\" is not a tensor name", i);
+            return tg_error_set(err, path, "tensors[%d]: \"" METADATA_KEY "\" is not a tensor name", i);
         if (!t || !t->data)
-            return fail(err, path, "tensors[%d] (%.*s) has no tensor data", i, NAME_SHOWN, name);
+            return tg_error_set(err, path, "tensors[%d] (%.*s) has no tensor data", i, NAME_SHOWN, name);
         if (!tg_size_ok(t->rows, t->cols))
-            return fail(err, path, "tensors[%d] (%.*s) has a bad size %dx%d", i, NAME_SHOWN, name,
+            return tg_error_set(err, path, "tensors[%d] (%.*s) has a bad size %dx%d", i, NAME_SHOWN, name,
                         t->rows, t->cols);
         for (int k = 0; k < i; k++)
             if (strcmp(tensors[k].name, name) == 0)
-                return fail(err, path, "tensors[%d] and tensors[%d] are both named %.*s", k, i,
+                return tg_error_set(err, path, "tensors[%d] and tensors[%d] are both named %.*s", k, i,
                             NAME_SHOWN, name);
     }
     return 0;
@@ -1212,12 +1188,12 @@ static int check_named(const char *path, const tg_named *tensors, int n, tg_erro
 int tg_save(const char *path, const tg_named *tensors, int n, tg_error *err)
 {
     if (!path)
-        return fail(err, "tg_save", "path is NULL");
+        return tg_error_set(err, "tg_save", "path is NULL");
     if (check_named(path, tensors, n, err) != 0)
         return -1;
     saved *list = malloc((n > 0 ? (size_t)n : 1) * sizeof *list);
     if (!list)
-        return fail(err, path, "out of memory");
+        return tg_error_set(err, path, "out of memory");
     for (int i = 0; i < n; i++) {
         const tg_tensor *t = tensors[i].tensor;
         list[i] = (saved){ tensors[i].name, t->rows, t->cols, 2, t->data };
@@ -1230,25 +1206,25 @@ int tg_save(const char *path, const tg_named *tensors, int n, tg_error *err)
 int tg_load(const char *path, const tg_named *tensors, int n, tg_error *err)
 {
     if (!path)
-        return fail(err, "tg_load", "path is NULL");
+        return tg_error_set(err, "tg_load", "path is NULL");
     if (check_named(path, tensors, n, err) != 0)
         return -1;
     wanted *wants = malloc((n > 0 ? (size_t)n : 1) * sizeof *wants);
     if (!wants)
-        return fail(err, path, "out of memory");
+        return tg_error_set(err, path, "out of memory");
     for (int i = 0; i < n; i++) {
         const tg_tensor *t = tensors[i].tensor;
         wants[i] = (wanted){ tensors[i].name, t->rows, t->cols, SHAPE_2D_OR_COLUMN, NULL, NULL };
     }
     float *room = give_room(wants, n);
-    int rc = room ? load_wanted(path, "the model", wants, n, err) : fail(err, path, "out of memory");
+    int rc = room ? load_wanted(path, "the model", wants, n, err) : tg_error_set(err, path, "out of memory");
     for (int i = 0; rc == 0 && i < n; i++)
         memcpy(tensors[i].tensor->data, wants[i].values,
                (size_t)wants[i].rows * (size_t)wants[i].cols * sizeof(float));
     free(room);
     free(wants);
     if (rc == 0)
-        clear_error(err);
+        tg_error_clear(err);
     return rc;
 }
 
@@ -1267,9 +1243,9 @@ static int check_param(const char *path, const char *what, const tg_tensor *t, l
                        long long cols, tg_error *err)
 {
     if (!t || !t->data)
-        return fail(err, path, "the cell's %s is NULL", what);
+        return tg_error_set(err, path, "the cell's %s is NULL", what);
     if (t->rows != rows || t->cols != cols)
-        return fail(err, path, "the cell's %s is %dx%d, but its sizes make it %lldx%lld", what,
+        return tg_error_set(err, path, "the cell's %s is %dx%d, but its sizes make it %lldx%lld", what,
                     t->rows, t->cols, rows, cols);
     return 0;
 }
@@ -1278,7 +1254,7 @@ static int check_param(const char *path, const char *what, const tg_tensor *t, l
 static int check_cell(const char *path, const cell_params *c, tg_error *err)
 {
     if (c->input_size < 1 || c->hidden_size < 1)
-        return fail(err, path, "the cell has a bad size (input %d, hidden %d)", c->input_size,
+        return tg_error_set(err, path, "the cell has a bad size (input %d, hidden %d)", c->input_size,
                     c->hidden_size);
     const long long rows = (long long)c->gates * c->hidden_size;
     if (check_param(path, "W_x", c->W_x, rows, c->input_size, err) != 0 ||
@@ -1291,7 +1267,7 @@ static int check_cell(const char *path, const cell_params *c, tg_error *err)
 static int save_cell(const char *fn, const char *path, const cell_params *c, tg_error *err)
 {
     if (!path)
-        return fail(err, fn, "path is NULL");
+        return tg_error_set(err, fn, "path is NULL");
     if (check_cell(path, c, err) != 0)
         return -1;
     const int rows = c->gates * c->hidden_size;
@@ -1326,7 +1302,7 @@ static void commit_cell(const cell_params *c, const wanted *w)
 static int load_cell(const char *fn, const char *path, const cell_params *c, tg_error *err)
 {
     if (!path)
-        return fail(err, fn, "path is NULL");
+        return tg_error_set(err, fn, "path is NULL");
     if (check_cell(path, c, err) != 0)
         return -1;
     const int rows = c->gates * c->hidden_size;
@@ -1338,11 +1314,11 @@ static int load_cell(const char *fn, const char *path, const cell_params *c, tg_
     };
     float *room = give_room(wants, 4);
     if (!room)
-        return fail(err, path, "out of memory");
+        return tg_error_set(err, path, "out of memory");
     int rc = load_wanted(path, "the cell", wants, 4, err);
     if (rc == 0) {
         commit_cell(c, wants);
-        clear_error(err);
+        tg_error_clear(err);
     }
     free(room);
     return rc;
@@ -1367,7 +1343,7 @@ static cell_params gru_params(const tg_gru_cell *cell)
 int tg_rnn_cell_save(const tg_rnn_cell *cell, const char *path, tg_error *err)
 {
     if (!cell)
-        return fail(err, path ? path : "tg_rnn_cell_save", "cell is NULL");
+        return tg_error_set(err, path ? path : "tg_rnn_cell_save", "cell is NULL");
     cell_params c = rnn_params(cell);
     return save_cell("tg_rnn_cell_save", path, &c, err);
 }
@@ -1375,7 +1351,7 @@ int tg_rnn_cell_save(const tg_rnn_cell *cell, const char *path, tg_error *err)
 int tg_rnn_cell_load(tg_rnn_cell *cell, const char *path, tg_error *err)
 {
     if (!cell)
-        return fail(err, path ? path : "tg_rnn_cell_load", "cell is NULL");
+        return tg_error_set(err, path ? path : "tg_rnn_cell_load", "cell is NULL");
     cell_params c = rnn_params(cell);
     return load_cell("tg_rnn_cell_load", path, &c, err);
 }
@@ -1383,7 +1359,7 @@ int tg_rnn_cell_load(tg_rnn_cell *cell, const char *path, tg_error *err)
 int tg_lstm_cell_save(const tg_lstm_cell *cell, const char *path, tg_error *err)
 {
     if (!cell)
-        return fail(err, path ? path : "tg_lstm_cell_save", "cell is NULL");
+        return tg_error_set(err, path ? path : "tg_lstm_cell_save", "cell is NULL");
     cell_params c = lstm_params(cell);
     return save_cell("tg_lstm_cell_save", path, &c, err);
 }
@@ -1391,7 +1367,7 @@ int tg_lstm_cell_save(const tg_lstm_cell *cell, const char *path, tg_error *err)
 int tg_lstm_cell_load(tg_lstm_cell *cell, const char *path, tg_error *err)
 {
     if (!cell)
-        return fail(err, path ? path : "tg_lstm_cell_load", "cell is NULL");
+        return tg_error_set(err, path ? path : "tg_lstm_cell_load", "cell is NULL");
     cell_params c = lstm_params(cell);
     return load_cell("tg_lstm_cell_load", path, &c, err);
 }
@@ -1399,7 +1375,7 @@ int tg_lstm_cell_load(tg_lstm_cell *cell, const char *path, tg_error *err)
 int tg_gru_cell_save(const tg_gru_cell *cell, const char *path, tg_error *err)
 {
     if (!cell)
-        return fail(err, path ? path : "tg_gru_cell_save", "cell is NULL");
+        return tg_error_set(err, path ? path : "tg_gru_cell_save", "cell is NULL");
     cell_params c = gru_params(cell);
     return save_cell("tg_gru_cell_save", path, &c, err);
 }
@@ -1407,7 +1383,7 @@ int tg_gru_cell_save(const tg_gru_cell *cell, const char *path, tg_error *err)
 int tg_gru_cell_load(tg_gru_cell *cell, const char *path, tg_error *err)
 {
     if (!cell)
-        return fail(err, path ? path : "tg_gru_cell_load", "cell is NULL");
+        return tg_error_set(err, path ? path : "tg_gru_cell_load", "cell is NULL");
     cell_params c = gru_params(cell);
     return load_cell("tg_gru_cell_load", path, &c, err);
 }
@@ -1417,12 +1393,12 @@ static int cell_kind(const tg_cell *cell, const char *fn, const char *path, tg_e
 {
     const char *where = path ? path : fn;
     if (!cell)
-        return fail(err, where, "cell is NULL");
+        return tg_error_set(err, where, "cell is NULL");
     static const char *const KINDS[] = { "rnn", "lstm", "gru" };
     for (int k = 0; k < 3; k++)
         if (cell->name && strcmp(cell->name, KINDS[k]) == 0)
-            return cell->impl ? k : fail(err, where, "the %s cell has no impl", KINDS[k]);
-    return fail(err, where, "cell '%.*s' is not an rnn, lstm or gru cell; save its params with "
+            return cell->impl ? k : tg_error_set(err, where, "the %s cell has no impl", KINDS[k]);
+    return tg_error_set(err, where, "cell '%.*s' is not an rnn, lstm or gru cell; save its params with "
                 "tg_save", NAME_SHOWN, cell->name ? cell->name : "(unnamed)");
 }
 

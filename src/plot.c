@@ -11,21 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "files.h"
-#include "tapegrad.h"
 
 /* ---- errors and output ------------------------------------------------------------------ */
-
-static int fail(tg_error *err, const char *fmt, ...)
-{
-    if (err) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, args);
-        va_end(args);
-    }
-    return -1;
-}
 
 /* An output file and the errno of its first failed write; once one write fails the rest
  * are skipped. */
@@ -112,22 +101,21 @@ static int write_atomically(const char *path, const tg_chart *chart, body_writer
 static int check_arguments(const tg_chart *chart, const char *path, const char *fn,
                            tg_error *err)
 {
-    if (err)
-        err->message[0] = '\0';
+    tg_error_clear(err);
     if (!path)
-        return fail(err, "%s: path is NULL", fn);
+        return tg_error_set(err, fn, "path is NULL");
     if (!chart)
-        return fail(err, "%s: chart is NULL", path);
+        return tg_error_set(err, path, "chart is NULL");
     if (chart->n_series < 0)
-        return fail(err, "%s: n_series is negative (%d)", path, chart->n_series);
+        return tg_error_set(err, path, "n_series is negative (%d)", chart->n_series);
     if (chart->n_series > 0 && !chart->series)
-        return fail(err, "%s: series is NULL with n_series %d", path, chart->n_series);
+        return tg_error_set(err, path, "series is NULL with n_series %d", chart->n_series);
     for (int i = 0; i < chart->n_series; i++) {
         const tg_series *s = &chart->series[i];
         if (s->n < 0)
-            return fail(err, "%s: series %d: n is negative (%d)", path, i, s->n);
+            return tg_error_set(err, path, "series %d: n is negative (%d)", i, s->n);
         if (s->n > 0 && (!s->x || !s->y))
-            return fail(err, "%s: series %d: x or y is NULL with n %d", path, i, s->n);
+            return tg_error_set(err, path, "series %d: x or y is NULL with n %d", i, s->n);
     }
     return 0;
 }

@@ -1,5 +1,5 @@
 /* tape.h: private to the library. The node that records an op on the tape, the op's
- * description (name, backward), and the calls ops.c and nn.c use to record nodes. */
+ * description (name, backward), and the calls ops.c and the cells use to record nodes. */
 #ifndef TAPEGRAD_TAPE_H
 #define TAPEGRAD_TAPE_H
 
@@ -71,7 +71,7 @@ bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_
 /* The checks every cell forward makes before recording anything: x_t is input x B, h_prev
  * (and c_prev when check_c) hidden x B, for the B of x_t. Records the first problem, naming
  * the call and the shapes ("tg_gru_cell_forward: x_t is 3x2, the cell takes 4 inputs"), and
- * returns false. (In src/nn.c.) */
+ * returns false. (In src/cell.c.) */
 bool tg_step_shapes_ok(tg_tape *tape, const char *call, int input_size, int hidden_size,
                        const tg_tensor *x_t, const tg_tensor *h_prev, const tg_tensor *c_prev,
                        bool check_c);
