@@ -86,15 +86,19 @@ install: $(LIB)
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/tapegrad.h $(DESTDIR)$(PREFIX)/lib/libtapegrad.a $(PC_DIR)/tapegrad.pc
 
-# Install into a scratch prefix, then build and run a program through pkg-config alone.
+# Install into a scratch prefix, then build and run two programs through pkg-config alone:
+# a hello, and examples/custom_op.c, an op of its own added through the public extension API
+# (it exits non-zero when its gradient check fails).
 INSTALL_TEST := $(abspath $(BUILD))/install-test
+INSTALLED_FLAGS = $$(PKG_CONFIG_PATH=$(INSTALL_TEST)/lib/pkgconfig pkg-config --cflags --libs tapegrad)
 install-test: $(LIB)
 	rm -rf $(INSTALL_TEST)
 	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_TEST)
-	$(CC) $(WARN) $(CFLAGS) tests/standalone/installed_hello.c \
-	    $$(PKG_CONFIG_PATH=$(INSTALL_TEST)/lib/pkgconfig pkg-config --cflags --libs tapegrad) \
+	$(CC) $(WARN) $(CFLAGS) tests/standalone/installed_hello.c $(INSTALLED_FLAGS) \
 	    -o $(INSTALL_TEST)/installed_hello
 	$(INSTALL_TEST)/installed_hello
+	$(CC) $(WARN) $(CFLAGS) examples/custom_op.c $(INSTALLED_FLAGS) -o $(INSTALL_TEST)/custom_op
+	$(INSTALL_TEST)/custom_op --iters 200
 
 check-deps:
 	@sh tests/install-check.sh

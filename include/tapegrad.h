@@ -118,6 +118,82 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int *classes
  * parameters' grads again, so parameter grads end up doubled, as after two steps. */
 int tg_backward(tg_tape *tape, tg_tensor *loss);
 
+/* ---- Ops of your own ------------------------------------------------------------------------
+ * Every op above is written with these calls, and an op of yours is written the same way
+ * (docs/extending.md has a whole example). Its public function checks the inputs
+ * (tg_inputs_ok) and their shapes (tg_tape_fail on a mismatch), records a node (tg_record)
+ * and computes the forward into the result's data. tg_backward later calls the op's backward
+ * with the result y, whose grad holds d(loss)/d(y), and the inputs; the backward adds
+ * d(loss)/d(input) to the grad of each input whose grad is not NULL (a tg_constant, or a
+ * result computed only from constants, has none: skip it). The backward is called only when
+ * y has a grad. */
+
+#define TG_MAX_INPUTS 4
+
+typedef struct tg_op {
+    const char *name;    /* names the op in error messages, e.g. "my_relu" */
+    int n_inputs;        /* 1 .. TG_MAX_INPUTS */
+    /* y: the op's result (y->grad holds d(loss)/d(y)); in: its n_inputs inputs */
+    void (*backward)(tg_tensor *y, tg_tensor *const *in);
+} tg_op;
+
+/* The checks every op makes first: tape and op are valid, none of in[0 .. n_inputs-1] is
+ * NULL, none was made on another tape. Otherwise records e.g. "my_relu: input 1 is NULL" (an
+ * earlier error on the tape is kept instead) and returns 0. Nonzero when all is well. */
+int tg_inputs_ok(tg_tape *tape, const tg_op *op, tg_tensor *const *in);
+/* Records a node of op with inputs in[0 .. op->n_inputs-1] and returns its rows x cols result,
+ * whose data the caller then fills (the forward). Its grad is zero-filled, or NULL when no
+ * input has a grad. The state_bytes bytes at state (the op's own constants: a scale, an
+ * index, class labels) are copied to the tape for the backward (tg_op_state). NULL with the
+ * tape's error set when an input is bad, the size is bad or too large, or out of memory. */
+tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *const *in, int rows, int cols,
+                     const void *state, size_t state_bytes);
+/* The copy of the state recorded with y (an op's result), or NULL when it had none. */
+const void *tg_op_state(const tg_tensor *y);
+/* Keeps the first error on the tape (printf-style; start with the op's name); returns NULL,
+ * so that an op can end with `return tg_tape_fail(...)`. */
+tg_tensor *tg_tape_fail(tg_tape *tape, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* In a backward: `bytes` bytes of tape memory kept under (owner, key) until this tg_backward
+ * returns, for what an op derives once and reads at many nodes (tg_matmul keeps the transpose
+ * of each weight here, made at the first step of an unroll that needs it; owner is its tg_op,
+ * key the weight). y is the result being differentiated. *fresh is set to 1 when the block is
+ * new (fill it) and to 0 when an earlier node of this pass made it. NULL when out of memory
+ * or when TG_MAX_MEMOS blocks are kept already: the op then does without. */
+#define TG_MAX_MEMOS 16
+void *tg_backward_memo(const tg_tensor *y, const void *owner, const void *key, size_t bytes,
+                       int *fresh);
+
+/* ---- Gradient check --------------------------------------------------------------------------
+ * Compares what tg_backward computes with central finite differences, for every element of
+ * every parameter in params[0 .. n_params-1] and of every tg_input that the loss function
+ * records (tg_constant data is left out). loss(tape, ctx) must build a 1 x 1 loss on the
+ * (empty) tape it is given and record the same ops each time it is called; it is called
+ * once for the backward and twice per element. Each derivative is (L(x + step) - L(x - step))
+ * divided by the two points' distance, in double; the forward runs in float32, so a step near
+ * 1e-2 keeps rounding far below a 1e-3 error (relative to a gradient of 1). */
+typedef tg_tensor *(*tg_loss_fn)(tg_tape *tape, void *ctx);
+
+typedef struct tg_grad_check_result {
+    double worst;       /* max over elements of |analytic - numeric| / scale, where scale is the
+                           largest |numeric| of that tensor, at least 1e-3 */
+    int tensor;         /* where: params[tensor] when tensor < n_params, else the
+                           (tensor - n_params)-th tg_input the loss records, from 0 */
+    long element;       /* the element there, row-major */
+    double analytic, numeric; /* the two derivatives there */
+    long checked;       /* how many elements were compared */
+} tg_grad_check_result;
+
+/* Fills *result (not NULL); parameters' data and grads are as before afterwards. Returns 0, or
+ * -1 with err filled when the arguments are bad (step must be positive and finite), the loss
+ * fails or is not 1 x 1, or out of memory. The caller compares result->worst with its own
+ * tolerance (2e-3 with step 1e-2 catches a backward that is 1% wrong). */
+int tg_grad_check(tg_loss_fn loss, void *ctx, tg_tensor *const *params, int n_params, float step,
+                  tg_grad_check_result *result, tg_error *err);
+
 /* ---- Random numbers and init ---------------------------------------------------------- */
 
 /* A small deterministic generator (SplitMix64): the same seed gives the same stream on

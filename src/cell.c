@@ -18,11 +18,11 @@ bool tg_step_shapes_ok(tg_tape *tape, const char *call, int input_size, int hidd
                        bool check_c)
 {
     if (!x_t) {
-        tg_fail(tape, "%s: x_t is NULL", call);
+        tg_tape_fail(tape, "%s: x_t is NULL", call);
         return false;
     }
     if (x_t->rows != input_size) {
-        tg_fail(tape, "%s: x_t is %dx%d, the cell takes %d inputs", call, x_t->rows, x_t->cols,
+        tg_tape_fail(tape, "%s: x_t is %dx%d, the cell takes %d inputs", call, x_t->rows, x_t->cols,
                 input_size);
         return false;
     }
@@ -30,16 +30,16 @@ bool tg_step_shapes_ok(tg_tape *tape, const char *call, int input_size, int hidd
     const char *names[2] = { "h_prev", "c_prev" };
     for (int s = 0; s < (check_c ? 2 : 1); s++) {
         if (!states[s]) {
-            tg_fail(tape, "%s: %s is NULL", call, names[s]);
+            tg_tape_fail(tape, "%s: %s is NULL", call, names[s]);
             return false;
         }
         if (states[s]->rows != hidden_size) {
-            tg_fail(tape, "%s: %s is %dx%d, the cell has %d hidden units", call, names[s],
+            tg_tape_fail(tape, "%s: %s is %dx%d, the cell has %d hidden units", call, names[s],
                     states[s]->rows, states[s]->cols, hidden_size);
             return false;
         }
         if (states[s]->cols != x_t->cols) {
-            tg_fail(tape, "%s: x_t has %d columns (batch) but %s has %d", call, x_t->cols,
+            tg_tape_fail(tape, "%s: x_t has %d columns (batch) but %s has %d", call, x_t->cols,
                     names[s], states[s]->cols);
             return false;
         }
@@ -172,11 +172,11 @@ tg_cell_state tg_cell_zero_state(tg_tape *tape, const tg_cell *cell, int batch)
 {
     const tg_cell_state none = { NULL, NULL };
     if (!cell) {
-        tg_fail(tape, "tg_cell_zero_state: cell is NULL");
+        tg_tape_fail(tape, "tg_cell_zero_state: cell is NULL");
         return none;
     }
     if (!tg_size_ok(cell->hidden_size, batch)) {
-        tg_fail(tape, "tg_cell_zero_state: bad size %dx%d (hidden x batch)", cell->hidden_size, batch);
+        tg_tape_fail(tape, "tg_cell_zero_state: bad size %dx%d (hidden x batch)", cell->hidden_size, batch);
         return none;
     }
     tg_cell_state zero = {
@@ -196,18 +196,18 @@ tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell
     if (!tape)
         return none;
     if (!cell) {
-        tg_fail(tape, "tg_cell_step: cell is NULL");
+        tg_tape_fail(tape, "tg_cell_step: cell is NULL");
         return none;
     }
     const char *name = cell->name ? cell->name : "(unnamed)";
     if (!cell->step) {
-        tg_fail(tape, "tg_cell_step: cell '%s' has no step function", name);
+        tg_tape_fail(tape, "tg_cell_step: cell '%s' has no step function", name);
         return none;
     }
     tg_cell_state next = cell->step(tape, cell->impl, x_t, prev);
     if (!next.h || (cell->has_c && !next.c)) {
         /* kept only when the step itself recorded no error */
-        tg_fail(tape, "tg_cell_step: the step of cell '%s' returned no %s", name, next.h ? "c" : "h");
+        tg_tape_fail(tape, "tg_cell_step: the step of cell '%s' returned no %s", name, next.h ? "c" : "h");
         return none;
     }
     return next;

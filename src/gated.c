@@ -97,11 +97,11 @@ int tg_lstm_cell_forward(tg_tape *tape, tg_lstm_cell *cell, tg_tensor *x_t,
     if (c_t)
         *c_t = NULL;
     if (!cell) {
-        tg_fail(tape, "%s: cell is NULL", call);
+        tg_tape_fail(tape, "%s: cell is NULL", call);
         return -1;
     }
     if (!h_t || !c_t) {
-        tg_fail(tape, "%s: h_t and c_t must point to where the new state goes", call);
+        tg_tape_fail(tape, "%s: h_t and c_t must point to where the new state goes", call);
         return -1;
     }
     if (!tg_step_shapes_ok(tape, call, cell->input_size, cell->hidden_size, x_t, h_prev, c_prev, true))
@@ -176,7 +176,7 @@ tg_tensor *tg_gru_cell_forward(tg_tape *tape, tg_gru_cell *cell, tg_tensor *x_t,
 {
     static const char call[] = "tg_gru_cell_forward";
     if (!cell)
-        return tg_fail(tape, "%s: cell is NULL", call);
+        return tg_tape_fail(tape, "%s: cell is NULL", call);
     if (!tg_step_shapes_ok(tape, call, cell->input_size, cell->hidden_size, x_t, h_prev, NULL, false))
         return NULL;
     const int H = cell->hidden_size;

@@ -52,7 +52,7 @@ void tg_rnn_cell_init_normal(tg_rnn_cell *cell, float std, uint64_t seed)
 tg_tensor *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_t, tg_tensor *h_prev)
 {
     if (!cell)
-        return tg_fail(tape, "tg_rnn_cell_forward: cell is NULL");
+        return tg_tape_fail(tape, "tg_rnn_cell_forward: cell is NULL");
     if (!tg_step_shapes_ok(tape, "tg_rnn_cell_forward", cell->input_size, cell->hidden_size, x_t,
                            h_prev, NULL, false))
         return NULL;

@@ -1,6 +1,7 @@
 /* tape.c: the tape. Its arena (chunks of memory that grow on demand and are reused after a
- * reset), the list of recorded nodes, the sticky error, and tg_backward, which walks the
- * list from the loss back to the first node. */
+ * reset), the list of recorded nodes and the leaves (tg_input, tg_constant), the sticky
+ * error, the calls every op records itself with, and tg_backward, which walks the list from
+ * the loss back to the first node. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -8,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
 #include "tape.h"
 
 #define ARENA_ALIGN 64                 /* every block starts on a cache line */
@@ -22,19 +22,43 @@ typedef struct chunk {
     unsigned char *mem;
 } chunk;
 
-/* A parameter's data transposed, valid for one tg_backward (see tg_tape_transposed). */
-typedef struct transposed {
-    const tg_tensor *param;
-    float *data;
-} transposed;
+typedef struct tg_node tg_node;
+
+/* One recorded op. Nodes form a list from the newest back to the first. record() sets
+ * every field one by one: a new field must be set there too. */
+struct tg_node {
+    const tg_op *op;                   /* NULL for a leaf (tg_input, tg_constant) */
+    tg_tape *tape;                     /* the tape it is on */
+    tg_tensor out;                     /* the result; out.node points back here */
+    tg_tensor *in[TG_MAX_INPUTS];      /* the inputs, NULL where unused */
+    const void *state;                 /* the op's copy of its constants, or NULL */
+    bool reached;                      /* set by tg_backward: the loss depends on it */
+    tg_node *prev;                     /* the node recorded before this one */
+};
+
+/* A block kept for one tg_backward under (op, key): see tg_backward_memo. */
+typedef struct memo {
+    const void *owner;
+    const void *key;
+    void *block;
+} memo;
+
+/* The gradient check's request: add delta to one element of one tg_input. */
+typedef struct perturbation {
+    int ordinal;                /* which tg_input, counted from the last reset; -1: none */
+    long element;
+    float delta;
+} perturbation;
 
 struct tg_tape {
     chunk *first, *current;     /* current: the chunk new blocks come from */
     size_t reserved;            /* bytes of all chunks */
     tg_node *last;              /* the newest node; NULL on an empty tape */
     bool grads_dirty;           /* a tg_backward ran since the last reset */
-    transposed transposed[TG_MAX_TRANSPOSED]; /* made by the tg_backward running now */
-    int n_transposed;
+    memo memos[TG_MAX_MEMOS];   /* kept by the tg_backward running now */
+    int n_memos;
+    int n_inputs;               /* tg_input leaves recorded since the last reset */
+    perturbation perturb;
     bool has_error;
     char error[ERROR_CAPACITY];
 };
@@ -85,14 +109,12 @@ static void *arena_alloc(tg_tape *tape, size_t bytes)
     return fresh->mem;
 }
 
-void *tg_arena_alloc(tg_tape *tape, size_t bytes)
-{
-    return arena_alloc(tape, bytes);
-}
-
 tg_tape *tg_tape_new(void)
 {
-    return calloc(1, sizeof(tg_tape));
+    tg_tape *tape = calloc(1, sizeof(tg_tape));
+    if (tape)
+        tape->perturb.ordinal = -1;
+    return tape;
 }
 
 void tg_tape_free(tg_tape *tape)
@@ -115,7 +137,9 @@ void tg_tape_reset(tg_tape *tape)
     tape->current = tape->first;
     tape->last = NULL;
     tape->grads_dirty = false;
-    tape->n_transposed = 0;
+    tape->n_memos = 0;
+    tape->n_inputs = 0;
+    tape->perturb.ordinal = -1;
     tape->has_error = false;
     tape->error[0] = '\0';
 }
@@ -132,7 +156,7 @@ size_t tg_tape_reserved_bytes(const tg_tape *tape)
     return tape ? tape->reserved : 0;
 }
 
-tg_tensor *tg_fail(tg_tape *tape, const char *fmt, ...)
+tg_tensor *tg_tape_fail(tg_tape *tape, const char *fmt, ...)
 {
     if (!tape || tape->has_error)
         return NULL;
@@ -149,50 +173,62 @@ bool tg_size_ok(int rows, int cols)
     return rows > 0 && cols > 0 && (size_t)rows * (size_t)cols <= (size_t)INT32_MAX / 2;
 }
 
-bool tg_inputs_ok(tg_tape *tape, const char *op, int n_inputs, tg_tensor *a, tg_tensor *b,
-                  tg_tensor *c)
+int tg_inputs_ok(tg_tape *tape, const tg_op *op, tg_tensor *const *in)
 {
     if (!tape)
-        return false;
-    tg_tensor *in[TG_MAX_INPUTS] = { a, b, c };
-    for (int i = 0; i < n_inputs; i++) {
-        if (!in[i]) {
-            tg_fail(tape, "%s: input %d is NULL", op, i + 1);
-            return false;
+        return 0;
+    if (!op || !op->name || op->n_inputs < 1 || op->n_inputs > TG_MAX_INPUTS || !op->backward) {
+        tg_tape_fail(tape, "tg_inputs_ok: op %s is not a valid tg_op (name, 1..%d inputs, backward)",
+                     op && op->name ? op->name : "(NULL)", TG_MAX_INPUTS);
+        return 0;
+    }
+    for (int i = 0; i < op->n_inputs; i++) {
+        if (!in || !in[i]) {
+            tg_tape_fail(tape, "%s: input %d is NULL", op->name, i + 1);
+            return 0;
         }
         if (in[i]->node && in[i]->node->tape != tape) {
-            tg_fail(tape, "%s: input %d was made on another tape", op, i + 1);
-            return false;
+            tg_tape_fail(tape, "%s: input %d was made on another tape", op->name, i + 1);
+            return 0;
         }
     }
-    return true;
+    return 1;
 }
 
-/* Records a node whose output has a zero-filled grad when with_grad, or a NULL grad. */
-static tg_tensor *record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b, tg_tensor *c,
-                         int rows, int cols, bool with_grad)
+/* Records a node (op NULL for a leaf) with n inputs and a rows x cols result whose grad is
+ * zero-filled when with_grad, else NULL, followed by a copy of state_bytes of state. */
+static tg_tensor *record(tg_tape *tape, const char *who, const tg_op *op, tg_tensor *const *in,
+                         int n, int rows, int cols, bool with_grad, const void *state,
+                         size_t state_bytes)
 {
+    if (rows < 1 || cols < 1)
+        return tg_tape_fail(tape, "%s: bad size %dx%d", who, rows, cols);
+    if (!tg_size_ok(rows, cols))
+        return tg_tape_fail(tape, "%s: a %dx%d result is too large (at most %d values)", who,
+                            rows, cols, INT32_MAX / 2);
     size_t values = (size_t)rows * (size_t)cols;
     size_t node_bytes = round_up(sizeof(tg_node), ARENA_ALIGN);
     size_t data_bytes = round_up(values * sizeof(float), ARENA_ALIGN);
-    unsigned char *block = arena_alloc(tape, node_bytes + (with_grad ? 2 : 1) * data_bytes);
+    size_t tensors_bytes = (with_grad ? 2 : 1) * data_bytes;
+    unsigned char *block = arena_alloc(tape, node_bytes + tensors_bytes + state_bytes);
     if (!block)
-        return tg_fail(tape, "%s: out of memory for a %dx%d result",
-                       op ? op->name : with_grad ? "tg_input" : "tg_constant", rows, cols);
+        return tg_tape_fail(tape, "%s: out of memory for a %dx%d result", who, rows, cols);
     tg_node *node = (tg_node *)block;
-    /* Field by field: a compound literal zero-fills the whole node first (a `rep stos`
-     * that was a tenth of the smallest training step). */
+    /* Field by field: a compound literal would zero-fill the whole node first, a cost on
+     * every node of every step. */
     node->op = op;
     node->tape = tape;
     node->out = (tg_tensor){ .rows = rows, .cols = cols, .data = (float *)(block + node_bytes),
                              .grad = with_grad ? (float *)(block + node_bytes + data_bytes) : NULL,
                              .node = node };
-    node->in[0] = a;
-    node->in[1] = b;
-    node->in[2] = c;
-    node->scalar = 0.0f;
-    node->first_row = 0;
-    node->labels = NULL;
+    for (int i = 0; i < TG_MAX_INPUTS; i++)
+        node->in[i] = i < n ? in[i] : NULL;
+    node->state = NULL;
+    if (state_bytes > 0) {
+        void *copy = block + node_bytes + tensors_bytes;
+        memcpy(copy, state, state_bytes);
+        node->state = copy;
+    }
     node->reached = false;
     node->prev = tape->last;
     if (with_grad)
@@ -201,30 +237,87 @@ static tg_tensor *record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor
     return &node->out;
 }
 
-tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b, tg_tensor *c,
-                     int rows, int cols)
+tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *const *in, int rows, int cols,
+                     const void *state, size_t state_bytes)
 {
-    return record(tape, op, a, b, c, rows, cols, (a && a->grad) || (b && b->grad) || (c && c->grad));
+    if (!tg_inputs_ok(tape, op, in))
+        return NULL;
+    if (state_bytes > 0 && !state)
+        return tg_tape_fail(tape, "%s: state is NULL with %zu state bytes", op->name, state_bytes);
+    bool with_grad = false;
+    for (int i = 0; i < op->n_inputs; i++)
+        with_grad = with_grad || in[i]->grad;
+    return record(tape, op->name, op, in, op->n_inputs, rows, cols, with_grad, state, state_bytes);
 }
 
-tg_tensor *tg_record_leaf(tg_tape *tape, int rows, int cols, bool with_grad)
+/* ---- leaves: tg_input and tg_constant hold a copy of the caller's data ----------------------- */
+
+static tg_tensor *leaf(tg_tape *tape, const char *who, int rows, int cols, const float *data,
+                       bool with_grad)
 {
-    return record(tape, NULL, NULL, NULL, NULL, rows, cols, with_grad);
+    if (!tape)
+        return NULL;
+    tg_tensor *y = record(tape, who, NULL, NULL, 0, rows, cols, with_grad, NULL, 0);
+    if (!y)
+        return NULL;
+    size_t bytes = (size_t)rows * (size_t)cols * sizeof(float);
+    if (data)
+        memcpy(y->data, data, bytes);
+    else
+        memset(y->data, 0, bytes);
+    return y;
 }
 
-const float *tg_tape_transposed(tg_tape *tape, const tg_tensor *param)
+tg_tensor *tg_input(tg_tape *tape, int rows, int cols, const float *data)
 {
-    for (int i = 0; i < tape->n_transposed; i++)
-        if (tape->transposed[i].param == param)
-            return tape->transposed[i].data;
-    if (tape->n_transposed == TG_MAX_TRANSPOSED)
+    tg_tensor *y = leaf(tape, "tg_input", rows, cols, data, true);
+    if (y && tape->n_inputs++ == tape->perturb.ordinal &&
+        tape->perturb.element < (long)rows * cols)
+        y->data[tape->perturb.element] += tape->perturb.delta;
+    return y;
+}
+
+tg_tensor *tg_constant(tg_tape *tape, int rows, int cols, const float *data)
+{
+    return leaf(tape, "tg_constant", rows, cols, data, false);
+}
+
+int tg_tape_inputs(const tg_tape *tape, tg_tensor **out, int max)
+{
+    int n = tape->n_inputs, k = n;
+    for (tg_node *node = tape->last; node; node = node->prev)
+        if (!node->op && node->out.grad && --k < max)
+            out[k] = &node->out;
+    return n;
+}
+
+void tg_tape_perturb_input(tg_tape *tape, int ordinal, long element, float delta)
+{
+    tape->perturb = (perturbation){ ordinal, element, delta };
+}
+
+const void *tg_op_state(const tg_tensor *y)
+{
+    return y && y->node ? y->node->state : NULL;
+}
+
+void *tg_backward_memo(const tg_tensor *y, const void *owner, const void *key, size_t bytes,
+                       int *fresh)
+{
+    tg_tape *tape = y->node->tape;
+    for (int i = 0; i < tape->n_memos; i++)
+        if (tape->memos[i].owner == owner && tape->memos[i].key == key) {
+            *fresh = 0;
+            return tape->memos[i].block;
+        }
+    if (tape->n_memos == TG_MAX_MEMOS)
         return NULL;
-    float *data = arena_alloc(tape, (size_t)param->rows * (size_t)param->cols * sizeof(float));
-    if (!data)
+    void *block = arena_alloc(tape, bytes);
+    if (!block)
         return NULL;
-    tg_kernel_transpose(param->rows, param->cols, param->data, data);
-    tape->transposed[tape->n_transposed++] = (transposed){ param, data };
-    return data;
+    tape->memos[tape->n_memos++] = (memo){ owner, key, block };
+    *fresh = 1;
+    return block;
 }
 
 /* Before a second tg_backward on the same tape: zero every tape grad and forget which
@@ -243,36 +336,36 @@ int tg_backward(tg_tape *tape, tg_tensor *loss)
     if (!tape || tape->has_error)
         return -1;
     if (!loss) {
-        tg_fail(tape, "tg_backward: loss is NULL");
+        tg_tape_fail(tape, "tg_backward: loss is NULL");
         return -1;
     }
     if (!loss->node || loss->node->tape != tape) {
-        tg_fail(tape, "tg_backward: loss must be a tensor made on this tape");
+        tg_tape_fail(tape, "tg_backward: loss must be a tensor made on this tape");
         return -1;
     }
     if (loss->rows != 1 || loss->cols != 1) {
-        tg_fail(tape, "tg_backward: loss must be 1x1, got %dx%d", loss->rows, loss->cols);
+        tg_tape_fail(tape, "tg_backward: loss must be 1x1, got %dx%d", loss->rows, loss->cols);
         return -1;
     }
     if (!isfinite(loss->data[0])) {
-        tg_fail(tape, "tg_backward: loss is %g; no gradient computed", loss->data[0]);
+        tg_tape_fail(tape, "tg_backward: loss is %g; no gradient computed", loss->data[0]);
         return -1;
     }
     if (!loss->grad) {
-        tg_fail(tape, "tg_backward: the loss depends on no parameter and no tg_input tensor");
+        tg_tape_fail(tape, "tg_backward: the loss depends on no parameter and no tg_input tensor");
         return -1;
     }
     if (tape->grads_dirty)
         clear_previous_backward(tape);
     tape->grads_dirty = true;
-    tape->n_transposed = 0; /* parameters may have changed since an earlier backward */
+    tape->n_memos = 0; /* parameters may have changed since an earlier backward */
 
     loss->grad[0] = 1.0f;
     loss->node->reached = true;
     for (tg_node *n = loss->node; n; n = n->prev) {
         if (!n->reached || !n->op || !n->out.grad)
             continue;
-        n->op->backward(n);
+        n->op->backward(&n->out, n->in);
         for (int i = 0; i < TG_MAX_INPUTS; i++)
             if (n->in[i] && n->in[i]->node)
                 n->in[i]->node->reached = true;

@@ -1,5 +1,6 @@
 /* gradcheck.h: helpers shared by the test suites: random fills, a per-tensor relative
- * error, and a central finite-difference check of any function built from tape ops. */
+ * error, and the library's finite-difference check (tg_grad_check) applied to any function
+ * built from tape ops. */
 #ifndef TAPEGRAD_TEST_GRADCHECK_H
 #define TAPEGRAD_TEST_GRADCHECK_H
 
@@ -21,10 +22,11 @@ double relative_error(const float *got, const float *want, long n);
 /* Fill t->data with values uniform in [lo, hi) from a fixed-seed stream. */
 void fill_uniform(tg_tensor *t, float lo, float hi, uint64_t seed);
 
-/* Checks the backward of fn against central differences of L = sum(w * fn(in)) with fixed
- * random weights w, for every element of every input. Returns the worst relative error
- * over the inputs; with grad_scale != 1 the backward's gradients are multiplied by it
- * first (to show that a wrong backward is caught). */
+/* Checks the backward of fn with tg_grad_check on L = sum(w * fn(in)), w fixed random weights
+ * (a constant), over every element of every input (parameters). Returns the worst relative
+ * error, or INFINITY when the check fails. With grad_scale != 1, fn's output first goes
+ * through an op whose forward is the identity and whose backward multiplies by grad_scale:
+ * a deliberately wrong backward, which the check must catch. */
 double gradcheck(gradcheck_fn fn, tg_tensor **in, int n, float grad_scale);
 
 #endif

@@ -2,6 +2,7 @@
  * Suite *NAME_suite(void); add one SUITE(NAME) line here for it. */
 SUITE(ops)
 SUITE(tape)
+SUITE(extend)
 SUITE(errors)
 SUITE(cell)
 SUITE(train)

@@ -130,8 +130,9 @@ static tg_tensor *f_three_cell_steps(tg_tape *tp, tg_tensor **in)
     tg_rnn_cell cell = { .input_size = 2, .hidden_size = 3, .W_h = in[0], .W_x = in[1], .b = in[2] };
     tg_tensor *h = in[3];
     for (int t = 0; t < 3; t++) {
-        tg_tensor *pick = tg_input(tp, 3, 1, NULL);
-        pick->data[t] = 1.0f;
+        float one_hot[3] = { 0 };
+        one_hot[t] = 1.0f;
+        tg_tensor *pick = tg_constant(tp, 3, 1, one_hot);
         tg_tensor *x_t = tg_matmul(tp, in[4], pick);
         h = tg_rnn_cell_forward(tp, &cell, x_t, h);
     }

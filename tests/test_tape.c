@@ -6,7 +6,6 @@
 
 #include "alloc_count.h"
 #include "gradcheck.h"
-#include "tape.h" /* TG_MAX_TRANSPOSED */
 
 enum { HIDDEN = 8, INPUT = 3, BATCH = 4, STEPS = 12 };
 
@@ -386,9 +385,9 @@ static void chain_input_grad(tg_tensor **w, int n, float *out)
 
 START_TEST(test_input_grads_through_many_weights_and_after_a_weight_changes)
 {
-    /* More weights than the tape keeps transposed copies of, so both paths of the matmul
+    /* More weights than the tape keeps memos (transposed copies) of, so both paths of the matmul
      * backward run; then a second backward after the weights change must use the new ones. */
-    enum { N = TG_MAX_TRANSPOSED + 3 };
+    enum { N = TG_MAX_MEMOS + 3 };
     tg_tensor *w[N];
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = tg_input(tape, 2, 1, (float[]){ 0.5f, -1.0f }), *y = x;
