@@ -299,7 +299,8 @@ pages=$(awk -F '[^A-Za-z0-9_]+' -v code="$code_names" '
     function finish_page(    i, name, first, rest, k) {
         for (name in allowed)
             if (exists(name)) {
-                print page ":" allowed[name] ": " name " is marked as not in the code, but the code has it"
+                print page ":" allowed[name] ": " name " is marked as not in the code," \
+                      " but the code has it (take it off that line)"
                 failed++
             } else {
                 passed++

@@ -105,7 +105,8 @@ printf '%s\n' '<!-- not in the code: tg_helper -->' >> "$tree/docs/notes.md"
 run_check
 check "a real name marked as not in the code: exit 1" test "$status" = 1
 check "... named with the marker's line" \
-    says "docs/notes.md:4: tg_helper is marked as not in the code, but the code has it"
+    says "docs/notes.md:4: tg_helper is marked as not in the code"
+check "... and what to do" says "but the code has it (take it off that line)"
 
 fresh_tree
 printf '%s\n' '# API' '`tg_thing` is a thing.' > "$tree/docs/api.md"
