@@ -1,29 +1,53 @@
 #!/bin/sh
-# tests/api_doc_check.sh: checks that docs/api.md mentions every public function and type
-# of include/tapegrad.h.
+# tests/api_doc_check.sh: checks that the docs and the code name the same things, both ways:
+# docs/api.md mentions every public function and type of include/tapegrad.h, and every tg_ or
+# TG_ name that the docs mention still exists in the code.
 #
-#   usage: tests/api_doc_check.sh [DOC [HEADER]]    (run from the repository root)
+#   usage: tests/api_doc_check.sh [DOC [HEADER [PAGE...]]]    (run from the repository root)
 #
-# DOC defaults to docs/api.md and HEADER to include/tapegrad.h. The names come from the
-# header itself: comments, string literals and preprocessor lines are dropped, the bodies of
-# structs, unions, enums and initialisers are skipped (so function-pointer fields and
-# members are never taken for functions), and the rest is cut into declarations at each ';'.
-# A declaration that starts with `typedef` gives a type: its last identifier, or NAME in
-# `(*NAME)` for a function-pointer typedef. Any other declaration whose first `NAME (` is a
-# tg_ name gives a function, however the declaration is spread over lines. Only tg_ names
-# count. Each name must appear in DOC as a whole word. Prints the missing names, then a last
-# line "N passed, N failed"; exits 1 when a name is missing, 2 when the header cannot be read
-# or yields no names.
+# DOC defaults to docs/api.md, HEADER to include/tapegrad.h, and the PAGEs to docs/*.md and
+# README.md.
+#
+# 1. The header's names in DOC. The names come from the header itself: comments, string
+# literals and preprocessor lines are dropped, the bodies of structs, unions, enums and
+# initialisers are skipped (so function-pointer fields and members are never taken for
+# functions), and the rest is cut into declarations at each ';'. A declaration that starts
+# with `typedef` gives a type: its last identifier, or NAME in `(*NAME)` for a
+# function-pointer typedef. Any other declaration whose first `NAME (` is a tg_ name gives a
+# function, however the declaration is spread over lines. Only tg_ names count. Each name must
+# appear in DOC as a whole word; each missing one prints "missing from DOC: NAME (type)" (or
+# "(function)").
+#
+# 2. The PAGEs' names in the code. Every whole word of a PAGE that starts with tg_ or TG_ must
+# be a whole word of HEADER or of some file under src/, examples/, tests/ or bench/ (comments
+# count; this script and its test, tests/api_doc_check*.sh, do not). A word that ends in "_",
+# as in `tg_rnn_cell_*`, stands for a family: some word of the code must start with it. A page
+# may name things that are not in the code on purpose (an op invented for an example) on a
+# line of its own:
+#     <!-- not in the code: tg_relu -->
+# Those names are then allowed anywhere in that page, and it is an error when one of them does
+# exist in the code. Each other missing name prints "PAGE:LINE: NAME does not exist in the
+# code", with the further lines that mention it. One check per name per page.
+#
+# The last line is "N passed, N failed" over both kinds of checks. Exits 0 when all pass, 1
+# when any fails, 2 when the header or a page cannot be read or the header yields no names.
 set -u
 
 doc=${1:-docs/api.md}
 header=${2:-include/tapegrad.h}
-
-if [ ! -r "$header" ]; then
-    echo "api_doc_check: cannot read $header (run from the repository root)" >&2
-    echo "0 passed, 0 failed"
-    exit 2
+if [ $# -gt 2 ]; then
+    shift 2
+else
+    set -- docs/*.md README.md
 fi
+
+for file in "$header" "$@"; do
+    if [ ! -r "$file" ]; then
+        echo "api_doc_check: cannot read $file (run from the repository root)" >&2
+        echo "0 passed, 0 failed"
+        exit 2
+    fi
+done
 if [ ! -r "$doc" ]; then
     echo "api_doc_check: cannot read $doc; every name counts as missing" >&2
 fi
@@ -225,6 +249,121 @@ while read -r what name; do
 done <<EOF
 $names
 EOF
+
+# The header and every file of the code directories but this check and its test, as one text.
+code_text() {
+    cat "$header"
+    for dir in src examples tests bench; do
+        if [ -d "$dir" ]; then
+            find "$dir" -type f ! -name 'api_doc_check*.sh' -exec cat {} +
+        fi
+    done
+}
+
+# Every whole word of the code that starts with tg_ or TG_, one a line.
+code_names=$(code_text | awk -F '[^A-Za-z0-9_]+' '
+    /tg_|TG_/ {
+        for (i = 1; i <= NF; i++)
+            if ($i ~ /^(tg|TG)_/)
+                seen[$i] = 1
+    }
+    END { for (name in seen) print name }
+')
+
+# Prints each name of the pages that the code lacks, then a last line "PASSED FAILED".
+pages=$(awk -F '[^A-Za-z0-9_]+' -v code="$code_names" '
+    BEGIN {
+        n = split(code, list, "\n")
+        for (i = 1; i <= n; i++)
+            in_code[list[i]] = 1
+    }
+
+    # 1 when the code has name as a word or, for a family "tg_x_", a word starting with it.
+    function exists(name,    word) {
+        if (name in in_code)
+            return 1
+        if (name !~ /_$/)
+            return 0
+        for (word in in_code)
+            if (index(word, name) == 1)
+                return 1
+        return 0
+    }
+
+    function new_page() {
+        page = FILENAME; nnames = 0
+        split("", order); split("", lines); split("", last); split("", allowed)
+    }
+
+    # The checks of one page, once all its lines are read.
+    function finish_page(    i, name, first, rest, k) {
+        for (name in allowed)
+            if (exists(name)) {
+                print page ":" allowed[name] ": " name " is marked as not in the code," \
+                      " but the code has it (take it off that line)"
+                failed++
+            } else {
+                passed++
+            }
+        for (i = 1; i <= nnames; i++) {
+            name = order[i]
+            if (name in allowed)
+                continue
+            if (exists(name)) {
+                passed++
+                continue
+            }
+            first = lines[name]; rest = ""
+            if ((k = index(first, ", ")) > 0) {
+                rest = " (also lines " substr(first, k + 2) ")"
+                first = substr(first, 1, k - 1)
+            }
+            print page ":" first ": " name " does not exist in the code" rest
+            failed++
+        }
+    }
+
+    FNR == 1 {
+        if (page != "")
+            finish_page()
+        new_page()
+    }
+
+    /<!-- *not in the code:/ {
+        for (i = 1; i <= NF; i++)
+            if ($i ~ /^(tg|TG)_/)
+                allowed[$i] = FNR
+        next
+    }
+
+    /tg_|TG_/ {
+        for (i = 1; i <= NF; i++) {
+            name = $i
+            if (name !~ /^(tg|TG)_/)
+                continue
+            if (!(name in lines)) {
+                order[++nnames] = name
+                lines[name] = FNR
+            } else if (last[name] != FNR) {
+                lines[name] = lines[name] ", " FNR
+            }
+            last[name] = FNR
+        }
+    }
+
+    END {
+        if (page != "")
+            finish_page()
+        print passed + 0, failed + 0
+    }
+' "$@")
+
+printf '%s\n' "$pages" | sed '$d'
+read -r page_passed page_failed <<EOF
+$(printf '%s\n' "$pages" | sed -n '$p')
+EOF
+passed=$((passed + page_passed))
+failed=$((failed + page_failed))
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
