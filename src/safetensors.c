@@ -1,7 +1,8 @@
-/* io.c: checkpoints in the safetensors format. Saving writes the JSON header and the values
- * (little-endian float32, byte by byte) to a temporary file and renames it into place;
- * loading parses the header with a small strict JSON parser, checks every tensor's dtype,
- * shape and byte range against the file and the model, and only then changes the model. */
+/* safetensors.c: checkpoints in the safetensors format. Saving writes the JSON header and
+ * the values (little-endian float32, byte by byte) to a temporary file and renames it into
+ * place; loading parses the header with a small strict JSON parser, checks every tensor's
+ * dtype, shape and byte range against the file and the model, and only then changes the
+ * model. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
