@@ -1,11 +1,9 @@
-/* safetensors.c: checkpoints in the safetensors format. Saving writes the JSON header and
- * the values (little-endian float32, byte by byte) to a temporary file and renames it into
- * place; loading parses the header with a small strict JSON parser, checks every tensor's
- * dtype, shape and byte range against the file and the model, and only then changes the
- * model. */
+/* safetensors.c: the safetensors format, tg_save and tg_load. Saving writes the JSON header
+ * and the values (little-endian float32, byte by byte) to a temporary file and renames it
+ * into place; loading reads the header with the JSON reader (src/json.c) against the
+ * format's schema, checks every tensor's dtype, shape and byte range against the file and
+ * the model, and only then hands the values over. */
 #include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,14 +12,14 @@
 
 #include "error.h"
 #include "files.h"
+#include "json.h"
+#include "safetensors.h"
 #include "tape.h"
 
 _Static_assert(sizeof(float) == 4 && sizeof(uint32_t) == 4, "float32 must be 4 bytes");
 
 #define LENGTH_BYTES 8                 /* the u64 header length that opens a file */
 #define HEADER_MAX_BYTES 100000000u    /* a longer header is refused (as the reference reader does) */
-#define JSON_MAX_DEPTH 64              /* arrays and objects nested deeper are refused */
-#define NAME_SHOWN 48                  /* bytes of a tensor name quoted in a message */
 #define DIMS_SHOWN 8                   /* dimensions of a shape quoted in a message */
 #define METADATA_KEY "__metadata__"
 
@@ -29,13 +27,13 @@ _Static_assert(sizeof(float) == 4 && sizeof(uint32_t) == 4, "float32 must be 4 b
 
 static const char *describe(int error) { return error ? strerror(error) : "unknown error"; }
 
-/* A name from a file as a message can show it: at most NAME_SHOWN bytes (cut at a character
- * boundary, "..." added), control characters as '?'. out holds NAME_SHOWN + 4 bytes. */
+/* A name from a file as a message can show it: at most TG_NAME_SHOWN bytes (cut at a character
+ * boundary, "..." added), control characters as '?'. out holds TG_NAME_SHOWN + 4 bytes. */
 static const char *shown_name(const char *name, size_t len, char *out)
 {
     size_t n = len;
-    if (n > NAME_SHOWN) {
-        n = NAME_SHOWN;
+    if (n > TG_NAME_SHOWN) {
+        n = TG_NAME_SHOWN;
         while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
             n--;
     }
@@ -81,78 +79,6 @@ static float get_f32_le(const unsigned char *in)
     return value;
 }
 
-/* ---- UTF-8 -------------------------------------------------------------------------------- */
-
-/* The length of the well-formed UTF-8 character at s (n bytes available), or 0 when there is
- * none: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_length(const unsigned char *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (s[0] < 0x80)
-        return 1;
-    size_t len;
-    uint32_t code, least;
-    if ((s[0] & 0xE0) == 0xC0) {
-        len = 2, code = s[0] & 0x1Fu, least = 0x80;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        len = 3, code = s[0] & 0x0Fu, least = 0x800;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        len = 4, code = s[0] & 0x07u, least = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        code = (code << 6) | (s[i] & 0x3Fu);
-    }
-    if (code < least || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
-        return 0;
-    return len;
-}
-
-static bool is_utf8(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
-    while (n > 0) {
-        size_t len = utf8_length(p, n);
-        if (len == 0)
-            return false;
-        p += len;
-        n -= len;
-    }
-    return true;
-}
-
-/* Writes code point `code` (at most U+10FFFF, not a surrogate) as UTF-8; returns the bytes. */
-static size_t put_utf8(char *out, uint32_t code)
-{
-    if (code < 0x80) {
-        out[0] = (char)code;
-        return 1;
-    }
-    if (code < 0x800) {
-        out[0] = (char)(0xC0 | (code >> 6));
-        out[1] = (char)(0x80 | (code & 0x3F));
-        return 2;
-    }
-    if (code < 0x10000) {
-        out[0] = (char)(0xE0 | (code >> 12));
-        out[1] = (char)(0x80 | ((code >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (code & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (code >> 18));
-    out[1] = (char)(0x80 | ((code >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((code >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (code & 0x3F));
-    return 4;
-}
-
 /* ---- dtypes ------------------------------------------------------------------------------- */
 
 /* The safetensors dtypes and their sizes: a file may hold any of them (tensors the model
@@ -184,7 +110,6 @@ typedef struct header {
     uint64_t *dims;
     size_t n_dims, dims_capacity;
     char *strings;            /* decoded strings; never longer than the header text */
-    size_t strings_used;
     bool has_metadata;
     const entry **by_name;    /* the entries sorted by name, for duplicates and look-ups */
 } header;
@@ -237,328 +162,25 @@ static const char *file_shape(const header *h, const entry *e, char *out, size_t
     return out;
 }
 
-/* ---- a strict JSON parser, directed by the header's schema --------------------------------
- * RFC 8259 JSON: whitespace is space, tab, CR and LF; strings are UTF-8 with the standard
- * escapes (\u and four hex digits, with surrogate pairs); numbers follow the JSON grammar
- * (no leading zeros). Shapes and offsets must be whole numbers >= 0 that fit in 64 bits.
- * Values the schema does not need (unknown fields of a tensor) are parsed and skipped,
- * nested at most JSON_MAX_DEPTH deep. */
-
-typedef struct json {
-    const char *start, *p, *end;   /* the header text; p is the next byte to read */
-    header *h;                     /* where the tensors go */
-    char problem[200];             /* the first problem found */
-    bool failed;
-} json;
-
-static bool syntax_error(json *j, const char *what)
-{
-    if (!j->failed)
-        snprintf(j->problem, sizeof j->problem, "the header is not valid JSON: %s at header byte %zu",
-                 what, (size_t)(j->p - j->start));
-    j->failed = true;
-    return false;
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static bool header_error(json *j, const char *fmt, ...)
-{
-    if (!j->failed) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(j->problem, sizeof j->problem, fmt, args);
-        va_end(args);
-    }
-    j->failed = true;
-    return false;
-}
-
-static void skip_space(json *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-static bool at(const json *j, char c) { return j->p < j->end && *j->p == c; }
-
-static bool expect(json *j, char c, const char *what)
-{
-    skip_space(j);
-    if (!at(j, c))
-        return syntax_error(j, what);
-    j->p++;
-    return true;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The four hex digits at p (after "\u"). */
-static bool parse_hex4(json *j, uint32_t *code)
-{
-    *code = 0;
-    for (int i = 0; i < 4; i++, j->p++) {
-        int digit = j->p < j->end ? hex_value(*j->p) : -1;
-        if (digit < 0)
-            return syntax_error(j, "expected four hex digits after \\u");
-        *code = *code << 4 | (uint32_t)digit;
-    }
-    return true;
-}
-
-/* After "\u": one escaped character, or a surrogate pair written as two escapes. */
-static bool parse_unicode_escape(json *j, char **out)
-{
-    uint32_t code;
-    if (!parse_hex4(j, &code))
-        return false;
-    if (code >= 0xDC00 && code <= 0xDFFF)
-        return syntax_error(j, "a low surrogate escape without a high one");
-    if (code >= 0xD800 && code <= 0xDBFF) {
-        if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
-            return syntax_error(j, "a high surrogate escape without a low one");
-        j->p += 2;
-        uint32_t low;
-        if (!parse_hex4(j, &low))
-            return false;
-        if (low < 0xDC00 || low > 0xDFFF)
-            return syntax_error(j, "a high surrogate escape without a low one");
-        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
-    }
-    *out += put_utf8(*out, code);
-    return true;
-}
-
-/* At a backslash inside a string: one escape, decoded to *out. */
-static bool parse_escape(json *j, char **out)
-{
-    j->p++;
-    if (j->p >= j->end)
-        return syntax_error(j, "a string without its closing quote");
-    char c = *j->p++;
-    const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
-    const char *simple = c ? strchr(from, c) : NULL;
-    if (simple) {
-        *(*out)++ = to[simple - from];
-        return true;
-    }
-    if (c == 'u')
-        return parse_unicode_escape(j, out);
-    j->p--;
-    return syntax_error(j, "an unknown escape in a string");
-}
-
-/* A string, decoded and NUL-terminated in the header's string store. Decoding never makes
- * a string longer than its quoted text, so a store as long as the header always has room. */
-static bool parse_string(json *j, const char **s, size_t *len)
-{
-    if (!expect(j, '"', "expected a string"))
-        return false;
-    char *begin = j->h->strings + j->h->strings_used, *out = begin;
-    for (;;) {
-        if (j->p >= j->end)
-            return syntax_error(j, "a string without its closing quote");
-        unsigned char c = (unsigned char)*j->p;
-        if (c == '"')
-            break;
-        if (c < 0x20)
-            return syntax_error(j, "a control character in a string");
-        if (c == '\\') {
-            if (!parse_escape(j, &out))
-                return false;
-            continue;
-        }
-        size_t n = utf8_length((const unsigned char *)j->p, (size_t)(j->end - j->p));
-        if (n == 0)
-            return syntax_error(j, "a string that is not UTF-8");
-        memcpy(out, j->p, n);
-        out += n;
-        j->p += n;
-    }
-    j->p++;
-    *out = '\0';
-    *s = begin;
-    *len = (size_t)(out - begin);
-    j->h->strings_used += *len + 1;
-    return true;
-}
-
-static bool is_digit(const json *j, const char *p) { return p < j->end && *p >= '0' && *p <= '9'; }
-
-/* A number in the JSON grammar. *whole: it is an integer >= 0 without fraction or exponent
- * that fits in 64 bits, and *value holds it. */
-static bool parse_number(json *j, bool *whole, uint64_t *value)
-{
-    skip_space(j);
-    const char *p = j->p;
-    bool negative = p < j->end && *p == '-', exact = true;
-    p += negative;
-    if (!is_digit(j, p))
-        return syntax_error(j, "expected a value");
-    uint64_t v = 0;
-    if (*p == '0')
-        p++;            /* no leading zeros: "01" is the number 0 followed by a stray '1' */
-    else
-        for (; is_digit(j, p); p++) {
-            unsigned digit = (unsigned)(*p - '0');
-            exact = exact && v <= (UINT64_MAX - digit) / 10;
-            v = v * 10 + digit;
-        }
-    if (p < j->end && *p == '.') {
-        exact = false;
-        if (!is_digit(j, ++p)) {
-            j->p = p;
-            return syntax_error(j, "expected a digit after '.'");
-        }
-        while (is_digit(j, p))
-            p++;
-    }
-    if (p < j->end && (*p == 'e' || *p == 'E')) {
-        exact = false;
-        p++;
-        p += p < j->end && (*p == '+' || *p == '-');
-        if (!is_digit(j, p)) {
-            j->p = p;
-            return syntax_error(j, "expected a digit in an exponent");
-        }
-        while (is_digit(j, p))
-            p++;
-    }
-    j->p = p;
-    *whole = exact && !negative;
-    *value = v;
-    return true;
-}
+/* ---- the header's schema -------------------------------------------------------------------
+ * { "__metadata__": { string: string, ... },                          (optional, ignored)
+ *   NAME: { "dtype": "F32", "shape": [d, ...], "data_offsets": [begin, end] }, ... }     */
 
 /* A whole number >= 0 for `what` of the tensor being parsed. */
-static bool parse_count(json *j, const entry *e, const char *what, uint64_t *value)
+static bool parse_count(tg_json *j, const entry *e, const char *what, uint64_t *value)
 {
-    skip_space(j);
+    tg_json_next(j);
     const char *token = j->p;
     bool whole;
-    if (!parse_number(j, &whole, value))
+    if (!tg_json_number(j, &whole, value))
         return false;
     if (!whole) {
-        char name[NAME_SHOWN + 4];
-        return header_error(j, "tensor %s: %s holds %.*s, not a whole number from 0 to 2^64 - 1",
+        char name[TG_NAME_SHOWN + 4];
+        return tg_json_fail(j, "tensor %s: %s holds %.*s, not a whole number from 0 to 2^64 - 1",
                             shown_name(e->name, e->name_len, name), what,
                             (int)(j->p - token > 24 ? 24 : j->p - token), token);
     }
     return true;
-}
-
-static bool parse_literal(json *j, const char *word)
-{
-    size_t n = strlen(word);
-    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
-        return syntax_error(j, "expected a value");
-    j->p += n;
-    return true;
-}
-
-/* Object and array walkers: they handle the brackets, commas and colons, and call a
- * function for each member (after its key and ':') or element. depth is the nesting level
- * of the members/elements. */
-typedef bool (*member_fn)(json *j, const char *key, size_t key_len, void *context, int depth);
-typedef bool (*element_fn)(json *j, void *context, int depth);
-
-static bool depth_ok(json *j, int depth)
-{
-    if (depth <= JSON_MAX_DEPTH)
-        return true;
-    return header_error(j, "the header nests arrays and objects more than %d deep", JSON_MAX_DEPTH);
-}
-
-static bool parse_object(json *j, int depth, member_fn member, void *context)
-{
-    if (!depth_ok(j, depth) || !expect(j, '{', "expected '{'"))
-        return false;
-    skip_space(j);
-    if (at(j, '}')) {
-        j->p++;
-        return true;
-    }
-    for (;;) {
-        const char *key;
-        size_t key_len;
-        if (!parse_string(j, &key, &key_len) || !expect(j, ':', "expected ':' after a key") ||
-            !member(j, key, key_len, context, depth + 1))
-            return false;
-        skip_space(j);
-        if (at(j, '}')) {
-            j->p++;
-            return true;
-        }
-        if (!expect(j, ',', "expected ',' or '}' in an object"))
-            return false;
-    }
-}
-
-static bool parse_array(json *j, int depth, element_fn element, void *context)
-{
-    if (!depth_ok(j, depth) || !expect(j, '[', "expected '['"))
-        return false;
-    skip_space(j);
-    if (at(j, ']')) {
-        j->p++;
-        return true;
-    }
-    for (;;) {
-        if (!element(j, context, depth + 1))
-            return false;
-        skip_space(j);
-        if (at(j, ']')) {
-            j->p++;
-            return true;
-        }
-        if (!expect(j, ',', "expected ',' or ']' in an array"))
-            return false;
-    }
-}
-
-static bool skip_value(json *j, int depth);
-
-static bool skip_member(json *j, const char *key, size_t key_len, void *context, int depth)
-{
-    (void)key, (void)key_len, (void)context;
-    return skip_value(j, depth);
-}
-
-static bool skip_element(json *j, void *context, int depth)
-{
-    (void)context;
-    return skip_value(j, depth);
-}
-
-/* Any JSON value, checked and thrown away. */
-static bool skip_value(json *j, int depth)
-{
-    skip_space(j);
-    if (j->p >= j->end)
-        return syntax_error(j, "expected a value");
-    const char *s;
-    size_t len;
-    bool whole;
-    uint64_t number;
-    switch (*j->p) {
-    case '{': return parse_object(j, depth, skip_member, NULL);
-    case '[': return parse_array(j, depth, skip_element, NULL);
-    case '"': return parse_string(j, &s, &len);
-    case 't': return parse_literal(j, "true");
-    case 'f': return parse_literal(j, "false");
-    case 'n': return parse_literal(j, "null");
-    default: return parse_number(j, &whole, &number);
-    }
 }
 
 static bool key_is(const char *key, size_t len, const char *word)
@@ -566,104 +188,100 @@ static bool key_is(const char *key, size_t len, const char *word)
     return len == strlen(word) && memcmp(key, word, len) == 0;
 }
 
-/* ---- the header's schema -------------------------------------------------------------------
- * { "__metadata__": { string: string, ... },                          (optional, ignored)
- *   NAME: { "dtype": "F32", "shape": [d, ...], "data_offsets": [begin, end] }, ... }     */
-
-static bool metadata_member(json *j, const char *key, size_t key_len, void *context, int depth)
+static bool metadata_member(tg_json *j, const char *key, size_t key_len, void *context, int depth)
 {
     (void)key, (void)key_len, (void)context, (void)depth;
-    skip_space(j);
-    if (!at(j, '"'))
-        return header_error(j, "\"" METADATA_KEY "\" must map names to strings");
+    if (tg_json_next(j) != '"')
+        return tg_json_fail(j, "\"" METADATA_KEY "\" must map names to strings");
     const char *s;
     size_t len;
-    return parse_string(j, &s, &len);
+    return tg_json_string(j, &s, &len);
 }
 
 /* The fields of the tensor being parsed, and which of them were seen. */
 typedef struct tensor_fields {
+    header *h;                /* the header it goes into */
     entry *e;
     bool dtype, shape, offsets;
     int n_offsets;
 } tensor_fields;
 
-static bool shape_element(json *j, void *context, int depth)
+static bool shape_element(tg_json *j, void *context, int depth)
 {
     (void)depth;
     tensor_fields *f = context;
-    header *h = j->h;
+    header *h = f->h;
     uint64_t dim;
     if (!parse_count(j, f->e, "shape", &dim))
         return false;
     if (!grow((void **)&h->dims, &h->dims_capacity, h->n_dims, sizeof *h->dims))
-        return header_error(j, "out of memory");
+        return tg_json_fail(j, "out of memory");
     h->dims[h->n_dims++] = dim;
     f->e->n_dims++;
     f->e->count = saturating_mul(f->e->count, dim);
     return true;
 }
 
-static bool offset_element(json *j, void *context, int depth)
+static bool offset_element(tg_json *j, void *context, int depth)
 {
     (void)depth;
     tensor_fields *f = context;
-    char name[NAME_SHOWN + 4];
+    char name[TG_NAME_SHOWN + 4];
     if (f->n_offsets == 2)
-        return header_error(j, "tensor %s: data_offsets must be [begin, end]",
+        return tg_json_fail(j, "tensor %s: data_offsets must be [begin, end]",
                             shown_name(f->e->name, f->e->name_len, name));
     uint64_t *offset = f->n_offsets == 0 ? &f->e->begin : &f->e->end;
     f->n_offsets++;
     return parse_count(j, f->e, "data_offsets", offset);
 }
 
-static bool parse_dtype(json *j, entry *e)
+static bool parse_dtype(tg_json *j, entry *e)
 {
     const char *s;
     size_t len;
-    if (!parse_string(j, &s, &len))
+    if (!tg_json_string(j, &s, &len))
         return false;
     for (int d = 0; d < DTYPE_COUNT; d++)
         if (key_is(s, len, DTYPES[d].name)) {
             e->dtype = d;
             return true;
         }
-    char name[NAME_SHOWN + 4], type[NAME_SHOWN + 4];
-    return header_error(j, "tensor %s has the unknown dtype \"%s\"",
+    char name[TG_NAME_SHOWN + 4], type[TG_NAME_SHOWN + 4];
+    return tg_json_fail(j, "tensor %s has the unknown dtype \"%s\"",
                         shown_name(e->name, e->name_len, name), shown_name(s, len, type));
 }
 
 /* Marks a field of e as seen; false when it was seen before. */
-static bool first_time(json *j, const entry *e, bool *seen, const char *field)
+static bool first_time(tg_json *j, const entry *e, bool *seen, const char *field)
 {
-    char name[NAME_SHOWN + 4];
+    char name[TG_NAME_SHOWN + 4];
     if (*seen)
-        return header_error(j, "tensor %s: \"%s\" appears twice",
+        return tg_json_fail(j, "tensor %s: \"%s\" appears twice",
                             shown_name(e->name, e->name_len, name), field);
     *seen = true;
     return true;
 }
 
-static bool parse_shape(json *j, tensor_fields *f, int depth)
+static bool parse_shape(tg_json *j, tensor_fields *f, int depth)
 {
-    f->e->first_dim = j->h->n_dims;
+    f->e->first_dim = f->h->n_dims;
     f->e->n_dims = 0;
     f->e->count = 1;
-    return parse_array(j, depth, shape_element, f);
+    return tg_json_array(j, depth, shape_element, f);
 }
 
-static bool parse_offsets(json *j, tensor_fields *f, int depth)
+static bool parse_offsets(tg_json *j, tensor_fields *f, int depth)
 {
-    if (!parse_array(j, depth, offset_element, f))
+    if (!tg_json_array(j, depth, offset_element, f))
         return false;
     if (f->n_offsets == 2)
         return true;
-    char name[NAME_SHOWN + 4];
-    return header_error(j, "tensor %s: data_offsets must be [begin, end]",
+    char name[TG_NAME_SHOWN + 4];
+    return tg_json_fail(j, "tensor %s: data_offsets must be [begin, end]",
                         shown_name(f->e->name, f->e->name_len, name));
 }
 
-static bool tensor_member(json *j, const char *key, size_t key_len, void *context, int depth)
+static bool tensor_member(tg_json *j, const char *key, size_t key_len, void *context, int depth)
 {
     tensor_fields *f = context;
     if (key_is(key, key_len, "dtype"))
@@ -672,61 +290,59 @@ static bool tensor_member(json *j, const char *key, size_t key_len, void *contex
         return first_time(j, f->e, &f->shape, "shape") && parse_shape(j, f, depth);
     if (key_is(key, key_len, "data_offsets"))
         return first_time(j, f->e, &f->offsets, "data_offsets") && parse_offsets(j, f, depth);
-    return skip_value(j, depth);   /* a field this reader does not use */
+    return tg_json_skip_value(j, depth);   /* a field this reader does not use */
 }
 
-static bool parse_tensor(json *j, const char *name, size_t name_len, int depth)
+static bool parse_tensor(tg_json *j, header *h, const char *name, size_t name_len, int depth)
 {
-    header *h = j->h;
     if (!grow((void **)&h->entries, &h->entries_capacity, h->n_entries, sizeof *h->entries))
-        return header_error(j, "out of memory");
+        return tg_json_fail(j, "out of memory");
     entry *e = &h->entries[h->n_entries++];
     *e = (entry){ .name = name, .name_len = name_len, .count = 1 };
-    tensor_fields f = { .e = e };
-    skip_space(j);
-    char shown[NAME_SHOWN + 4];
-    if (!at(j, '{'))
-        return header_error(j, "tensor %s must be an object with dtype, shape and data_offsets",
+    tensor_fields f = { .h = h, .e = e };
+    char shown[TG_NAME_SHOWN + 4];
+    if (tg_json_next(j) != '{')
+        return tg_json_fail(j, "tensor %s must be an object with dtype, shape and data_offsets",
                             shown_name(name, name_len, shown));
-    if (!parse_object(j, depth, tensor_member, &f))
+    if (!tg_json_object(j, depth, tensor_member, &f))
         return false;
     const char *missing = !f.dtype ? "dtype" : !f.shape ? "shape" : !f.offsets ? "data_offsets" : NULL;
     if (missing)
-        return header_error(j, "tensor %s has no %s", shown_name(name, name_len, shown), missing);
+        return tg_json_fail(j, "tensor %s has no %s", shown_name(name, name_len, shown), missing);
     return true;
 }
 
-static bool header_member(json *j, const char *key, size_t key_len, void *context, int depth)
+static bool header_member(tg_json *j, const char *key, size_t key_len, void *context, int depth)
 {
-    (void)context;
+    header *h = context;
     if (!key_is(key, key_len, METADATA_KEY))
-        return parse_tensor(j, key, key_len, depth);
-    if (j->h->has_metadata)
-        return header_error(j, "\"" METADATA_KEY "\" appears twice");
-    j->h->has_metadata = true;
-    skip_space(j);
-    if (!at(j, '{'))
-        return header_error(j, "\"" METADATA_KEY "\" must be an object");
-    return parse_object(j, depth, metadata_member, NULL);
+        return parse_tensor(j, h, key, key_len, depth);
+    if (h->has_metadata)
+        return tg_json_fail(j, "\"" METADATA_KEY "\" appears twice");
+    h->has_metadata = true;
+    if (tg_json_next(j) != '{')
+        return tg_json_fail(j, "\"" METADATA_KEY "\" must be an object");
+    return tg_json_object(j, depth, metadata_member, NULL);
 }
 
 /* Parses text[0..len-1] into h; false with the problem in j->problem. */
-static bool parse_header(json *j, header *h, const char *text, size_t len)
+static bool parse_json(tg_json *j, header *h, const char *text, size_t len)
 {
-    *j = (json){ .start = text, .p = text, .end = text + len, .h = h };
     h->strings = malloc(len ? len : 1);
+    tg_json_start(j, text, len, h->strings);
     if (!h->strings)
-        return header_error(j, "out of memory");
-    skip_space(j);
-    if (!at(j, '{'))
-        return j->p == j->end ? header_error(j, "the header is empty")
-                              : header_error(j, "the header must be a JSON object");
-    if (!parse_object(j, 1, header_member, NULL))
-        return false;
-    skip_space(j);
-    if (j->p != j->end)
-        return syntax_error(j, "unexpected bytes after the header's object");
-    return true;
+        return tg_json_fail(j, "out of memory");
+    if (tg_json_next(j) != '{')
+        return j->p == j->end ? tg_json_fail(j, "the header is empty")
+                              : tg_json_fail(j, "the header must be a JSON object");
+    return tg_json_object(j, 1, header_member, h) && tg_json_finish(j);
+}
+
+/* Parses the header text into h: 0, or -1 with the problem in err. */
+static int parse_header(header *h, const char *text, size_t len, const char *path, tg_error *err)
+{
+    tg_json j;
+    return parse_json(&j, h, text, len) ? 0 : tg_error_set(err, path, "%s", j.problem);
 }
 
 /* ---- checks across the tensors of a header ------------------------------------------------ */
@@ -747,47 +363,48 @@ static int compare_begins(const void *a, const void *b)
 }
 
 /* Every tensor's range lies inside the data section and holds exactly its shape's bytes. */
-static bool check_ranges(json *j, const header *h, uint64_t data_size)
+static int check_ranges(const header *h, uint64_t data_size, const char *path, tg_error *err)
 {
-    char name[NAME_SHOWN + 4], shape[192];
+    char name[TG_NAME_SHOWN + 4], shape[192];
     for (size_t i = 0; i < h->n_entries; i++) {
         const entry *e = &h->entries[i];
         const char *who = shown_name(e->name, e->name_len, name);
         if (e->begin > e->end || e->end > data_size)
-            return header_error(j, "tensor %s: data_offsets [%llu, %llu] are not a range inside the "
-                                "data section (%llu bytes)", who, (unsigned long long)e->begin,
-                                (unsigned long long)e->end, (unsigned long long)data_size);
+            return tg_error_set(err, path, "tensor %s: data_offsets [%llu, %llu] are not a range "
+                                "inside the data section (%llu bytes)", who,
+                                (unsigned long long)e->begin, (unsigned long long)e->end,
+                                (unsigned long long)data_size);
         uint64_t bytes = saturating_mul(e->count, DTYPES[e->dtype].bytes);
         if (e->end - e->begin != bytes)
-            return header_error(j, "tensor %s: data_offsets [%llu, %llu] hold %llu bytes, but %s %s "
-                                "needs %llu", who, (unsigned long long)e->begin,
+            return tg_error_set(err, path, "tensor %s: data_offsets [%llu, %llu] hold %llu bytes, "
+                                "but %s %s needs %llu", who, (unsigned long long)e->begin,
                                 (unsigned long long)e->end, (unsigned long long)(e->end - e->begin),
                                 DTYPES[e->dtype].name, file_shape(h, e, shape, sizeof shape),
                                 (unsigned long long)bytes);
     }
-    return true;
+    return 0;
 }
 
 /* No two tensors share bytes of the data section (empty tensors share none). Sorted by
  * where they begin, each range must begin at or after the end of the one before it. */
-static bool check_overlaps(json *j, const header *h)
+static int check_overlaps(const header *h, const char *path, tg_error *err)
 {
     const entry **sorted = malloc((h->n_entries ? h->n_entries : 1) * sizeof *sorted);
     if (!sorted)
-        return header_error(j, "out of memory");
+        return tg_error_set(err, path, "out of memory");
     for (size_t i = 0; i < h->n_entries; i++)
         sorted[i] = &h->entries[i];
     qsort(sorted, h->n_entries, sizeof *sorted, compare_begins);
     const entry *prev = NULL;
-    bool ok = true;
-    for (size_t i = 0; i < h->n_entries && ok; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < h->n_entries && rc == 0; i++) {
         const entry *e = sorted[i];
         if (e->begin == e->end)
             continue;
         if (prev && e->begin < prev->end) {
-            char a[NAME_SHOWN + 4], b[NAME_SHOWN + 4];
-            ok = header_error(j, "tensors %s and %s overlap in the data section ([%llu, %llu] and "
-                              "[%llu, %llu])", shown_name(prev->name, prev->name_len, a),
+            char a[TG_NAME_SHOWN + 4], b[TG_NAME_SHOWN + 4];
+            rc = tg_error_set(err, path, "tensors %s and %s overlap in the data section ([%llu, "
+                              "%llu] and [%llu, %llu])", shown_name(prev->name, prev->name_len, a),
                               shown_name(e->name, e->name_len, b), (unsigned long long)prev->begin,
                               (unsigned long long)prev->end, (unsigned long long)e->begin,
                               (unsigned long long)e->end);
@@ -795,26 +412,26 @@ static bool check_overlaps(json *j, const header *h)
         prev = e;
     }
     free(sorted);
-    return ok;
+    return rc;
 }
 
 /* No name appears twice; leaves h->by_name sorted for find_entry. */
-static bool check_names(json *j, header *h)
+static int check_names(header *h, const char *path, tg_error *err)
 {
     h->by_name = malloc((h->n_entries ? h->n_entries : 1) * sizeof *h->by_name);
     if (!h->by_name)
-        return header_error(j, "out of memory");
+        return tg_error_set(err, path, "out of memory");
     for (size_t i = 0; i < h->n_entries; i++)
         h->by_name[i] = &h->entries[i];
     qsort(h->by_name, h->n_entries, sizeof *h->by_name, compare_names);
     for (size_t i = 1; i < h->n_entries; i++)
         if (compare_names(&h->by_name[i - 1], &h->by_name[i]) == 0) {
-            char name[NAME_SHOWN + 4];
+            char name[TG_NAME_SHOWN + 4];
             const entry *e = h->by_name[i];
-            return header_error(j, "tensor %s appears twice in the header",
+            return tg_error_set(err, path, "tensor %s appears twice in the header",
                                 shown_name(e->name, e->name_len, name));
         }
-    return true;
+    return 0;
 }
 
 static const entry *find_entry(const header *h, const char *name)
@@ -828,54 +445,40 @@ static const entry *find_entry(const header *h, const char *name)
 
 /* ---- what the model asks of a file ------------------------------------------------------ */
 
-typedef enum shape_rule {
-    SHAPE_2D,              /* [rows, cols] */
-    SHAPE_1D,              /* [rows] (a PyTorch bias); cols is 1 */
-    SHAPE_2D_OR_COLUMN,    /* [rows, cols], or [rows] when cols is 1 */
-} shape_rule;
-
-/* A tensor the model needs: the values land in `values` once the whole file checked out. */
-typedef struct wanted {
-    const char *name;
-    int rows, cols;
-    shape_rule rule;
-    float *values;         /* rows * cols */
-    const entry *source;   /* set by the checks */
-} wanted;
-
-static bool shape_fits(const header *h, const entry *e, const wanted *w)
+static bool shape_fits(const header *h, const entry *e, const tg_wanted *w)
 {
     const uint64_t *d = h->dims + e->first_dim;
     bool as_2d = e->n_dims == 2 && d[0] == (uint64_t)w->rows && d[1] == (uint64_t)w->cols;
     bool as_1d = e->n_dims == 1 && d[0] == (uint64_t)w->rows && w->cols == 1;
-    return w->rule == SHAPE_2D ? as_2d : w->rule == SHAPE_1D ? as_1d : as_2d || as_1d;
+    return w->rule == TG_SHAPE_2D ? as_2d : w->rule == TG_SHAPE_1D ? as_1d : as_2d || as_1d;
 }
 
 /* Each wanted tensor is in the header as F32 with the model's shape. */
-static bool check_wanted(json *j, const header *h, wanted *wants, int n, const char *who)
+static int check_wanted(const header *h, tg_wanted *wants, int n, const char *who, const char *path,
+                        tg_error *err)
 {
     for (int i = 0; i < n; i++) {
-        wanted *w = &wants[i];
+        tg_wanted *w = &wants[i];
         const entry *e = find_entry(h, w->name);
-        char name[NAME_SHOWN + 4], shape[192];
+        char name[TG_NAME_SHOWN + 4], shape[192];
         shown_name(w->name, strlen(w->name), name);
         if (!e)
-            return header_error(j, "no tensor named %s", name);
+            return tg_error_set(err, path, "no tensor named %s", name);
         if (e->dtype != DTYPE_F32)
-            return header_error(j, "tensor %s has dtype %s; only F32 can be loaded", name,
+            return tg_error_set(err, path, "tensor %s has dtype %s; only F32 can be loaded", name,
                                 DTYPES[e->dtype].name);
         if (!shape_fits(h, e, w)) {
             char want_shape[32];
-            if (w->rule == SHAPE_1D)
+            if (w->rule == TG_SHAPE_1D)
                 snprintf(want_shape, sizeof want_shape, "[%d]", w->rows);
             else
                 snprintf(want_shape, sizeof want_shape, "[%d, %d]", w->rows, w->cols);
-            return header_error(j, "tensor %s has shape %s, %s needs %s", name,
+            return tg_error_set(err, path, "tensor %s has shape %s, %s needs %s", name,
                                 file_shape(h, e, shape, sizeof shape), who, want_shape);
         }
-        w->source = e;
+        w->begin = e->begin;
     }
-    return true;
+    return 0;
 }
 
 /* ---- reading the file ---------------------------------------------------------------------- */
@@ -929,13 +532,13 @@ static int read_header_text(FILE *file, const char *path, uint64_t size, char **
 }
 
 /* The values of every wanted tensor, decoded from little-endian float32 in place. */
-static int read_values(FILE *file, const char *path, uint64_t data_start, wanted *wants, int n,
+static int read_values(FILE *file, const char *path, uint64_t data_start, tg_wanted *wants, int n,
                        tg_error *err)
 {
     for (int i = 0; i < n; i++) {
         size_t count = (size_t)wants[i].rows * (size_t)wants[i].cols;
         unsigned char *bytes = (unsigned char *)wants[i].values;
-        if (read_at(file, path, data_start + wants[i].source->begin, bytes, count * 4, err) != 0)
+        if (read_at(file, path, data_start + wants[i].begin, bytes, count * 4, err) != 0)
             return -1;
         for (size_t k = 0; k < count; k++)
             wants[i].values[k] = get_f32_le(bytes + 4 * k);
@@ -943,44 +546,34 @@ static int read_values(FILE *file, const char *path, uint64_t data_start, wanted
     return 0;
 }
 
-static int check_and_read(FILE *file, const char *path, const char *who, wanted *wants, int n,
+static int check_and_read(FILE *file, const char *path, const char *who, tg_wanted *wants, int n,
                           tg_error *err)
 {
     uint64_t size = 0, length = 0;
     char *text = NULL;
     header h = { 0 };
-    json j;
     int rc = file_size(file, path, &size, err);
     if (rc == 0)
         rc = read_header_text(file, path, size, &text, &length, err);
-    if (rc == 0) {
-        uint64_t data_size = size - LENGTH_BYTES - length;
-        bool ok = parse_header(&j, &h, text, (size_t)length) && check_names(&j, &h) &&
-                  check_ranges(&j, &h, data_size) && check_overlaps(&j, &h) &&
-                  check_wanted(&j, &h, wants, n, who);
-        rc = ok ? read_values(file, path, LENGTH_BYTES + length, wants, n, err)
-                : tg_error_set(err, path, "%s", j.problem);
-    }
+    if (rc == 0)
+        rc = parse_header(&h, text, (size_t)length, path, err);
+    if (rc == 0)
+        rc = check_names(&h, path, err);
+    if (rc == 0)
+        rc = check_ranges(&h, size - LENGTH_BYTES - length, path, err);
+    if (rc == 0)
+        rc = check_overlaps(&h, path, err);
+    if (rc == 0)
+        rc = check_wanted(&h, wants, n, who, path, err);
+    if (rc == 0)
+        rc = read_values(file, path, LENGTH_BYTES + length, wants, n, err);
     header_free(&h);
     free(text);
     return rc;
 }
 
-/* Fills wants[i].values from the file at path when the whole file is right; who names the
- * model in messages ("the cell"). Changes nothing else. */
-static int load_wanted(const char *path, const char *who, wanted *wants, int n, tg_error *err)
-{
-    errno = 0;
-    FILE *file = fopen(path, "rb");
-    if (!file)
-        return tg_error_set(err, path, "cannot open: %s", describe(errno));
-    int rc = check_and_read(file, path, who, wants, n, err);
-    fclose(file);
-    return rc;
-}
-
 /* One buffer for the values of all wants (their rows and cols set); NULL if out of memory. */
-static float *give_room(wanted *wants, int n)
+static float *give_room(tg_wanted *wants, int n)
 {
     size_t total = 0;
     for (int i = 0; i < n; i++) {
@@ -997,14 +590,26 @@ static float *give_room(wanted *wants, int n)
     return room;
 }
 
-/* ---- writing a file ------------------------------------------------------------------------ */
+float *tg_safetensors_read(const char *path, const char *who, tg_wanted *wants, int n, tg_error *err)
+{
+    float *room = give_room(wants, n);
+    if (!room) {
+        tg_error_set(err, path, "out of memory");
+        return NULL;
+    }
+    errno = 0;
+    FILE *file = fopen(path, "rb");
+    int rc = file ? check_and_read(file, path, who, wants, n, err)
+                  : tg_error_set(err, path, "cannot open: %s", describe(errno));
+    if (file)
+        fclose(file);
+    if (rc == 0)
+        return room;
+    free(room);
+    return NULL;
+}
 
-/* A tensor to write: shape [rows] (dims 1) or [rows, cols] (dims 2); data NULL writes zeros. */
-typedef struct saved {
-    const char *name;
-    int rows, cols, dims;
-    const float *data;
-} saved;
+/* ---- writing a file ------------------------------------------------------------------------ */
 
 /* A growing piece of text; `failed` once memory ran out. */
 typedef struct growing_text {
@@ -1065,12 +670,12 @@ static void append_json_string(growing_text *t, const char *s)
 
 /* The JSON header for tensors[0..n-1] stored one after another, padded with spaces to a
  * multiple of 8 bytes so that the data section starts aligned. */
-static void build_header(growing_text *t, const saved *tensors, int n)
+static void build_header(growing_text *t, const tg_saved *tensors, int n)
 {
     append_text(t, "{\"" METADATA_KEY "\":{\"format\":\"pt\"}");
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
-        const saved *s = &tensors[i];
+        const tg_saved *s = &tensors[i];
         uint64_t bytes = (uint64_t)s->rows * (uint64_t)s->cols * 4;
         append_text(t, ",");
         append_json_string(t, s->name);
@@ -1112,7 +717,7 @@ static bool write_values(FILE *file, const float *data, size_t count)
     return true;
 }
 
-static bool write_checkpoint(FILE *file, const growing_text *header_text, const saved *tensors, int n)
+static bool write_checkpoint(FILE *file, const growing_text *header_text, const tg_saved *tensors, int n)
 {
     unsigned char prefix[LENGTH_BYTES];
     put_u64_le(prefix, header_text->len);
@@ -1126,7 +731,7 @@ static bool write_checkpoint(FILE *file, const growing_text *header_text, const 
 
 typedef struct checkpoint_file {
     const growing_text *header_text;
-    const saved *tensors;
+    const tg_saved *tensors;
     int n;
 } checkpoint_file;
 
@@ -1136,9 +741,8 @@ static bool write_checkpoint_file(FILE *file, void *ctx)
     return write_checkpoint(file, c->header_text, c->tensors, c->n);
 }
 
-/* Writes the checkpoint in one piece (src/files.c): path is replaced only when the whole
- * new file is written. */
-static int save_tensors(const char *path, const saved *tensors, int n, tg_error *err)
+/* In one piece (src/files.c): path is replaced only when the whole new file is written. */
+int tg_safetensors_save(const char *path, const tg_saved *tensors, int n, tg_error *err)
 {
     growing_text header_text = { 0 };
     build_header(&header_text, tensors, n);
@@ -1169,19 +773,19 @@ static int check_named(const char *path, const tg_named *tensors, int n, tg_erro
         const tg_tensor *t = tensors[i].tensor;
         if (!name || !*name)
             return tg_error_set(err, path, "tensors[%d] has no name", i);
-        if (!is_utf8(name))
+        if (!tg_is_utf8(name))
             return tg_error_set(err, path, "tensors[%d]: the name is not UTF-8", i);
         if (strcmp(name, METADATA_KEY) == 0)
             return tg_error_set(err, path, "tensors[%d]: \"" METADATA_KEY "\" is not a tensor name", i);
         if (!t || !t->data)
-            return tg_error_set(err, path, "tensors[%d] (%.*s) has no tensor data", i, NAME_SHOWN, name);
+            return tg_error_set(err, path, "tensors[%d] (%.*s) has no tensor data", i, TG_NAME_SHOWN, name);
         if (!tg_size_ok(t->rows, t->cols))
-            return tg_error_set(err, path, "tensors[%d] (%.*s) has a bad size %dx%d", i, NAME_SHOWN, name,
+            return tg_error_set(err, path, "tensors[%d] (%.*s) has a bad size %dx%d", i, TG_NAME_SHOWN, name,
                         t->rows, t->cols);
         for (int k = 0; k < i; k++)
             if (strcmp(tensors[k].name, name) == 0)
                 return tg_error_set(err, path, "tensors[%d] and tensors[%d] are both named %.*s", k, i,
-                            NAME_SHOWN, name);
+                            TG_NAME_SHOWN, name);
     }
     return 0;
 }
@@ -1192,14 +796,14 @@ int tg_save(const char *path, const tg_named *tensors, int n, tg_error *err)
         return tg_error_set(err, "tg_save", "path is NULL");
     if (check_named(path, tensors, n, err) != 0)
         return -1;
-    saved *list = malloc((n > 0 ? (size_t)n : 1) * sizeof *list);
+    tg_saved *list = malloc((n > 0 ? (size_t)n : 1) * sizeof *list);
     if (!list)
         return tg_error_set(err, path, "out of memory");
     for (int i = 0; i < n; i++) {
         const tg_tensor *t = tensors[i].tensor;
-        list[i] = (saved){ tensors[i].name, t->rows, t->cols, 2, t->data };
+        list[i] = (tg_saved){ tensors[i].name, t->rows, t->cols, 2, t->data };
     }
-    int rc = save_tensors(path, list, n, err);
+    int rc = tg_safetensors_save(path, list, n, err);
     free(list);
     return rc;
 }
@@ -1210,215 +814,22 @@ int tg_load(const char *path, const tg_named *tensors, int n, tg_error *err)
         return tg_error_set(err, "tg_load", "path is NULL");
     if (check_named(path, tensors, n, err) != 0)
         return -1;
-    wanted *wants = malloc((n > 0 ? (size_t)n : 1) * sizeof *wants);
+    tg_wanted *wants = malloc((n > 0 ? (size_t)n : 1) * sizeof *wants);
     if (!wants)
         return tg_error_set(err, path, "out of memory");
     for (int i = 0; i < n; i++) {
         const tg_tensor *t = tensors[i].tensor;
-        wants[i] = (wanted){ tensors[i].name, t->rows, t->cols, SHAPE_2D_OR_COLUMN, NULL, NULL };
+        wants[i] = (tg_wanted){ .name = tensors[i].name, .rows = t->rows, .cols = t->cols,
+                                .rule = TG_SHAPE_2D_OR_COLUMN };
     }
-    float *room = give_room(wants, n);
-    int rc = room ? load_wanted(path, "the model", wants, n, err) : tg_error_set(err, path, "out of memory");
-    for (int i = 0; rc == 0 && i < n; i++)
+    float *values = tg_safetensors_read(path, "the model", wants, n, err);
+    for (int i = 0; values && i < n; i++)
         memcpy(tensors[i].tensor->data, wants[i].values,
                (size_t)wants[i].rows * (size_t)wants[i].cols * sizeof(float));
-    free(room);
+    free(values);
     free(wants);
-    if (rc == 0)
-        tg_error_clear(err);
-    return rc;
-}
-
-/* ---- cells ---------------------------------------------------------------------------------
- * A cell with `gates` blocks of H rows has weight_ih (gates H x I), weight_hh (gates H x H),
- * bias_ih and bias_hh ([gates H]). The RNN (1 block) and the LSTM (4) keep one bias b: saved
- * as bias_ih with bias_hh = 0, loaded as bias_ih + bias_hh. The GRU (3) keeps both. */
-
-typedef struct cell_params {
-    int input_size, hidden_size, gates;
-    tg_tensor *W_x, *W_h;
-    tg_tensor *b_x, *b_h;   /* b_h is NULL for the cells with one bias, b_x */
-} cell_params;
-
-static int check_param(const char *path, const char *what, const tg_tensor *t, long long rows,
-                       long long cols, tg_error *err)
-{
-    if (!t || !t->data)
-        return tg_error_set(err, path, "the cell's %s is NULL", what);
-    if (t->rows != rows || t->cols != cols)
-        return tg_error_set(err, path, "the cell's %s is %dx%d, but its sizes make it %lldx%lld", what,
-                    t->rows, t->cols, rows, cols);
+    if (!values)
+        return -1;
+    tg_error_clear(err);
     return 0;
-}
-
-/* 0 when every parameter is there with the shape the cell's sizes give it. */
-static int check_cell(const char *path, const cell_params *c, tg_error *err)
-{
-    if (c->input_size < 1 || c->hidden_size < 1)
-        return tg_error_set(err, path, "the cell has a bad size (input %d, hidden %d)", c->input_size,
-                    c->hidden_size);
-    const long long rows = (long long)c->gates * c->hidden_size;
-    if (check_param(path, "W_x", c->W_x, rows, c->input_size, err) != 0 ||
-        check_param(path, "W_h", c->W_h, rows, c->hidden_size, err) != 0 ||
-        check_param(path, c->b_h ? "b_x" : "b", c->b_x, rows, 1, err) != 0)
-        return -1;
-    return c->b_h ? check_param(path, "b_h", c->b_h, rows, 1, err) : 0;
-}
-
-static int save_cell(const char *fn, const char *path, const cell_params *c, tg_error *err)
-{
-    if (!path)
-        return tg_error_set(err, fn, "path is NULL");
-    if (check_cell(path, c, err) != 0)
-        return -1;
-    const int rows = c->gates * c->hidden_size;
-    const saved tensors[4] = {
-        { "weight_ih", rows, c->input_size, 2, c->W_x->data },
-        { "weight_hh", rows, c->hidden_size, 2, c->W_h->data },
-        { "bias_ih", rows, 1, 1, c->b_x->data },
-        { "bias_hh", rows, 1, 1, c->b_h ? c->b_h->data : NULL },
-    };
-    return save_tensors(path, tensors, 4, err);
-}
-
-/* Copies the checked values into the cell. With one bias, b = bias_ih + bias_hh, where a
- * zero bias_hh leaves bias_ih as it is (adding +0 would turn a -0 into +0), so a saved
- * cell loads back bit for bit. */
-static void commit_cell(const cell_params *c, const wanted *w)
-{
-    const size_t rows = (size_t)c->gates * (size_t)c->hidden_size;
-    memcpy(c->W_x->data, w[0].values, rows * (size_t)c->input_size * sizeof(float));
-    memcpy(c->W_h->data, w[1].values, rows * (size_t)c->hidden_size * sizeof(float));
-    if (c->b_h) {
-        memcpy(c->b_x->data, w[2].values, rows * sizeof(float));
-        memcpy(c->b_h->data, w[3].values, rows * sizeof(float));
-        return;
-    }
-    for (size_t i = 0; i < rows; i++) {
-        float bias_ih = w[2].values[i], bias_hh = w[3].values[i];
-        c->b_x->data[i] = bias_hh == 0.0f ? bias_ih : bias_ih + bias_hh;
-    }
-}
-
-static int load_cell(const char *fn, const char *path, const cell_params *c, tg_error *err)
-{
-    if (!path)
-        return tg_error_set(err, fn, "path is NULL");
-    if (check_cell(path, c, err) != 0)
-        return -1;
-    const int rows = c->gates * c->hidden_size;
-    wanted wants[4] = {
-        { "weight_ih", rows, c->input_size, SHAPE_2D, NULL, NULL },
-        { "weight_hh", rows, c->hidden_size, SHAPE_2D, NULL, NULL },
-        { "bias_ih", rows, 1, SHAPE_1D, NULL, NULL },
-        { "bias_hh", rows, 1, SHAPE_1D, NULL, NULL },
-    };
-    float *room = give_room(wants, 4);
-    if (!room)
-        return tg_error_set(err, path, "out of memory");
-    int rc = load_wanted(path, "the cell", wants, 4, err);
-    if (rc == 0) {
-        commit_cell(c, wants);
-        tg_error_clear(err);
-    }
-    free(room);
-    return rc;
-}
-
-static cell_params rnn_params(const tg_rnn_cell *cell)
-{
-    return (cell_params){ cell->input_size, cell->hidden_size, 1, cell->W_x, cell->W_h, cell->b, NULL };
-}
-
-static cell_params lstm_params(const tg_lstm_cell *cell)
-{
-    return (cell_params){ cell->input_size, cell->hidden_size, 4, cell->W_x, cell->W_h, cell->b, NULL };
-}
-
-static cell_params gru_params(const tg_gru_cell *cell)
-{
-    return (cell_params){ cell->input_size, cell->hidden_size, 3, cell->W_x, cell->W_h,
-                          cell->b_x, cell->b_h };
-}
-
-int tg_rnn_cell_save(const tg_rnn_cell *cell, const char *path, tg_error *err)
-{
-    if (!cell)
-        return tg_error_set(err, path ? path : "tg_rnn_cell_save", "cell is NULL");
-    cell_params c = rnn_params(cell);
-    return save_cell("tg_rnn_cell_save", path, &c, err);
-}
-
-int tg_rnn_cell_load(tg_rnn_cell *cell, const char *path, tg_error *err)
-{
-    if (!cell)
-        return tg_error_set(err, path ? path : "tg_rnn_cell_load", "cell is NULL");
-    cell_params c = rnn_params(cell);
-    return load_cell("tg_rnn_cell_load", path, &c, err);
-}
-
-int tg_lstm_cell_save(const tg_lstm_cell *cell, const char *path, tg_error *err)
-{
-    if (!cell)
-        return tg_error_set(err, path ? path : "tg_lstm_cell_save", "cell is NULL");
-    cell_params c = lstm_params(cell);
-    return save_cell("tg_lstm_cell_save", path, &c, err);
-}
-
-int tg_lstm_cell_load(tg_lstm_cell *cell, const char *path, tg_error *err)
-{
-    if (!cell)
-        return tg_error_set(err, path ? path : "tg_lstm_cell_load", "cell is NULL");
-    cell_params c = lstm_params(cell);
-    return load_cell("tg_lstm_cell_load", path, &c, err);
-}
-
-int tg_gru_cell_save(const tg_gru_cell *cell, const char *path, tg_error *err)
-{
-    if (!cell)
-        return tg_error_set(err, path ? path : "tg_gru_cell_save", "cell is NULL");
-    cell_params c = gru_params(cell);
-    return save_cell("tg_gru_cell_save", path, &c, err);
-}
-
-int tg_gru_cell_load(tg_gru_cell *cell, const char *path, tg_error *err)
-{
-    if (!cell)
-        return tg_error_set(err, path ? path : "tg_gru_cell_load", "cell is NULL");
-    cell_params c = gru_params(cell);
-    return load_cell("tg_gru_cell_load", path, &c, err);
-}
-
-/* The built-in kind of a tg_cell ("rnn", "lstm" or "gru"), or -1 with the message set. */
-static int cell_kind(const tg_cell *cell, const char *fn, const char *path, tg_error *err)
-{
-    const char *where = path ? path : fn;
-    if (!cell)
-        return tg_error_set(err, where, "cell is NULL");
-    static const char *const KINDS[] = { "rnn", "lstm", "gru" };
-    for (int k = 0; k < 3; k++)
-        if (cell->name && strcmp(cell->name, KINDS[k]) == 0)
-            return cell->impl ? k : tg_error_set(err, where, "the %s cell has no impl", KINDS[k]);
-    return tg_error_set(err, where, "cell '%.*s' is not an rnn, lstm or gru cell; save its params with "
-                "tg_save", NAME_SHOWN, cell->name ? cell->name : "(unnamed)");
-}
-
-int tg_cell_save(const tg_cell *cell, const char *path, tg_error *err)
-{
-    switch (cell_kind(cell, "tg_cell_save", path, err)) {
-    case 0: return tg_rnn_cell_save(cell->impl, path, err);
-    case 1: return tg_lstm_cell_save(cell->impl, path, err);
-    case 2: return tg_gru_cell_save(cell->impl, path, err);
-    default: return -1;
-    }
-}
-
-int tg_cell_load(tg_cell *cell, const char *path, tg_error *err)
-{
-    switch (cell_kind(cell, "tg_cell_load", path, err)) {
-    case 0: return tg_rnn_cell_load(cell->impl, path, err);
-    case 1: return tg_lstm_cell_load(cell->impl, path, err);
-    case 2: return tg_gru_cell_load(cell->impl, path, err);
-    default: return -1;
-    }
 }
