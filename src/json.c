@@ -306,51 +306,61 @@ static bool depth_ok(tg_json *j, int depth)
     return tg_json_fail(j, "the header nests arrays and objects more than %d deep", TG_JSON_MAX_DEPTH);
 }
 
-bool tg_json_object(tg_json *j, int depth, tg_json_member_fn member, void *context)
+/* What tells an object from an array, and what to call for each of its items. */
+typedef struct list_walk {
+    char open, close;
+    const char *expected_open, *expected_next;   /* the syntax errors */
+    tg_json_member_fn member;                    /* for an object */
+    tg_json_element_fn element;                  /* for an array */
+    void *context;
+} list_walk;
+
+/* One member (its key, ':' and the caller's function) or one element. */
+static bool walk_item(tg_json *j, const list_walk *w, int depth)
 {
-    if (!depth_ok(j, depth) || !expect(j, '{', "expected '{'"))
+    if (w->element)
+        return w->element(j, w->context, depth);
+    const char *key;
+    size_t key_len;
+    return tg_json_string(j, &key, &key_len) && expect(j, ':', "expected ':' after a key") &&
+           w->member(j, key, key_len, w->context, depth);
+}
+
+/* The brackets and commas of an object or an array, and walk_item for each item. */
+static bool walk_list(tg_json *j, int depth, const list_walk *w)
+{
+    if (!depth_ok(j, depth) || !expect(j, w->open, w->expected_open))
         return false;
     skip_space(j);
-    if (at(j, '}')) {
+    if (at(j, w->close)) {
         j->p++;
         return true;
     }
     for (;;) {
-        const char *key;
-        size_t key_len;
-        if (!tg_json_string(j, &key, &key_len) || !expect(j, ':', "expected ':' after a key") ||
-            !member(j, key, key_len, context, depth + 1))
+        if (!walk_item(j, w, depth + 1))
             return false;
         skip_space(j);
-        if (at(j, '}')) {
+        if (at(j, w->close)) {
             j->p++;
             return true;
         }
-        if (!expect(j, ',', "expected ',' or '}' in an object"))
+        if (!expect(j, ',', w->expected_next))
             return false;
     }
 }
 
+bool tg_json_object(tg_json *j, int depth, tg_json_member_fn member, void *context)
+{
+    const list_walk w = { '{', '}', "expected '{'", "expected ',' or '}' in an object", member, NULL,
+                          context };
+    return walk_list(j, depth, &w);
+}
+
 bool tg_json_array(tg_json *j, int depth, tg_json_element_fn element, void *context)
 {
-    if (!depth_ok(j, depth) || !expect(j, '[', "expected '['"))
-        return false;
-    skip_space(j);
-    if (at(j, ']')) {
-        j->p++;
-        return true;
-    }
-    for (;;) {
-        if (!element(j, context, depth + 1))
-            return false;
-        skip_space(j);
-        if (at(j, ']')) {
-            j->p++;
-            return true;
-        }
-        if (!expect(j, ',', "expected ',' or ']' in an array"))
-            return false;
-    }
+    const list_walk w = { '[', ']', "expected '['", "expected ',' or ']' in an array", NULL, element,
+                          context };
+    return walk_list(j, depth, &w);
 }
 
 static bool skip_member(tg_json *j, const char *key, size_t key_len, void *context, int depth)

@@ -47,16 +47,16 @@ static const char *shown_name(const char *name, size_t len, char *out)
 
 /* ---- little-endian bytes, whatever the host's byte order -------------------------------- */
 
-static void put_u64_le(unsigned char *out, uint64_t v)
+static void put_le(unsigned char *out, uint64_t v, int bytes)
 {
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < bytes; i++)
         out[i] = (unsigned char)(v >> (8 * i));
 }
 
-static uint64_t get_u64_le(const unsigned char *in)
+static uint64_t get_le(const unsigned char *in, int bytes)
 {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < bytes; i++)
         v |= (uint64_t)in[i] << (8 * i);
     return v;
 }
@@ -65,15 +65,12 @@ static void put_f32_le(unsigned char *out, float value)
 {
     uint32_t bits;
     memcpy(&bits, &value, sizeof bits);
-    for (int i = 0; i < 4; i++)
-        out[i] = (unsigned char)(bits >> (8 * i));
+    put_le(out, bits, 4);
 }
 
 static float get_f32_le(const unsigned char *in)
 {
-    uint32_t bits = 0;
-    for (int i = 0; i < 4; i++)
-        bits |= (uint32_t)in[i] << (8 * i);
+    uint32_t bits = (uint32_t)get_le(in, 4);
     float value;
     memcpy(&value, &bits, sizeof value);
     return value;
@@ -518,7 +515,7 @@ static int read_header_text(FILE *file, const char *path, uint64_t size, char **
     unsigned char prefix[LENGTH_BYTES];
     if (read_at(file, path, 0, prefix, sizeof prefix, err) != 0)
         return -1;
-    *length = get_u64_le(prefix);
+    *length = get_le(prefix, LENGTH_BYTES);
     if (*length > size - LENGTH_BYTES)
         return tg_error_set(err, path, "the header length %llu is larger than the rest of the file (%llu "
                     "bytes)", (unsigned long long)*length, (unsigned long long)(size - LENGTH_BYTES));
@@ -720,7 +717,7 @@ static bool write_values(FILE *file, const float *data, size_t count)
 static bool write_checkpoint(FILE *file, const growing_text *header_text, const tg_saved *tensors, int n)
 {
     unsigned char prefix[LENGTH_BYTES];
-    put_u64_le(prefix, header_text->len);
+    put_le(prefix, header_text->len, LENGTH_BYTES);
     if (!write_all(file, prefix, sizeof prefix) || !write_all(file, header_text->s, header_text->len))
         return false;
     for (int i = 0; i < n; i++)
@@ -790,15 +787,28 @@ static int check_named(const char *path, const tg_named *tensors, int n, tg_erro
     return 0;
 }
 
+/* The checks tg_save and tg_load (call) make, then room for n items of `size` bytes, to
+ * free; NULL with err set when a check fails or memory runs out. */
+static void *checked_room(const char *call, const char *path, const tg_named *tensors, int n,
+                          size_t size, tg_error *err)
+{
+    if (!path) {
+        tg_error_set(err, call, "path is NULL");
+        return NULL;
+    }
+    if (check_named(path, tensors, n, err) != 0)
+        return NULL;
+    void *room = malloc((n > 0 ? (size_t)n : 1) * size);
+    if (!room)
+        tg_error_set(err, path, "out of memory");
+    return room;
+}
+
 int tg_save(const char *path, const tg_named *tensors, int n, tg_error *err)
 {
-    if (!path)
-        return tg_error_set(err, "tg_save", "path is NULL");
-    if (check_named(path, tensors, n, err) != 0)
-        return -1;
-    tg_saved *list = malloc((n > 0 ? (size_t)n : 1) * sizeof *list);
+    tg_saved *list = checked_room("tg_save", path, tensors, n, sizeof *list, err);
     if (!list)
-        return tg_error_set(err, path, "out of memory");
+        return -1;
     for (int i = 0; i < n; i++) {
         const tg_tensor *t = tensors[i].tensor;
         list[i] = (tg_saved){ tensors[i].name, t->rows, t->cols, 2, t->data };
@@ -810,13 +820,9 @@ int tg_save(const char *path, const tg_named *tensors, int n, tg_error *err)
 
 int tg_load(const char *path, const tg_named *tensors, int n, tg_error *err)
 {
-    if (!path)
-        return tg_error_set(err, "tg_load", "path is NULL");
-    if (check_named(path, tensors, n, err) != 0)
-        return -1;
-    tg_wanted *wants = malloc((n > 0 ? (size_t)n : 1) * sizeof *wants);
+    tg_wanted *wants = checked_room("tg_load", path, tensors, n, sizeof *wants, err);
     if (!wants)
-        return tg_error_set(err, path, "out of memory");
+        return -1;
     for (int i = 0; i < n; i++) {
         const tg_tensor *t = tensors[i].tensor;
         wants[i] = (tg_wanted){ .name = tensors[i].name, .rows = t->rows, .cols = t->cols,
