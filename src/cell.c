@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "tape.h"
 
 /* ---- the shape checks every cell forward makes ---------------------------------------------- */
@@ -121,24 +122,34 @@ typedef struct cell_kind {
     bool (*make)(tg_cell *cell, uint64_t seed);
     tg_cell_state (*step)(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev);
     void (*free_impl)(void *impl);
+    const tg_cell_checkpoint *checkpoint;   /* how tg_cell_save and tg_cell_load store it */
 } cell_kind;
 
 static const cell_kind KINDS[] = {
-    { "rnn", 0, make_rnn, rnn_step, rnn_free },
-    { "lstm", 1, make_lstm, lstm_step, lstm_free },
-    { "gru", 0, make_gru, gru_step, gru_free },
+    { "rnn", 0, make_rnn, rnn_step, rnn_free, &tg_rnn_cell_checkpoint },
+    { "lstm", 1, make_lstm, lstm_step, lstm_free, &tg_lstm_cell_checkpoint },
+    { "gru", 0, make_gru, gru_step, gru_free, &tg_gru_cell_checkpoint },
 };
+
+static const cell_kind *find_kind(const char *name)
+{
+    for (size_t k = 0; k < sizeof KINDS / sizeof KINDS[0]; k++)
+        if (strcmp(name, KINDS[k].name) == 0)
+            return &KINDS[k];
+    return NULL;
+}
+
+const tg_cell_checkpoint *tg_cell_kind_checkpoint(const char *name)
+{
+    const cell_kind *kind = find_kind(name);
+    return kind ? kind->checkpoint : NULL;
+}
 
 /* ---- the interface -------------------------------------------------------------------------- */
 
 tg_cell *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed)
 {
-    if (!name)
-        return NULL;
-    const cell_kind *kind = NULL;
-    for (size_t k = 0; k < sizeof KINDS / sizeof KINDS[0] && !kind; k++)
-        if (strcmp(name, KINDS[k].name) == 0)
-            kind = &KINDS[k];
+    const cell_kind *kind = name ? find_kind(name) : NULL;
     if (!kind)
         return NULL;
     tg_cell *cell = calloc(1, sizeof *cell);

@@ -5,8 +5,10 @@
  * product gives every gate's pre-activation and tg_rows takes each gate's block out of it. */
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 
+#include "checkpoint.h"
 #include "tape.h"
 
 enum { LSTM_GATES = 4, GRU_GATES = 3 };   /* blocks of hidden rows: i f g o, and r z n */
@@ -26,6 +28,22 @@ static float init_bound(int hidden_size)
 }
 
 /* ---- LSTM ---------------------------------------------------------------------------------- */
+
+/* The cell in a checkpoint, under torch.nn.LSTMCell's names. Only the sum of PyTorch's two
+ * biases enters the cell, so it keeps one, b: saved as bias_ih with a zero bias_hh, and
+ * loaded as bias_ih + bias_hh. */
+const tg_cell_checkpoint tg_lstm_cell_checkpoint = {
+    .type = "tg_lstm_cell",
+    .gates = LSTM_GATES,
+    .input_size = offsetof(tg_lstm_cell, input_size),
+    .hidden_size = offsetof(tg_lstm_cell, hidden_size),
+    .params = {
+        [TG_WEIGHT_IH] = { "W_x", offsetof(tg_lstm_cell, W_x), TG_STORED_AS_IS },
+        [TG_WEIGHT_HH] = { "W_h", offsetof(tg_lstm_cell, W_h), TG_STORED_AS_IS },
+        [TG_BIAS_IH] = { "b", offsetof(tg_lstm_cell, b), TG_STORED_AS_IS },
+        [TG_BIAS_HH] = { "b", offsetof(tg_lstm_cell, b), TG_STORED_ADDED },
+    },
+};
 
 void tg_lstm_cell_free(tg_lstm_cell *cell)
 {
@@ -123,6 +141,21 @@ int tg_lstm_cell_forward(tg_tape *tape, tg_lstm_cell *cell, tg_tensor *x_t,
 }
 
 /* ---- GRU ----------------------------------------------------------------------------------- */
+
+/* The cell in a checkpoint, under torch.nn.GRUCell's names. b_h's n block sits inside
+ * r * (...), so the two biases stay apart, each saved and loaded as it is. */
+const tg_cell_checkpoint tg_gru_cell_checkpoint = {
+    .type = "tg_gru_cell",
+    .gates = GRU_GATES,
+    .input_size = offsetof(tg_gru_cell, input_size),
+    .hidden_size = offsetof(tg_gru_cell, hidden_size),
+    .params = {
+        [TG_WEIGHT_IH] = { "W_x", offsetof(tg_gru_cell, W_x), TG_STORED_AS_IS },
+        [TG_WEIGHT_HH] = { "W_h", offsetof(tg_gru_cell, W_h), TG_STORED_AS_IS },
+        [TG_BIAS_IH] = { "b_x", offsetof(tg_gru_cell, b_x), TG_STORED_AS_IS },
+        [TG_BIAS_HH] = { "b_h", offsetof(tg_gru_cell, b_h), TG_STORED_AS_IS },
+    },
+};
 
 void tg_gru_cell_free(tg_gru_cell *cell)
 {

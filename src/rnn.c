@@ -1,9 +1,27 @@
 /* rnn.c: the vanilla RNN cell h_t = tanh(W_h h_{t-1} + W_x x_t + b), built from the tape's
  * ops: two tg_matmul_add and a tg_tanh per step. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 
+#include "checkpoint.h"
 #include "tape.h"
+
+/* The cell in a checkpoint, under torch.nn.RNNCell's names. Only the sum of PyTorch's two
+ * biases enters the cell, so it keeps one, b: saved as bias_ih with a zero bias_hh, and
+ * loaded as bias_ih + bias_hh. */
+const tg_cell_checkpoint tg_rnn_cell_checkpoint = {
+    .type = "tg_rnn_cell",
+    .gates = 1,
+    .input_size = offsetof(tg_rnn_cell, input_size),
+    .hidden_size = offsetof(tg_rnn_cell, hidden_size),
+    .params = {
+        [TG_WEIGHT_IH] = { "W_x", offsetof(tg_rnn_cell, W_x), TG_STORED_AS_IS },
+        [TG_WEIGHT_HH] = { "W_h", offsetof(tg_rnn_cell, W_h), TG_STORED_AS_IS },
+        [TG_BIAS_IH] = { "b", offsetof(tg_rnn_cell, b), TG_STORED_AS_IS },
+        [TG_BIAS_HH] = { "b", offsetof(tg_rnn_cell, b), TG_STORED_ADDED },
+    },
+};
 
 tg_rnn_cell *tg_rnn_cell_new(int input_size, int hidden_size, uint64_t seed)
 {
