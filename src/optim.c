@@ -1,7 +1,12 @@
-/* optim.c: what a training step does with the gradients: zero them, clip them (by their
- * total norm or value by value), and plain SGD. */
+/* optim.c: what a training step does with the gradients, in the order a reader meets it:
+ * zeroing them, plain SGD (the stateless update), their norms and clipping (by the total
+ * norm or value by value), and tg_optimizer, which keeps state between steps for SGD,
+ * momentum, Adagrad and Adam with torch.optim's rules. */
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -92,4 +97,202 @@ long tg_clip_grad_value(tg_tensor *const *params, int n, float limit)
             }
         }
     return clipped;
+}
+
+/* ---- tg_optimizer: SGD, momentum, Adagrad and Adam ------------------------------------------ */
+
+struct tg_optimizer_state {
+    tg_optimizer_kind kind;   /* the kind the buffers were sized for */
+    long total;               /* values over all the parameters */
+    float *first;             /* total values: momentum's v, Adagrad's s, Adam's m; NULL for SGD */
+    float *second;            /* total values: Adam's v; NULL for the others */
+    int n;
+    tg_tensor *params[];      /* n: a copy of the caller's array */
+};
+
+/* State values per parameter value. */
+static int state_per_value(tg_optimizer_kind kind)
+{
+    return kind == TG_ADAM ? 2 : kind == TG_SGD ? 0 : 1;
+}
+
+static bool known_kind(tg_optimizer_kind kind)
+{
+    return kind == TG_SGD || kind == TG_MOMENTUM || kind == TG_ADAGRAD || kind == TG_ADAM;
+}
+
+static bool finite_nonnegative(float x) { return isfinite(x) && x >= 0.0f; }
+
+static bool valid_beta(float beta) { return beta >= 0.0f && beta < 1.0f; }   /* false for NaN */
+
+tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr)
+{
+    if (!known_kind(kind) || !params || n < 1 || !finite_nonnegative(lr))
+        return NULL;
+    long total = 0;
+    for (int i = 0; i < n; i++) {
+        if (!params[i] || !params[i]->data || !params[i]->grad)
+            return NULL;
+        for (int j = 0; j < i; j++)
+            if (params[j] == params[i])   /* it would be updated twice per step */
+                return NULL;
+        if (count(params[i]) > LONG_MAX - total)
+            return NULL;
+        total += count(params[i]);
+    }
+    int per_value = state_per_value(kind);
+    if ((unsigned long)total > SIZE_MAX / sizeof(float) / 2)
+        return NULL;
+
+    tg_optimizer *opt = calloc(1, sizeof *opt);
+    struct tg_optimizer_state *state =
+        calloc(1, sizeof *state + (size_t)n * sizeof state->params[0]);
+    float *buffer = per_value > 0 ? calloc((size_t)total * (size_t)per_value, sizeof(float)) : NULL;
+    if (!opt || !state || (per_value > 0 && !buffer)) {
+        free(opt);
+        free(state);
+        free(buffer);
+        return NULL;
+    }
+    state->kind = kind;
+    state->total = total;
+    state->first = buffer;
+    state->second = per_value == 2 ? buffer + total : NULL;
+    state->n = n;
+    for (int i = 0; i < n; i++)
+        state->params[i] = params[i];
+
+    opt->kind = kind;
+    opt->lr = lr;
+    opt->momentum = 0.9f;
+    opt->beta1 = 0.9f;
+    opt->beta2 = 0.999f;
+    opt->eps = kind == TG_ADAGRAD ? 1e-10f : 1e-8f;
+    opt->steps = 0;
+    opt->state = state;
+    return opt;
+}
+
+void tg_optimizer_free(tg_optimizer *opt)
+{
+    if (!opt)
+        return;
+    if (opt->state)
+        free(opt->state->first);   /* the one buffer; second points into it */
+    free(opt->state);
+    free(opt);
+}
+
+void tg_optimizer_zero_grad(tg_optimizer *opt)
+{
+    if (opt && opt->state)
+        tg_zero_grad(opt->state->params, opt->state->n);
+}
+
+/* True when every setting the optimizer's kind uses is valid and the kind is still the one
+ * its state was made for. */
+static bool settings_ok(const tg_optimizer *opt)
+{
+    if (opt->kind != opt->state->kind || !finite_nonnegative(opt->lr) || opt->steps < 0 ||
+        opt->steps == LONG_MAX)
+        return false;
+    switch (opt->kind) {
+    case TG_SGD:
+        return true;
+    case TG_MOMENTUM:
+        return finite_nonnegative(opt->momentum);
+    case TG_ADAGRAD:
+        return finite_nonnegative(opt->eps);
+    case TG_ADAM:
+        return valid_beta(opt->beta1) && valid_beta(opt->beta2) && finite_nonnegative(opt->eps);
+    }
+    return false;
+}
+
+/* One step's settings, in double. */
+typedef struct rule {
+    tg_optimizer_kind kind;
+    double lr, momentum, beta1, beta2, eps;
+    bool first_step;      /* momentum: v starts as g */
+    double step_size;     /* Adam: lr / (1 - beta1^t) */
+    double bias2_sqrt;    /* Adam: sqrt(1 - beta2^t) */
+} rule;
+
+static rule make_rule(const tg_optimizer *opt)
+{
+    rule r = { opt->kind, opt->lr, opt->momentum, opt->beta1, opt->beta2, opt->eps,
+               opt->steps == 0, 0.0, 0.0 };
+    if (r.kind == TG_ADAM) {
+        double t = (double)(opt->steps + 1);
+        r.step_size = r.lr / (1.0 - pow(r.beta1, t));
+        r.bias2_sqrt = sqrt(1.0 - pow(r.beta2, t));
+    }
+    return r;
+}
+
+/* Updates one value p with gradient g and its state a, b (those the kind does not use are
+ * left alone). Returns whether g and all the new values are finite. */
+static bool update(const rule *r, float g, float *p, float *a, float *b)
+{
+    double delta = 0.0;   /* p -= delta */
+    switch (r->kind) {
+    case TG_SGD:            /* p -= lr g */
+        delta = r->lr * g;
+        break;
+    case TG_MOMENTUM:       /* v = g on the first step, then v = momentum v + g; p -= lr v */
+        *a = r->first_step ? g : (float)(r->momentum * *a + g);
+        delta = r->lr * *a;
+        break;
+    case TG_ADAGRAD:        /* s += g^2; p -= lr g / (sqrt(s) + eps) */
+        *a = (float)(*a + (double)g * g);
+        delta = r->lr * g / (sqrt(*a) + r->eps);
+        break;
+    case TG_ADAM:           /* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2 */
+        *a = (float)(r->beta1 * *a + (1.0 - r->beta1) * g);
+        *b = (float)(r->beta2 * *b + (1.0 - r->beta2) * g * g);
+        /* p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps), as torch.optim.Adam */
+        delta = r->step_size * *a / (sqrt(*b) / r->bias2_sqrt + r->eps);
+        break;
+    }
+    *p = (float)(*p - delta);
+    return isfinite(g) && isfinite(*p) && isfinite(*a) && isfinite(*b);
+}
+
+/* Runs the update over every value: with write false only to see whether all of it stays
+ * finite (nothing is stored), with write true to store it. */
+static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write)
+{
+    long at = 0;   /* index of the value in the state buffers */
+    for (int i = 0; i < st->n; i++) {
+        tg_tensor *t = st->params[i];
+        for (long k = 0; k < count(t); k++, at++) {
+            float p = t->data[k];
+            float a = st->first ? st->first[at] : 0.0f;
+            float b = st->second ? st->second[at] : 0.0f;
+            bool finite = update(r, t->grad[k], &p, &a, &b);
+            if (!write) {
+                if (!finite)
+                    return false;
+                continue;
+            }
+            t->data[k] = p;
+            if (st->first)
+                st->first[at] = a;
+            if (st->second)
+                st->second[at] = b;
+        }
+    }
+    return true;
+}
+
+int tg_optimizer_step(tg_optimizer *opt)
+{
+    if (!opt || !opt->state || !settings_ok(opt))
+        return -1;
+    rule r = make_rule(opt);
+    if (!apply(opt->state, &r, false))
+        return -1;
+    apply(opt->state, &r, true);
+    opt->steps++;
+    return 0;
 }
