@@ -326,7 +326,6 @@ typedef struct tg_optimizer {
  * kind, a non-finite or negative lr, or out of memory. */
 tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr);
 void          tg_optimizer_free(tg_optimizer *opt);          /* NULL is fine */
-void          tg_optimizer_zero_grad(tg_optimizer *opt);     /* zero every parameter's grad */
 /* One update from the current grads. Returns 0, or -1 and changes nothing (weights and
  * state alike) when a gradient is NaN or Inf, an update would come out NaN or Inf, or a
  * setting its kind uses is invalid (lr, momentum, eps must be finite and >= 0, betas in

@@ -183,12 +183,6 @@ void tg_optimizer_free(tg_optimizer *opt)
     free(opt);
 }
 
-void tg_optimizer_zero_grad(tg_optimizer *opt)
-{
-    if (opt && opt->state)
-        tg_zero_grad(opt->state->params, opt->state->n);
-}
-
 /* True when every setting the optimizer's kind uses is valid and the kind is still the one
  * its state was made for. */
 static bool settings_ok(const tg_optimizer *opt)
