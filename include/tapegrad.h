@@ -322,15 +322,17 @@ typedef struct tg_optimizer {
 
 /* An optimizer over params[0..n-1] (the array is copied; the tensors must outlive it), with
  * the defaults above. The settings may change between steps (a learning-rate schedule);
- * kind may not. NULL on NULL params, n < 1, a NULL or repeated tensor in them, an unknown
- * kind, a non-finite or negative lr, or out of memory. */
-tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr);
+ * kind may not. Zero the grads with tg_zero_grad on the same array. NULL, with err saying
+ * why, on NULL params, n < 1, a NULL, grad-less or repeated tensor in them ("params[2] is
+ * params[0] again"), an unknown kind, a non-finite or negative lr, or out of memory. */
+tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr,
+                               tg_error *err);
 void          tg_optimizer_free(tg_optimizer *opt);          /* NULL is fine */
 /* One update from the current grads. Returns 0, or -1 and changes nothing (weights and
- * state alike) when a gradient is NaN or Inf, an update would come out NaN or Inf, or a
- * setting its kind uses is invalid (lr, momentum, eps must be finite and >= 0, betas in
- * [0, 1), kind unchanged, steps >= 0). */
-int           tg_optimizer_step(tg_optimizer *opt);
+ * state alike), with err saying why, when a gradient is NaN or Inf, an update would come out
+ * NaN or Inf, or a setting its kind uses is invalid (lr, momentum, eps must be finite and
+ * >= 0, betas in [0, 1), kind unchanged, steps >= 0). */
+int           tg_optimizer_step(tg_optimizer *opt, tg_error *err);
 
 /* ---- Checkpoints (safetensors) ------------------------------------------------------------
  * The safetensors format: an 8-byte little-endian header length, a JSON header mapping each

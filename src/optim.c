@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "kernels.h"
-#include "tapegrad.h"
 
 static long count(const tg_tensor *t) { return (long)t->rows * t->cols; }
 
@@ -116,34 +116,60 @@ static int state_per_value(tg_optimizer_kind kind)
     return kind == TG_ADAM ? 2 : kind == TG_SGD ? 0 : 1;
 }
 
-static bool known_kind(tg_optimizer_kind kind)
+static const char *kind_name(tg_optimizer_kind kind)
 {
-    return kind == TG_SGD || kind == TG_MOMENTUM || kind == TG_ADAGRAD || kind == TG_ADAM;
+    switch (kind) {
+    case TG_SGD: return "TG_SGD";
+    case TG_MOMENTUM: return "TG_MOMENTUM";
+    case TG_ADAGRAD: return "TG_ADAGRAD";
+    case TG_ADAM: return "TG_ADAM";
+    }
+    return NULL;   /* not a kind */
 }
 
 static bool finite_nonnegative(float x) { return isfinite(x) && x >= 0.0f; }
 
 static bool valid_beta(float beta) { return beta >= 0.0f && beta < 1.0f; }   /* false for NaN */
 
-tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr)
+/* Checks tg_optimizer_new's arguments and sets *total to the number of parameter values.
+ * Returns 0, or -1 with err naming the first problem. */
+static int check_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr,
+                     long *total, tg_error *err)
 {
-    if (!known_kind(kind) || !params || n < 1 || !finite_nonnegative(lr))
-        return NULL;
-    long total = 0;
+    const char *call = "tg_optimizer_new";
+    if (!kind_name(kind))
+        return tg_error_set(err, call, "unknown kind %d", (int)kind);
+    if (!params)
+        return tg_error_set(err, call, "params is NULL");
+    if (n < 1)
+        return tg_error_set(err, call, "n is %d; it needs at least one parameter", n);
+    if (!finite_nonnegative(lr))
+        return tg_error_set(err, call, "lr is %g; it must be finite and >= 0", lr);
+    *total = 0;
     for (int i = 0; i < n; i++) {
-        if (!params[i] || !params[i]->data || !params[i]->grad)
-            return NULL;
+        if (!params[i])
+            return tg_error_set(err, call, "params[%d] is NULL", i);
+        if (!params[i]->data || !params[i]->grad)
+            return tg_error_set(err, call, "params[%d] has no %s (a tg_constant has no grad)", i,
+                                params[i]->data ? "grad" : "data");
         for (int j = 0; j < i; j++)
             if (params[j] == params[i])   /* it would be updated twice per step */
-                return NULL;
-        if (count(params[i]) > LONG_MAX - total)
-            return NULL;
-        total += count(params[i]);
+                return tg_error_set(err, call, "params[%d] is params[%d] again", i, j);
+        if (count(params[i]) > LONG_MAX - *total ||
+            (unsigned long)(*total + count(params[i])) > SIZE_MAX / sizeof(float) / 2)
+            return tg_error_set(err, call, "too many values for the state, at params[%d]", i);
+        *total += count(params[i]);
     }
-    int per_value = state_per_value(kind);
-    if ((unsigned long)total > SIZE_MAX / sizeof(float) / 2)
-        return NULL;
+    return 0;
+}
 
+tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr,
+                               tg_error *err)
+{
+    long total = 0;
+    if (check_new(kind, params, n, lr, &total, err) != 0)
+        return NULL;
+    int per_value = state_per_value(kind);
     tg_optimizer *opt = calloc(1, sizeof *opt);
     struct tg_optimizer_state *state =
         calloc(1, sizeof *state + (size_t)n * sizeof state->params[0]);
@@ -152,6 +178,7 @@ tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params,
         free(opt);
         free(state);
         free(buffer);
+        tg_error_set(err, "tg_optimizer_new", "out of memory for the state of %ld values", total);
         return NULL;
     }
     state->kind = kind;
@@ -170,6 +197,7 @@ tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params,
     opt->eps = kind == TG_ADAGRAD ? 1e-10f : 1e-8f;
     opt->steps = 0;
     opt->state = state;
+    tg_error_clear(err);
     return opt;
 }
 
@@ -183,24 +211,38 @@ void tg_optimizer_free(tg_optimizer *opt)
     free(opt);
 }
 
-/* True when every setting the optimizer's kind uses is valid and the kind is still the one
- * its state was made for. */
-static bool settings_ok(const tg_optimizer *opt)
+static const char *const STEP = "tg_optimizer_step";
+
+/* err = "tg_optimizer_step: <name> is <value>; it must be <rule>; nothing changed". */
+static int bad_setting(tg_error *err, const char *name, float value, const char *rule)
 {
-    if (opt->kind != opt->state->kind || !finite_nonnegative(opt->lr) || opt->steps < 0 ||
-        opt->steps == LONG_MAX)
-        return false;
-    switch (opt->kind) {
-    case TG_SGD:
-        return true;
-    case TG_MOMENTUM:
-        return finite_nonnegative(opt->momentum);
-    case TG_ADAGRAD:
-        return finite_nonnegative(opt->eps);
-    case TG_ADAM:
-        return valid_beta(opt->beta1) && valid_beta(opt->beta2) && finite_nonnegative(opt->eps);
-    }
-    return false;
+    return tg_error_set(err, STEP, "%s is %g; it must be %s; nothing changed", name, value, rule);
+}
+
+/* Checks every setting the optimizer's kind uses, and that the kind is still the one its
+ * state was made for. Returns 0, or -1 with err naming the first problem. */
+static int check_settings(const tg_optimizer *opt, tg_error *err)
+{
+    const char *made = kind_name(opt->state->kind), *now = kind_name(opt->kind);
+    if (opt->kind != opt->state->kind)
+        return now ? tg_error_set(err, STEP, "kind changed from %s to %s after tg_optimizer_new; "
+                                  "nothing changed", made, now)
+                   : tg_error_set(err, STEP, "kind changed from %s to %d, not a kind; nothing "
+                                  "changed", made, (int)opt->kind);
+    if (opt->steps < 0 || opt->steps == LONG_MAX)
+        return tg_error_set(err, STEP, "steps is %ld; it must be in 0..LONG_MAX-1; nothing "
+                            "changed", opt->steps);
+    if (!finite_nonnegative(opt->lr))
+        return bad_setting(err, "lr", opt->lr, "finite and >= 0");
+    if (opt->kind == TG_MOMENTUM && !finite_nonnegative(opt->momentum))
+        return bad_setting(err, "momentum", opt->momentum, "finite and >= 0");
+    if (opt->kind == TG_ADAM && !valid_beta(opt->beta1))
+        return bad_setting(err, "beta1", opt->beta1, "in [0, 1)");
+    if (opt->kind == TG_ADAM && !valid_beta(opt->beta2))
+        return bad_setting(err, "beta2", opt->beta2, "in [0, 1)");
+    if ((opt->kind == TG_ADAGRAD || opt->kind == TG_ADAM) && !finite_nonnegative(opt->eps))
+        return bad_setting(err, "eps", opt->eps, "finite and >= 0");
+    return 0;
 }
 
 /* One step's settings, in double. */
@@ -252,9 +294,16 @@ static bool update(const rule *r, float g, float *p, float *a, float *b)
     return isfinite(g) && isfinite(*p) && isfinite(*a) && isfinite(*b);
 }
 
+/* Where a value sits: params[param]->data[value]. */
+typedef struct spot {
+    int param;
+    long value;
+} spot;
+
 /* Runs the update over every value: with write false only to see whether all of it stays
- * finite (nothing is stored), with write true to store it. */
-static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write)
+ * finite (nothing is stored; on the first value that does not, *bad says where and the
+ * result is false), with write true to store it. */
+static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write, spot *bad)
 {
     long at = 0;   /* index of the value in the state buffers */
     for (int i = 0; i < st->n; i++) {
@@ -265,8 +314,10 @@ static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write
             float b = st->second ? st->second[at] : 0.0f;
             bool finite = update(r, t->grad[k], &p, &a, &b);
             if (!write) {
-                if (!finite)
+                if (!finite) {
+                    *bad = (spot){ i, k };
                     return false;
+                }
                 continue;
             }
             t->data[k] = p;
@@ -279,14 +330,33 @@ static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write
     return true;
 }
 
-int tg_optimizer_step(tg_optimizer *opt)
+/* The refusal of a step whose update is not finite at `bad`: the gradient there, or what the
+ * update would make of a finite one. */
+static int refuse_update(const struct tg_optimizer_state *st, spot bad, tg_error *err)
 {
-    if (!opt || !opt->state || !settings_ok(opt))
+    float g = st->params[bad.param]->grad[bad.value];
+    if (!isfinite(g))
+        return tg_error_set(err, STEP, "the gradient of params[%d] is %s at value %ld; nothing "
+                            "changed", bad.param, isnan(g) ? "NaN" : g > 0 ? "+Inf" : "-Inf",
+                            bad.value);
+    return tg_error_set(err, STEP, "the update of params[%d] at value %ld (gradient %g) would "
+                        "not be finite; nothing changed", bad.param, bad.value, g);
+}
+
+int tg_optimizer_step(tg_optimizer *opt, tg_error *err)
+{
+    if (!opt)
+        return tg_error_set(err, STEP, "opt is NULL");
+    if (!opt->state)
+        return tg_error_set(err, STEP, "opt has no state (make it with tg_optimizer_new)");
+    if (check_settings(opt, err) != 0)
         return -1;
     rule r = make_rule(opt);
-    if (!apply(opt->state, &r, false))
-        return -1;
-    apply(opt->state, &r, true);
+    spot bad;
+    if (!apply(opt->state, &r, false, &bad))
+        return refuse_update(opt->state, bad, err);
+    apply(opt->state, &r, true, &bad);
     opt->steps++;
+    tg_error_clear(err);
     return 0;
 }
