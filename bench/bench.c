@@ -301,7 +301,7 @@ static int matmul_backward(void *ctx, double *seconds)
 {
     matmul_bench *m = ctx;
     tg_tape_reset(m->tape);
-    tg_zero_grad(m->params, 2);
+    tg_zero_grad(m->params, 2, NULL);
     tg_tensor *loss = tg_sum(m->tape, tg_matmul(m->tape, m->A, m->B));
     double start = now();
     int status = tg_backward(m->tape, loss);

@@ -522,7 +522,7 @@ static bool train_step(trainer *w, model *m, const text *t, const options *opt, 
                        float *loss_out)
 {
     tg_tape_reset(w->tape);                   /* forget the last chunk, keep the memory */
-    tg_zero_grad(m->params, m->n_params);
+    tg_zero_grad(m->params, m->n_params, NULL);
     tg_cell_state last;
     tg_tensor *loss = chunk_loss(w, m, t, opt->steps, opt->batch, &last);
     if (loss && !isfinite(loss->data[0])) {

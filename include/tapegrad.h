@@ -225,13 +225,14 @@ tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell
 
 /* ---- Training --------------------------------------------------------------------------- */
 
-void tg_zero_grad(tg_tensor *const *params, int n);    /* set every grad of params[0..n-1] to 0; nothing
-                                                          when params is NULL or holds a NULL or
-                                                          a tensor without a grad */
-/* p.data -= lr * p.grad for each of params[0..n-1]. Returns 0, or -1 and changes nothing
- * when a gradient or lr is NaN or Inf (so one bad step cannot poison the weights), or
- * when params is NULL or holds a NULL or a tensor without a grad. */
-int  tg_sgd_step(tg_tensor *const *params, int n, float lr);
+/* Set every grad of params[0..n-1] to 0. Returns 0, or -1 and changes nothing when params is
+ * NULL or holds a NULL or a tensor without a grad (err names which). */
+int tg_zero_grad(tg_tensor *const *params, int n, tg_error *err);
+/* p.data -= lr * p.grad for each of params[0..n-1]: the stateless update (tg_optimizer holds
+ * state for the others). Returns 0, or -1 and changes nothing, with err saying why, when a
+ * gradient or lr is NaN or Inf (so one bad step cannot poison the weights), or when params
+ * is NULL or holds a NULL or a tensor without a grad. */
+int tg_sgd_step(tg_tensor *const *params, int n, float lr, tg_error *err);
 
 /* ---- Threads ------------------------------------------------------------------------------ */
 
@@ -255,13 +256,13 @@ float tg_grad_norm(const tg_tensor *t);
  * whole model's gradient). A norm that is NaN or Inf is returned as it is and the
  * gradients are left alone, so the caller can skip the step. Returns -1 when params is
  * NULL or holds a NULL or a tensor without a grad, or when max_norm is not a positive
- * number (then nothing changes). */
+ * number (then nothing changes), with no message: outside code relies on this signature. */
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);
 
 /* Elementwise clipping: every gradient value outside [-limit, limit] is set to the nearer
  * end (NaN stays NaN, so tg_sgd_step still refuses it). Returns how many values were
- * clipped, or -1 on bad arguments as above. */
-long tg_clip_grad_value(tg_tensor *const *params, int n, float limit);
+ * clipped, or -1 with err saying why on bad arguments as above (then nothing changes). */
+long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *err);
 
 /* ---- Toy tasks --------------------------------------------------------------------------- */
 

@@ -14,40 +14,71 @@
 
 static long count(const tg_tensor *t) { return (long)t->rows * t->cols; }
 
-/* True when params holds n tensors, none NULL and each with a grad (not a tg_constant). */
-static bool params_ok(tg_tensor *const *params, int n)
+/* Where a value sits: params[param]->data[value] (and its grad). */
+typedef struct spot {
+    int param;
+    long value;
+} spot;
+
+/* Checks that params holds n tensors (n >= 0), none NULL and each with a grad (a tg_constant
+ * has none). Returns 0, or -1 with err naming call and the first problem. */
+static int check_params(const char *call, tg_tensor *const *params, int n, tg_error *err)
 {
-    if (!params || n < 0)
-        return false;
-    for (int i = 0; i < n; i++)
-        if (!params[i] || !params[i]->grad)
-            return false;
-    return true;
+    if (!params)
+        return tg_error_set(err, call, "params is NULL");
+    if (n < 0)
+        return tg_error_set(err, call, "n is %d; it must be >= 0", n);
+    for (int i = 0; i < n; i++) {
+        if (!params[i])
+            return tg_error_set(err, call, "params[%d] is NULL", i);
+        if (!params[i]->grad)
+            return tg_error_set(err, call, "params[%d] has no grad (a tg_constant has no grad)", i);
+    }
+    return 0;
 }
 
-void tg_zero_grad(tg_tensor *const *params, int n)
+/* err = "call: the gradient of params[i] is NaN at value k; nothing changed". */
+static int refuse_gradient(tg_error *err, const char *call, spot at, float g)
 {
-    if (!params_ok(params, n))
-        return;
+    return tg_error_set(err, call, "the gradient of params[%d] is %s at value %ld; nothing changed",
+                        at.param, isnan(g) ? "NaN" : g > 0 ? "+Inf" : "-Inf", at.value);
+}
+
+int tg_zero_grad(tg_tensor *const *params, int n, tg_error *err)
+{
+    if (check_params("tg_zero_grad", params, n, err) != 0)
+        return -1;
     for (int i = 0; i < n; i++)
         memset(params[i]->grad, 0, (size_t)count(params[i]) * sizeof(float));
+    tg_error_clear(err);
+    return 0;
 }
 
-static bool grads_finite(tg_tensor *const *params, int n)
+/* True when every grad value is finite; else false, with *bad at the first that is not. */
+static bool grads_finite(tg_tensor *const *params, int n, spot *bad)
 {
     for (int i = 0; i < n; i++)
         for (long k = 0; k < count(params[i]); k++)
-            if (!isfinite(params[i]->grad[k]))
+            if (!isfinite(params[i]->grad[k])) {
+                *bad = (spot){ i, k };
                 return false;
+            }
     return true;
 }
 
-int tg_sgd_step(tg_tensor *const *params, int n, float lr)
+int tg_sgd_step(tg_tensor *const *params, int n, float lr, tg_error *err)
 {
-    if (!params_ok(params, n) || !isfinite(lr) || !grads_finite(params, n))
+    const char *call = "tg_sgd_step";
+    if (check_params(call, params, n, err) != 0)
         return -1;
+    if (!isfinite(lr))
+        return tg_error_set(err, call, "lr is %g; it must be finite; nothing changed", lr);
+    spot bad;
+    if (!grads_finite(params, n, &bad))
+        return refuse_gradient(err, call, bad, params[bad.param]->grad[bad.value]);
     for (int i = 0; i < n; i++)
         tg_kernel_axpy(count(params[i]), -lr, params[i]->grad, params[i]->data);
+    tg_error_clear(err);
     return 0;
 }
 
@@ -68,7 +99,7 @@ float tg_grad_norm(const tg_tensor *t)
 
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm)
 {
-    if (!params_ok(params, n) || !(max_norm > 0.0f))
+    if (check_params("tg_clip_grad_norm", params, n, NULL) != 0 || !(max_norm > 0.0f))
         return -1.0f;
     double total = 0.0;
     for (int i = 0; i < n; i++)
@@ -83,10 +114,13 @@ float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm)
     return (float)norm;
 }
 
-long tg_clip_grad_value(tg_tensor *const *params, int n, float limit)
+long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *err)
 {
-    if (!params_ok(params, n) || !(limit > 0.0f))
+    const char *call = "tg_clip_grad_value";
+    if (check_params(call, params, n, err) != 0)
         return -1;
+    if (!(limit > 0.0f))
+        return tg_error_set(err, call, "limit is %g; it must be > 0", limit);
     long clipped = 0;
     for (int i = 0; i < n; i++)
         for (long k = 0; k < count(params[i]); k++) {
@@ -96,6 +130,7 @@ long tg_clip_grad_value(tg_tensor *const *params, int n, float limit)
                 clipped++;
             }
         }
+    tg_error_clear(err);
     return clipped;
 }
 
@@ -294,12 +329,6 @@ static bool update(const rule *r, float g, float *p, float *a, float *b)
     return isfinite(g) && isfinite(*p) && isfinite(*a) && isfinite(*b);
 }
 
-/* Where a value sits: params[param]->data[value]. */
-typedef struct spot {
-    int param;
-    long value;
-} spot;
-
 /* Runs the update over every value: with write false only to see whether all of it stays
  * finite (nothing is stored; on the first value that does not, *bad says where and the
  * result is false), with write true to store it. */
@@ -336,9 +365,7 @@ static int refuse_update(const struct tg_optimizer_state *st, spot bad, tg_error
 {
     float g = st->params[bad.param]->grad[bad.value];
     if (!isfinite(g))
-        return tg_error_set(err, STEP, "the gradient of params[%d] is %s at value %ld; nothing "
-                            "changed", bad.param, isnan(g) ? "NaN" : g > 0 ? "+Inf" : "-Inf",
-                            bad.value);
+        return refuse_gradient(err, STEP, bad, g);
     return tg_error_set(err, STEP, "the update of params[%d] at value %ld (gradient %g) would "
                         "not be finite; nothing changed", bad.param, bad.value, g);
 }

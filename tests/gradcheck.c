@@ -47,7 +47,7 @@ static double weighted_output(gradcheck_fn fn, tg_tensor **in, float **w)
 /* d(sum(w * fn(in)))/d(in) by the library's backward, into in[i]->grad. */
 static int analytic_gradients(gradcheck_fn fn, tg_tensor **in, int n, const float *w)
 {
-    tg_zero_grad(in, n);
+    tg_zero_grad(in, n, NULL);
     tg_tape *tape = tg_tape_new();
     tg_tensor *y = fn(tape, in);
     tg_tensor *loss = y ? tg_sum(tape, tg_mul(tape, y, tg_input(tape, y->rows, y->cols, w))) : NULL;

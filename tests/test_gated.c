@@ -795,7 +795,7 @@ START_TEST(test_user_defined_cell_runs_through_tg_cell_step)
     ck_assert_int_eq(tg_backward(tape, s.h), 0);
     /* dh_2/dW = 3/2 (1 - tanh^2(0.5)) * 0.25 */
     ck_assert_float_eq_tol(cell->params[0]->grad[0], 1.5f * (1 - th * th) * 0.25f, 1e-6f);
-    ck_assert_int_eq(tg_sgd_step(cell->params, cell->n_params, 0.1f), 0);
+    ck_assert_int_eq(tg_sgd_step(cell->params, cell->n_params, 0.1f, NULL), 0);
     ck_assert_float_lt(cell->params[0]->data[0], 2.0f);
     tg_tape_free(tape);
     tg_cell_free(cell);
@@ -1073,7 +1073,7 @@ static void gated_task_init(gated_task *task)
 static float gated_train_step(tg_tape *tape, tg_cell *cell, const gated_task *task)
 {
     tg_tape_reset(tape);
-    tg_zero_grad(cell->params, cell->n_params);
+    tg_zero_grad(cell->params, cell->n_params, NULL);
     tg_cell_state s = tg_cell_zero_state(tape, cell, TRAIN_BATCH);
     tg_tensor *loss = NULL;
     for (int t = 0; t < TRAIN_STEPS; t++) {
@@ -1081,7 +1081,7 @@ static float gated_train_step(tg_tape *tape, tg_cell *cell, const gated_task *ta
         tg_tensor *step_loss = tg_mse(tape, s.h, tg_input(tape, TRAIN_HIDDEN, TRAIN_BATCH, task->y[t]));
         loss = loss ? tg_add(tape, loss, step_loss) : step_loss;
     }
-    if (tg_backward(tape, loss) != 0 || tg_sgd_step(cell->params, cell->n_params, 0.05f) != 0)
+    if (tg_backward(tape, loss) != 0 || tg_sgd_step(cell->params, cell->n_params, 0.05f, NULL) != 0)
         return NAN;
     return loss->data[0];
 }

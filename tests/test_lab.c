@@ -60,13 +60,18 @@ START_TEST(test_clip_grad_value_clamps_each_value_and_keeps_nan)
     const float before[5] = { -9.0f, -5.0f, 0.5f, 7.0f, NAN };
     for (int k = 0; k < 5; k++)
         p->grad[k] = before[k];
-    ck_assert_int_eq(tg_clip_grad_value(&p, 1, 5.0f), 2);
+    tg_error err = { "stale" };
+    ck_assert_int_eq(tg_clip_grad_value(&p, 1, 5.0f, &err), 2);
+    ck_assert_str_eq(err.message, "");
     ck_assert_float_eq(p->grad[0], -5.0f);
     ck_assert_float_eq(p->grad[1], -5.0f);
     ck_assert_float_eq(p->grad[2], 0.5f);
     ck_assert_float_eq(p->grad[3], 5.0f);
     ck_assert(isnan(p->grad[4]));
-    ck_assert_int_eq(tg_clip_grad_value(&p, 1, -1.0f), -1);
+    p->grad[2] = 9.0f;
+    ck_assert_int_eq(tg_clip_grad_value(&p, 1, -1.0f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_clip_grad_value: limit is -1; it must be > 0");
+    ck_assert_float_eq(p->grad[2], 9.0f);   /* refused: nothing clipped */
     tg_param_free(p);
 }
 END_TEST
@@ -207,7 +212,7 @@ static float adding_batch(tg_tape *tape, tg_rnn_cell *cell, tg_tensor **params, 
     float x[ADD_STEPS * 2 * ADD_BATCH], y[ADD_BATCH];
     tg_task_adding(rng, ADD_STEPS, ADD_BATCH, x, y);
     tg_tape_reset(tape);
-    tg_zero_grad(params, 5);
+    tg_zero_grad(params, 5, NULL);
     tg_tensor *h = tg_input(tape, ADD_HIDDEN, ADD_BATCH, NULL);
     for (int t = 0; t < ADD_STEPS; t++)
         h = tg_rnn_cell_forward(tape, cell, tg_input(tape, 2, ADD_BATCH, x + t * 2 * ADD_BATCH), h);
@@ -215,7 +220,7 @@ static float adding_batch(tg_tape *tape, tg_rnn_cell *cell, tg_tensor **params, 
     tg_tensor *loss = tg_mse(tape, pred, tg_input(tape, 1, ADD_BATCH, y));
     if (lr > 0.0f && tg_backward(tape, loss) == 0) {
         tg_clip_grad_norm(params, 5, 1.0f);
-        tg_sgd_step(params, 5, lr);
+        tg_sgd_step(params, 5, lr, NULL);
     }
     return loss ? loss->data[0] : NAN;
 }

@@ -685,7 +685,7 @@ START_TEST(test_step_makes_no_heap_allocation)
         long before = alloc_count();
         for (int s = 0; s < 10; s++) {   /* no Check asserts in here: they allocate */
             failures += twin_step(&m, s) != 0;
-            tg_zero_grad(m.params, 2);
+            tg_zero_grad(m.params, 2, NULL);
         }
         long allocations = alloc_count() - before;
         ck_assert_int_eq(failures, 0);
@@ -735,7 +735,7 @@ static float train_regression(const regression *r, tg_optimizer_kind kind, float
     float loss = NAN;
     for (int s = 0; s <= REG_STEPS; s++) {
         tg_tape_reset(tape);
-        tg_zero_grad(params, 2);
+        tg_zero_grad(params, 2, NULL);
         tg_tensor *x = tg_input(tape, REG_FEATURES, REG_SAMPLES, r->x);
         tg_tensor *pred = tg_add(tape, tg_matmul(tape, w, x), c);
         tg_tensor *mse = tg_mse(tape, pred, tg_input(tape, 1, REG_SAMPLES, r->y));
