@@ -98,7 +98,7 @@ static bool model_init(model *m, uint64_t seed)
     tg_rng rng = tg_rng_new(seed);
     bool made = model_new(m, "rnn", INPUT_SIZE, HIDDEN, 1, tg_rng_next(&rng));
     tg_rnn_cell *rnn = made ? m->cell->impl : NULL;    /* what tg_cell_new("rnn", ...) wraps */
-    if (!made || tg_init_orthogonal(rnn->W_h, RHO, &rng) != 0) {
+    if (!made || tg_init_orthogonal(rnn->W_h, RHO, &rng, NULL) != 0) {
         model_free(m);
         return false;
     }

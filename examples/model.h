@@ -42,7 +42,7 @@ static inline bool model_new(model *m, const char *cell_name, int input, int hid
 static inline void model_init_readout(model *m, tg_rng *rng)
 {
     float bound = 1.0f / sqrtf((float)m->cell->hidden_size);
-    tg_init_uniform(m->W_y, -bound, bound, rng);
+    tg_init_uniform(m->W_y, -bound, bound, rng, NULL);
 }
 
 /* The MSE of the readout of the last hidden state against y (outputs x batch), recorded on

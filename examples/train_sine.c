@@ -91,7 +91,7 @@ static bool model_init(model *m, int hidden, tg_rng *rng)
     if (!m->cell || !m->W_y || !m->b_y)
         return false;
     float bound = 1.0f / sqrtf((float)hidden);                /* like the cell's own init */
-    tg_init_uniform(m->W_y, -bound, bound, rng);
+    tg_init_uniform(m->W_y, -bound, bound, rng, NULL);
     tg_tensor *params[N_PARAMS] = { m->cell->W_h, m->cell->W_x, m->cell->b, m->W_y, m->b_y };
     memcpy(m->params, params, sizeof params);
     return true;

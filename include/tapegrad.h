@@ -129,13 +129,16 @@ uint64_t tg_rng_next(tg_rng *rng);                     /* 64 uniform random bits
 float    tg_rng_uniform(tg_rng *rng);                  /* uniform in [0, 1), 24 random bits */
 float    tg_rng_normal(tg_rng *rng);                   /* standard normal (Box-Muller in double) */
 
-void tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng); /* every value uniform in [lo, hi] */
-void tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng); /* every value N(mean, std^2) */
-/* (both do nothing when t or rng is NULL) */
+/* Each init returns 0, or -1 and changes nothing, with err saying why, when t or rng is NULL
+ * or the numbers make no distribution. */
+/* Every value uniform in [lo, hi] (both finite, lo <= hi). */
+int tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng, tg_error *err);
+/* Every value drawn from N(mean, std^2) (both finite, std >= 0). */
+int tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng, tg_error *err);
 /* t = gain Q with Q a random orthogonal matrix (Gram-Schmidt on Gaussian samples): for a
  * square t every singular value is exactly gain. A non-square t gets orthonormal rows (or
- * columns, whichever are fewer) times gain. Returns 0, or -1 on NULL or out of memory. */
-int  tg_init_orthogonal(tg_tensor *t, float gain, tg_rng *rng);
+ * columns, whichever are fewer) times gain. -1 also when out of memory. */
+int tg_init_orthogonal(tg_tensor *t, float gain, tg_rng *rng, tg_error *err);
 
 /* ---- The vanilla RNN cell -------------------------------------------------------------- */
 

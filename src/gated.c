@@ -61,8 +61,8 @@ tg_lstm_cell *tg_lstm_cell_new(int input_size, int hidden_size, uint64_t seed)
     }
     const float k = init_bound(hidden_size);
     tg_rng rng = tg_rng_new(seed);
-    tg_init_uniform(cell->W_x, -k, k, &rng);
-    tg_init_uniform(cell->W_h, -k, k, &rng);
+    tg_init_uniform(cell->W_x, -k, k, &rng, NULL);
+    tg_init_uniform(cell->W_h, -k, k, &rng, NULL);
     for (int i = 0; i < rows; i++) {
         float bias_ih = -k + 2.0f * k * tg_rng_uniform(&rng);
         float bias_hh = -k + 2.0f * k * tg_rng_uniform(&rng);
@@ -158,10 +158,10 @@ tg_gru_cell *tg_gru_cell_new(int input_size, int hidden_size, uint64_t seed)
     }
     const float k = init_bound(hidden_size);
     tg_rng rng = tg_rng_new(seed);
-    tg_init_uniform(cell->W_x, -k, k, &rng);
-    tg_init_uniform(cell->W_h, -k, k, &rng);
-    tg_init_uniform(cell->b_x, -k, k, &rng);
-    tg_init_uniform(cell->b_h, -k, k, &rng);
+    tg_init_uniform(cell->W_x, -k, k, &rng, NULL);
+    tg_init_uniform(cell->W_h, -k, k, &rng, NULL);
+    tg_init_uniform(cell->b_x, -k, k, &rng, NULL);
+    tg_init_uniform(cell->b_h, -k, k, &rng, NULL);
     return cell;
 }
 

@@ -283,8 +283,8 @@ START_TEST(test_training_calls_survive_null)
     ck_assert_str_eq(err.message, "");
     ck_assert_float_eq(p->grad[0], 0.0f);
     tg_rnn_cell_init_normal(NULL, 1.0f, 1);
-    tg_init_uniform(NULL, 0, 1, NULL);
-    tg_init_normal(p, 0, 1, NULL);
+    ck_assert_int_eq(tg_init_uniform(NULL, 0, 1, NULL, NULL), -1);
+    ck_assert_int_eq(tg_init_normal(p, 0, 1, NULL, NULL), -1);
     tg_param_free(NULL);
     tg_rnn_cell_free(NULL);
     tg_tape_free(NULL);

@@ -3,7 +3,9 @@
  * and a short adding-problem run that beats the 1/6 baseline. */
 #include <check.h>
 #include <math.h>
+#include <string.h>
 
+#include "alloc_count.h"
 #include "gradcheck.h"
 
 START_TEST(test_clip_grad_norm_rescales_to_exactly_max_norm)
@@ -97,7 +99,7 @@ START_TEST(test_orthogonal_init_gives_orthonormal_rows_or_columns_times_gain)
     for (int s = 0; s < 3; s++) {
         int rows = shapes[s][0], cols = shapes[s][1];
         tg_tensor *t = tg_param_new(rows, cols);
-        ck_assert_int_eq(tg_init_orthogonal(t, 1.5f, &rng), 0);
+        ck_assert_int_eq(tg_init_orthogonal(t, 1.5f, &rng, NULL), 0);
         int n = rows >= cols ? cols : rows, len = rows >= cols ? rows : cols;
         for (int a = 0; a < n; a++)
             for (int b = 0; b < n; b++) {
@@ -109,7 +111,54 @@ START_TEST(test_orthogonal_init_gives_orthonormal_rows_or_columns_times_gain)
             }
         tg_param_free(t);
     }
-    ck_assert_int_eq(tg_init_orthogonal(NULL, 1.0f, &rng), -1);
+}
+END_TEST
+
+/* The refused init `call` must return -1 with `want` as the message and leave t as it was
+ * (every value 7). */
+#define CHECK_INIT_REFUSED(call, want)                                                        \
+    do {                                                                                     \
+        tg_error err_ = { "" };                                                              \
+        ck_assert_int_eq(call, -1);                                                          \
+        ck_assert_str_eq(err_.message, want);                                                \
+        for (int k_ = 0; k_ < 6; k_++)                                                       \
+            ck_assert_float_eq(t->data[k_], 7.0f);                                           \
+    } while (0)
+
+START_TEST(test_init_refuses_bad_arguments_saying_why_and_changes_nothing)
+{
+    tg_tensor *t = tg_param_new(2, 3), no_data = { .rows = 1, .cols = 1 };
+    for (int k = 0; k < 6; k++)
+        t->data[k] = 7.0f;
+    tg_rng rng = tg_rng_new(5);
+    CHECK_INIT_REFUSED(tg_init_uniform(NULL, 0, 1, &rng, &err_), "tg_init_uniform: t is NULL");
+    CHECK_INIT_REFUSED(tg_init_uniform(&no_data, 0, 1, &rng, &err_),
+                       "tg_init_uniform: t has no data");
+    CHECK_INIT_REFUSED(tg_init_uniform(t, 0, 1, NULL, &err_), "tg_init_uniform: rng is NULL");
+    CHECK_INIT_REFUSED(tg_init_uniform(t, 1, -1, &rng, &err_),
+                       "tg_init_uniform: [1, -1] is not a range (finite, lo <= hi)");
+    CHECK_INIT_REFUSED(tg_init_uniform(t, NAN, 1, &rng, &err_),
+                       "tg_init_uniform: [nan, 1] is not a range (finite, lo <= hi)");
+    CHECK_INIT_REFUSED(tg_init_normal(t, 0, 1, NULL, &err_), "tg_init_normal: rng is NULL");
+    CHECK_INIT_REFUSED(tg_init_normal(t, 0, -2, &rng, &err_),
+                       "tg_init_normal: N(0, -2^2) is not a distribution (finite, std >= 0)");
+    CHECK_INIT_REFUSED(tg_init_normal(t, INFINITY, 1, &rng, &err_),
+                       "tg_init_normal: N(inf, 1^2) is not a distribution (finite, std >= 0)");
+    CHECK_INIT_REFUSED(tg_init_orthogonal(NULL, 1, &rng, &err_), "tg_init_orthogonal: t is NULL");
+    CHECK_INIT_REFUSED(tg_init_orthogonal(t, NAN, &rng, &err_),
+                       "tg_init_orthogonal: gain is nan; it must be finite");
+    tg_error err = { "" };
+    alloc_fail_after(0);   /* no Check asserts until it is undone: they allocate */
+    int status = tg_init_orthogonal(t, 1, &rng, &err);
+    alloc_fail_after(-1);
+    ck_assert_int_eq(status, -1);
+    ck_assert_str_eq(err.message, "tg_init_orthogonal: out of memory for a 3x2 matrix of doubles");
+    ck_assert_float_eq(t->data[0], 7.0f);
+    err = (tg_error){ "stale" };
+    ck_assert_int_eq(tg_init_normal(t, 0, 1, &rng, &err), 0);
+    ck_assert_str_eq(err.message, "");
+    ck_assert_float_ne(t->data[0], 7.0f);
+    tg_param_free(t);
 }
 END_TEST
 
@@ -151,7 +200,7 @@ static void gradient_ratios(float rho, int use_tanh, float input_scale, double r
 {
     tg_rnn_cell *cell = tg_rnn_cell_new(3, HIDDEN, 1);
     tg_rng rng = tg_rng_new(2);
-    tg_init_orthogonal(cell->W_h, rho, &rng);
+    tg_init_orthogonal(cell->W_h, rho, &rng, NULL);
     tg_tape *tape = tg_tape_new();
     tg_tensor *h[T + 1];
     h[0] = tg_input(tape, HIDDEN, 1, NULL);
@@ -164,7 +213,7 @@ static void gradient_ratios(float rho, int use_tanh, float input_scale, double r
         h[t] = use_tanh ? tg_tanh(tape, pre) : pre;
     }
     tg_tensor *w = tg_input(tape, HIDDEN, 1, NULL);
-    tg_init_uniform(w, -1.0f, 1.0f, &rng);
+    tg_init_uniform(w, -1.0f, 1.0f, &rng, NULL);
     ck_assert_int_eq(tg_backward(tape, tg_sum(tape, tg_mul(tape, w, h[T]))), 0);
     for (int k = 0; k < T; k++)
         ratio[k] = tg_grad_norm(h[T - k]) / tg_grad_norm(h[T]);
@@ -256,6 +305,7 @@ Suite *lab_suite(void)
     tcase_add_test(tools, test_clip_grad_value_clamps_each_value_and_keeps_nan);
     tcase_add_test(tools, test_grad_norm_is_the_l2_norm_of_the_grad);
     tcase_add_test(tools, test_orthogonal_init_gives_orthonormal_rows_or_columns_times_gain);
+    tcase_add_test(tools, test_init_refuses_bad_arguments_saying_why_and_changes_nothing);
     tcase_add_test(tools, test_adding_problem_has_one_marker_per_half_and_sums_the_marked_values);
     suite_add_tcase(s, tools);
     TCase *bound = tcase_create("rho^k bound");
