@@ -82,7 +82,7 @@ typedef struct model_kind {
  * PyTorch's init (uniform in +-1/sqrt(hidden)) and b = 0. NULL when out of memory. */
 static tg_cell *tanh_rnn(float rho, tg_rng *rng)
 {
-    tg_cell *cell = tg_cell_new("rnn", INPUT_SIZE, HIDDEN, tg_rng_next(rng));
+    tg_cell *cell = tg_cell_new("rnn", INPUT_SIZE, HIDDEN, tg_rng_next(rng), NULL);
     if (!cell)
         return NULL;
     tg_rnn_cell *rnn = cell->impl;
@@ -142,7 +142,7 @@ static tg_cell *compared_cell(const compared_kind *kind, tg_rng *rng)
 {
     if (kind->rho > 0.0f)
         return tanh_rnn(kind->rho, rng);
-    tg_cell *cell = tg_cell_new(kind->cell, INPUT_SIZE, HIDDEN, tg_rng_next(rng));
+    tg_cell *cell = tg_cell_new(kind->cell, INPUT_SIZE, HIDDEN, tg_rng_next(rng), NULL);
     if (cell && strcmp(kind->cell, "lstm") == 0)
         tg_lstm_cell_set_forget_bias(cell->impl, kind->forget_bias);  /* impl: a tg_lstm_cell */
     return cell;

@@ -162,7 +162,8 @@ tg_tensor   *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_
  * Built from the same nodes, with PyTorch's parameter layout so weights move 1:1 to and from
  * torch.nn.LSTMCell / torch.nn.GRUCell. Init as PyTorch: weights and the GRU's biases
  * uniform in +-1/sqrt(hidden); the LSTM's b, being bias_ih + bias_hh, is the sum of two such
- * draws (in +-2/sqrt(hidden)). Constructors return NULL on a bad size. */
+ * draws (in +-2/sqrt(hidden)). Constructors return NULL, with err saying why, on a bad size
+ * or out of memory. */
 
 /* i, f, g, o = blocks of W_x x_t + W_h h_{t-1} + b (gate rows in PyTorch's order i, f, g, o)
  * c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g);  h_t = sigmoid(o) * tanh(c_t)
@@ -172,7 +173,7 @@ typedef struct tg_lstm_cell {
     tg_tensor *W_x, *W_h, *b;
 } tg_lstm_cell;
 
-tg_lstm_cell *tg_lstm_cell_new(int input_size, int hidden_size, uint64_t seed);
+tg_lstm_cell *tg_lstm_cell_new(int input_size, int hidden_size, uint64_t seed, tg_error *err);
 void          tg_lstm_cell_free(tg_lstm_cell *cell);                     /* NULL is fine */
 void          tg_lstm_cell_set_forget_bias(tg_lstm_cell *cell, float value); /* the f rows of b; 1 is usual */
 /* x_t: input x batch; h_prev, c_prev: hidden x batch. Sets *h_t and *c_t (hidden x batch);
@@ -188,7 +189,7 @@ typedef struct tg_gru_cell {
     tg_tensor *W_x, *W_h, *b_x, *b_h;
 } tg_gru_cell;
 
-tg_gru_cell *tg_gru_cell_new(int input_size, int hidden_size, uint64_t seed);
+tg_gru_cell *tg_gru_cell_new(int input_size, int hidden_size, uint64_t seed, tg_error *err);
 void         tg_gru_cell_free(tg_gru_cell *cell);                        /* NULL is fine */
 /* x_t: input x batch, h_prev: hidden x batch; returns h_t: hidden x batch. */
 tg_tensor   *tg_gru_cell_forward(tg_tape *tape, tg_gru_cell *cell, tg_tensor *x_t, tg_tensor *h_prev);
@@ -217,8 +218,9 @@ typedef struct tg_cell {
 } tg_cell;
 
 /* name: "rnn", "lstm" or "gru"; impl is then a tg_rnn_cell, tg_lstm_cell or tg_gru_cell.
- * NULL on an unknown name or a bad size. */
-tg_cell      *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed);
+ * NULL, with err saying why, on an unknown name, a bad size or out of memory. */
+tg_cell      *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed,
+                          tg_error *err);
 /* Calls free_impl(impl), then free(cell): pass only cells from tg_cell_new or from malloc.
  * NULL is fine. */
 void          tg_cell_free(tg_cell *cell);
