@@ -211,7 +211,7 @@ static void workspace_free(workspace *w)
  * step (not finite: the run has diverged and nothing changed). False on a tape error (printed). */
 static bool train_step(workspace *w, model *m, run_result *r, tg_rng *rng, float *loss)
 {
-    tg_task_adding(rng, r->steps, BATCH, w->x, w->y);
+    tg_task_adding(rng, r->steps, BATCH, w->x, w->y, NULL);
     tg_tape_reset(w->tape);
     tg_zero_grad(m->params, m->n_params, NULL);
     tg_tensor *mse = last_step_mse(w->tape, m, w->x, w->y, r->steps, BATCH);
@@ -236,7 +236,7 @@ static bool measure_test_mse(workspace *w, model *m, int steps, int test_batches
 {
     double sum = 0.0;
     for (int i = 0; i < test_batches; i++) {
-        tg_task_adding(rng, steps, TEST_BATCH, w->x, w->y);
+        tg_task_adding(rng, steps, TEST_BATCH, w->x, w->y, NULL);
         tg_tape_reset(w->tape);
         tg_tensor *loss = last_step_mse(w->tape, m, w->x, w->y, steps, TEST_BATCH);
         if (!loss) {

@@ -124,7 +124,7 @@ static bool train_step(tg_tape *tape, model *m, const arm *a, tg_rng *rng, float
                        float *grad_norm, int *skipped)
 {
     float x[STEPS * INPUT_SIZE * BATCH], y[BATCH];
-    tg_task_adding(rng, STEPS, BATCH, x, y);
+    tg_task_adding(rng, STEPS, BATCH, x, y, NULL);
     tg_tape_reset(tape);
     tg_zero_grad(m->params, m->n_params, NULL);
     tg_tensor *mse = last_step_mse(tape, m, x, y, STEPS, BATCH);

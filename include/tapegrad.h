@@ -276,8 +276,8 @@ long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *
  * exactly one step in each half of the sequence and 0 elsewhere. x holds steps * 2 * batch
  * floats (step t's 2 x batch input at x + t * 2 * batch); y holds batch targets, the sum of
  * the two marked values. Predicting the mean, 1, scores an MSE of 1/6. Needs steps >= 2;
- * returns 0, or -1 (and writes nothing) on bad arguments. */
-int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y);
+ * returns 0, or -1 (and writes nothing), with err saying why, on bad arguments. */
+int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_error *err);
 
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 

@@ -668,8 +668,10 @@ START_TEST(test_cell_new_refuses_unknown_names_and_bad_sizes_saying_why)
     tg_error err;
     char want[128];
     for (int i = 0; i < 5; i++) {
-        ck_assert_msg(tg_cell_new(unknown[i], 3, 4, 1, &err) == NULL, "'%s' gave a cell", unknown[i]);
-        snprintf(want, sizeof want, "tg_cell_new: no cell named '%s' (rnn, lstm or gru)", unknown[i]);
+        ck_assert_msg(tg_cell_new(unknown[i], 3, 4, 1, &err) == NULL, "'%s' gave a cell",
+                      unknown[i]);
+        snprintf(want, sizeof want, "tg_cell_new: no cell named '%s' (rnn, lstm or gru)",
+                 unknown[i]);
         ck_assert_str_eq(err.message, want);
     }
     ck_assert_ptr_null(tg_cell_new(NULL, 3, 4, 1, &err));
@@ -679,8 +681,8 @@ START_TEST(test_cell_new_refuses_unknown_names_and_bad_sizes_saying_why)
     for (int i = 0; i < 3; i++)
         for (int b = 0; b < 4; b++) {
             ck_assert_ptr_null(tg_cell_new(names[i], bad[b][0], bad[b][1], 1, &err));
-            snprintf(want, sizeof want, "tg_cell_new: tg_%s_cell_new: bad size: %d inputs, %d hidden "
-                     "units", names[i], bad[b][0], bad[b][1]);
+            snprintf(want, sizeof want, "tg_cell_new: tg_%s_cell_new: bad size: %d inputs, "
+                     "%d hidden units", names[i], bad[b][0], bad[b][1]);
             ck_assert_msg(strncmp(err.message, want, strlen(want)) == 0,
                           "message '%s' does not start with '%s'", err.message, want);
         }
@@ -1196,7 +1198,8 @@ Suite *gated_suite(void)
     tcase_add_test(errors, test_first_error_sticks_through_later_lstm_steps);
     tcase_add_test(errors, test_cell_calls_check_their_arguments);
     tcase_add_test(errors, test_bad_sizes_give_null_and_frees_take_null);
-    tcase_add_loop_test(errors, test_out_of_memory_in_a_constructor_gives_null_and_says_so, 0, N_CONSTRUCTORS);
+    tcase_add_loop_test(errors, test_out_of_memory_in_a_constructor_gives_null_and_says_so, 0,
+                        N_CONSTRUCTORS);
     suite_add_tcase(s, errors);
 
     TCase *train = tcase_create("training");

@@ -167,7 +167,7 @@ START_TEST(test_adding_problem_has_one_marker_per_half_and_sums_the_marked_value
     enum { STEPS = 9, BATCH = 50 };
     float x[STEPS * 2 * BATCH], y[BATCH];
     tg_rng rng = tg_rng_new(4);
-    ck_assert_int_eq(tg_task_adding(&rng, STEPS, BATCH, x, y), 0);
+    ck_assert_int_eq(tg_task_adding(&rng, STEPS, BATCH, x, y, NULL), 0);
     for (int b = 0; b < BATCH; b++) {
         int first_half = 0, second_half = 0;
         float sum = 0.0f;
@@ -185,8 +185,39 @@ START_TEST(test_adding_problem_has_one_marker_per_half_and_sums_the_marked_value
         ck_assert_int_eq(second_half, 1);
         ck_assert_float_eq_tol(y[b], sum, 1e-6f);
     }
-    ck_assert_int_eq(tg_task_adding(&rng, 1, BATCH, x, y), -1);
-    ck_assert_int_eq(tg_task_adding(NULL, STEPS, BATCH, x, y), -1);
+}
+END_TEST
+
+START_TEST(test_adding_problem_refuses_bad_arguments_saying_why_and_writes_nothing)
+{
+    enum { STEPS = 4, BATCH = 3 };
+    float x[STEPS * 2 * BATCH], y[BATCH];
+    for (int k = 0; k < STEPS * 2 * BATCH; k++)
+        x[k] = -1.0f;
+    for (int b = 0; b < BATCH; b++)
+        y[b] = -1.0f;
+    tg_rng rng = tg_rng_new(4);
+    const struct { tg_rng *rng; int steps, batch; float *x, *y; const char *want; } bad[] = {
+        { NULL, STEPS, BATCH, x, y, "tg_task_adding: rng is NULL" },
+        { &rng, STEPS, BATCH, NULL, y, "tg_task_adding: x is NULL" },
+        { &rng, STEPS, BATCH, x, NULL, "tg_task_adding: y is NULL" },
+        { &rng, 1, BATCH, x, y,
+          "tg_task_adding: steps is 1; it must be >= 2 (a marker in each half)" },
+        { &rng, STEPS, 0, x, y, "tg_task_adding: batch is 0; it must be >= 1" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tg_error err = { "" };
+        ck_assert_int_eq(tg_task_adding(bad[i].rng, bad[i].steps, bad[i].batch, bad[i].x, bad[i].y,
+                                        &err), -1);
+        ck_assert_str_eq(err.message, bad[i].want);
+        for (int k = 0; k < STEPS * 2 * BATCH; k++)
+            ck_assert_float_eq(x[k], -1.0f);
+        for (int b = 0; b < BATCH; b++)
+            ck_assert_float_eq(y[b], -1.0f);
+    }
+    tg_error err = { "stale" };
+    ck_assert_int_eq(tg_task_adding(&rng, STEPS, BATCH, x, y, &err), 0);
+    ck_assert_str_eq(err.message, "");
 }
 END_TEST
 
@@ -259,7 +290,7 @@ enum { ADD_STEPS = 10, ADD_HIDDEN = 32, ADD_BATCH = 32, ADD_TRAIN = 4000 };
 static float adding_batch(tg_tape *tape, tg_rnn_cell *cell, tg_tensor **params, tg_rng *rng, float lr)
 {
     float x[ADD_STEPS * 2 * ADD_BATCH], y[ADD_BATCH];
-    tg_task_adding(rng, ADD_STEPS, ADD_BATCH, x, y);
+    tg_task_adding(rng, ADD_STEPS, ADD_BATCH, x, y, NULL);
     tg_tape_reset(tape);
     tg_zero_grad(params, 5, NULL);
     tg_tensor *h = tg_input(tape, ADD_HIDDEN, ADD_BATCH, NULL);
@@ -307,6 +338,7 @@ Suite *lab_suite(void)
     tcase_add_test(tools, test_orthogonal_init_gives_orthonormal_rows_or_columns_times_gain);
     tcase_add_test(tools, test_init_refuses_bad_arguments_saying_why_and_changes_nothing);
     tcase_add_test(tools, test_adding_problem_has_one_marker_per_half_and_sums_the_marked_values);
+    tcase_add_test(tools, test_adding_problem_refuses_bad_arguments_saying_why_and_writes_nothing);
     suite_add_tcase(s, tools);
     TCase *bound = tcase_create("rho^k bound");
     int n_rhos = (int)(sizeof RHOS / sizeof RHOS[0]);

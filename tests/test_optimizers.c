@@ -424,7 +424,7 @@ START_TEST(test_step_refuses_nan_and_inf_gradients_and_changes_nothing)
             char message[80];
             snprintf(message, sizeof message,
                      "tg_optimizer_step: the gradient of params[1] is %s at value 2", names[b]);
-            twin_check_refused(&a, &c, what, message, no_repair);   /* twin_step rewrites the grads */
+            twin_check_refused(&a, &c, what, message, no_repair);   /* twin_step rewrites grads */
             twin_free(&a);
             twin_free(&c);
         }
@@ -630,7 +630,8 @@ START_TEST(test_new_returns_null_and_leaks_nothing_when_memory_runs_out)
             tg_optimizer_free(opt);
             ck_assert_msg(opt == NULL, "%s: made with allocation %ld of %ld failing",
                           kind_names[k], n + 1, needed);
-            ck_assert_str_eq(err.message, "tg_optimizer_new: out of memory for the state of 7 values");
+            ck_assert_str_eq(err.message,
+                             "tg_optimizer_new: out of memory for the state of 7 values");
         }
     }
     tg_param_free(p);

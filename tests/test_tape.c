@@ -365,7 +365,8 @@ START_TEST(test_parameter_calls_refuse_a_tensor_without_grad)
     ck_assert_ptr_nonnull(strstr(err.message, why));
     ck_assert_float_eq(w->data[0], 0.0f);
     ck_assert_int_eq(tg_zero_grad(both, 2, &err), -1);
-    ck_assert_str_eq(err.message, "tg_zero_grad: params[1] has no grad (a tg_constant has no grad)");
+    ck_assert_str_eq(err.message,
+                     "tg_zero_grad: params[1] has no grad (a tg_constant has no grad)");
     ck_assert_float_eq(w->grad[0], 3.0f);
     ck_assert_float_eq(tg_clip_grad_norm(both, 2, 1.0f), -1.0f);
     ck_assert_int_eq(tg_clip_grad_value(both, 2, 1.0f, &err), -1);
