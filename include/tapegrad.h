@@ -37,7 +37,7 @@
  *         fprintf(stderr, "%s\n", tg_tape_error(tape));
  *
  * tg_tape_error(tape) returns the message, or NULL while all is well; tg_tape_reset clears
- * it. Calls that have no tape (tg_param_new, tg_rnn_cell_new) return NULL on bad input.
+ * it. Calls that have no tape report through a tg_error instead (the next section).
  */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
@@ -50,9 +50,13 @@ extern "C" {
 #endif
 
 /* ---- Errors of calls without a tape --------------------------------------------------------
- * A call that has no tape to report on and can fail returns -1 (or NULL) and, when err is not
- * NULL, writes why into err->message, naming the call or the file; on success it clears the
- * message. */
+ * Calls on a tape report on the tape. Every other call that can fail takes a last argument
+ * tg_error *err (NULL allowed) and returns -1, or NULL for a constructor; it then writes why
+ * into err->message, naming the call or the file and the reason ("tg_optimizer_step: the
+ * gradient of params[2] is NaN at value 17; nothing changed"), and on success clears it.
+ * Four calls keep their older signatures, which outside code relies on, and report by their
+ * result alone: tg_tape_new (NULL: out of memory), tg_param_new and tg_rnn_cell_new (NULL on
+ * a bad size or out of memory; tg_cell_new says which) and tg_clip_grad_norm (-1). */
 typedef struct tg_error { char message[256]; } tg_error;
 
 /* ---- Tensors and the tape ------------------------------------------------------------ */
