@@ -266,8 +266,8 @@ static bool matmul_bench_init(matmul_bench *m, int n)
     m->tape = tg_tape_new();
     if (!m->A || !m->B || !m->tape)
         return false;
-    tg_init_uniform(m->A, -1.0f, 1.0f, &rng);
-    tg_init_uniform(m->B, -1.0f, 1.0f, &rng);
+    tg_init_uniform(m->A, -1.0f, 1.0f, &rng, NULL);
+    tg_init_uniform(m->B, -1.0f, 1.0f, &rng, NULL);
     m->params[0] = m->A;
     m->params[1] = m->B;
     return true;
@@ -301,7 +301,7 @@ static int matmul_backward(void *ctx, double *seconds)
 {
     matmul_bench *m = ctx;
     tg_tape_reset(m->tape);
-    tg_zero_grad(m->params, 2);
+    tg_zero_grad(m->params, 2, NULL);
     tg_tensor *loss = tg_sum(m->tape, tg_matmul(m->tape, m->A, m->B));
     double start = now();
     int status = tg_backward(m->tape, loss);

@@ -128,14 +128,14 @@ int train_step(void *ctx, double *seconds)
         total = total ? tg_add(tape, total, mse) : mse;
     }
     tg_tensor *loss = tg_scale(tape, total, 1.0f / (float)c->steps);
-    tg_zero_grad(b->params, 3);
+    tg_zero_grad(b->params, 3, NULL);
     if (tg_backward(tape, loss) != 0) {
         fprintf(stderr, "%s: config %s: %s\n", b->program, c->name, tg_tape_error(tape));
         return -1;
     }
-    if (tg_sgd_step(b->params, 3, LEARNING_RATE) != 0) {
-        fprintf(stderr, "%s: config %s: tg_sgd_step refused a gradient that is not finite\n",
-                b->program, c->name);
+    tg_error err;
+    if (tg_sgd_step(b->params, 3, LEARNING_RATE, &err) != 0) {
+        fprintf(stderr, "%s: config %s: %s\n", b->program, c->name, err.message);
         return -1;
     }
     *seconds = now() - start;

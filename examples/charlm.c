@@ -476,7 +476,7 @@ static bool trainer_init(trainer *w, model *m, const options *opt, size_t text_s
 {
     size_t batch = (size_t)opt->batch, iters = (size_t)opt->iters;
     w->tape = tg_tape_new();
-    w->optimizer = tg_optimizer_new(opt->kind, m->params, m->n_params, opt->lr);
+    w->optimizer = tg_optimizer_new(opt->kind, m->params, m->n_params, opt->lr, NULL);
     w->one_hot = calloc((size_t)m->cell->input_size * batch, sizeof *w->one_hot);
     w->inputs = malloc(batch * sizeof *w->inputs);
     w->targets = malloc(batch * sizeof *w->targets);
@@ -522,7 +522,7 @@ static bool train_step(trainer *w, model *m, const text *t, const options *opt, 
                        float *loss_out)
 {
     tg_tape_reset(w->tape);                   /* forget the last chunk, keep the memory */
-    tg_optimizer_zero_grad(w->optimizer);
+    tg_zero_grad(m->params, m->n_params, NULL);
     tg_cell_state last;
     tg_tensor *loss = chunk_loss(w, m, t, opt->steps, opt->batch, &last);
     if (loss && !isfinite(loss->data[0])) {
@@ -535,9 +535,9 @@ static bool train_step(trainer *w, model *m, const text *t, const options *opt, 
     }
     if (opt->clip > 0.0f)
         tg_clip_grad_norm(m->params, m->n_params, opt->clip);
-    if (tg_optimizer_step(w->optimizer) != 0) {
-        complain("the gradient is not finite at iteration %d; try a smaller --lr or a --clip",
-                 iter);
+    tg_error err;
+    if (tg_optimizer_step(w->optimizer, &err) != 0) {
+        complain("iteration %d: %s; try a smaller --lr or a --clip", iter, err.message);
         return false;
     }
     carry_out(&w->state, m, last, opt->batch);

@@ -81,9 +81,8 @@ static int model_init(model *m, int input, int hidden, uint64_t seed)
     tg_rng rng = tg_rng_new(seed);
     for (int i = 0; i < hidden; i++)
         m->W_h->data[i * hidden + i] = 1.0f;                           /* W_h = I */
-    tg_init_normal(m->W_x, 0.0f, 0.1f, &rng);
-    tg_init_normal(m->W_y, 0.0f, 0.1f, &rng);
-    return 0;
+    return tg_init_normal(m->W_x, 0.0f, 0.1f, &rng, NULL) == 0 &&
+                   tg_init_normal(m->W_y, 0.0f, 0.1f, &rng, NULL) == 0 ? 0 : -1;
 }
 
 static void model_free(model *m)
@@ -148,8 +147,8 @@ static int draw_check_point(model *m, batch *d, check_ctx *ctx, tg_rng *rng)
     tg_tape *tape = tg_tape_new();
     for (int draw = 0; tape && draw < 100; draw++) {
         for (int i = 0; i < 5; i++)
-            tg_init_normal(m->params[i], 0.0f, 1.0f, rng);
-        tg_task_adding(rng, d->steps, d->size, d->x, d->y);
+            tg_init_normal(m->params[i], 0.0f, 1.0f, rng, NULL);
+        tg_task_adding(rng, d->steps, d->size, d->x, d->y, NULL);
         tg_tape_reset(tape);
         if (check_loss(tape, ctx) && ctx->closest > KINK_MARGIN) {
             tg_tape_free(tape);
@@ -210,9 +209,9 @@ static int train(model *m, tg_rng *rng, int iterations, float lr)
            STEPS);
     double recent = 0.0;
     for (int it = 1; it <= iterations; it++) {
-        tg_task_adding(rng, STEPS, BATCH, x, y);
+        tg_task_adding(rng, STEPS, BATCH, x, y, NULL);
         tg_tape_reset(tape);
-        tg_zero_grad(m->params, 5);
+        tg_zero_grad(m->params, 5, NULL);
         tg_tensor *loss = adding_loss(tape, m, &d);
         if (tg_backward(tape, loss) != 0) {
             fprintf(stderr, "custom_op: %s\n", tg_tape_error(tape));
@@ -220,8 +219,9 @@ static int train(model *m, tg_rng *rng, int iterations, float lr)
             return -1;
         }
         tg_clip_grad_norm(m->params, 5, 1.0f);
-        if (tg_sgd_step(m->params, 5, lr) != 0) {
-            fprintf(stderr, "custom_op: step %d: a gradient is not finite\n", it);
+        tg_error err;
+        if (tg_sgd_step(m->params, 5, lr, &err) != 0) {
+            fprintf(stderr, "custom_op: step %d: %s\n", it, err.message);
             tg_tape_free(tape);
             return -1;
         }

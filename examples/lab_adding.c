@@ -211,9 +211,9 @@ static void workspace_free(workspace *w)
  * step (not finite: the run has diverged and nothing changed). False on a tape error (printed). */
 static bool train_step(workspace *w, model *m, run_result *r, tg_rng *rng, float *loss)
 {
-    tg_task_adding(rng, r->steps, BATCH, w->x, w->y);
+    tg_task_adding(rng, r->steps, BATCH, w->x, w->y, NULL);
     tg_tape_reset(w->tape);
-    tg_zero_grad(m->params, m->n_params);
+    tg_zero_grad(m->params, m->n_params, NULL);
     tg_tensor *mse = last_step_mse(w->tape, m, w->x, w->y, r->steps, BATCH);
     *loss = mse ? mse->data[0] : NAN;
     if (mse && !isfinite(*loss))
@@ -224,7 +224,7 @@ static bool train_step(workspace *w, model *m, run_result *r, tg_rng *rng, float
     }
     if (r->clipped)
         tg_clip_grad_norm(m->params, m->n_params, CLIP_NORM);
-    if (tg_sgd_step(m->params, m->n_params, r->cell->lr) != 0)
+    if (tg_sgd_step(m->params, m->n_params, r->cell->lr, NULL) != 0)
         r->skipped++;
     return true;
 }
@@ -236,7 +236,7 @@ static bool measure_test_mse(workspace *w, model *m, int steps, int test_batches
 {
     double sum = 0.0;
     for (int i = 0; i < test_batches; i++) {
-        tg_task_adding(rng, steps, TEST_BATCH, w->x, w->y);
+        tg_task_adding(rng, steps, TEST_BATCH, w->x, w->y, NULL);
         tg_tape_reset(w->tape);
         tg_tensor *loss = last_step_mse(w->tape, m, w->x, w->y, steps, TEST_BATCH);
         if (!loss) {

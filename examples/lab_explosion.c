@@ -71,7 +71,10 @@ static void no_clipping(tg_tensor *const *params, int n)
 
 static void norm_clipping(tg_tensor *const *params, int n) { tg_clip_grad_norm(params, n, 1.0f); }
 
-static void value_clipping(tg_tensor *const *params, int n) { tg_clip_grad_value(params, n, 5.0f); }
+static void value_clipping(tg_tensor *const *params, int n)
+{
+    tg_clip_grad_value(params, n, 5.0f, NULL);
+}
 
 typedef struct arm {
     const char *name;
@@ -95,7 +98,7 @@ static bool model_init(model *m, uint64_t seed)
     tg_rng rng = tg_rng_new(seed);
     bool made = model_new(m, "rnn", INPUT_SIZE, HIDDEN, 1, tg_rng_next(&rng));
     tg_rnn_cell *rnn = made ? m->cell->impl : NULL;    /* what tg_cell_new("rnn", ...) wraps */
-    if (!made || tg_init_orthogonal(rnn->W_h, RHO, &rng) != 0) {
+    if (!made || tg_init_orthogonal(rnn->W_h, RHO, &rng, NULL) != 0) {
         model_free(m);
         return false;
     }
@@ -121,9 +124,9 @@ static bool train_step(tg_tape *tape, model *m, const arm *a, tg_rng *rng, float
                        float *grad_norm, int *skipped)
 {
     float x[STEPS * INPUT_SIZE * BATCH], y[BATCH];
-    tg_task_adding(rng, STEPS, BATCH, x, y);
+    tg_task_adding(rng, STEPS, BATCH, x, y, NULL);
     tg_tape_reset(tape);
-    tg_zero_grad(m->params, m->n_params);
+    tg_zero_grad(m->params, m->n_params, NULL);
     tg_tensor *mse = last_step_mse(tape, m, x, y, STEPS, BATCH);
     if (mse && !isfinite(mse->data[0])) {
         *loss = *grad_norm = INFINITY;
@@ -136,7 +139,7 @@ static bool train_step(tg_tape *tape, model *m, const arm *a, tg_rng *rng, float
     *loss = mse->data[0];
     *grad_norm = tg_clip_grad_norm(m->params, m->n_params, INFINITY); /* measures only */
     a->clip(m->params, m->n_params);
-    if (tg_sgd_step(m->params, m->n_params, LEARNING_RATE) != 0)
+    if (tg_sgd_step(m->params, m->n_params, LEARNING_RATE, NULL) != 0)
         (*skipped)++;
     return true;
 }

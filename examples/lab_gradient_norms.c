@@ -82,11 +82,11 @@ typedef struct model_kind {
  * PyTorch's init (uniform in +-1/sqrt(hidden)) and b = 0. NULL when out of memory. */
 static tg_cell *tanh_rnn(float rho, tg_rng *rng)
 {
-    tg_cell *cell = tg_cell_new("rnn", INPUT_SIZE, HIDDEN, tg_rng_next(rng));
+    tg_cell *cell = tg_cell_new("rnn", INPUT_SIZE, HIDDEN, tg_rng_next(rng), NULL);
     if (!cell)
         return NULL;
     tg_rnn_cell *rnn = cell->impl;
-    if (tg_init_orthogonal(rnn->W_h, rho, rng) != 0) {
+    if (tg_init_orthogonal(rnn->W_h, rho, rng, NULL) != 0) {
         tg_cell_free(cell);
         return NULL;
     }
@@ -142,7 +142,7 @@ static tg_cell *compared_cell(const compared_kind *kind, tg_rng *rng)
 {
     if (kind->rho > 0.0f)
         return tanh_rnn(kind->rho, rng);
-    tg_cell *cell = tg_cell_new(kind->cell, INPUT_SIZE, HIDDEN, tg_rng_next(rng));
+    tg_cell *cell = tg_cell_new(kind->cell, INPUT_SIZE, HIDDEN, tg_rng_next(rng), NULL);
     if (cell && strcmp(kind->cell, "lstm") == 0)
         tg_lstm_cell_set_forget_bias(cell->impl, kind->forget_bias);  /* impl: a tg_lstm_cell */
     return cell;
@@ -174,12 +174,12 @@ static bool measure_ratios(tg_tape *tape, tg_cell *cell, tg_rng *rng, double rat
     h[0] = state.h;
     for (int t = 1; t <= STEPS; t++) {
         tg_tensor *x = tg_constant(tape, INPUT_SIZE, 1, NULL);  /* input x 1 */
-        tg_init_normal(x, 0.0f, INPUT_STD, rng);
+        tg_init_normal(x, 0.0f, INPUT_STD, rng, NULL);
         state = tg_cell_step(tape, cell, x, state);
         h[t] = state.h;
     }
     tg_tensor *w = tg_constant(tape, HIDDEN, 1, NULL);          /* hidden x 1 */
-    tg_init_normal(w, 0.0f, 1.0f, rng);
+    tg_init_normal(w, 0.0f, 1.0f, rng, NULL);
     tg_tensor *loss = tg_sum(tape, tg_mul(tape, w, h[STEPS]));  /* 1 x 1 */
     if (tg_backward(tape, loss) != 0) {
         fprintf(stderr, "lab_gradient_norms: %s\n", tg_tape_error(tape));

@@ -27,7 +27,7 @@ static inline void model_free(model *m)
 static inline bool model_new(model *m, const char *cell_name, int input, int hidden, int outputs,
                              uint64_t cell_seed)
 {
-    *m = (model){ .cell = tg_cell_new(cell_name, input, hidden, cell_seed),
+    *m = (model){ .cell = tg_cell_new(cell_name, input, hidden, cell_seed, NULL),
                   .W_y = tg_param_new(outputs, hidden), .b_y = tg_param_new(outputs, 1) };
     if (!m->cell || !m->W_y || !m->b_y)
         return false;
@@ -42,7 +42,7 @@ static inline bool model_new(model *m, const char *cell_name, int input, int hid
 static inline void model_init_readout(model *m, tg_rng *rng)
 {
     float bound = 1.0f / sqrtf((float)m->cell->hidden_size);
-    tg_init_uniform(m->W_y, -bound, bound, rng);
+    tg_init_uniform(m->W_y, -bound, bound, rng, NULL);
 }
 
 /* The MSE of the readout of the last hidden state against y (outputs x batch), recorded on

@@ -91,7 +91,7 @@ static bool model_init(model *m, int hidden, tg_rng *rng)
     if (!m->cell || !m->W_y || !m->b_y)
         return false;
     float bound = 1.0f / sqrtf((float)hidden);                /* like the cell's own init */
-    tg_init_uniform(m->W_y, -bound, bound, rng);
+    tg_init_uniform(m->W_y, -bound, bound, rng, NULL);
     tg_tensor *params[N_PARAMS] = { m->cell->W_h, m->cell->W_x, m->cell->b, m->W_y, m->b_y };
     memcpy(m->params, params, sizeof params);
     return true;
@@ -156,7 +156,7 @@ static bool train_step(tg_tape *tape, model *m, const float *waves, const option
                        float *loss_out, float *norm_out)
 {
     tg_tape_reset(tape);                   /* forget the last step's nodes, keep the memory */
-    tg_zero_grad(m->params, N_PARAMS);     /* parameter grads accumulate until zeroed */
+    tg_zero_grad(m->params, N_PARAMS, NULL);     /* parameter grads accumulate until zeroed */
     tg_tensor *loss = sequence_loss(tape, m, waves, opt->steps, opt->batch);
     if (tg_backward(tape, loss) != 0) {
         fprintf(stderr, "train_sine: %s\n", tg_tape_error(tape));
@@ -166,8 +166,9 @@ static bool train_step(tg_tape *tape, model *m, const float *waves, const option
     }
     *loss_out = loss->data[0];
     *norm_out = grad_norm(m);
-    if (tg_sgd_step(m->params, N_PARAMS, opt->lr) != 0)
-        fprintf(stderr, "train_sine: gradient not finite, step skipped\n");
+    tg_error err;
+    if (tg_sgd_step(m->params, N_PARAMS, opt->lr, &err) != 0)
+        fprintf(stderr, "train_sine: step skipped: %s\n", err.message);
     return true;
 }
 

@@ -37,7 +37,7 @@
  *         fprintf(stderr, "%s\n", tg_tape_error(tape));
  *
  * tg_tape_error(tape) returns the message, or NULL while all is well; tg_tape_reset clears
- * it. Calls that have no tape (tg_param_new, tg_rnn_cell_new) return NULL on bad input.
+ * it. Calls that have no tape report through a tg_error instead (the next section).
  */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
@@ -50,9 +50,13 @@ extern "C" {
 #endif
 
 /* ---- Errors of calls without a tape --------------------------------------------------------
- * A call that has no tape to report on and can fail returns -1 (or NULL) and, when err is not
- * NULL, writes why into err->message, naming the call or the file; on success it clears the
- * message. */
+ * Calls on a tape report on the tape. Every other call that can fail takes a last argument
+ * tg_error *err (NULL allowed) and returns -1, or NULL for a constructor; it then writes why
+ * into err->message, naming the call or the file and the reason ("tg_optimizer_step: the
+ * gradient of params[2] is NaN at value 17; nothing changed"), and on success clears it.
+ * Four calls keep their older signatures, which outside code relies on, and report by their
+ * result alone: tg_tape_new (NULL: out of memory), tg_param_new and tg_rnn_cell_new (NULL on
+ * a bad size or out of memory; tg_cell_new says which) and tg_clip_grad_norm (-1). */
 typedef struct tg_error { char message[256]; } tg_error;
 
 /* ---- Tensors and the tape ------------------------------------------------------------ */
@@ -205,13 +209,16 @@ uint64_t tg_rng_next(tg_rng *rng);                     /* 64 uniform random bits
 float    tg_rng_uniform(tg_rng *rng);                  /* uniform in [0, 1), 24 random bits */
 float    tg_rng_normal(tg_rng *rng);                   /* standard normal (Box-Muller in double) */
 
-void tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng); /* every value uniform in [lo, hi] */
-void tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng); /* every value N(mean, std^2) */
-/* (both do nothing when t or rng is NULL) */
+/* Each init returns 0, or -1 and changes nothing, with err saying why, when t or rng is NULL
+ * or the numbers make no distribution. */
+/* Every value uniform in [lo, hi] (both finite, lo <= hi). */
+int tg_init_uniform(tg_tensor *t, float lo, float hi, tg_rng *rng, tg_error *err);
+/* Every value drawn from N(mean, std^2) (both finite, std >= 0). */
+int tg_init_normal(tg_tensor *t, float mean, float std, tg_rng *rng, tg_error *err);
 /* t = gain Q with Q a random orthogonal matrix (Gram-Schmidt on Gaussian samples): for a
  * square t every singular value is exactly gain. A non-square t gets orthonormal rows (or
- * columns, whichever are fewer) times gain. Returns 0, or -1 on NULL or out of memory. */
-int  tg_init_orthogonal(tg_tensor *t, float gain, tg_rng *rng);
+ * columns, whichever are fewer) times gain. -1 also when out of memory. */
+int tg_init_orthogonal(tg_tensor *t, float gain, tg_rng *rng, tg_error *err);
 
 /* ---- The vanilla RNN cell -------------------------------------------------------------- */
 
@@ -235,7 +242,8 @@ tg_tensor   *tg_rnn_cell_forward(tg_tape *tape, tg_rnn_cell *cell, tg_tensor *x_
  * Built from the same nodes, with PyTorch's parameter layout so weights move 1:1 to and from
  * torch.nn.LSTMCell / torch.nn.GRUCell. Init as PyTorch: weights and the GRU's biases
  * uniform in +-1/sqrt(hidden); the LSTM's b, being bias_ih + bias_hh, is the sum of two such
- * draws (in +-2/sqrt(hidden)). Constructors return NULL on a bad size. */
+ * draws (in +-2/sqrt(hidden)). Constructors return NULL, with err saying why, on a bad size
+ * or out of memory. */
 
 /* i, f, g, o = blocks of W_x x_t + W_h h_{t-1} + b (gate rows in PyTorch's order i, f, g, o)
  * c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g);  h_t = sigmoid(o) * tanh(c_t)
@@ -245,7 +253,7 @@ typedef struct tg_lstm_cell {
     tg_tensor *W_x, *W_h, *b;
 } tg_lstm_cell;
 
-tg_lstm_cell *tg_lstm_cell_new(int input_size, int hidden_size, uint64_t seed);
+tg_lstm_cell *tg_lstm_cell_new(int input_size, int hidden_size, uint64_t seed, tg_error *err);
 void          tg_lstm_cell_free(tg_lstm_cell *cell);                     /* NULL is fine */
 void          tg_lstm_cell_set_forget_bias(tg_lstm_cell *cell, float value); /* the f rows of b; 1 is usual */
 /* x_t: input x batch; h_prev, c_prev: hidden x batch. Sets *h_t and *c_t (hidden x batch);
@@ -261,7 +269,7 @@ typedef struct tg_gru_cell {
     tg_tensor *W_x, *W_h, *b_x, *b_h;
 } tg_gru_cell;
 
-tg_gru_cell *tg_gru_cell_new(int input_size, int hidden_size, uint64_t seed);
+tg_gru_cell *tg_gru_cell_new(int input_size, int hidden_size, uint64_t seed, tg_error *err);
 void         tg_gru_cell_free(tg_gru_cell *cell);                        /* NULL is fine */
 /* x_t: input x batch, h_prev: hidden x batch; returns h_t: hidden x batch. */
 tg_tensor   *tg_gru_cell_forward(tg_tape *tape, tg_gru_cell *cell, tg_tensor *x_t, tg_tensor *h_prev);
@@ -290,8 +298,9 @@ typedef struct tg_cell {
 } tg_cell;
 
 /* name: "rnn", "lstm" or "gru"; impl is then a tg_rnn_cell, tg_lstm_cell or tg_gru_cell.
- * NULL on an unknown name or a bad size. */
-tg_cell      *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed);
+ * NULL, with err saying why, on an unknown name, a bad size or out of memory. */
+tg_cell      *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed,
+                          tg_error *err);
 /* Calls free_impl(impl), then free(cell): pass only cells from tg_cell_new or from malloc.
  * NULL is fine. */
 void          tg_cell_free(tg_cell *cell);
@@ -301,13 +310,14 @@ tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell
 
 /* ---- Training --------------------------------------------------------------------------- */
 
-void tg_zero_grad(tg_tensor *const *params, int n);    /* set every grad of params[0..n-1] to 0; nothing
-                                                          when params is NULL or holds a NULL or
-                                                          a tensor without a grad */
-/* p.data -= lr * p.grad for each of params[0..n-1]. Returns 0, or -1 and changes nothing
- * when a gradient or lr is NaN or Inf (so one bad step cannot poison the weights), or
- * when params is NULL or holds a NULL or a tensor without a grad. */
-int  tg_sgd_step(tg_tensor *const *params, int n, float lr);
+/* Set every grad of params[0..n-1] to 0. Returns 0, or -1 and changes nothing when params is
+ * NULL or holds a NULL or a tensor without a grad (err names which). */
+int tg_zero_grad(tg_tensor *const *params, int n, tg_error *err);
+/* p.data -= lr * p.grad for each of params[0..n-1]: the stateless update (tg_optimizer holds
+ * state for the others). Returns 0, or -1 and changes nothing, with err saying why, when a
+ * gradient or lr is NaN or Inf (so one bad step cannot poison the weights), or when params
+ * is NULL or holds a NULL or a tensor without a grad. */
+int tg_sgd_step(tg_tensor *const *params, int n, float lr, tg_error *err);
 
 /* ---- Threads ------------------------------------------------------------------------------ */
 
@@ -331,13 +341,13 @@ float tg_grad_norm(const tg_tensor *t);
  * whole model's gradient). A norm that is NaN or Inf is returned as it is and the
  * gradients are left alone, so the caller can skip the step. Returns -1 when params is
  * NULL or holds a NULL or a tensor without a grad, or when max_norm is not a positive
- * number (then nothing changes). */
+ * number (then nothing changes), with no message: outside code relies on this signature. */
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);
 
 /* Elementwise clipping: every gradient value outside [-limit, limit] is set to the nearer
  * end (NaN stays NaN, so tg_sgd_step still refuses it). Returns how many values were
- * clipped, or -1 on bad arguments as above. */
-long tg_clip_grad_value(tg_tensor *const *params, int n, float limit);
+ * clipped, or -1 with err saying why on bad arguments as above (then nothing changes). */
+long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *err);
 
 /* ---- Toy tasks --------------------------------------------------------------------------- */
 
@@ -346,8 +356,8 @@ long tg_clip_grad_value(tg_tensor *const *params, int n, float limit);
  * exactly one step in each half of the sequence and 0 elsewhere. x holds steps * 2 * batch
  * floats (step t's 2 x batch input at x + t * 2 * batch); y holds batch targets, the sum of
  * the two marked values. Predicting the mean, 1, scores an MSE of 1/6. Needs steps >= 2;
- * returns 0, or -1 (and writes nothing) on bad arguments. */
-int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y);
+ * returns 0, or -1 (and writes nothing), with err saying why, on bad arguments. */
+int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_error *err);
 
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 
@@ -398,16 +408,17 @@ typedef struct tg_optimizer {
 
 /* An optimizer over params[0..n-1] (the array is copied; the tensors must outlive it), with
  * the defaults above. The settings may change between steps (a learning-rate schedule);
- * kind may not. NULL on NULL params, n < 1, a NULL or repeated tensor in them, an unknown
- * kind, a non-finite or negative lr, or out of memory. */
-tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr);
+ * kind may not. Zero the grads with tg_zero_grad on the same array. NULL, with err saying
+ * why, on NULL params, n < 1, a NULL, grad-less or repeated tensor in them ("params[2] is
+ * params[0] again"), an unknown kind, a non-finite or negative lr, or out of memory. */
+tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr,
+                               tg_error *err);
 void          tg_optimizer_free(tg_optimizer *opt);          /* NULL is fine */
-void          tg_optimizer_zero_grad(tg_optimizer *opt);     /* zero every parameter's grad */
 /* One update from the current grads. Returns 0, or -1 and changes nothing (weights and
- * state alike) when a gradient is NaN or Inf, an update would come out NaN or Inf, or a
- * setting its kind uses is invalid (lr, momentum, eps must be finite and >= 0, betas in
- * [0, 1), kind unchanged, steps >= 0). */
-int           tg_optimizer_step(tg_optimizer *opt);
+ * state alike), with err saying why, when a gradient is NaN or Inf, an update would come out
+ * NaN or Inf, or a setting its kind uses is invalid (lr, momentum, eps must be finite and
+ * >= 0, betas in [0, 1), kind unchanged, steps >= 0). */
+int           tg_optimizer_step(tg_optimizer *opt, tg_error *err);
 
 /* ---- Checkpoints (safetensors) ------------------------------------------------------------
  * The safetensors format: an 8-byte little-endian header length, a JSON header mapping each

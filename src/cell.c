@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "error.h"
 #include "tape.h"
 
 /* ---- the shape checks every cell forward makes ---------------------------------------------- */
@@ -74,13 +75,21 @@ static tg_cell_state gru_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell
 static void gru_free(void *impl) { tg_gru_cell_free(impl); }
 
 /* Each make_* makes the concrete cell for cell's sizes and sets impl and the parameters;
- * false on a bad size or when out of memory. */
+ * false, with err saying why, on a bad size or when out of memory. */
 
-static bool make_rnn(tg_cell *cell, uint64_t seed)
+static bool make_rnn(tg_cell *cell, uint64_t seed, tg_error *err)
 {
-    tg_rnn_cell *rnn = tg_rnn_cell_new(cell->input_size, cell->hidden_size, seed);
-    if (!rnn)
+    int input = cell->input_size, hidden = cell->hidden_size;
+    if (!tg_size_ok(hidden, input) || !tg_size_ok(hidden, hidden)) {
+        tg_error_set(err, "tg_rnn_cell_new", "bad size: %d inputs, %d hidden units (each must be "
+                     ">= 1, the weights under 2^30 values)", input, hidden);
         return false;
+    }
+    tg_rnn_cell *rnn = tg_rnn_cell_new(input, hidden, seed);
+    if (!rnn) {
+        tg_error_set(err, "tg_rnn_cell_new", "out of memory");
+        return false;
+    }
     cell->impl = rnn;
     cell->params[0] = rnn->W_h;
     cell->params[1] = rnn->W_x;
@@ -89,9 +98,9 @@ static bool make_rnn(tg_cell *cell, uint64_t seed)
     return true;
 }
 
-static bool make_lstm(tg_cell *cell, uint64_t seed)
+static bool make_lstm(tg_cell *cell, uint64_t seed, tg_error *err)
 {
-    tg_lstm_cell *lstm = tg_lstm_cell_new(cell->input_size, cell->hidden_size, seed);
+    tg_lstm_cell *lstm = tg_lstm_cell_new(cell->input_size, cell->hidden_size, seed, err);
     if (!lstm)
         return false;
     cell->impl = lstm;
@@ -102,9 +111,9 @@ static bool make_lstm(tg_cell *cell, uint64_t seed)
     return true;
 }
 
-static bool make_gru(tg_cell *cell, uint64_t seed)
+static bool make_gru(tg_cell *cell, uint64_t seed, tg_error *err)
 {
-    tg_gru_cell *gru = tg_gru_cell_new(cell->input_size, cell->hidden_size, seed);
+    tg_gru_cell *gru = tg_gru_cell_new(cell->input_size, cell->hidden_size, seed, err);
     if (!gru)
         return false;
     cell->impl = gru;
@@ -119,7 +128,7 @@ static bool make_gru(tg_cell *cell, uint64_t seed)
 typedef struct cell_kind {
     const char *name;
     int has_c;
-    bool (*make)(tg_cell *cell, uint64_t seed);
+    bool (*make)(tg_cell *cell, uint64_t seed, tg_error *err);
     tg_cell_state (*step)(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev);
     void (*free_impl)(void *impl);
     const tg_cell_checkpoint *checkpoint;   /* how tg_cell_save and tg_cell_load store it */
@@ -147,24 +156,37 @@ const tg_cell_checkpoint *tg_cell_kind_checkpoint(const char *name)
 
 /* ---- the interface -------------------------------------------------------------------------- */
 
-tg_cell *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed)
+tg_cell *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed,
+                     tg_error *err)
 {
-    const cell_kind *kind = name ? find_kind(name) : NULL;
-    if (!kind)
+    const char *call = "tg_cell_new";
+    if (!name) {
+        tg_error_set(err, call, "name is NULL");
         return NULL;
+    }
+    const cell_kind *kind = find_kind(name);
+    if (!kind) {
+        tg_error_set(err, call, "no cell named '%.64s' (rnn, lstm or gru)", name);
+        return NULL;
+    }
     tg_cell *cell = calloc(1, sizeof *cell);
-    if (!cell)
+    if (!cell) {
+        tg_error_set(err, call, "out of memory");
         return NULL;
+    }
     cell->name = kind->name;        /* a literal: the caller's string may not outlive the cell */
     cell->input_size = input_size;
     cell->hidden_size = hidden_size;
     cell->has_c = kind->has_c;
     cell->step = kind->step;
     cell->free_impl = kind->free_impl;
-    if (!kind->make(cell, seed)) {
+    tg_error why;
+    if (!kind->make(cell, seed, &why)) {
         free(cell);
+        tg_error_set(err, call, "%s", why.message);   /* "tg_cell_new: tg_lstm_cell_new: ..." */
         return NULL;
     }
+    tg_error_clear(err);
     return cell;
 }
 

@@ -9,16 +9,24 @@
 #include <stdlib.h>
 
 #include "checkpoint.h"
+#include "error.h"
 #include "tape.h"
 
 enum { LSTM_GATES = 4, GRU_GATES = 3 };   /* blocks of hidden rows: i f g o, and r z n */
 
-/* True when a cell with `gates` blocks can hold W_x (gates H x I) and W_h (gates H x H). */
-static bool gated_sizes_ok(int input_size, int hidden_size, int gates)
+/* Checks that a cell with `gates` blocks can hold W_x (gates H x I) and W_h (gates H x H).
+ * Returns 0, or -1 with err naming call and the sizes. */
+static int check_gated_sizes(const char *call, int input_size, int hidden_size, int gates,
+                             tg_error *err)
 {
-    if (input_size < 1 || hidden_size < 1 || hidden_size > INT_MAX / gates)
-        return false;
-    return tg_size_ok(gates * hidden_size, input_size) && tg_size_ok(gates * hidden_size, hidden_size);
+    if (input_size < 1 || hidden_size < 1)
+        return tg_error_set(err, call, "bad size: %d inputs, %d hidden units (each must be >= 1)",
+                            input_size, hidden_size);
+    if (hidden_size > INT_MAX / gates || !tg_size_ok(gates * hidden_size, input_size) ||
+        !tg_size_ok(gates * hidden_size, hidden_size))
+        return tg_error_set(err, call, "bad size: %d inputs, %d hidden units make weights of "
+                            "over 2^30 values", input_size, hidden_size);
+    return 0;
 }
 
 /* PyTorch's init bound for every parameter of a cell with this many hidden units. */
@@ -60,13 +68,16 @@ void tg_lstm_cell_free(tg_lstm_cell *cell)
  * b is drawn as that sum: two uniform draws added, a triangular distribution on +-2k
  * (variance 2k^2/3). A fresh cell thus computes what a fresh torch.nn.LSTMCell would,
  * in distribution; a single draw in +-k would start with half PyTorch's bias variance. */
-tg_lstm_cell *tg_lstm_cell_new(int input_size, int hidden_size, uint64_t seed)
+tg_lstm_cell *tg_lstm_cell_new(int input_size, int hidden_size, uint64_t seed, tg_error *err)
 {
-    if (!gated_sizes_ok(input_size, hidden_size, LSTM_GATES))
+    const char *call = "tg_lstm_cell_new";
+    if (check_gated_sizes(call, input_size, hidden_size, LSTM_GATES, err) != 0)
         return NULL;
     tg_lstm_cell *cell = calloc(1, sizeof *cell);
-    if (!cell)
+    if (!cell) {
+        tg_error_set(err, call, "out of memory");
         return NULL;
+    }
     const int rows = LSTM_GATES * hidden_size;
     cell->input_size = input_size;
     cell->hidden_size = hidden_size;
@@ -75,17 +86,19 @@ tg_lstm_cell *tg_lstm_cell_new(int input_size, int hidden_size, uint64_t seed)
     cell->b = tg_param_new(rows, 1);
     if (!cell->W_x || !cell->W_h || !cell->b) {
         tg_lstm_cell_free(cell);
+        tg_error_set(err, call, "out of memory");
         return NULL;
     }
     const float k = init_bound(hidden_size);
     tg_rng rng = tg_rng_new(seed);
-    tg_init_uniform(cell->W_x, -k, k, &rng);
-    tg_init_uniform(cell->W_h, -k, k, &rng);
+    tg_init_uniform(cell->W_x, -k, k, &rng, NULL);
+    tg_init_uniform(cell->W_h, -k, k, &rng, NULL);
     for (int i = 0; i < rows; i++) {
         float bias_ih = -k + 2.0f * k * tg_rng_uniform(&rng);
         float bias_hh = -k + 2.0f * k * tg_rng_uniform(&rng);
         cell->b->data[i] = bias_ih + bias_hh;
     }
+    tg_error_clear(err);
     return cell;
 }
 
@@ -171,13 +184,16 @@ void tg_gru_cell_free(tg_gru_cell *cell)
 /* Every weight and both biases uniform in +-1/sqrt(hidden), as torch.nn.GRUCell. The GRU
  * keeps its two biases apart (b_h's n block sits inside r * (...)), so each is drawn as
  * PyTorch draws it. */
-tg_gru_cell *tg_gru_cell_new(int input_size, int hidden_size, uint64_t seed)
+tg_gru_cell *tg_gru_cell_new(int input_size, int hidden_size, uint64_t seed, tg_error *err)
 {
-    if (!gated_sizes_ok(input_size, hidden_size, GRU_GATES))
+    const char *call = "tg_gru_cell_new";
+    if (check_gated_sizes(call, input_size, hidden_size, GRU_GATES, err) != 0)
         return NULL;
     tg_gru_cell *cell = calloc(1, sizeof *cell);
-    if (!cell)
+    if (!cell) {
+        tg_error_set(err, call, "out of memory");
         return NULL;
+    }
     const int rows = GRU_GATES * hidden_size;
     cell->input_size = input_size;
     cell->hidden_size = hidden_size;
@@ -187,14 +203,16 @@ tg_gru_cell *tg_gru_cell_new(int input_size, int hidden_size, uint64_t seed)
     cell->b_h = tg_param_new(rows, 1);
     if (!cell->W_x || !cell->W_h || !cell->b_x || !cell->b_h) {
         tg_gru_cell_free(cell);
+        tg_error_set(err, call, "out of memory");
         return NULL;
     }
     const float k = init_bound(hidden_size);
     tg_rng rng = tg_rng_new(seed);
-    tg_init_uniform(cell->W_x, -k, k, &rng);
-    tg_init_uniform(cell->W_h, -k, k, &rng);
-    tg_init_uniform(cell->b_x, -k, k, &rng);
-    tg_init_uniform(cell->b_h, -k, k, &rng);
+    tg_init_uniform(cell->W_x, -k, k, &rng, NULL);
+    tg_init_uniform(cell->W_h, -k, k, &rng, NULL);
+    tg_init_uniform(cell->b_x, -k, k, &rng, NULL);
+    tg_init_uniform(cell->b_h, -k, k, &rng, NULL);
+    tg_error_clear(err);
     return cell;
 }
 

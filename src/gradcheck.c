@@ -137,7 +137,7 @@ int tg_grad_check(tg_loss_fn loss, void *ctx, tg_tensor *const *params, int n_pa
     tg_tensor **inputs = NULL;
     int rc = c.tape && saved_grads ? 0 : tg_error_set(err, WHO, "out of memory");
     if (rc == 0) {
-        tg_zero_grad(params, n_params);
+        tg_zero_grad(params, n_params, NULL);
         tg_tape_reset(c.tape);
         tg_tensor *value = loss(c.tape, ctx);
         if (tg_backward(c.tape, value) != 0)

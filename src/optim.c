@@ -1,48 +1,84 @@
-/* optim.c: what a training step does with the gradients: zero them, clip them (by their
- * total norm or value by value), and plain SGD. */
+/* optim.c: what a training step does with the gradients, in the order a reader meets it:
+ * zeroing them, plain SGD (the stateless update), their norms and clipping (by the total
+ * norm or value by value), and tg_optimizer, which keeps state between steps for SGD,
+ * momentum, Adagrad and Adam with torch.optim's rules. */
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "kernels.h"
-#include "tapegrad.h"
 
 static long count(const tg_tensor *t) { return (long)t->rows * t->cols; }
 
-/* True when params holds n tensors, none NULL and each with a grad (not a tg_constant). */
-static bool params_ok(tg_tensor *const *params, int n)
+/* Where a value sits: params[param]->data[value] (and its grad). */
+typedef struct spot {
+    int param;
+    long value;
+} spot;
+
+/* Checks that params holds n tensors (n >= 0), none NULL and each with a grad (a tg_constant
+ * has none). Returns 0, or -1 with err naming call and the first problem. */
+static int check_params(const char *call, tg_tensor *const *params, int n, tg_error *err)
 {
-    if (!params || n < 0)
-        return false;
-    for (int i = 0; i < n; i++)
-        if (!params[i] || !params[i]->grad)
-            return false;
-    return true;
+    if (!params)
+        return tg_error_set(err, call, "params is NULL");
+    if (n < 0)
+        return tg_error_set(err, call, "n is %d; it must be >= 0", n);
+    for (int i = 0; i < n; i++) {
+        if (!params[i])
+            return tg_error_set(err, call, "params[%d] is NULL", i);
+        if (!params[i]->grad)
+            return tg_error_set(err, call, "params[%d] has no grad (a tg_constant has no grad)", i);
+    }
+    return 0;
 }
 
-void tg_zero_grad(tg_tensor *const *params, int n)
+/* err = "call: the gradient of params[i] is NaN at value k; nothing changed". */
+static int refuse_gradient(tg_error *err, const char *call, spot at, float g)
 {
-    if (!params_ok(params, n))
-        return;
+    return tg_error_set(err, call, "the gradient of params[%d] is %s at value %ld; nothing changed",
+                        at.param, isnan(g) ? "NaN" : g > 0 ? "+Inf" : "-Inf", at.value);
+}
+
+int tg_zero_grad(tg_tensor *const *params, int n, tg_error *err)
+{
+    if (check_params("tg_zero_grad", params, n, err) != 0)
+        return -1;
     for (int i = 0; i < n; i++)
         memset(params[i]->grad, 0, (size_t)count(params[i]) * sizeof(float));
+    tg_error_clear(err);
+    return 0;
 }
 
-static bool grads_finite(tg_tensor *const *params, int n)
+/* True when every grad value is finite; else false, with *bad at the first that is not. */
+static bool grads_finite(tg_tensor *const *params, int n, spot *bad)
 {
     for (int i = 0; i < n; i++)
         for (long k = 0; k < count(params[i]); k++)
-            if (!isfinite(params[i]->grad[k]))
+            if (!isfinite(params[i]->grad[k])) {
+                *bad = (spot){ i, k };
                 return false;
+            }
     return true;
 }
 
-int tg_sgd_step(tg_tensor *const *params, int n, float lr)
+int tg_sgd_step(tg_tensor *const *params, int n, float lr, tg_error *err)
 {
-    if (!params_ok(params, n) || !isfinite(lr) || !grads_finite(params, n))
+    const char *call = "tg_sgd_step";
+    if (check_params(call, params, n, err) != 0)
         return -1;
+    if (!isfinite(lr))
+        return tg_error_set(err, call, "lr is %g; it must be finite; nothing changed", lr);
+    spot bad;
+    if (!grads_finite(params, n, &bad))
+        return refuse_gradient(err, call, bad, params[bad.param]->grad[bad.value]);
     for (int i = 0; i < n; i++)
         tg_kernel_axpy(count(params[i]), -lr, params[i]->grad, params[i]->data);
+    tg_error_clear(err);
     return 0;
 }
 
@@ -63,7 +99,7 @@ float tg_grad_norm(const tg_tensor *t)
 
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm)
 {
-    if (!params_ok(params, n) || !(max_norm > 0.0f))
+    if (check_params("tg_clip_grad_norm", params, n, NULL) != 0 || !(max_norm > 0.0f))
         return -1.0f;
     double total = 0.0;
     for (int i = 0; i < n; i++)
@@ -78,10 +114,13 @@ float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm)
     return (float)norm;
 }
 
-long tg_clip_grad_value(tg_tensor *const *params, int n, float limit)
+long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *err)
 {
-    if (!params_ok(params, n) || !(limit > 0.0f))
+    const char *call = "tg_clip_grad_value";
+    if (check_params(call, params, n, err) != 0)
         return -1;
+    if (!(limit > 0.0f))
+        return tg_error_set(err, call, "limit is %g; it must be > 0", limit);
     long clipped = 0;
     for (int i = 0; i < n; i++)
         for (long k = 0; k < count(params[i]); k++) {
@@ -91,5 +130,260 @@ long tg_clip_grad_value(tg_tensor *const *params, int n, float limit)
                 clipped++;
             }
         }
+    tg_error_clear(err);
     return clipped;
+}
+
+/* ---- tg_optimizer: SGD, momentum, Adagrad and Adam ------------------------------------------ */
+
+struct tg_optimizer_state {
+    tg_optimizer_kind kind;   /* the kind the buffers were sized for */
+    long total;               /* values over all the parameters */
+    float *first;             /* total values: momentum's v, Adagrad's s, Adam's m; NULL for SGD */
+    float *second;            /* total values: Adam's v; NULL for the others */
+    int n;
+    tg_tensor *params[];      /* n: a copy of the caller's array */
+};
+
+/* State values per parameter value. */
+static int state_per_value(tg_optimizer_kind kind)
+{
+    return kind == TG_ADAM ? 2 : kind == TG_SGD ? 0 : 1;
+}
+
+static const char *kind_name(tg_optimizer_kind kind)
+{
+    switch (kind) {
+    case TG_SGD: return "TG_SGD";
+    case TG_MOMENTUM: return "TG_MOMENTUM";
+    case TG_ADAGRAD: return "TG_ADAGRAD";
+    case TG_ADAM: return "TG_ADAM";
+    }
+    return NULL;   /* not a kind */
+}
+
+static bool finite_nonnegative(float x) { return isfinite(x) && x >= 0.0f; }
+
+static bool valid_beta(float beta) { return beta >= 0.0f && beta < 1.0f; }   /* false for NaN */
+
+/* Checks tg_optimizer_new's arguments and sets *total to the number of parameter values.
+ * Returns 0, or -1 with err naming the first problem. */
+static int check_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr,
+                     long *total, tg_error *err)
+{
+    const char *call = "tg_optimizer_new";
+    if (!kind_name(kind))
+        return tg_error_set(err, call, "unknown kind %d", (int)kind);
+    if (!params)
+        return tg_error_set(err, call, "params is NULL");
+    if (n < 1)
+        return tg_error_set(err, call, "n is %d; it needs at least one parameter", n);
+    if (!finite_nonnegative(lr))
+        return tg_error_set(err, call, "lr is %g; it must be finite and >= 0", lr);
+    *total = 0;
+    for (int i = 0; i < n; i++) {
+        if (!params[i])
+            return tg_error_set(err, call, "params[%d] is NULL", i);
+        if (!params[i]->data || !params[i]->grad)
+            return tg_error_set(err, call, "params[%d] has no %s (a tg_constant has no grad)", i,
+                                params[i]->data ? "grad" : "data");
+        for (int j = 0; j < i; j++)
+            if (params[j] == params[i])   /* it would be updated twice per step */
+                return tg_error_set(err, call, "params[%d] is params[%d] again", i, j);
+        if (count(params[i]) > LONG_MAX - *total ||
+            (unsigned long)(*total + count(params[i])) > SIZE_MAX / sizeof(float) / 2)
+            return tg_error_set(err, call, "too many values for the state, at params[%d]", i);
+        *total += count(params[i]);
+    }
+    return 0;
+}
+
+tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params, int n, float lr,
+                               tg_error *err)
+{
+    long total = 0;
+    if (check_new(kind, params, n, lr, &total, err) != 0)
+        return NULL;
+    int per_value = state_per_value(kind);
+    tg_optimizer *opt = calloc(1, sizeof *opt);
+    struct tg_optimizer_state *state =
+        calloc(1, sizeof *state + (size_t)n * sizeof state->params[0]);
+    float *buffer = per_value > 0 ? calloc((size_t)total * (size_t)per_value, sizeof(float)) : NULL;
+    if (!opt || !state || (per_value > 0 && !buffer)) {
+        free(opt);
+        free(state);
+        free(buffer);
+        tg_error_set(err, "tg_optimizer_new", "out of memory for the state of %ld values", total);
+        return NULL;
+    }
+    state->kind = kind;
+    state->total = total;
+    state->first = buffer;
+    state->second = per_value == 2 ? buffer + total : NULL;
+    state->n = n;
+    for (int i = 0; i < n; i++)
+        state->params[i] = params[i];
+
+    opt->kind = kind;
+    opt->lr = lr;
+    opt->momentum = 0.9f;
+    opt->beta1 = 0.9f;
+    opt->beta2 = 0.999f;
+    opt->eps = kind == TG_ADAGRAD ? 1e-10f : 1e-8f;
+    opt->steps = 0;
+    opt->state = state;
+    tg_error_clear(err);
+    return opt;
+}
+
+void tg_optimizer_free(tg_optimizer *opt)
+{
+    if (!opt)
+        return;
+    if (opt->state)
+        free(opt->state->first);   /* the one buffer; second points into it */
+    free(opt->state);
+    free(opt);
+}
+
+static const char *const STEP = "tg_optimizer_step";
+
+/* err = "tg_optimizer_step: <name> is <value>; it must be <rule>; nothing changed". */
+static int bad_setting(tg_error *err, const char *name, float value, const char *rule)
+{
+    return tg_error_set(err, STEP, "%s is %g; it must be %s; nothing changed", name, value, rule);
+}
+
+/* Checks every setting the optimizer's kind uses, and that the kind is still the one its
+ * state was made for. Returns 0, or -1 with err naming the first problem. */
+static int check_settings(const tg_optimizer *opt, tg_error *err)
+{
+    const char *made = kind_name(opt->state->kind), *now = kind_name(opt->kind);
+    if (opt->kind != opt->state->kind)
+        return now ? tg_error_set(err, STEP, "kind changed from %s to %s after tg_optimizer_new; "
+                                  "nothing changed", made, now)
+                   : tg_error_set(err, STEP, "kind changed from %s to %d, not a kind; nothing "
+                                  "changed", made, (int)opt->kind);
+    if (opt->steps < 0 || opt->steps == LONG_MAX)
+        return tg_error_set(err, STEP, "steps is %ld; it must be in 0..LONG_MAX-1; nothing "
+                            "changed", opt->steps);
+    if (!finite_nonnegative(opt->lr))
+        return bad_setting(err, "lr", opt->lr, "finite and >= 0");
+    if (opt->kind == TG_MOMENTUM && !finite_nonnegative(opt->momentum))
+        return bad_setting(err, "momentum", opt->momentum, "finite and >= 0");
+    if (opt->kind == TG_ADAM && !valid_beta(opt->beta1))
+        return bad_setting(err, "beta1", opt->beta1, "in [0, 1)");
+    if (opt->kind == TG_ADAM && !valid_beta(opt->beta2))
+        return bad_setting(err, "beta2", opt->beta2, "in [0, 1)");
+    if ((opt->kind == TG_ADAGRAD || opt->kind == TG_ADAM) && !finite_nonnegative(opt->eps))
+        return bad_setting(err, "eps", opt->eps, "finite and >= 0");
+    return 0;
+}
+
+/* One step's settings, in double. */
+typedef struct rule {
+    tg_optimizer_kind kind;
+    double lr, momentum, beta1, beta2, eps;
+    bool first_step;      /* momentum: v starts as g */
+    double step_size;     /* Adam: lr / (1 - beta1^t) */
+    double bias2_sqrt;    /* Adam: sqrt(1 - beta2^t) */
+} rule;
+
+static rule make_rule(const tg_optimizer *opt)
+{
+    rule r = { opt->kind, opt->lr, opt->momentum, opt->beta1, opt->beta2, opt->eps,
+               opt->steps == 0, 0.0, 0.0 };
+    if (r.kind == TG_ADAM) {
+        double t = (double)(opt->steps + 1);
+        r.step_size = r.lr / (1.0 - pow(r.beta1, t));
+        r.bias2_sqrt = sqrt(1.0 - pow(r.beta2, t));
+    }
+    return r;
+}
+
+/* Updates one value p with gradient g and its state a, b (those the kind does not use are
+ * left alone). Returns whether g and all the new values are finite. */
+static bool update(const rule *r, float g, float *p, float *a, float *b)
+{
+    double delta = 0.0;   /* p -= delta */
+    switch (r->kind) {
+    case TG_SGD:            /* p -= lr g */
+        delta = r->lr * g;
+        break;
+    case TG_MOMENTUM:       /* v = g on the first step, then v = momentum v + g; p -= lr v */
+        *a = r->first_step ? g : (float)(r->momentum * *a + g);
+        delta = r->lr * *a;
+        break;
+    case TG_ADAGRAD:        /* s += g^2; p -= lr g / (sqrt(s) + eps) */
+        *a = (float)(*a + (double)g * g);
+        delta = r->lr * g / (sqrt(*a) + r->eps);
+        break;
+    case TG_ADAM:           /* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2 */
+        *a = (float)(r->beta1 * *a + (1.0 - r->beta1) * g);
+        *b = (float)(r->beta2 * *b + (1.0 - r->beta2) * g * g);
+        /* p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps), as torch.optim.Adam */
+        delta = r->step_size * *a / (sqrt(*b) / r->bias2_sqrt + r->eps);
+        break;
+    }
+    *p = (float)(*p - delta);
+    return isfinite(g) && isfinite(*p) && isfinite(*a) && isfinite(*b);
+}
+
+/* Runs the update over every value: with write false only to see whether all of it stays
+ * finite (nothing is stored; on the first value that does not, *bad says where and the
+ * result is false), with write true to store it. */
+static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write, spot *bad)
+{
+    long at = 0;   /* index of the value in the state buffers */
+    for (int i = 0; i < st->n; i++) {
+        tg_tensor *t = st->params[i];
+        for (long k = 0; k < count(t); k++, at++) {
+            float p = t->data[k];
+            float a = st->first ? st->first[at] : 0.0f;
+            float b = st->second ? st->second[at] : 0.0f;
+            bool finite = update(r, t->grad[k], &p, &a, &b);
+            if (!write) {
+                if (!finite) {
+                    *bad = (spot){ i, k };
+                    return false;
+                }
+                continue;
+            }
+            t->data[k] = p;
+            if (st->first)
+                st->first[at] = a;
+            if (st->second)
+                st->second[at] = b;
+        }
+    }
+    return true;
+}
+
+/* The refusal of a step whose update is not finite at `bad`: the gradient there, or what the
+ * update would make of a finite one. */
+static int refuse_update(const struct tg_optimizer_state *st, spot bad, tg_error *err)
+{
+    float g = st->params[bad.param]->grad[bad.value];
+    if (!isfinite(g))
+        return refuse_gradient(err, STEP, bad, g);
+    return tg_error_set(err, STEP, "the update of params[%d] at value %ld (gradient %g) would "
+                        "not be finite; nothing changed", bad.param, bad.value, g);
+}
+
+int tg_optimizer_step(tg_optimizer *opt, tg_error *err)
+{
+    if (!opt)
+        return tg_error_set(err, STEP, "opt is NULL");
+    if (!opt->state)
+        return tg_error_set(err, STEP, "opt has no state (make it with tg_optimizer_new)");
+    if (check_settings(opt, err) != 0)
+        return -1;
+    rule r = make_rule(opt);
+    spot bad;
+    if (!apply(opt->state, &r, false, &bad))
+        return refuse_update(opt->state, bad, err);
+    apply(opt->state, &r, true, &bad);
+    opt->steps++;
+    tg_error_clear(err);
+    return 0;
 }

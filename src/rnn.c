@@ -41,8 +41,8 @@ tg_rnn_cell *tg_rnn_cell_new(int input_size, int hidden_size, uint64_t seed)
     }
     float bound = 1.0f / sqrtf((float)hidden_size);
     tg_rng rng = tg_rng_new(seed);
-    tg_init_uniform(cell->W_h, -bound, bound, &rng);
-    tg_init_uniform(cell->W_x, -bound, bound, &rng);
+    tg_init_uniform(cell->W_h, -bound, bound, &rng, NULL);
+    tg_init_uniform(cell->W_x, -bound, bound, &rng, NULL);
     return cell;
 }
 
@@ -61,8 +61,8 @@ void tg_rnn_cell_init_normal(tg_rnn_cell *cell, float std, uint64_t seed)
     if (!cell)
         return;
     tg_rng rng = tg_rng_new(seed);
-    tg_init_normal(cell->W_h, 0.0f, std, &rng);
-    tg_init_normal(cell->W_x, 0.0f, std, &rng);
+    tg_init_normal(cell->W_h, 0.0f, std, &rng, NULL);
+    tg_init_normal(cell->W_x, 0.0f, std, &rng, NULL);
     for (int i = 0; i < cell->hidden_size; i++)
         cell->b->data[i] = 0.0f;
 }

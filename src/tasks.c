@@ -1,5 +1,5 @@
 /* tasks.c: toy sequence tasks for training and experiments, drawn from the library's RNG. */
-#include "tapegrad.h"
+#include "error.h"
 
 /* A step chosen uniformly in [from, to). */
 static int pick_step(tg_rng *rng, int from, int to)
@@ -7,9 +7,24 @@ static int pick_step(tg_rng *rng, int from, int to)
     return from + (int)(tg_rng_next(rng) % (uint64_t)(to - from));
 }
 
-int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y)
+/* Checks tg_task_adding's arguments. Returns 0, or -1 with err naming the first problem. */
+static int check_adding(const tg_rng *rng, int steps, int batch, const float *x, const float *y,
+                        tg_error *err)
 {
-    if (!rng || !x || !y || steps < 2 || batch < 1)
+    const char *call = "tg_task_adding";
+    if (!rng || !x || !y)
+        return tg_error_set(err, call, "%s is NULL", !rng ? "rng" : !x ? "x" : "y");
+    if (steps < 2)
+        return tg_error_set(err, call, "steps is %d; it must be >= 2 (a marker in each half)",
+                            steps);
+    if (batch < 1)
+        return tg_error_set(err, call, "batch is %d; it must be >= 1", batch);
+    return 0;
+}
+
+int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_error *err)
+{
+    if (check_adding(rng, steps, batch, x, y, err) != 0)
         return -1;
     int half = steps / 2;
     for (int b = 0; b < batch; b++) {
@@ -23,5 +38,6 @@ int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y)
                 y[b] += *value;
         }
     }
+    tg_error_clear(err);
     return 0;
 }

@@ -18,7 +18,7 @@ double relative_error(const float *got, const float *want, long n)
 void fill_uniform(tg_tensor *t, float lo, float hi, uint64_t seed)
 {
     tg_rng rng = tg_rng_new(seed);
-    tg_init_uniform(t, lo, hi, &rng);
+    tg_init_uniform(t, lo, hi, &rng, NULL);
 }
 
 static long count(const tg_tensor *t) { return (long)t->rows * t->cols; }

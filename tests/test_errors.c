@@ -249,9 +249,13 @@ START_TEST(test_nan_loss_is_reported_and_weights_stay_unchanged)
     ck_assert_int_eq(tg_backward(tape, loss), -1);
     assert_error(tape, "tg_backward: loss is nan; no gradient computed");
     ck_assert_float_eq(w->grad[0], 0.0f);
-    ck_assert_int_eq(tg_sgd_step(&w, 1, NAN), -1);
+    tg_error err;
+    ck_assert_int_eq(tg_sgd_step(&w, 1, NAN, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: lr is nan; it must be finite; nothing changed");
     w->grad[0] = INFINITY;
-    ck_assert_int_eq(tg_sgd_step(&w, 1, 0.1f), -1);
+    ck_assert_int_eq(tg_sgd_step(&w, 1, 0.1f, &err), -1);
+    ck_assert_str_eq(err.message,
+                     "tg_sgd_step: the gradient of params[0] is +Inf at value 0; nothing changed");
     ck_assert_float_eq(w->data[0], 2.0f);
     tg_tape_free(tape);
     tg_param_free(w);
@@ -262,13 +266,25 @@ START_TEST(test_training_calls_survive_null)
 {
     tg_tensor *p = tg_param_new(2, 2);
     tg_tensor *with_null[2] = { p, NULL };
-    ck_assert_int_eq(tg_sgd_step(NULL, 1, 0.1f), -1);
-    ck_assert_int_eq(tg_sgd_step(with_null, 2, 0.1f), -1);
-    tg_zero_grad(NULL, 3);
-    tg_zero_grad(with_null, 2);
+    tg_error err;
+    ck_assert_int_eq(tg_sgd_step(NULL, 1, 0.1f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: params is NULL");
+    ck_assert_int_eq(tg_sgd_step(with_null, 2, 0.1f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: params[1] is NULL");
+    ck_assert_int_eq(tg_sgd_step(&p, -1, 0.1f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: n is -1; it must be >= 0");
+    ck_assert_int_eq(tg_zero_grad(NULL, 3, &err), -1);
+    ck_assert_str_eq(err.message, "tg_zero_grad: params is NULL");
+    p->grad[0] = 1.0f;
+    ck_assert_int_eq(tg_zero_grad(with_null, 2, &err), -1);
+    ck_assert_str_eq(err.message, "tg_zero_grad: params[1] is NULL");
+    ck_assert_float_eq(p->grad[0], 1.0f);   /* refused before zeroing anything */
+    ck_assert_int_eq(tg_zero_grad(&p, 1, &err), 0);
+    ck_assert_str_eq(err.message, "");
+    ck_assert_float_eq(p->grad[0], 0.0f);
     tg_rnn_cell_init_normal(NULL, 1.0f, 1);
-    tg_init_uniform(NULL, 0, 1, NULL);
-    tg_init_normal(p, 0, 1, NULL);
+    ck_assert_int_eq(tg_init_uniform(NULL, 0, 1, NULL, NULL), -1);
+    ck_assert_int_eq(tg_init_normal(p, 0, 1, NULL, NULL), -1);
     tg_param_free(NULL);
     tg_rnn_cell_free(NULL);
     tg_tape_free(NULL);

@@ -76,18 +76,18 @@ static bool gated_model_new(gated_model *m, const gated_kind *kind, gated_path p
 {
     *m = (gated_model){ 0 };
     if (path == VIA_CELL_STEP) {
-        m->cell = tg_cell_new(kind->name, I, H, 7);
+        m->cell = tg_cell_new(kind->name, I, H, 7, NULL);
         if (!m->cell || m->cell->n_params != kind->n_params)
             return false;
         memcpy(m->params, m->cell->params, sizeof m->params);
     } else if (kind->has_c) {
-        m->lstm = tg_lstm_cell_new(I, H, 7);
+        m->lstm = tg_lstm_cell_new(I, H, 7, NULL);
         if (!m->lstm)
             return false;
         tg_tensor *params[] = { m->lstm->W_x, m->lstm->W_h, m->lstm->b };
         memcpy(m->params, params, sizeof params);
     } else {
-        m->gru = tg_gru_cell_new(I, H, 7);
+        m->gru = tg_gru_cell_new(I, H, 7, NULL);
         if (!m->gru)
             return false;
         tg_tensor *params[] = { m->gru->W_x, m->gru->W_h, m->gru->b_x, m->gru->b_h };
@@ -389,7 +389,7 @@ END_TEST
 /* With every weight and bias 0, every gate is sigmoid(0) = 1/2 and the candidate tanh(0) = 0. */
 START_TEST(test_lstm_with_zero_parameters_halves_the_cell_state)
 {
-    tg_lstm_cell *cell = tg_lstm_cell_new(2, 2, 1);
+    tg_lstm_cell *cell = tg_lstm_cell_new(2, 2, 1, NULL);
     tg_tensor *params[] = { cell->W_x, cell->W_h, cell->b };
     for (int p = 0; p < 3; p++)
         memset(params[p]->data, 0, (size_t)params[p]->rows * (size_t)params[p]->cols * sizeof(float));
@@ -411,7 +411,7 @@ END_TEST
 
 START_TEST(test_gru_with_zero_parameters_halves_the_state)
 {
-    tg_gru_cell *cell = tg_gru_cell_new(2, 2, 1);
+    tg_gru_cell *cell = tg_gru_cell_new(2, 2, 1, NULL);
     tg_tensor *params[] = { cell->W_x, cell->W_h, cell->b_x, cell->b_h };
     for (int p = 0; p < 4; p++)
         memset(params[p]->data, 0, (size_t)params[p]->rows * (size_t)params[p]->cols * sizeof(float));
@@ -544,7 +544,7 @@ START_TEST(test_lstm_init_follows_pytorch)
     const int sizes[][2] = { { 1, 1 }, { 3, 2 }, { 5, 16 }, { 4, 256 } };
     for (int s = 0; s < 4; s++) {
         const int I = sizes[s][0], H = sizes[s][1];
-        tg_lstm_cell *cell = tg_lstm_cell_new(I, H, 40u + (uint64_t)s);
+        tg_lstm_cell *cell = tg_lstm_cell_new(I, H, 40u + (uint64_t)s, NULL);
         ck_assert_ptr_nonnull(cell);
         ck_assert_int_eq(cell->input_size, I);
         ck_assert_int_eq(cell->hidden_size, H);
@@ -572,7 +572,7 @@ START_TEST(test_gru_init_follows_pytorch)
     const int sizes[][2] = { { 1, 1 }, { 3, 2 }, { 5, 16 }, { 4, 256 } };
     for (int s = 0; s < 4; s++) {
         const int I = sizes[s][0], H = sizes[s][1];
-        tg_gru_cell *cell = tg_gru_cell_new(I, H, 50u + (uint64_t)s);
+        tg_gru_cell *cell = tg_gru_cell_new(I, H, 50u + (uint64_t)s, NULL);
         ck_assert_ptr_nonnull(cell);
         ck_assert_int_eq(cell->input_size, I);
         ck_assert_int_eq(cell->hidden_size, H);
@@ -598,8 +598,8 @@ static bool gated_same_values(const tg_tensor *a, const tg_tensor *b)
 
 START_TEST(test_same_seed_gives_the_same_cell)
 {
-    tg_lstm_cell *l1 = tg_lstm_cell_new(3, 5, 9), *l2 = tg_lstm_cell_new(3, 5, 9), *l3 = tg_lstm_cell_new(3, 5, 10);
-    tg_gru_cell *g1 = tg_gru_cell_new(3, 5, 9), *g2 = tg_gru_cell_new(3, 5, 9), *g3 = tg_gru_cell_new(3, 5, 10);
+    tg_lstm_cell *l1 = tg_lstm_cell_new(3, 5, 9, NULL), *l2 = tg_lstm_cell_new(3, 5, 9, NULL), *l3 = tg_lstm_cell_new(3, 5, 10, NULL);
+    tg_gru_cell *g1 = tg_gru_cell_new(3, 5, 9, NULL), *g2 = tg_gru_cell_new(3, 5, 9, NULL), *g3 = tg_gru_cell_new(3, 5, 10, NULL);
     ck_assert(gated_same_values(l1->W_x, l2->W_x) && gated_same_values(l1->W_h, l2->W_h) &&
               gated_same_values(l1->b, l2->b));
     ck_assert(gated_same_values(g1->W_x, g2->W_x) && gated_same_values(g1->W_h, g2->W_h) &&
@@ -618,7 +618,7 @@ END_TEST
 START_TEST(test_forget_bias_setter_changes_only_the_f_rows)
 {
     enum { H = 5 };
-    tg_lstm_cell *cell = tg_lstm_cell_new(2, H, 3);
+    tg_lstm_cell *cell = tg_lstm_cell_new(2, H, 3, NULL);
     float before[4 * H];
     memcpy(before, cell->b->data, sizeof before);
     tg_lstm_cell_set_forget_bias(cell, 1.0f);
@@ -636,7 +636,7 @@ END_TEST
 
 START_TEST(test_cell_new_builds_rnn_lstm_gru_with_all_their_params)
 {
-    tg_cell *rnn = tg_cell_new("rnn", 3, 5, 1), *lstm = tg_cell_new("lstm", 3, 5, 1), *gru = tg_cell_new("gru", 3, 5, 1);
+    tg_cell *rnn = tg_cell_new("rnn", 3, 5, 1, NULL), *lstm = tg_cell_new("lstm", 3, 5, 1, NULL), *gru = tg_cell_new("gru", 3, 5, 1, NULL);
     ck_assert(rnn && lstm && gru);
     tg_cell *cells[] = { rnn, lstm, gru };
     const char *names[] = { "rnn", "lstm", "gru" };
@@ -662,19 +662,34 @@ START_TEST(test_cell_new_builds_rnn_lstm_gru_with_all_their_params)
 }
 END_TEST
 
-START_TEST(test_cell_new_refuses_unknown_names_and_bad_sizes)
+START_TEST(test_cell_new_refuses_unknown_names_and_bad_sizes_saying_why)
 {
     const char *unknown[] = { "transformer", "LSTM", "", "lstm ", "rn" };
-    for (int i = 0; i < 5; i++)
-        ck_assert_msg(tg_cell_new(unknown[i], 3, 4, 1) == NULL, "'%s' gave a cell", unknown[i]);
-    ck_assert_ptr_null(tg_cell_new(NULL, 3, 4, 1));
-    const char *names[] = { "rnn", "lstm", "gru" };
-    for (int i = 0; i < 3; i++) {
-        ck_assert_ptr_null(tg_cell_new(names[i], 0, 4, 1));
-        ck_assert_ptr_null(tg_cell_new(names[i], 3, 0, 1));
-        ck_assert_ptr_null(tg_cell_new(names[i], -3, 4, 1));
-        ck_assert_ptr_null(tg_cell_new(names[i], 3, 1 << 30, 1));
+    tg_error err;
+    char want[128];
+    for (int i = 0; i < 5; i++) {
+        ck_assert_msg(tg_cell_new(unknown[i], 3, 4, 1, &err) == NULL, "'%s' gave a cell",
+                      unknown[i]);
+        snprintf(want, sizeof want, "tg_cell_new: no cell named '%s' (rnn, lstm or gru)",
+                 unknown[i]);
+        ck_assert_str_eq(err.message, want);
     }
+    ck_assert_ptr_null(tg_cell_new(NULL, 3, 4, 1, &err));
+    ck_assert_str_eq(err.message, "tg_cell_new: name is NULL");
+    const char *names[] = { "rnn", "lstm", "gru" };
+    const int bad[4][2] = { { 0, 4 }, { 3, 0 }, { -3, 4 }, { 3, 1 << 30 } };
+    for (int i = 0; i < 3; i++)
+        for (int b = 0; b < 4; b++) {
+            ck_assert_ptr_null(tg_cell_new(names[i], bad[b][0], bad[b][1], 1, &err));
+            snprintf(want, sizeof want, "tg_cell_new: tg_%s_cell_new: bad size: %d inputs, "
+                     "%d hidden units", names[i], bad[b][0], bad[b][1]);
+            ck_assert_msg(strncmp(err.message, want, strlen(want)) == 0,
+                          "message '%s' does not start with '%s'", err.message, want);
+        }
+    tg_cell *cell = tg_cell_new("gru", 3, 4, 1, &err);
+    ck_assert_ptr_nonnull(cell);
+    ck_assert_str_eq(err.message, "");
+    tg_cell_free(cell);
 }
 END_TEST
 
@@ -683,7 +698,7 @@ START_TEST(test_cell_zero_state_is_zero_and_has_c_only_for_lstm)
     const char *names[] = { "rnn", "lstm", "gru" };
     tg_tape *tape = tg_tape_new();
     for (int i = 0; i < 3; i++) {
-        tg_cell *cell = tg_cell_new(names[i], 2, 3, 1);
+        tg_cell *cell = tg_cell_new(names[i], 2, 3, 1, NULL);
         tg_cell_state s = tg_cell_zero_state(tape, cell, 4);
         ck_assert_ptr_nonnull(s.h);
         ck_assert(s.h->rows == 3 && s.h->cols == 4);
@@ -710,10 +725,10 @@ START_TEST(test_cell_step_equals_the_cells_own_forward)
 {
     enum { I = 3, H = 4, B = 2, T = 5 };
     const char *names[] = { "rnn", "lstm", "gru" };
-    tg_cell *cell = tg_cell_new(names[_i], I, H, 11);
+    tg_cell *cell = tg_cell_new(names[_i], I, H, 11, NULL);
     tg_rnn_cell *rnn = _i == 0 ? tg_rnn_cell_new(I, H, 11) : NULL;
-    tg_lstm_cell *lstm = _i == 1 ? tg_lstm_cell_new(I, H, 11) : NULL;
-    tg_gru_cell *gru = _i == 2 ? tg_gru_cell_new(I, H, 11) : NULL;
+    tg_lstm_cell *lstm = _i == 1 ? tg_lstm_cell_new(I, H, 11, NULL) : NULL;
+    tg_gru_cell *gru = _i == 2 ? tg_gru_cell_new(I, H, 11, NULL) : NULL;
     tg_tape *tape = tg_tape_new();
     tg_cell_state via_cell = tg_cell_zero_state(tape, cell, B);
     tg_cell_state direct = via_cell;
@@ -795,7 +810,7 @@ START_TEST(test_user_defined_cell_runs_through_tg_cell_step)
     ck_assert_int_eq(tg_backward(tape, s.h), 0);
     /* dh_2/dW = 3/2 (1 - tanh^2(0.5)) * 0.25 */
     ck_assert_float_eq_tol(cell->params[0]->grad[0], 1.5f * (1 - th * th) * 0.25f, 1e-6f);
-    ck_assert_int_eq(tg_sgd_step(cell->params, cell->n_params, 0.1f), 0);
+    ck_assert_int_eq(tg_sgd_step(cell->params, cell->n_params, 0.1f, NULL), 0);
     ck_assert_float_lt(cell->params[0]->data[0], 2.0f);
     tg_tape_free(tape);
     tg_cell_free(cell);
@@ -817,7 +832,7 @@ static void gated_assert_usable_after_reset(tg_tape *tape)
 {
     tg_tape_reset(tape);
     ck_assert_ptr_null(tg_tape_error(tape));
-    tg_lstm_cell *cell = tg_lstm_cell_new(1, 2, 1);
+    tg_lstm_cell *cell = tg_lstm_cell_new(1, 2, 1, NULL);
     tg_tensor *h, *c, *zero = tg_input(tape, 2, 1, NULL);
     ck_assert_int_eq(tg_lstm_cell_forward(tape, cell, tg_input(tape, 1, 1, (float[]){ 1 }), zero, zero, &h, &c), 0);
     ck_assert_int_eq(tg_backward(tape, tg_mse(tape, h, zero)), 0);
@@ -844,7 +859,7 @@ START_TEST(test_lstm_forward_checks_its_arguments)
         { { 3, 2 }, { 0, 0 }, { 4, 2 }, "tg_lstm_cell_forward: h_prev is NULL" },
         { { 3, 2 }, { 4, 2 }, { 0, 0 }, "tg_lstm_cell_forward: c_prev is NULL" },
     };
-    tg_lstm_cell *cell = tg_lstm_cell_new(3, 4, 1);
+    tg_lstm_cell *cell = tg_lstm_cell_new(3, 4, 1, NULL);
     tg_tape *tape = tg_tape_new();
     tg_tensor sentinel = { 0 }, *h, *c;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -887,7 +902,7 @@ START_TEST(test_gru_forward_checks_its_arguments)
         { { 0, 0 }, { 4, 2 }, "tg_gru_cell_forward: x_t is NULL" },
         { { 3, 2 }, { 0, 0 }, "tg_gru_cell_forward: h_prev is NULL" },
     };
-    tg_gru_cell *cell = tg_gru_cell_new(3, 4, 1);
+    tg_gru_cell *cell = tg_gru_cell_new(3, 4, 1, NULL);
     tg_tape *tape = tg_tape_new();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_ptr_null(tg_gru_cell_forward(tape, cell, gated_arg(tape, bad[i].x), gated_arg(tape, bad[i].h)));
@@ -905,7 +920,7 @@ END_TEST
 
 START_TEST(test_first_error_sticks_through_later_lstm_steps)
 {
-    tg_lstm_cell *cell = tg_lstm_cell_new(3, 4, 1);
+    tg_lstm_cell *cell = tg_lstm_cell_new(3, 4, 1, NULL);
     tg_tape *tape = tg_tape_new();
     tg_tensor *h = tg_input(tape, 4, 2, NULL), *c = tg_input(tape, 4, 2, NULL);
     ck_assert_int_eq(tg_lstm_cell_forward(tape, cell, tg_input(tape, 5, 2, NULL), h, c, &h, &c), -1);
@@ -930,7 +945,7 @@ static tg_cell_state broken_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_c
 START_TEST(test_cell_calls_check_their_arguments)
 {
     tg_tape *tape = tg_tape_new();
-    tg_cell *lstm = tg_cell_new("lstm", 3, 4, 1);
+    tg_cell *lstm = tg_cell_new("lstm", 3, 4, 1, NULL);
     tg_cell_state zero = tg_cell_zero_state(tape, lstm, 2);
     tg_tensor *x = tg_input(tape, 3, 2, NULL);
 
@@ -995,8 +1010,18 @@ START_TEST(test_bad_sizes_give_null_and_frees_take_null)
     const int bad[][2] = { { 0, 4 }, { 3, 0 }, { -1, 4 }, { 3, -4 }, { 3, 1 << 30 }, { 3, 0x7fffffff },
                            { 1 << 30, 1 << 10 } };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_msg(tg_lstm_cell_new(bad[i][0], bad[i][1], 1) == NULL, "lstm %dx%d", bad[i][0], bad[i][1]);
-        ck_assert_msg(tg_gru_cell_new(bad[i][0], bad[i][1], 1) == NULL, "gru %dx%d", bad[i][0], bad[i][1]);
+        char want[96];
+        tg_error err;
+        ck_assert_msg(tg_lstm_cell_new(bad[i][0], bad[i][1], 1, &err) == NULL, "lstm %dx%d",
+                      bad[i][0], bad[i][1]);
+        snprintf(want, sizeof want, "tg_lstm_cell_new: bad size: %d inputs, %d hidden units",
+                 bad[i][0], bad[i][1]);
+        ck_assert_msg(strncmp(err.message, want, strlen(want)) == 0, "'%s'", err.message);
+        ck_assert_msg(tg_gru_cell_new(bad[i][0], bad[i][1], 1, &err) == NULL, "gru %dx%d",
+                      bad[i][0], bad[i][1]);
+        snprintf(want, sizeof want, "tg_gru_cell_new: bad size: %d inputs, %d hidden units",
+                 bad[i][0], bad[i][1]);
+        ck_assert_msg(strncmp(err.message, want, strlen(want)) == 0, "'%s'", err.message);
     }
     tg_lstm_cell_free(NULL);
     tg_gru_cell_free(NULL);
@@ -1008,14 +1033,14 @@ END_TEST
  * "rnn", "lstm" and "gru"; each gives back a cell with 2 inputs and 3 hidden units. */
 enum { N_CONSTRUCTORS = 5 };
 
-static void *gated_construct(int i)
+static void *gated_construct(int i, tg_error *err)
 {
     static const char *const names[] = { "rnn", "lstm", "gru" };
     if (i == 0)
-        return tg_lstm_cell_new(2, 3, 1);
+        return tg_lstm_cell_new(2, 3, 1, err);
     if (i == 1)
-        return tg_gru_cell_new(2, 3, 1);
-    return tg_cell_new(names[i - 2], 2, 3, 1);
+        return tg_gru_cell_new(2, 3, 1, err);
+    return tg_cell_new(names[i - 2], 2, 3, 1, err);
 }
 
 static void gated_destroy(int i, void *cell)
@@ -1028,22 +1053,26 @@ static void gated_destroy(int i, void *cell)
         tg_cell_free(cell);
 }
 
-/* A constructor that runs out of memory at any one of its allocations returns NULL and
- * frees what it had (valgrind and ASan would report the leak). _i picks the constructor. */
-START_TEST(test_out_of_memory_in_a_constructor_gives_null)
+/* A constructor that runs out of memory at any one of its allocations returns NULL, says so,
+ * and frees what it had (valgrind and ASan would report the leak). _i picks the constructor. */
+START_TEST(test_out_of_memory_in_a_constructor_gives_null_and_says_so)
 {
     long before = alloc_count();
-    void *cell = gated_construct(_i);
+    void *cell = gated_construct(_i, NULL);
     long needed = alloc_count() - before;
     ck_assert_ptr_nonnull(cell);
     gated_destroy(_i, cell);
     for (long n = 0; n < needed; n++) {
+        tg_error err = { "" };
         alloc_fail_after(n);
-        cell = gated_construct(_i);
+        cell = gated_construct(_i, &err);
         alloc_fail_after(-1);
         gated_destroy(_i, cell);
         ck_assert_msg(cell == NULL, "constructor %d made a cell with allocation %ld of %ld failing",
                       _i, n + 1, needed);
+        const char *tail = strstr(err.message, ": out of memory");
+        ck_assert_msg(tail && strcmp(tail, ": out of memory") == 0,
+                      "constructor %d, allocation %ld: message '%s'", _i, n + 1, err.message);
     }
 }
 END_TEST
@@ -1073,7 +1102,7 @@ static void gated_task_init(gated_task *task)
 static float gated_train_step(tg_tape *tape, tg_cell *cell, const gated_task *task)
 {
     tg_tape_reset(tape);
-    tg_zero_grad(cell->params, cell->n_params);
+    tg_zero_grad(cell->params, cell->n_params, NULL);
     tg_cell_state s = tg_cell_zero_state(tape, cell, TRAIN_BATCH);
     tg_tensor *loss = NULL;
     for (int t = 0; t < TRAIN_STEPS; t++) {
@@ -1081,7 +1110,7 @@ static float gated_train_step(tg_tape *tape, tg_cell *cell, const gated_task *ta
         tg_tensor *step_loss = tg_mse(tape, s.h, tg_input(tape, TRAIN_HIDDEN, TRAIN_BATCH, task->y[t]));
         loss = loss ? tg_add(tape, loss, step_loss) : step_loss;
     }
-    if (tg_backward(tape, loss) != 0 || tg_sgd_step(cell->params, cell->n_params, 0.05f) != 0)
+    if (tg_backward(tape, loss) != 0 || tg_sgd_step(cell->params, cell->n_params, 0.05f, NULL) != 0)
         return NAN;
     return loss->data[0];
 }
@@ -1092,7 +1121,7 @@ START_TEST(test_training_step_through_tg_cell_makes_no_heap_allocation_once_warm
 {
     gated_task task;
     gated_task_init(&task);
-    tg_cell *cell = tg_cell_new(TRAIN_CELLS[_i], TRAIN_INPUT, TRAIN_HIDDEN, 5);
+    tg_cell *cell = tg_cell_new(TRAIN_CELLS[_i], TRAIN_INPUT, TRAIN_HIDDEN, 5, NULL);
     tg_tape *tape = tg_tape_new();
     int failures = 0;
     for (int i = 0; i < 3; i++)
@@ -1113,7 +1142,7 @@ START_TEST(test_sgd_through_tg_cell_lowers_the_loss)
 {
     gated_task task;
     gated_task_init(&task);
-    tg_cell *cell = tg_cell_new(TRAIN_CELLS[_i], TRAIN_INPUT, TRAIN_HIDDEN, 5);
+    tg_cell *cell = tg_cell_new(TRAIN_CELLS[_i], TRAIN_INPUT, TRAIN_HIDDEN, 5, NULL);
     tg_tape *tape = tg_tape_new();
     float first = gated_train_step(tape, cell, &task), last = first;
     for (int i = 0; i < 100; i++)
@@ -1157,7 +1186,7 @@ Suite *gated_suite(void)
 
     TCase *cell = tcase_create("tg_cell");
     tcase_add_test(cell, test_cell_new_builds_rnn_lstm_gru_with_all_their_params);
-    tcase_add_test(cell, test_cell_new_refuses_unknown_names_and_bad_sizes);
+    tcase_add_test(cell, test_cell_new_refuses_unknown_names_and_bad_sizes_saying_why);
     tcase_add_test(cell, test_cell_zero_state_is_zero_and_has_c_only_for_lstm);
     tcase_add_loop_test(cell, test_cell_step_equals_the_cells_own_forward, 0, 3);
     tcase_add_test(cell, test_user_defined_cell_runs_through_tg_cell_step);
@@ -1169,7 +1198,8 @@ Suite *gated_suite(void)
     tcase_add_test(errors, test_first_error_sticks_through_later_lstm_steps);
     tcase_add_test(errors, test_cell_calls_check_their_arguments);
     tcase_add_test(errors, test_bad_sizes_give_null_and_frees_take_null);
-    tcase_add_loop_test(errors, test_out_of_memory_in_a_constructor_gives_null, 0, N_CONSTRUCTORS);
+    tcase_add_loop_test(errors, test_out_of_memory_in_a_constructor_gives_null_and_says_so, 0,
+                        N_CONSTRUCTORS);
     suite_add_tcase(s, errors);
 
     TCase *train = tcase_create("training");

@@ -182,7 +182,7 @@ END_TEST
 START_TEST(test_lstm_cell_round_trips_bit_exact)
 {
     tg_rng rng = tg_rng_new(3);
-    tg_lstm_cell *a = tg_lstm_cell_new(3, 6, 1), *b = tg_lstm_cell_new(3, 6, 2);
+    tg_lstm_cell *a = tg_lstm_cell_new(3, 6, 1, NULL), *b = tg_lstm_cell_new(3, 6, 2, NULL);
     fill_values(a->W_x, &rng);
     fill_values(a->W_h, &rng);
     fill_values(a->b, &rng);
@@ -201,7 +201,7 @@ END_TEST
 START_TEST(test_gru_cell_round_trips_bit_exact)
 {
     tg_rng rng = tg_rng_new(4);
-    tg_gru_cell *a = tg_gru_cell_new(4, 5, 1), *b = tg_gru_cell_new(4, 5, 2);
+    tg_gru_cell *a = tg_gru_cell_new(4, 5, 1, NULL), *b = tg_gru_cell_new(4, 5, 2, NULL);
     fill_values(a->W_x, &rng);
     fill_values(a->W_h, &rng);
     fill_values(a->b_x, &rng);
@@ -225,7 +225,7 @@ START_TEST(test_tg_cell_round_trips_every_kind_and_refuses_other_cells)
     char path[PATH_SIZE];
     tg_error err;
     for (int k = 0; k < 3; k++) {
-        tg_cell *a = tg_cell_new(kinds[k], 3, 4, 10), *b = tg_cell_new(kinds[k], 3, 4, 20);
+        tg_cell *a = tg_cell_new(kinds[k], 3, 4, 10, NULL), *b = tg_cell_new(kinds[k], 3, 4, 20, NULL);
         tg_rng rng = tg_rng_new(5);
         for (int i = 0; i < a->n_params; i++)
             fill_values(a->params[i], &rng);
@@ -236,7 +236,7 @@ START_TEST(test_tg_cell_round_trips_every_kind_and_refuses_other_cells)
         tg_cell_free(a);
         tg_cell_free(b);
     }
-    tg_cell *lstm = tg_cell_new("lstm", 3, 4, 1);
+    tg_cell *lstm = tg_cell_new("lstm", 3, 4, 1, NULL);
     snapshot s = take_snapshot(lstm->params, lstm->n_params);
     ck_assert_int_eq(tg_cell_load(lstm, scratch_path(path, "gru"), &err), -1);   /* a GRU's file */
     char want[PATH_SIZE + 96];
@@ -297,7 +297,7 @@ static bool tensor_offsets(const char *header, const char *name, unsigned long l
 
 START_TEST(test_saved_file_follows_the_safetensors_layout)
 {
-    tg_lstm_cell *cell = tg_lstm_cell_new(2, 3, 7);   /* weights 12x2 and 12x3, biases 12 */
+    tg_lstm_cell *cell = tg_lstm_cell_new(2, 3, 7, NULL);   /* weights 12x2 and 12x3, biases 12 */
     char path[PATH_SIZE];
     tg_error err;
     ck_assert_int_eq(tg_lstm_cell_save(cell, scratch_path(path, "lstm.safetensors"), &err), 0);
@@ -883,9 +883,9 @@ START_TEST(test_null_and_bad_arguments_fail_without_crashing)
     scratch_path(path, "x.safetensors");
     tg_error err;
     tg_rnn_cell *rnn = tg_rnn_cell_new(2, 3, 1);
-    tg_lstm_cell *lstm = tg_lstm_cell_new(2, 3, 1);
-    tg_gru_cell *gru = tg_gru_cell_new(2, 3, 1);
-    tg_cell *cell = tg_cell_new("gru", 2, 3, 1);
+    tg_lstm_cell *lstm = tg_lstm_cell_new(2, 3, 1, NULL);
+    tg_gru_cell *gru = tg_gru_cell_new(2, 3, 1, NULL);
+    tg_cell *cell = tg_cell_new("gru", 2, 3, 1, NULL);
 
     ck_assert_int_eq(tg_rnn_cell_save(NULL, path, &err), -1);
     ck_assert_str_eq(err.message + strlen(path), ": cell is NULL");
@@ -1032,7 +1032,7 @@ START_TEST(test_failed_rename_leaves_no_temporary_file)
 {
     char path[PATH_SIZE];
     ck_assert_int_eq(mkdir(scratch_path(path, "taken"), 0700), 0);
-    tg_gru_cell *cell = tg_gru_cell_new(2, 3, 1);
+    tg_gru_cell *cell = tg_gru_cell_new(2, 3, 1, NULL);
     tg_error err;
     ck_assert_int_eq(tg_gru_cell_save(cell, path, &err), -1);
     scratch_dir_assert_refused_rename(path, err.message);
@@ -1044,7 +1044,7 @@ START_TEST(test_saving_again_replaces_the_whole_file_and_clears_the_error)
 {
     char path[PATH_SIZE];
     scratch_path(path, "cell.safetensors");
-    tg_lstm_cell *big = tg_lstm_cell_new(5, 8, 1);
+    tg_lstm_cell *big = tg_lstm_cell_new(5, 8, 1, NULL);
     tg_rnn_cell *small = tg_rnn_cell_new(2, 3, 2), *loaded = tg_rnn_cell_new(2, 3, 3);
     tg_error err = { "left over" };
     ck_assert_int_eq(tg_lstm_cell_save(big, path, &err), 0);
@@ -1097,7 +1097,7 @@ static void assert_pytorch_checkpoint_matches(const char *kind)
     const int I = c->input, H = c->hidden, B = c->batch, T = c->steps;
     const bool lstm = strcmp(kind, "lstm") == 0;
 
-    tg_cell *cell = tg_cell_new(kind, I, H, 12345);
+    tg_cell *cell = tg_cell_new(kind, I, H, 12345, NULL);
     tg_error err;
     snprintf(path, sizeof path, FIXTURES "%s_cell.safetensors", kind);
     ck_assert_msg(tg_cell_load(cell, path, &err) == 0, "%s", err.message);
@@ -1247,7 +1247,7 @@ static void assert_cell_holds_the_file(const unsigned char *bytes, size_t n, tg_
 START_TEST(test_thousands_of_corrupted_files_fail_cleanly_or_load_what_they_hold)
 {
     char path[PATH_SIZE], lstm_path[PATH_SIZE];
-    tg_lstm_cell *lstm = tg_lstm_cell_new(3, 4, 1);
+    tg_lstm_cell *lstm = tg_lstm_cell_new(3, 4, 1, NULL);
     tg_rnn_cell *rnn = tg_rnn_cell_new(3, 4, 1);
     tg_error err;
     ck_assert_int_eq(tg_lstm_cell_save(lstm, scratch_path(lstm_path, "lstm.safetensors"), &err), 0);

@@ -3,7 +3,9 @@
  * and a short adding-problem run that beats the 1/6 baseline. */
 #include <check.h>
 #include <math.h>
+#include <string.h>
 
+#include "alloc_count.h"
 #include "gradcheck.h"
 
 START_TEST(test_clip_grad_norm_rescales_to_exactly_max_norm)
@@ -60,13 +62,18 @@ START_TEST(test_clip_grad_value_clamps_each_value_and_keeps_nan)
     const float before[5] = { -9.0f, -5.0f, 0.5f, 7.0f, NAN };
     for (int k = 0; k < 5; k++)
         p->grad[k] = before[k];
-    ck_assert_int_eq(tg_clip_grad_value(&p, 1, 5.0f), 2);
+    tg_error err = { "stale" };
+    ck_assert_int_eq(tg_clip_grad_value(&p, 1, 5.0f, &err), 2);
+    ck_assert_str_eq(err.message, "");
     ck_assert_float_eq(p->grad[0], -5.0f);
     ck_assert_float_eq(p->grad[1], -5.0f);
     ck_assert_float_eq(p->grad[2], 0.5f);
     ck_assert_float_eq(p->grad[3], 5.0f);
     ck_assert(isnan(p->grad[4]));
-    ck_assert_int_eq(tg_clip_grad_value(&p, 1, -1.0f), -1);
+    p->grad[2] = 9.0f;
+    ck_assert_int_eq(tg_clip_grad_value(&p, 1, -1.0f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_clip_grad_value: limit is -1; it must be > 0");
+    ck_assert_float_eq(p->grad[2], 9.0f);   /* refused: nothing clipped */
     tg_param_free(p);
 }
 END_TEST
@@ -92,7 +99,7 @@ START_TEST(test_orthogonal_init_gives_orthonormal_rows_or_columns_times_gain)
     for (int s = 0; s < 3; s++) {
         int rows = shapes[s][0], cols = shapes[s][1];
         tg_tensor *t = tg_param_new(rows, cols);
-        ck_assert_int_eq(tg_init_orthogonal(t, 1.5f, &rng), 0);
+        ck_assert_int_eq(tg_init_orthogonal(t, 1.5f, &rng, NULL), 0);
         int n = rows >= cols ? cols : rows, len = rows >= cols ? rows : cols;
         for (int a = 0; a < n; a++)
             for (int b = 0; b < n; b++) {
@@ -104,7 +111,54 @@ START_TEST(test_orthogonal_init_gives_orthonormal_rows_or_columns_times_gain)
             }
         tg_param_free(t);
     }
-    ck_assert_int_eq(tg_init_orthogonal(NULL, 1.0f, &rng), -1);
+}
+END_TEST
+
+/* The refused init `call` must return -1 with `want` as the message and leave t as it was
+ * (every value 7). */
+#define CHECK_INIT_REFUSED(call, want)                                                        \
+    do {                                                                                     \
+        tg_error err_ = { "" };                                                              \
+        ck_assert_int_eq(call, -1);                                                          \
+        ck_assert_str_eq(err_.message, want);                                                \
+        for (int k_ = 0; k_ < 6; k_++)                                                       \
+            ck_assert_float_eq(t->data[k_], 7.0f);                                           \
+    } while (0)
+
+START_TEST(test_init_refuses_bad_arguments_saying_why_and_changes_nothing)
+{
+    tg_tensor *t = tg_param_new(2, 3), no_data = { .rows = 1, .cols = 1 };
+    for (int k = 0; k < 6; k++)
+        t->data[k] = 7.0f;
+    tg_rng rng = tg_rng_new(5);
+    CHECK_INIT_REFUSED(tg_init_uniform(NULL, 0, 1, &rng, &err_), "tg_init_uniform: t is NULL");
+    CHECK_INIT_REFUSED(tg_init_uniform(&no_data, 0, 1, &rng, &err_),
+                       "tg_init_uniform: t has no data");
+    CHECK_INIT_REFUSED(tg_init_uniform(t, 0, 1, NULL, &err_), "tg_init_uniform: rng is NULL");
+    CHECK_INIT_REFUSED(tg_init_uniform(t, 1, -1, &rng, &err_),
+                       "tg_init_uniform: [1, -1] is not a range (finite, lo <= hi)");
+    CHECK_INIT_REFUSED(tg_init_uniform(t, NAN, 1, &rng, &err_),
+                       "tg_init_uniform: [nan, 1] is not a range (finite, lo <= hi)");
+    CHECK_INIT_REFUSED(tg_init_normal(t, 0, 1, NULL, &err_), "tg_init_normal: rng is NULL");
+    CHECK_INIT_REFUSED(tg_init_normal(t, 0, -2, &rng, &err_),
+                       "tg_init_normal: N(0, -2^2) is not a distribution (finite, std >= 0)");
+    CHECK_INIT_REFUSED(tg_init_normal(t, INFINITY, 1, &rng, &err_),
+                       "tg_init_normal: N(inf, 1^2) is not a distribution (finite, std >= 0)");
+    CHECK_INIT_REFUSED(tg_init_orthogonal(NULL, 1, &rng, &err_), "tg_init_orthogonal: t is NULL");
+    CHECK_INIT_REFUSED(tg_init_orthogonal(t, NAN, &rng, &err_),
+                       "tg_init_orthogonal: gain is nan; it must be finite");
+    tg_error err = { "" };
+    alloc_fail_after(0);   /* no Check asserts until it is undone: they allocate */
+    int status = tg_init_orthogonal(t, 1, &rng, &err);
+    alloc_fail_after(-1);
+    ck_assert_int_eq(status, -1);
+    ck_assert_str_eq(err.message, "tg_init_orthogonal: out of memory for a 3x2 matrix of doubles");
+    ck_assert_float_eq(t->data[0], 7.0f);
+    err = (tg_error){ "stale" };
+    ck_assert_int_eq(tg_init_normal(t, 0, 1, &rng, &err), 0);
+    ck_assert_str_eq(err.message, "");
+    ck_assert_float_ne(t->data[0], 7.0f);
+    tg_param_free(t);
 }
 END_TEST
 
@@ -113,7 +167,7 @@ START_TEST(test_adding_problem_has_one_marker_per_half_and_sums_the_marked_value
     enum { STEPS = 9, BATCH = 50 };
     float x[STEPS * 2 * BATCH], y[BATCH];
     tg_rng rng = tg_rng_new(4);
-    ck_assert_int_eq(tg_task_adding(&rng, STEPS, BATCH, x, y), 0);
+    ck_assert_int_eq(tg_task_adding(&rng, STEPS, BATCH, x, y, NULL), 0);
     for (int b = 0; b < BATCH; b++) {
         int first_half = 0, second_half = 0;
         float sum = 0.0f;
@@ -131,8 +185,39 @@ START_TEST(test_adding_problem_has_one_marker_per_half_and_sums_the_marked_value
         ck_assert_int_eq(second_half, 1);
         ck_assert_float_eq_tol(y[b], sum, 1e-6f);
     }
-    ck_assert_int_eq(tg_task_adding(&rng, 1, BATCH, x, y), -1);
-    ck_assert_int_eq(tg_task_adding(NULL, STEPS, BATCH, x, y), -1);
+}
+END_TEST
+
+START_TEST(test_adding_problem_refuses_bad_arguments_saying_why_and_writes_nothing)
+{
+    enum { STEPS = 4, BATCH = 3 };
+    float x[STEPS * 2 * BATCH], y[BATCH];
+    for (int k = 0; k < STEPS * 2 * BATCH; k++)
+        x[k] = -1.0f;
+    for (int b = 0; b < BATCH; b++)
+        y[b] = -1.0f;
+    tg_rng rng = tg_rng_new(4);
+    const struct { tg_rng *rng; int steps, batch; float *x, *y; const char *want; } bad[] = {
+        { NULL, STEPS, BATCH, x, y, "tg_task_adding: rng is NULL" },
+        { &rng, STEPS, BATCH, NULL, y, "tg_task_adding: x is NULL" },
+        { &rng, STEPS, BATCH, x, NULL, "tg_task_adding: y is NULL" },
+        { &rng, 1, BATCH, x, y,
+          "tg_task_adding: steps is 1; it must be >= 2 (a marker in each half)" },
+        { &rng, STEPS, 0, x, y, "tg_task_adding: batch is 0; it must be >= 1" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tg_error err = { "" };
+        ck_assert_int_eq(tg_task_adding(bad[i].rng, bad[i].steps, bad[i].batch, bad[i].x, bad[i].y,
+                                        &err), -1);
+        ck_assert_str_eq(err.message, bad[i].want);
+        for (int k = 0; k < STEPS * 2 * BATCH; k++)
+            ck_assert_float_eq(x[k], -1.0f);
+        for (int b = 0; b < BATCH; b++)
+            ck_assert_float_eq(y[b], -1.0f);
+    }
+    tg_error err = { "stale" };
+    ck_assert_int_eq(tg_task_adding(&rng, STEPS, BATCH, x, y, &err), 0);
+    ck_assert_str_eq(err.message, "");
 }
 END_TEST
 
@@ -146,7 +231,7 @@ static void gradient_ratios(float rho, int use_tanh, float input_scale, double r
 {
     tg_rnn_cell *cell = tg_rnn_cell_new(3, HIDDEN, 1);
     tg_rng rng = tg_rng_new(2);
-    tg_init_orthogonal(cell->W_h, rho, &rng);
+    tg_init_orthogonal(cell->W_h, rho, &rng, NULL);
     tg_tape *tape = tg_tape_new();
     tg_tensor *h[T + 1];
     h[0] = tg_input(tape, HIDDEN, 1, NULL);
@@ -159,7 +244,7 @@ static void gradient_ratios(float rho, int use_tanh, float input_scale, double r
         h[t] = use_tanh ? tg_tanh(tape, pre) : pre;
     }
     tg_tensor *w = tg_input(tape, HIDDEN, 1, NULL);
-    tg_init_uniform(w, -1.0f, 1.0f, &rng);
+    tg_init_uniform(w, -1.0f, 1.0f, &rng, NULL);
     ck_assert_int_eq(tg_backward(tape, tg_sum(tape, tg_mul(tape, w, h[T]))), 0);
     for (int k = 0; k < T; k++)
         ratio[k] = tg_grad_norm(h[T - k]) / tg_grad_norm(h[T]);
@@ -205,9 +290,9 @@ enum { ADD_STEPS = 10, ADD_HIDDEN = 32, ADD_BATCH = 32, ADD_TRAIN = 4000 };
 static float adding_batch(tg_tape *tape, tg_rnn_cell *cell, tg_tensor **params, tg_rng *rng, float lr)
 {
     float x[ADD_STEPS * 2 * ADD_BATCH], y[ADD_BATCH];
-    tg_task_adding(rng, ADD_STEPS, ADD_BATCH, x, y);
+    tg_task_adding(rng, ADD_STEPS, ADD_BATCH, x, y, NULL);
     tg_tape_reset(tape);
-    tg_zero_grad(params, 5);
+    tg_zero_grad(params, 5, NULL);
     tg_tensor *h = tg_input(tape, ADD_HIDDEN, ADD_BATCH, NULL);
     for (int t = 0; t < ADD_STEPS; t++)
         h = tg_rnn_cell_forward(tape, cell, tg_input(tape, 2, ADD_BATCH, x + t * 2 * ADD_BATCH), h);
@@ -215,7 +300,7 @@ static float adding_batch(tg_tape *tape, tg_rnn_cell *cell, tg_tensor **params, 
     tg_tensor *loss = tg_mse(tape, pred, tg_input(tape, 1, ADD_BATCH, y));
     if (lr > 0.0f && tg_backward(tape, loss) == 0) {
         tg_clip_grad_norm(params, 5, 1.0f);
-        tg_sgd_step(params, 5, lr);
+        tg_sgd_step(params, 5, lr, NULL);
     }
     return loss ? loss->data[0] : NAN;
 }
@@ -251,7 +336,9 @@ Suite *lab_suite(void)
     tcase_add_test(tools, test_clip_grad_value_clamps_each_value_and_keeps_nan);
     tcase_add_test(tools, test_grad_norm_is_the_l2_norm_of_the_grad);
     tcase_add_test(tools, test_orthogonal_init_gives_orthonormal_rows_or_columns_times_gain);
+    tcase_add_test(tools, test_init_refuses_bad_arguments_saying_why_and_changes_nothing);
     tcase_add_test(tools, test_adding_problem_has_one_marker_per_half_and_sums_the_marked_values);
+    tcase_add_test(tools, test_adding_problem_refuses_bad_arguments_saying_why_and_writes_nothing);
     suite_add_tcase(s, tools);
     TCase *bound = tcase_create("rho^k bound");
     int n_rhos = (int)(sizeof RHOS / sizeof RHOS[0]);

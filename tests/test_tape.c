@@ -3,6 +3,7 @@
  * constants (leaves without a grad) that every op skips. */
 #include <check.h>
 #include <math.h>
+#include <string.h>
 
 #include "alloc_count.h"
 #include "gradcheck.h"
@@ -35,7 +36,7 @@ static void model_init(model *m)
 static int train_step(tg_tape *tape, model *m)
 {
     tg_tape_reset(tape);
-    tg_zero_grad(m->params, 3);
+    tg_zero_grad(m->params, 3, NULL);
     tg_tensor *h = tg_input(tape, HIDDEN, BATCH, NULL);
     tg_tensor *loss = NULL;
     for (int t = 0; t < STEPS; t++) {
@@ -45,7 +46,7 @@ static int train_step(tg_tape *tape, model *m)
     }
     if (tg_backward(tape, loss) != 0)
         return -1;
-    return tg_sgd_step(m->params, 3, 0.05f);
+    return tg_sgd_step(m->params, 3, 0.05f, NULL);
 }
 
 START_TEST(test_reset_reuses_the_same_memory)
@@ -196,7 +197,7 @@ static tg_tensor *rnn_gradients(tg_tape *tape, model *m,
                                 tg_tensor *(*leaf)(tg_tape *, int, int, const float *))
 {
     tg_tape_reset(tape);
-    tg_zero_grad(m->params, 3);
+    tg_zero_grad(m->params, 3, NULL);
     tg_tensor *h = leaf(tape, HIDDEN, BATCH, NULL), *first_x = NULL, *loss = NULL;
     for (int t = 0; t < STEPS; t++) {
         tg_tensor *x = leaf(tape, INPUT, BATCH, m->x[t]);
@@ -258,7 +259,7 @@ static tg_tensor *mixed_grad(tg_tape *tape, int op, tg_tensor *w,
     static const float values[6] = { 0.5f, -1.0f, 2.0f, 0.25f, -0.75f, 1.5f };
     int rows = op == MIX_MATMUL_RIGHT ? 2 : 3, cols = op == MIX_ADD_COLUMN ? 1 : op == MIX_MATMUL_RIGHT ? 3 : 2;
     tg_tape_reset(tape);
-    tg_zero_grad(&w, 1);
+    tg_zero_grad(&w, 1, NULL);
     tg_tensor *c = leaf(tape, rows, cols, values);
     tg_tensor *y = mixed_op(tape, op, w, c);
     tg_tensor *loss = tg_sum(tape, tg_mul(tape, y, y));
@@ -297,7 +298,7 @@ static tg_tensor *matmul_add_grads(tg_tape *tape, tg_tensor *p[3], int constant_
     tg_tape_reset(tape);
     tg_tensor *in[3] = { p[0], p[1], p[2] };
     in[constant_at] = leaf(tape, p[constant_at]->rows, p[constant_at]->cols, values);
-    tg_zero_grad(p, 3);
+    tg_zero_grad(p, 3, NULL);
     tg_tensor *y = tg_matmul_add(tape, in[0], in[1], in[2]);
     tg_tensor *loss = tg_sum(tape, tg_mul(tape, y, y));
     ck_assert_msg(tg_backward(tape, loss) == 0, "%s", tg_tape_error(tape));
@@ -357,12 +358,19 @@ START_TEST(test_parameter_calls_refuse_a_tensor_without_grad)
     tg_tensor *w = tg_param_new(1, 2), *c = tg_constant(tape, 1, 2, (float[]){ 1, 2 });
     w->grad[0] = 3.0f;
     tg_tensor *both[2] = { w, c };
-    ck_assert_int_eq(tg_sgd_step(both, 2, 0.1f), -1);
+    const char *why = "params[1] has no grad (a tg_constant has no grad)";
+    tg_error err;
+    ck_assert_int_eq(tg_sgd_step(both, 2, 0.1f, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, why));
     ck_assert_float_eq(w->data[0], 0.0f);
-    tg_zero_grad(both, 2);
+    ck_assert_int_eq(tg_zero_grad(both, 2, &err), -1);
+    ck_assert_str_eq(err.message,
+                     "tg_zero_grad: params[1] has no grad (a tg_constant has no grad)");
     ck_assert_float_eq(w->grad[0], 3.0f);
     ck_assert_float_eq(tg_clip_grad_norm(both, 2, 1.0f), -1.0f);
-    ck_assert_int_eq(tg_clip_grad_value(both, 2, 1.0f), -1);
+    ck_assert_int_eq(tg_clip_grad_value(both, 2, 1.0f, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, why));
+    ck_assert_float_eq(w->grad[0], 3.0f);
     ck_assert_float_eq(tg_grad_norm(c), 0.0f);
     tg_tape_free(tape);
     tg_param_free(w);

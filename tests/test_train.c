@@ -26,7 +26,7 @@ static float train_step(tg_tape *tape, tg_rnn_cell *cell, tg_tensor **params, tg
     float x[STEPS + 1][BATCH];
     make_batch(rng, x);
     tg_tape_reset(tape);
-    tg_zero_grad(params, 5);
+    tg_zero_grad(params, 5, NULL);
     tg_tensor *h = tg_input(tape, HIDDEN, BATCH, NULL), *loss = NULL;
     for (int t = 0; t < STEPS; t++) {
         h = tg_rnn_cell_forward(tape, cell, tg_input(tape, 1, BATCH, x[t]), h);
@@ -36,7 +36,7 @@ static float train_step(tg_tape *tape, tg_rnn_cell *cell, tg_tensor **params, tg
     }
     loss = tg_scale(tape, loss, 1.0f / STEPS);
     ck_assert_int_eq(tg_backward(tape, loss), 0);
-    ck_assert_int_eq(tg_sgd_step(params, 5, 0.1f), 0);
+    ck_assert_int_eq(tg_sgd_step(params, 5, 0.1f, NULL), 0);
     return loss->data[0];
 }
 

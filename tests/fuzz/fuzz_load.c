@@ -55,8 +55,8 @@ static void set_up(void)
         abort();
     close(fd);
     rnn = tg_rnn_cell_new(INPUT, HIDDEN, 1);
-    lstm = tg_lstm_cell_new(INPUT, HIDDEN, 2);
-    gru = tg_gru_cell_new(INPUT, HIDDEN, 3);
+    lstm = tg_lstm_cell_new(INPUT, HIDDEN, 2, NULL);
+    gru = tg_gru_cell_new(INPUT, HIDDEN, 3, NULL);
     readout = tg_param_new(4 * HIDDEN, INPUT);   /* an LSTM's weight_ih */
     bias = tg_param_new(3 * HIDDEN, 1);          /* a GRU's bias_hh */
     if (!rnn || !lstm || !gru || !readout || !bias)

@@ -116,13 +116,13 @@ static bool model_new(model *m, const reference *ref, const fixture_case *c)
 {
     *m = (model){ 0 };
     if (ref->kind->has_c) {
-        m->lstm = tg_lstm_cell_new(c->input, c->hidden, 0);
+        m->lstm = tg_lstm_cell_new(c->input, c->hidden, 0, NULL);
         if (!m->lstm)
             return false;
         tg_tensor *params[] = { m->lstm->W_x, m->lstm->W_h, m->lstm->b };
         memcpy(m->params, params, sizeof params);
     } else {
-        m->gru = tg_gru_cell_new(c->input, c->hidden, 0);
+        m->gru = tg_gru_cell_new(c->input, c->hidden, 0, NULL);
         if (!m->gru)
             return false;
         tg_tensor *params[] = { m->gru->W_x, m->gru->W_h, m->gru->b_x, m->gru->b_h };
