@@ -1,11 +1,11 @@
-/* kernels.c: the plain loops behind the ops. The three matrix products go through one
- * cache-blocked routine: blocks of the operands are copied ("packed") into small contiguous
- * panels, so a transposed operand costs little extra, and a register-tiled micro-kernel
- * multiplies the panels; operands whose rows are short enough (a batch of up to 64
- * columns) are read where they lie instead. On x86-64 CPUs with AVX2 and FMA the
- * micro-kernel, the transposes and tanh/sigmoid use them (chosen at run time); everywhere
- * else plain C runs. Tiny products, and thin ones (a few columns, or a short k), skip the
- * packing and use direct loops. */
+/* kernels_fast.c: the kernels the ops call, computing what kernels_ref.c defines, faster.
+ * The three matrix products go through one cache-blocked routine: blocks of the operands are
+ * copied ("packed") into small contiguous panels, so a transposed operand costs little
+ * extra, and a register-tiled micro-kernel multiplies the panels; operands whose rows are
+ * short enough (a batch of up to 64 columns) are read where they lie instead. On x86-64 CPUs
+ * with AVX2 and FMA the micro-kernel, the transposes and tanh/sigmoid use them (chosen at run
+ * time); everywhere else plain C runs. Tiny products, and thin ones (a few columns, or a
+ * short k), skip the packing and use direct loops. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
