@@ -7,15 +7,29 @@
 #   make install PREFIX=/usr/local [DESTDIR=]   header, library and tapegrad.pc
 #   make valgrind   the tests under valgrind   make clean      remove build/
 #   make fuzz       the checkpoint loader under libFuzzer for FUZZ_SECONDS (clang)
+#   KERNELS=ref     with any of these: the library on the reference kernels alone
+#                   (src/kernels_ref.c, no src/kernels_fast.c), built under build/ref
 CC      ?= cc
 CFLAGS  ?= -O3 -g
 WARN    := -std=c11 -Wall -Wextra -Wpedantic
 CPPFLAGS := -Iinclude
 LDLIBS  := -lm -pthread
 
+# KERNELS=fast (the default): the ops call src/kernels_fast.c, and the reference kernels are
+# in the library too, for the tests to compare against. KERNELS=ref: the reference kernels
+# alone, in a build directory of their own so that the two kinds of objects never mix.
+KERNELS ?= fast
+ifeq ($(KERNELS),fast)
 BUILD    := build
-LIB      := $(BUILD)/libtapegrad.a
 SRC      := $(wildcard src/*.c)
+else ifeq ($(KERNELS),ref)
+BUILD    := build/ref
+SRC      := $(filter-out src/kernels_fast.c,$(wildcard src/*.c))
+CPPFLAGS += -DTG_KERNELS_REF
+else
+$(error KERNELS must be fast or ref, not $(KERNELS))
+endif
+LIB      := $(BUILD)/libtapegrad.a
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 TEST_SRC := $(wildcard tests/*.c)

@@ -10,8 +10,9 @@
  * operands reused at every time step (all in cache), the whole training step as bench times
  * it (through the public API), and a loop of independent FMAs that touches no memory.
  *
- * It includes src/kernels.h, private to the library: a measuring tool, not an example of the
- * API (bench.c is that). */
+ * It includes src/kernels.h, private to the library, and calls the fast kernels
+ * (src/kernels_fast.c) that the ops call: a measuring tool, not an example of the API (bench.c
+ * is that). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>

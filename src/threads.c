@@ -1,6 +1,6 @@
 /* threads.c: the worker pool behind tg_set_threads. Between jobs a worker first spins for a
- * while (a training step hands out a job every few hundred microseconds, and waking a
- * sleeping thread costs tens of them), then sleeps on a condition variable until
+ * while (waking a sleeping thread costs a good share of the time between two of a training
+ * step's products: docs/performance.md, Threads), then sleeps on a condition variable until
  * tg_parallel_for hands out a job. Nothing is allocated per job, so a training step stays
  * allocation-free with threads on. */
 #include <pthread.h>
@@ -12,7 +12,8 @@
 #include "threads.h"
 
 #define MAX_THREADS 64
-/* How many times a waiting thread looks before it sleeps: about a millisecond of pauses. */
+/* How many times a waiting thread looks, with a pause between looks, before it sleeps: long
+ * enough to span the gap between a step's products (docs/performance.md, Threads). */
 #define SPIN_LOOKS 50000
 
 static struct {

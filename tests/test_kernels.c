@@ -1,13 +1,18 @@
-/* test_kernels.c: tanh and sigmoid against libm in double; the transpose, value for value;
- * the three matrix products against a double-precision reference, at sizes that are not
- * multiples of the tiles (1, 7, 33, ...) and narrow ones whose operands are read where they
- * lie (32, 48, 64 wide, and 40: two panels in place and one packed), through both the SIMD
- * micro-kernel (where the CPU has one) and the plain C one, on one thread and split over
- * several; and the thread pool, restarted. */
+/* test_kernels.c: every fast kernel (src/kernels_fast.c) against its reference
+ * (src/kernels_ref.c), within a tolerance that follows from float rounding and that is shown
+ * to catch one wrong element: the products at sizes that take every path of the fast code,
+ * through the SIMD micro-kernel (where the CPU has one) and the plain C one, on one thread
+ * and on two; tanh and sigmoid over a dense sweep; the transpose, value for value; axpy and
+ * the sums. Then the reference products on a worked example, tanh and sigmoid against libm
+ * in double and at their edge values, and the thread pool, restarted. In a KERNELS=ref build
+ * tg_kernel_* are the reference kernels, so the comparisons hold trivially there and the
+ * other tests check the reference kernels the ops then call. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -15,121 +20,372 @@
 #include "kernels.h"
 #include "threads.h"
 
-enum { NN, NT, TN, NN_OVERWRITE };
+/* ---- the comparison ------------------------------------------------------------------------
+ * A float sum of t terms, added in any order (with or without FMA, the rounding of each
+ * product included), is within about t * FLT_EPSILON / 2 times the sum of the terms'
+ * magnitudes of the exact sum, so the fast and the reference result are within
+ * t * FLT_EPSILON times it of each other. For a product C[i][j] += sum over p of
+ * A[i][p] B[p][j], t = k + 1 and the magnitude is |C[i][j]| + sum over p of |A[i][p]| |B[p][j]|.
+ * Each test below names its t and magnitude. */
 
-/* C = A B, A B^T or A^T B in double, as tg_kernel_* define them; A and B as stored. */
-static void reference(int kind, int m, int n, int k, const float *A, const float *B, double *C)
+/* Whether got is within terms * FLT_EPSILON * scale of want; NaN matches only NaN. */
+static bool close_enough(double got, double want, double scale, double terms)
 {
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            double sum = 0.0;
-            for (int p = 0; p < k; p++) {
-                double a = kind == TN ? A[(long)p * m + i] : A[(long)i * k + p];
-                double b = kind == NT ? B[(long)j * k + p] : B[(long)p * n + j];
-                sum += a * b;
-            }
-            C[(long)i * n + j] = sum;
-        }
+    if (isnan(got) || isnan(want))
+        return isnan(got) && isnan(want);
+    return fabs(got - want) <= terms * FLT_EPSILON * scale;
 }
 
-static void random_fill(float *x, long n, uint64_t seed)
+/* The first i at which got[i] is not close enough to want[i], or -1 when none is. */
+static long first_mismatch(long n, const float *got, const float *want, const float *scale, double terms)
 {
+    for (long i = 0; i < n; i++)
+        if (!close_enough(got[i], want[i], scale[i], terms))
+            return i;
+    return -1;
+}
+
+static float *random_floats(long n, uint64_t seed)
+{
+    float *x = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     tg_rng rng = tg_rng_new(seed);
     for (long i = 0; i < n; i++)
         x[i] = 2.0f * tg_rng_uniform(&rng) - 1.0f;
+    return x;
 }
 
-/* Worst |ours - reference| / sqrt(k) over C, where C starts at 1 (so accumulation counts);
- * for NN_OVERWRITE C starts as NaN, which must not leak into the result. */
-static double product_error(int kind, int m, int n, int k)
+static float *absolute(long n, const float *x)
 {
-    float *A = malloc(sizeof(float) * (size_t)m * k), *B = malloc(sizeof(float) * (size_t)k * n);
-    float *C = malloc(sizeof(float) * (size_t)m * n);
-    double *want = malloc(sizeof(double) * (size_t)m * n);
-    random_fill(A, (long)m * k, 1);
-    random_fill(B, (long)k * n, 2);
-    float start = kind == NN_OVERWRITE ? NAN : 1.0f;
-    for (long i = 0; i < (long)m * n; i++)
-        C[i] = start;
+    float *a = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    for (long i = 0; i < n; i++)
+        a[i] = fabsf(x[i]);
+    return a;
+}
+
+/* ---- products ------------------------------------------------------------------------------ */
+
+enum { NN, NT, TN, NN_OVERWRITE };
+
+/* C (+)= A B, A B^T or A^T B through the fast kernel or the reference one; A and B as stored. */
+static void run_product(bool fast, int kind, int m, int n, int k, const float *A, const float *B, float *C)
+{
     if (kind == NN || kind == NN_OVERWRITE)
-        tg_kernel_matmul(m, n, k, A, B, C, kind == NN);
+        (fast ? tg_kernel_matmul : tg_ref_matmul)(m, n, k, A, B, C, kind == NN);
     else if (kind == NT)
-        tg_kernel_matmul_nt(m, n, k, A, B, C);
+        (fast ? tg_kernel_matmul_nt : tg_ref_matmul_nt)(m, n, k, A, B, C);
     else
-        tg_kernel_matmul_tn(m, n, k, A, B, C);
-    reference(kind, m, n, k, A, B, want);
-    double worst = 0.0;
-    for (long i = 0; i < (long)m * n; i++) {
-        double error = fabs(C[i] - (want[i] + (kind == NN_OVERWRITE ? 0.0 : 1.0)));
-        worst = isnan(error) ? INFINITY : fmax(worst, error);
+        (fast ? tg_kernel_matmul_tn : tg_ref_matmul_tn)(m, n, k, A, B, C);
+}
+
+/* One product computed both ways from C = 1 (or from C = NaN for NN_OVERWRITE, which must
+ * not read it), with the magnitude of each element's terms. */
+typedef struct product_pair {
+    long count;
+    float *fast, *ref, *scale;
+} product_pair;
+
+static product_pair run_both(int kind, int m, int n, int k)
+{
+    long size_a = (long)m * k, size_b = (long)k * n, count = (long)m * n;
+    float *A = random_floats(size_a, 1), *B = random_floats(size_b, 2);
+    float *abs_A = absolute(size_a, A), *abs_B = absolute(size_b, B);
+    product_pair pair = { count, malloc(sizeof(float) * (size_t)count), malloc(sizeof(float) * (size_t)count),
+                          malloc(sizeof(float) * (size_t)count) };
+    for (long i = 0; i < count; i++) {
+        pair.fast[i] = pair.ref[i] = kind == NN_OVERWRITE ? NAN : 1.0f;
+        pair.scale[i] = 1.0f; /* |C|, overwritten for NN_OVERWRITE */
     }
+    run_product(true, kind, m, n, k, A, B, pair.fast);
+    run_product(false, kind, m, n, k, A, B, pair.ref);
+    run_product(false, kind, m, n, k, abs_A, abs_B, pair.scale);
     free(A);
     free(B);
-    free(C);
-    free(want);
-    return worst / sqrt((double)k);
+    free(abs_A);
+    free(abs_B);
+    return pair;
 }
 
+static void free_pair(product_pair pair)
+{
+    free(pair.fast);
+    free(pair.ref);
+    free(pair.scale);
+}
+
+/* Sizes that take every path of kernels_fast.c (tiles MR = 6, NR = 16, blocks KC = NC = 256,
+ * TINY = 8^3 multiply-adds, THIN = 4, NARROW = 64, parallel from 2^20 multiply-adds). */
 static const int SIZES[][3] = {
-    { 1, 1, 1 }, { 7, 7, 7 }, { 33, 33, 33 }, { 1, 40, 3 }, { 40, 1, 50 }, { 6, 16, 1 },
-    { 13, 17, 300 }, { 100, 70, 257 }, { 75, 260, 19 }, { 257, 5, 9 },
+    { 1, 1, 1 }, { 7, 7, 7 }, { 8, 8, 8 },                    /* tiny: direct loops */
+    { 1, 40, 3 }, { 40, 1, 50 }, { 257, 5, 3 }, { 9, 3, 70 }, /* thin: n or k under 4 */
+    { 6, 16, 4 }, { 33, 33, 33 }, { 13, 17, 300 },             /* blocked, k past one KC */
+    { 100, 70, 257 }, { 75, 260, 19 }, { 70, 300, 520 },       /* wide: packed, n past one NC */
     { 32, 32, 32 }, { 12, 48, 70 }, { 64, 64, 300 }, { 7, 40, 33 }, /* narrow: read in place */
-    { 4, 33, 17 }, { 8, 20, 40 }, { 34, 50, 64 }, /* ending in panels of 4 rows */
-    { 200, 170, 257 }, { 517, 70, 260 }, /* big enough to be split over threads */
+    { 4, 33, 17 }, { 8, 20, 40 }, { 34, 50, 64 },              /* ending in panels of 4 rows */
+    { 200, 170, 257 }, { 517, 70, 260 },                       /* split over threads */
 };
 #define N_SIZES ((int)(sizeof SIZES / sizeof SIZES[0]))
 
-static void check_all_products(void)
+/* Loop index i: bit 0 asks for the plain C micro-kernel, bit 1 for two threads. */
+START_TEST(test_fast_products_match_the_reference)
 {
+    tg_kernel_use_generic(_i & 1);
+    ck_assert_int_eq(tg_set_threads(_i & 2 ? 2 : 1), _i & 2 ? 2 : 1);
     for (int kind = NN; kind <= NN_OVERWRITE; kind++)
         for (int s = 0; s < N_SIZES; s++) {
-            double err = product_error(kind, SIZES[s][0], SIZES[s][1], SIZES[s][2]);
-            ck_assert_msg(err < 1e-5, "product %d at %dx%dx%d: error %g", kind,
-                          SIZES[s][0], SIZES[s][1], SIZES[s][2], err);
+            int m = SIZES[s][0], n = SIZES[s][1], k = SIZES[s][2];
+            product_pair pair = run_both(kind, m, n, k);
+            long bad = first_mismatch(pair.count, pair.fast, pair.ref, pair.scale, k + 1);
+            ck_assert_msg(bad < 0, "product %d at %dx%dx%d: C[%ld] %.9g, reference %.9g", kind, m, n, k,
+                          bad, bad < 0 ? 0.0 : pair.fast[bad], bad < 0 ? 0.0 : pair.ref[bad]);
+            free_pair(pair);
         }
-}
-
-START_TEST(test_products_match_double_reference_with_the_fastest_kernel)
-{
-    tg_kernel_use_generic(0);
-    check_all_products();
-}
-END_TEST
-
-START_TEST(test_products_match_double_reference_with_the_plain_c_kernel)
-{
-    tg_kernel_use_generic(1);
-    check_all_products();
-    tg_kernel_use_generic(0);
-}
-END_TEST
-
-START_TEST(test_products_match_double_reference_split_over_threads)
-{
-    ck_assert_int_eq(tg_set_threads(3), 3);
-    check_all_products();
     ck_assert_int_eq(tg_set_threads(1), 1);
+    tg_kernel_use_generic(0);
 }
 END_TEST
 
-START_TEST(test_transpose_moves_every_value_exactly)
+START_TEST(test_the_product_comparison_reports_one_wrong_element)
+{
+    /* One element off by an average term, as if a kernel had skipped one p. */
+    enum { M = 100, N = 70, K = 257 };
+    product_pair pair = run_both(NN, M, N, K);
+    ck_assert_int_eq(first_mismatch(pair.count, pair.fast, pair.ref, pair.scale, K + 1), -1);
+    long wrong = 1234;
+    pair.fast[wrong] += pair.scale[wrong] / K;
+    ck_assert_int_eq(first_mismatch(pair.count, pair.fast, pair.ref, pair.scale, K + 1), wrong);
+    free_pair(pair);
+}
+END_TEST
+
+START_TEST(test_reference_products_match_a_worked_example)
+{
+    /* [1 2 3; 4 5 6] [1 0; 0 1; 1 1] = [4 5; 10 11], as A B, as A B^T and as A^T B. */
+    const float A[6] = { 1, 2, 3, 4, 5, 6 }, B[6] = { 1, 0, 0, 1, 1, 1 };
+    const float A_T[6] = { 1, 4, 2, 5, 3, 6 }, B_T[6] = { 1, 0, 1, 0, 1, 1 };
+    const float want[4] = { 4, 5, 10, 11 };
+    float overwritten[4] = { 99, 99, 99, 99 }, added[4] = { 1, 1, 1, 1 }, nt[4] = { 0 }, tn[4] = { 0 };
+    tg_ref_matmul(2, 2, 3, A, B, overwritten, 0);
+    tg_ref_matmul(2, 2, 3, A, B, added, 1);
+    tg_ref_matmul_nt(2, 2, 3, A, B_T, nt);
+    tg_ref_matmul_tn(2, 2, 3, A_T, B, tn);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_float_eq(overwritten[i], want[i]);
+        ck_assert_float_eq(added[i], want[i] + 1);
+        ck_assert_float_eq(nt[i], want[i]);
+        ck_assert_float_eq(tn[i], want[i]);
+    }
+}
+END_TEST
+
+START_TEST(test_overwriting_product_ignores_what_c_held)
+{
+    float A[6] = { 1, 2, 3, 4, 5, 6 }, B[6] = { 1, 0, 0, 1, 1, 1 }, C[4] = { 99, 99, 99, 99 };
+    tg_kernel_matmul(2, 2, 3, A, B, C, 0); /* [1 2 3; 4 5 6] [1 0; 0 1; 1 1] */
+    ck_assert_float_eq(C[0], 4);
+    ck_assert_float_eq(C[1], 5);
+    ck_assert_float_eq(C[2], 10);
+    ck_assert_float_eq(C[3], 11);
+}
+END_TEST
+
+/* ---- tanh and sigmoid ----------------------------------------------------------------------
+ * Each is within 2 FLT_EPSILON relative error of the exact value (the 2.4e-7 that
+ * test_tanh_and_sigmoid_match_libm_within_a_few_ulps holds both to), so the two are within
+ * 4 FLT_EPSILON times the reference value of each other: a few ulps. */
+#define MAP_ULPS 4
+
+typedef void map_fn(long n, const float *x, float *y);
+
+/* A dense sweep of [lo, hi] (a count that leaves a tail after blocks of 8) and edge values. */
+static float *sweep(long n, float lo, float hi)
+{
+    static const float edges[] = { 0.0f, -0.0f, 1e-30f, -1e-30f, INFINITY, NAN, 1e6f };
+    enum { N_EDGES = sizeof edges / sizeof edges[0] };
+    float *x = malloc(sizeof(float) * (size_t)n);
+    for (long i = 0; i < n - N_EDGES; i++)
+        x[i] = lo + (hi - lo) * (float)i / (float)(n - N_EDGES - 1);
+    for (int e = 0; e < N_EDGES; e++)
+        x[n - N_EDGES + e] = edges[e];
+    return x;
+}
+
+/* Where fast and reference first differ by more than MAP_ULPS over the sweep (at = -1: nowhere);
+ * perturb_at >= 0 first moves that element of the fast result twice that far away. */
+typedef struct map_mismatch_at {
+    long at;
+    float x, fast, ref;
+} map_mismatch_at;
+
+static map_mismatch_at map_mismatch(map_fn *fast, map_fn *ref, float lo, float hi, long perturb_at)
+{
+    enum { N = 200003 };
+    float *x = sweep(N, lo, hi), *got = malloc(sizeof(float) * N), *want = malloc(sizeof(float) * N);
+    fast(N, x, got);
+    ref(N, x, want);
+    if (perturb_at >= 0)
+        got[perturb_at] = want[perturb_at] * (1.0f + 2 * MAP_ULPS * FLT_EPSILON);
+    float *scale = absolute(N, want);
+    long bad = first_mismatch(N, got, want, scale, MAP_ULPS);
+    map_mismatch_at found = { bad, bad < 0 ? 0 : x[bad], bad < 0 ? 0 : got[bad], bad < 0 ? 0 : want[bad] };
+    free(x);
+    free(got);
+    free(want);
+    free(scale);
+    return found;
+}
+
+static void assert_maps_match(const char *name, map_fn *fast, map_fn *ref, float lo, float hi)
+{
+    map_mismatch_at m = map_mismatch(fast, ref, lo, hi, -1);
+    ck_assert_msg(m.at < 0, "%s at x = %.9g: %.9g, reference %.9g", name, m.x, m.fast, m.ref);
+}
+
+/* Below -87 sigmoid is near FLT_MIN and under: the fast kernel stops at e^-87 and the
+ * reference's expf overflows to 0, so they are compared where the result is a normal float
+ * (test_tanh_and_sigmoid_edge_values checks both at -infinity). */
+START_TEST(test_fast_tanh_and_sigmoid_match_the_reference_within_a_few_ulps)
+{
+    tg_kernel_use_generic(_i);
+    assert_maps_match("tanh", tg_kernel_tanh, tg_ref_tanh, -20.0f, 20.0f);
+    assert_maps_match("sigmoid", tg_kernel_sigmoid, tg_ref_sigmoid, -87.0f, 30.0f);
+    tg_kernel_use_generic(0);
+}
+END_TEST
+
+START_TEST(test_the_map_comparison_reports_one_element_twice_the_tolerance_off)
+{
+    ck_assert_int_eq(map_mismatch(tg_kernel_tanh, tg_ref_tanh, -20.0f, 20.0f, 100001).at, 100001);
+    ck_assert_int_eq(map_mismatch(tg_kernel_sigmoid, tg_ref_sigmoid, -87.0f, 30.0f, 7).at, 7);
+}
+END_TEST
+
+/* Relative error against the double reference, over a dense sweep of [-20, 20]. */
+static double worst_relative_error(map_fn *ours, double (*exact)(double))
+{
+    enum { N = 400001 };
+    static float x[N], y[N];
+    for (long i = 0; i < N; i++)
+        x[i] = -20.0f + 40.0f * (float)i / (N - 1);
+    ours(N, x, y);
+    double worst = 0.0;
+    for (long i = 0; i < N; i++) {
+        double want = exact(x[i]);
+        worst = fmax(worst, fabs(y[i] - want) / fmax(fabs(want), 1e-37));
+    }
+    return worst;
+}
+
+static double sigmoid_exact(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* Loop index: 0 the fastest path, 1 the plain C one, 2 the reference kernels. */
+static map_fn *tanh_under_test(int i) { return i == 2 ? tg_ref_tanh : tg_kernel_tanh; }
+static map_fn *sigmoid_under_test(int i) { return i == 2 ? tg_ref_sigmoid : tg_kernel_sigmoid; }
+
+START_TEST(test_tanh_and_sigmoid_match_libm_within_a_few_ulps)
+{
+    tg_kernel_use_generic(_i == 1);
+    ck_assert_double_lt(worst_relative_error(tanh_under_test(_i), tanh), 2.4e-7);
+    ck_assert_double_lt(worst_relative_error(sigmoid_under_test(_i), sigmoid_exact), 2.4e-7);
+    tg_kernel_use_generic(0);
+}
+END_TEST
+
+START_TEST(test_tanh_and_sigmoid_edge_values)
+{
+    tg_kernel_use_generic(_i == 1);
+    float x[7] = { 0.0f, -0.0f, 1e-30f, INFINITY, -INFINITY, NAN, 1e6f }, t[7], s[7];
+    tanh_under_test(_i)(7, x, t);
+    sigmoid_under_test(_i)(7, x, s);
+    ck_assert(t[0] == 0.0f && !signbit(t[0]) && t[1] == 0.0f && signbit(t[1]));
+    ck_assert_float_eq(t[2], 1e-30f);
+    ck_assert(t[3] == 1.0f && t[4] == -1.0f && isnan(t[5]) && t[6] == 1.0f);
+    ck_assert(s[0] == 0.5f && s[3] == 1.0f && s[4] >= 0.0f && s[4] < 1e-37f && isnan(s[5]) && s[6] == 1.0f);
+    tg_kernel_use_generic(0);
+}
+END_TEST
+
+/* ---- transpose, axpy and sums ------------------------------------------------------------- */
+
+START_TEST(test_fast_transpose_moves_every_value_as_the_reference)
 {
     static const int shapes[][2] = { { 1, 1 }, { 1, 9 }, { 7, 9 }, { 8, 8 }, { 33, 17 }, { 64, 40 }, { 16, 130 } };
     tg_kernel_use_generic(_i);
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int rows = shapes[s][0], cols = shapes[s][1];
-        float *A = malloc(sizeof(float) * (size_t)rows * cols), *T = malloc(sizeof(float) * (size_t)rows * cols);
-        random_fill(A, (long)rows * cols, 3);
-        tg_kernel_transpose(rows, cols, A, T);
-        for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++)
-                ck_assert_msg(T[(long)j * rows + i] == A[(long)i * cols + j], "%dx%d: (%d, %d)", rows, cols, i, j);
+        long count = (long)rows * cols;
+        float *A = random_floats(count, 3), *got = malloc(sizeof(float) * (size_t)count);
+        float *want = malloc(sizeof(float) * (size_t)count);
+        tg_kernel_transpose(rows, cols, A, got);
+        tg_ref_transpose(rows, cols, A, want);
+        for (int i = 0; i < rows; i++) /* exact: a transpose only moves values */
+            for (int j = 0; j < cols; j++) {
+                float a = A[(long)i * cols + j];
+                ck_assert_msg(got[(long)j * rows + i] == a && want[(long)j * rows + i] == a,
+                              "%dx%d: (%d, %d)", rows, cols, i, j);
+            }
         free(A);
-        free(T);
+        free(got);
+        free(want);
     }
     tg_kernel_use_generic(0);
 }
 END_TEST
+
+static const long LENGTHS[] = { 0, 1, 7, 8, 9, 1000, 4099 };
+#define N_LENGTHS ((int)(sizeof LENGTHS / sizeof LENGTHS[0]))
+
+START_TEST(test_fast_axpy_and_sums_match_the_reference)
+{
+    for (int l = 0; l < N_LENGTHS; l++) {
+        long n = LENGTHS[l];
+        float *x = random_floats(n, 4), *y = random_floats(n, 5), *got = random_floats(n, 5);
+        float *want = random_floats(n, 5), *scale = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+        for (long i = 0; i < n; i++)
+            scale[i] = fabsf(y[i]) + 0.75f * fabsf(x[i]); /* |y| + |alpha x| */
+        tg_kernel_axpy(n, -0.75f, x, got);
+        tg_ref_axpy(n, -0.75f, x, want);
+        /* axpy: one product and one sum, 2 terms */
+        ck_assert_msg(first_mismatch(n, got, want, scale, 2) < 0, "axpy, n = %ld", n);
+        /* the sums: n terms and the final rounding to float */
+        float *abs_x = absolute(n, x);
+        ck_assert_msg(close_enough(tg_kernel_sum(n, x), tg_ref_sum(n, x), tg_ref_sum(n, abs_x), n + 1),
+                      "sum, n = %ld", n);
+        /* (a - b)^2: n terms, each carrying up to three roundings; all are positive */
+        double ssd = tg_ref_sum_squared_difference(n, x, y);
+        ck_assert_msg(close_enough(tg_kernel_sum_squared_difference(n, x, y), ssd, ssd, n + 3),
+                      "sum of squared differences, n = %ld", n);
+        free(x);
+        free(y);
+        free(got);
+        free(want);
+        free(scale);
+        free(abs_x);
+    }
+}
+END_TEST
+
+START_TEST(test_fast_row_sums_match_the_reference)
+{
+    static const int shapes[][2] = { { 1, 1 }, { 3, 7 }, { 5, 33 }, { 64, 130 } };
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        int rows = shapes[s][0], cols = shapes[s][1];
+        float *X = random_floats((long)rows * cols, 6), *abs_X = absolute((long)rows * cols, X);
+        float *got = random_floats(rows, 7), *want = random_floats(rows, 7), *scale = absolute(rows, want);
+        tg_kernel_add_row_sums(rows, cols, X, got);
+        tg_ref_add_row_sums(rows, cols, X, want);
+        tg_ref_add_row_sums(rows, cols, abs_X, scale); /* |out| + sum over j of |X[i][j]| */
+        /* cols terms and out's old value, and the row sum's rounding to float */
+        ck_assert_msg(first_mismatch(rows, got, want, scale, cols + 2) < 0, "%dx%d", rows, cols);
+        free(X);
+        free(abs_X);
+        free(got);
+        free(want);
+        free(scale);
+    }
+}
+END_TEST
+
+/* ---- the thread pool ---------------------------------------------------------------------- */
 
 static void count_task(void *ctx, int task)
 {
@@ -148,64 +404,13 @@ START_TEST(test_a_restarted_pool_runs_each_task_once)
     ck_assert_int_eq(tg_set_threads(3), 3);
     nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL); /* let the new workers start */
     tg_parallel_for(TASKS, count_task, &after);
+    product_pair pair = run_both(NN, 517, 70, 260);
     ck_assert_int_eq(tg_set_threads(1), 1);
     int ran_before = atomic_load(&before), ran_after = atomic_load(&after);
     ck_assert_int_eq(ran_before, TASKS);
     ck_assert_int_eq(ran_after, TASKS);
-    double err = product_error(NN, 517, 70, 260);
-    ck_assert_msg(err < 1e-5, "error %g", err);
-}
-END_TEST
-
-/* Relative error of ours against the double reference, over a dense sweep of [-20, 20]. */
-static double worst_relative_error(void (*ours)(long, const float *, float *), double (*reference)(double))
-{
-    enum { N = 400001 };
-    static float x[N], y[N];
-    for (long i = 0; i < N; i++)
-        x[i] = -20.0f + 40.0f * (float)i / (N - 1);
-    ours(N, x, y);
-    double worst = 0.0;
-    for (long i = 0; i < N; i++) {
-        double want = reference(x[i]);
-        worst = fmax(worst, fabs(y[i] - want) / fmax(fabs(want), 1e-37));
-    }
-    return worst;
-}
-
-static double sigmoid_reference(double x) { return 1.0 / (1.0 + exp(-x)); }
-
-START_TEST(test_tanh_and_sigmoid_match_libm_within_a_few_ulps)
-{
-    tg_kernel_use_generic(_i);
-    ck_assert_double_lt(worst_relative_error(tg_kernel_tanh, tanh), 2.4e-7);
-    ck_assert_double_lt(worst_relative_error(tg_kernel_sigmoid, sigmoid_reference), 2.4e-7);
-    tg_kernel_use_generic(0);
-}
-END_TEST
-
-START_TEST(test_tanh_and_sigmoid_edge_values)
-{
-    tg_kernel_use_generic(_i);
-    float x[7] = { 0.0f, -0.0f, 1e-30f, INFINITY, -INFINITY, NAN, 1e6f }, t[7], s[7];
-    tg_kernel_tanh(7, x, t);
-    tg_kernel_sigmoid(7, x, s);
-    ck_assert(t[0] == 0.0f && !signbit(t[0]) && t[1] == 0.0f && signbit(t[1]));
-    ck_assert_float_eq(t[2], 1e-30f);
-    ck_assert(t[3] == 1.0f && t[4] == -1.0f && isnan(t[5]) && t[6] == 1.0f);
-    ck_assert(s[0] == 0.5f && s[3] == 1.0f && s[4] >= 0.0f && s[4] < 1e-37f && isnan(s[5]) && s[6] == 1.0f);
-    tg_kernel_use_generic(0);
-}
-END_TEST
-
-START_TEST(test_overwriting_product_ignores_what_c_held)
-{
-    float A[6] = { 1, 2, 3, 4, 5, 6 }, B[6] = { 1, 0, 0, 1, 1, 1 }, C[4] = { 99, 99, 99, 99 };
-    tg_kernel_matmul(2, 2, 3, A, B, C, 0); /* [1 2 3; 4 5 6] [1 0; 0 1; 1 1] */
-    ck_assert_float_eq(C[0], 4);
-    ck_assert_float_eq(C[1], 5);
-    ck_assert_float_eq(C[2], 10);
-    ck_assert_float_eq(C[3], 11);
+    ck_assert_int_eq(first_mismatch(pair.count, pair.fast, pair.ref, pair.scale, 260 + 1), -1);
+    free_pair(pair);
 }
 END_TEST
 
@@ -214,15 +419,23 @@ Suite *kernels_suite(void)
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("products");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_products_match_double_reference_with_the_fastest_kernel);
-    tcase_add_test(tc, test_products_match_double_reference_with_the_plain_c_kernel);
-    tcase_add_test(tc, test_products_match_double_reference_split_over_threads);
-    tcase_add_test(tc, test_a_restarted_pool_runs_each_task_once);
+    /* loop bit 0: the plain C micro-kernel; bit 1: two threads */
+    tcase_add_loop_test(tc, test_fast_products_match_the_reference, 0, 4);
+    tcase_add_test(tc, test_the_product_comparison_reports_one_wrong_element);
+    tcase_add_test(tc, test_reference_products_match_a_worked_example);
     tcase_add_test(tc, test_overwriting_product_ignores_what_c_held);
-    /* loop 0: the fastest path; loop 1: the plain C one */
-    tcase_add_loop_test(tc, test_tanh_and_sigmoid_match_libm_within_a_few_ulps, 0, 2);
-    tcase_add_loop_test(tc, test_tanh_and_sigmoid_edge_values, 0, 2);
-    tcase_add_loop_test(tc, test_transpose_moves_every_value_exactly, 0, 2);
+    tcase_add_test(tc, test_a_restarted_pool_runs_each_task_once);
     suite_add_tcase(s, tc);
+    TCase *maps = tcase_create("maps and sums");
+    tcase_set_timeout(maps, 60);
+    /* loop 0: the fastest path; loop 1: the plain C one; loop 2 (where given): the reference */
+    tcase_add_loop_test(maps, test_fast_tanh_and_sigmoid_match_the_reference_within_a_few_ulps, 0, 2);
+    tcase_add_test(maps, test_the_map_comparison_reports_one_element_twice_the_tolerance_off);
+    tcase_add_loop_test(maps, test_tanh_and_sigmoid_match_libm_within_a_few_ulps, 0, 3);
+    tcase_add_loop_test(maps, test_tanh_and_sigmoid_edge_values, 0, 3);
+    tcase_add_loop_test(maps, test_fast_transpose_moves_every_value_as_the_reference, 0, 2);
+    tcase_add_test(maps, test_fast_axpy_and_sums_match_the_reference);
+    tcase_add_test(maps, test_fast_row_sums_match_the_reference);
+    suite_add_tcase(s, maps);
     return s;
 }

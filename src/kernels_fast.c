@@ -1,11 +1,11 @@
-/* kernels.c: the plain loops behind the ops. The three matrix products go through one
- * cache-blocked routine: blocks of the operands are copied ("packed") into small contiguous
- * panels, so a transposed operand costs little extra, and a register-tiled micro-kernel
- * multiplies the panels; operands whose rows are short enough (a batch of up to 64
- * columns) are read where they lie instead. On x86-64 CPUs with AVX2 and FMA the
- * micro-kernel, the transposes and tanh/sigmoid use them (chosen at run time); everywhere
- * else plain C runs. Tiny products, and thin ones (a few columns, or a short k), skip the
- * packing and use direct loops. */
+/* kernels_fast.c: the kernels the ops call, computing what kernels_ref.c defines, faster.
+ * The three matrix products go through one cache-blocked routine: blocks of the operands are
+ * copied ("packed") into small contiguous panels, so a transposed operand costs little
+ * extra, and a register-tiled micro-kernel multiplies the panels; operands whose rows are
+ * short enough (a batch of up to 64 columns) are read where they lie instead. On x86-64 CPUs
+ * with AVX2 and FMA the micro-kernel, the transposes and tanh/sigmoid use them (chosen at run
+ * time); everywhere else plain C runs. Tiny products, and thin ones (a few columns, or a
+ * short k), skip the packing and use direct loops. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,8 +17,8 @@
 /* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MR x KC panel of A (6 KiB) in
  * L1, and the MR x NR tile of C in registers. */
 enum { MR = 6, NR = 16, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4 };
-/* Products with fewer multiply-adds than this stay on one thread: handing a job to a
- * spinning worker costs about a microsecond, and a product of 2^20 takes about 25. */
+/* Products with fewer multiply-adds than this stay on one thread: below it, handing a job to
+ * the workers would cost a noticeable share of the product (docs/performance.md, Threads). */
 #define PARALLEL_MIN (1L << 20)
 /* Results larger than this (L1) get their tiles prefetched before they are added to. */
 #define C_PREFETCH_BYTES (32L * 1024)
@@ -129,7 +129,7 @@ static void pack_a(view A, int i0, int m, int p0, int kc, float *out)
 
 /* Operands whose rows lie at most NARROW floats apart are read where they lie rather than
  * packed: a block of them is a few contiguous cache lines per row, so packing would gain
- * little and costs a copy per product (a fifth of the step at 32 x 32). */
+ * little and costs a copy per product (a large share of a small step). */
 enum { NARROW = 64 };
 
 /* A full panel of a transposed B (element (p, j) at first[j * ld + p]): its NR x kc block as
