@@ -150,6 +150,8 @@ TEST_PROGRAMS = $(1)/tests/run_tests $(1)/tests/pytorch_match $(1)/tests/gated_m
 define run_tests
 	sh tests/api_doc_check.sh
 	sh tests/api_doc_check_test.sh
+	sh tests/reading_list_check.sh
+	sh tests/reading_list_check_test.sh
 	$(2) ./$(1)/tests/readme_example > /dev/null
 	$(2) ./$(1)/tests/pytorch_match tests/fixtures/rnn_cell.txt
 	$(2) ./$(1)/tests/gated_match tests/fixtures/lstm_cell.txt

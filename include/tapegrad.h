@@ -326,7 +326,8 @@ int tg_sgd_step(tg_tensor *const *params, int n, float lr, tg_error *err);
  * fewer if the system refused a thread. Call it from one thread, outside a forward or
  * backward pass; call tg_set_threads(1) before exit to stop the workers. Products under
  * 2^20 multiply-adds stay on one thread, so it pays off from hidden sizes of a few hundred.
- * Between products the workers spin for about a millisecond before they sleep. */
+ * Between products the workers spin a while (50,000 looks; docs/performance.md has what that
+ * takes) before they sleep. */
 int tg_set_threads(int n);
 
 /* ---- Gradient instruments ------------------------------------------------------------ */
