@@ -38,6 +38,9 @@
  *
  * tg_tape_error(tape) returns the message, or NULL while all is well; tg_tape_reset clears
  * it. Calls that have no tape report through a tg_error instead (the next section).
+ *
+ * Extending. An op of your own is written with the same calls as the library's ops ("Ops of
+ * your own" below), and tg_grad_check compares any loss's backward with finite differences.
  */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H

@@ -63,7 +63,8 @@ struct tg_tape {
     char error[ERROR_CAPACITY];
 };
 
-static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+/* n rounded up to a multiple of to, a power of two */
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) & ~(to - 1); }
 
 static chunk *chunk_new(size_t size)
 {
@@ -168,15 +169,29 @@ tg_tensor *tg_tape_fail(tg_tape *tape, const char *fmt, ...)
     return NULL;
 }
 
-bool tg_size_ok(int rows, int cols)
+/* True when op is a valid tg_op and in[0 .. n_inputs-1] are all there and on this tape (or
+ * parameters); *with_grad tells whether any input has a grad. Every op runs this twice (in
+ * tg_inputs_ok and tg_record), so it is kept to one loop; the messages are in
+ * report_bad_inputs. */
+static inline bool inputs_valid(const tg_tape *tape, const tg_op *op, tg_tensor *const *in,
+                                bool *with_grad)
 {
-    return rows > 0 && cols > 0 && (size_t)rows * (size_t)cols <= (size_t)INT32_MAX / 2;
+    if (!op || !in || (unsigned)op->n_inputs - 1u >= TG_MAX_INPUTS || !op->backward || !op->name)
+        return false;
+    bool grad = false;
+    for (int i = 0; i < op->n_inputs; i++) {
+        const tg_tensor *t = in[i];
+        if (!t || (t->node && t->node->tape != tape))
+            return false;
+        grad |= t->grad != NULL;
+    }
+    *with_grad = grad;
+    return true;
 }
 
-int tg_inputs_ok(tg_tape *tape, const tg_op *op, tg_tensor *const *in)
+/* Records on the tape why inputs_valid refused; returns 0. */
+static int report_bad_inputs(tg_tape *tape, const tg_op *op, tg_tensor *const *in)
 {
-    if (!tape)
-        return 0;
     if (!op || !op->name || op->n_inputs < 1 || op->n_inputs > TG_MAX_INPUTS || !op->backward) {
         tg_tape_fail(tape, "tg_inputs_ok: op %s is not a valid tg_op (name, 1..%d inputs, backward)",
                      op && op->name ? op->name : "(NULL)", TG_MAX_INPUTS);
@@ -192,20 +207,28 @@ int tg_inputs_ok(tg_tape *tape, const tg_op *op, tg_tensor *const *in)
             return 0;
         }
     }
-    return 1;
+    return 0;
+}
+
+int tg_inputs_ok(tg_tape *tape, const tg_op *op, tg_tensor *const *in)
+{
+    bool with_grad;
+    if (!tape)
+        return 0;
+    return inputs_valid(tape, op, in, &with_grad) ? 1 : report_bad_inputs(tape, op, in);
 }
 
 /* Records a node (op NULL for a leaf) with n inputs and a rows x cols result whose grad is
  * zero-filled when with_grad, else NULL, followed by a copy of state_bytes of state. */
-static tg_tensor *record(tg_tape *tape, const char *who, const tg_op *op, tg_tensor *const *in,
-                         int n, int rows, int cols, bool with_grad, const void *state,
-                         size_t state_bytes)
+static inline tg_tensor *record(tg_tape *tape, const char *who, const tg_op *op,
+                                tg_tensor *const *in, int n, int rows, int cols, bool with_grad,
+                                const void *state, size_t state_bytes)
 {
-    if (rows < 1 || cols < 1)
-        return tg_tape_fail(tape, "%s: bad size %dx%d", who, rows, cols);
     if (!tg_size_ok(rows, cols))
-        return tg_tape_fail(tape, "%s: a %dx%d result is too large (at most %d values)", who,
-                            rows, cols, INT32_MAX / 2);
+        return rows < 1 || cols < 1
+                   ? tg_tape_fail(tape, "%s: bad size %dx%d", who, rows, cols)
+                   : tg_tape_fail(tape, "%s: a %dx%d result is too large (at most %d values)",
+                                  who, rows, cols, INT32_MAX / 2);
     size_t values = (size_t)rows * (size_t)cols;
     size_t node_bytes = round_up(sizeof(tg_node), ARENA_ALIGN);
     size_t data_bytes = round_up(values * sizeof(float), ARENA_ALIGN);
@@ -240,13 +263,15 @@ static tg_tensor *record(tg_tape *tape, const char *who, const tg_op *op, tg_ten
 tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *const *in, int rows, int cols,
                      const void *state, size_t state_bytes)
 {
-    if (!tg_inputs_ok(tape, op, in))
+    bool with_grad;
+    if (!tape)
         return NULL;
+    if (!inputs_valid(tape, op, in, &with_grad)) {
+        report_bad_inputs(tape, op, in);
+        return NULL;
+    }
     if (state_bytes > 0 && !state)
         return tg_tape_fail(tape, "%s: state is NULL with %zu state bytes", op->name, state_bytes);
-    bool with_grad = false;
-    for (int i = 0; i < op->n_inputs; i++)
-        with_grad = with_grad || in[i]->grad;
     return record(tape, op->name, op, in, op->n_inputs, rows, cols, with_grad, state, state_bytes);
 }
 

@@ -4,10 +4,16 @@
 #define TAPEGRAD_TAPE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include "tapegrad.h"
 
-/* True when rows and cols make a tensor this library can hold. */
-bool tg_size_ok(int rows, int cols);
+/* True when rows and cols make a tensor this library can hold: at most 2^30 - 1 values, so
+ * that any index into it, and twice that, fits an int. (Inline: every node checks it.) */
+static inline bool tg_size_ok(int rows, int cols)
+{
+    return rows > 0 && cols > 0 && (size_t)rows * (size_t)cols <= (size_t)INT32_MAX / 2;
+}
 
 /* The tg_input tensors on the tape, in the order they were recorded, into out[0 .. max-1];
  * returns how many there are (which may be more than max). */
