@@ -7,5 +7,6 @@
 
 void assert_error(const tg_tape *tape, const char *want);   /* the tape's error is exactly want */
 void assert_usable_after_reset(tg_tape *tape);
+void assert_lstm_usable_after_reset(tg_tape *tape);   /* the same, through an LSTM step */
 
 #endif
