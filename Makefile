@@ -32,7 +32,7 @@ endif
 LIB      := $(BUILD)/libtapegrad.a
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
-TEST_SRC := $(wildcard tests/*.c)
+TEST_SRC := $(wildcard tests/*.c tests/support/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
 .PHONY: all demo experiments bench bench-floor check sanitize valgrind fuzz clean check-deps install uninstall install-test
@@ -123,19 +123,19 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
-$(TESTS): $(TEST_SRC) $(wildcard tests/*.h) $(LIB)
+$(TESTS): $(TEST_SRC) $(wildcard tests/*.h tests/support/*.h) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Isrc $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(TEST_SRC) $(LIB) \
+	$(CC) $(CPPFLAGS) -Isrc -Itests/support $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(TEST_SRC) $(LIB) \
 	    $(WRAP) $(CHECK_LIBS) $(LDLIBS) -o $@
 
 # Built from include/ and the library alone: the cell against PyTorch's reference values.
-$(BUILD)/tests/pytorch_match: tests/standalone/pytorch_match.c tests/fixture.c tests/fixture.h $(LIB)
+$(BUILD)/tests/pytorch_match: tests/standalone/pytorch_match.c tests/support/fixture.c tests/support/fixture.h $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $< tests/fixture.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CPPFLAGS) -Itests/support $(WARN) $(CFLAGS) $< tests/support/fixture.c $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/tests/gated_match: tests/standalone/gated_match.c tests/fixture.c tests/fixture.h $(LIB)
+$(BUILD)/tests/gated_match: tests/standalone/gated_match.c tests/support/fixture.c tests/support/fixture.h $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itests $(WARN) $(CFLAGS) $< tests/fixture.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CPPFLAGS) -Itests/support $(WARN) $(CFLAGS) $< tests/support/fixture.c $(LIB) $(LDLIBS) -o $@
 
 # The README's first C block, compiled and run so that it cannot go stale.
 $(BUILD)/tests/readme_example.c: README.md

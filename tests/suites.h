@@ -1,14 +1,24 @@
 /* suites.h: the list of test suites the runner runs. Each tests/test_NAME.c defines
- * Suite *NAME_suite(void); add one SUITE(NAME) line here for it. */
-SUITE(ops)
+ * Suite *NAME_suite(void); add one SUITE(NAME) line here for it. A suite tests the module
+ * src/NAME.c (kernels: src/kernels_ref.c, src/kernels_fast.c and the pool in src/threads.c
+ * they run on), except the last three: fixture tests the test helper that reads the PyTorch
+ * reference files, and lab and train are whole training runs, across modules. */
 SUITE(tape)
-SUITE(extend)
-SUITE(errors)
-SUITE(cell)
-SUITE(train)
-SUITE(lab)
-SUITE(plot)
+SUITE(ops)
+SUITE(gradcheck)
 SUITE(kernels)
+SUITE(rng)
+SUITE(param)
+SUITE(rnn)
 SUITE(gated)
-SUITE(optimizers)
-SUITE(io)
+SUITE(cell)
+SUITE(optim)
+SUITE(tasks)
+SUITE(plot)
+SUITE(json)
+SUITE(safetensors)
+SUITE(checkpoint)
+SUITE(files)
+SUITE(fixture)
+SUITE(lab)
+SUITE(train)

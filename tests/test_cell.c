@@ -1,455 +1,347 @@
-/* test_cell.c: the vanilla RNN cell against PyTorch reference values, and its inits.
- * Every h_t, the loss and the BPTT gradients match tests/fixtures/rnn_cell.txt both through
- * tg_rnn_cell_forward and through the primitive nodes; the comparison catches a gradient 1%
- * off; the inits follow their rules; the fixture reader rejects malformed files with a
- * message. */
+/* test_cell.c: tg_cell, one interface over the cells (src/cell.c): tg_cell_new builds rnn, lstm
+ * and gru with all their params and refuses unknown names and bad sizes, saying why; the zero
+ * state; tg_cell_step runs exactly each cell's own forward, and a user's own cell; its calls
+ * refuse bad arguments with a message; a training step through it allocates nothing once
+ * warm, and SGD through it lowers the loss. */
 #include <check.h>
 #include <math.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fixture.h"
-#include "tapegrad.h"
+#include "alloc_count.h"
+#include "gradcheck.h"
+#include "tape_errors.h"
 
-#define CELL_FIXTURE_PATH "tests/fixtures/rnn_cell.txt"   /* tests run from the repo root */
-#define CELL_TOLERANCE 1e-4                               /* relative error, defined below */
-#define CELL_PERTURBATION 1.01f                           /* "1% wrong" */
-#define CELL_MAX_DIM 10000                                /* guards against a corrupt file */
-#define CELL_MAX_VALUES 100000000LL
-
-typedef enum { CELL_VIA_FORWARD, CELL_VIA_PRIMITIVES } cell_path;
-
-static const char *const cell_path_names[] = { "tg_rnn_cell_forward", "primitive nodes" };
-
-/* What cell_check_case found for one fixture case. */
-typedef struct cell_result {
-    bool ran;               /* false: the case could not be run; message says why */
-    fixture_worst worst;    /* the largest relative error over all compared tensors, and where */
-    char message[512];
-} cell_result;
-
-/* One case's arrays in the fixture file (format in fixture.h, keys in gen_rnn_fixtures.py). */
-typedef struct cell_reference {
-    const double *W_h, *W_x, *b, *h0, *x, *y;      /* the inputs */
-    const double *h, *loss;                        /* the forward */
-    const double *dW_h, *dW_x, *db, *dh0, *dx;     /* the gradients of the loss */
-} cell_reference;
-
-static fixture_set *cell_fixtures;  /* loaded by cell_setup for each test */
-
-static void cell_setup(void)
+START_TEST(test_cell_new_builds_rnn_lstm_gru_with_all_their_params)
 {
-    char err[512];
-    cell_fixtures = fixture_load(CELL_FIXTURE_PATH, err, sizeof err);
-    ck_assert_msg(cell_fixtures != NULL, "%s", err);
+    tg_cell *rnn = tg_cell_new("rnn", 3, 5, 1, NULL), *lstm = tg_cell_new("lstm", 3, 5, 1, NULL), *gru = tg_cell_new("gru", 3, 5, 1, NULL);
+    ck_assert(rnn && lstm && gru);
+    tg_cell *cells[] = { rnn, lstm, gru };
+    const char *names[] = { "rnn", "lstm", "gru" };
+    const int n_params[] = { 3, 3, 4 };
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(cells[i]->name, names[i]);
+        ck_assert_int_eq(cells[i]->input_size, 3);
+        ck_assert_int_eq(cells[i]->hidden_size, 5);
+        ck_assert_int_eq(cells[i]->has_c != 0, i == 1);
+        ck_assert_int_eq(cells[i]->n_params, n_params[i]);
+        ck_assert(cells[i]->impl && cells[i]->step && cells[i]->free_impl);
+    }
+    tg_rnn_cell *r = rnn->impl;
+    tg_lstm_cell *l = lstm->impl;
+    tg_gru_cell *g = gru->impl;
+    ck_assert(r->input_size == 3 && r->hidden_size == 5 && l->hidden_size == 5 && g->input_size == 3);
+    ck_assert(rnn->params[0] == r->W_h && rnn->params[1] == r->W_x && rnn->params[2] == r->b);
+    ck_assert(lstm->params[0] == l->W_x && lstm->params[1] == l->W_h && lstm->params[2] == l->b);
+    ck_assert(gru->params[0] == g->W_x && gru->params[1] == g->W_h && gru->params[2] == g->b_x &&
+              gru->params[3] == g->b_h);
+    for (int i = 0; i < 3; i++)
+        tg_cell_free(cells[i]);
 }
+END_TEST
 
-static void cell_teardown(void)
+START_TEST(test_cell_new_refuses_unknown_names_and_bad_sizes_saying_why)
 {
-    fixture_free(cell_fixtures);
-    cell_fixtures = NULL;
-}
-
-static void cell_scale(float *values, int n, float s)
-{
-    for (int k = 0; k < n; k++)
-        values[k] *= s;
-}
-
-/* Run case c on a fresh tape along path: T steps of the cell from h0, loss = the sum over t
- * of tg_mse(h_t, y_t) joined with tg_add, then tg_backward. When perturb names a gradient
- * ("dW_h", "dW_x", "db", "dh0" or "dx": every step), ours is scaled by 1.01 before the
- * comparison. Compares every h_t, the loss and every gradient against the fixture and
- * frees everything before returning, so a failed check leaks nothing. */
-static cell_result cell_check_case(const fixture_case *c, cell_path path, const char *perturb)
-{
-    cell_result r = { .ran = false };
-    const int I = c->input, H = c->hidden, B = c->batch, T = c->steps;
-    if (I > CELL_MAX_DIM || H > CELL_MAX_DIM || B > CELL_MAX_DIM || T > CELL_MAX_DIM ||
-        (long long)T * (I > H ? I : H) * B > CELL_MAX_VALUES ||
-        (long long)H * H > CELL_MAX_VALUES) {
-        snprintf(r.message, sizeof r.message, "case %s: I=%d H=%d B=%d T=%d is too large for "
-                 "this test", c->name, I, H, B, T);
-        return r;
+    const char *unknown[] = { "transformer", "LSTM", "", "lstm ", "rn" };
+    tg_error err;
+    char want[128];
+    for (int i = 0; i < 5; i++) {
+        ck_assert_msg(tg_cell_new(unknown[i], 3, 4, 1, &err) == NULL, "'%s' gave a cell",
+                      unknown[i]);
+        snprintf(want, sizeof want, "tg_cell_new: no cell named '%s' (rnn, lstm or gru)",
+                 unknown[i]);
+        ck_assert_str_eq(err.message, want);
     }
-    cell_reference ref;
-    const struct { const double **to; const char *key; int count; } arrays[] = {
-        { &ref.W_h, "W_h", H * H }, { &ref.W_x, "W_x", H * I }, { &ref.b, "b", H },
-        { &ref.h0, "h0", H * B }, { &ref.x, "x", T * I * B }, { &ref.y, "y", T * H * B },
-        { &ref.h, "h", T * H * B }, { &ref.loss, "loss", 1 }, { &ref.dW_h, "dW_h", H * H },
-        { &ref.dW_x, "dW_x", H * I }, { &ref.db, "db", H }, { &ref.dh0, "dh0", H * B },
-        { &ref.dx, "dx", T * I * B },
-    };
-    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
-        *arrays[i].to = fixture_values(c, arrays[i].key, arrays[i].count, r.message,
-                                       sizeof r.message);
-        if (!*arrays[i].to)
-            return r;
-    }
-
-    tg_tape *tape = tg_tape_new();
-    tg_rnn_cell *cell = NULL;
-    tg_tensor *W_h, *W_x, *b;
-    if (path == CELL_VIA_FORWARD) {
-        cell = tg_rnn_cell_new(I, H, 1);
-        W_h = cell ? cell->W_h : NULL;
-        W_x = cell ? cell->W_x : NULL;
-        b = cell ? cell->b : NULL;
-    } else {
-        W_h = tg_param_new(H, H);
-        W_x = tg_param_new(H, I);
-        b = tg_param_new(H, 1);
-    }
-    float *buffer = malloc((size_t)(T * I * B + T * H * B + H * B) * sizeof(float));
-    tg_tensor **x = calloc((size_t)T, sizeof *x), **h = calloc((size_t)T, sizeof *h);
-    if (!tape || !W_h || !W_x || !b || !buffer || !x || !h) {
-        snprintf(r.message, sizeof r.message, "case %s: out of memory", c->name);
-        goto done;
-    }
-    if (W_h->rows != H || W_h->cols != H || W_x->rows != H || W_x->cols != I ||
-        b->rows != H || b->cols != 1) {
-        snprintf(r.message, sizeof r.message, "case %s: parameter shapes W_h %dx%d, W_x %dx%d, "
-                 "b %dx%d; expected %dx%d, %dx%d, %dx1", c->name, W_h->rows, W_h->cols,
-                 W_x->rows, W_x->cols, b->rows, b->cols, H, H, H, I, H);
-        goto done;
-    }
-    fixture_to_float(W_h->data, ref.W_h, H * H);
-    fixture_to_float(W_x->data, ref.W_x, H * I);
-    fixture_to_float(b->data, ref.b, H);
-
-    float *xs = buffer, *ys = xs + T * I * B, *h0s = ys + T * H * B;
-    fixture_to_float(xs, ref.x, T * I * B);
-    fixture_to_float(ys, ref.y, T * H * B);
-    fixture_to_float(h0s, ref.h0, H * B);
-    tg_tensor *h0 = tg_input(tape, H, B, h0s);
-    tg_tensor *state = h0, *loss = NULL;
-    for (int t = 0; t < T; t++) {
-        x[t] = tg_input(tape, I, B, xs + (size_t)t * I * B);
-        if (path == CELL_VIA_FORWARD) {
-            state = tg_rnn_cell_forward(tape, cell, x[t], state);
-        } else {
-            tg_tensor *pre = tg_add(tape, tg_add(tape, tg_matmul(tape, W_h, state),
-                                                 tg_matmul(tape, W_x, x[t])), b);
-            state = tg_tanh(tape, pre);
+    ck_assert_ptr_null(tg_cell_new(NULL, 3, 4, 1, &err));
+    ck_assert_str_eq(err.message, "tg_cell_new: name is NULL");
+    const char *names[] = { "rnn", "lstm", "gru" };
+    const int bad[4][2] = { { 0, 4 }, { 3, 0 }, { -3, 4 }, { 3, 1 << 30 } };
+    for (int i = 0; i < 3; i++)
+        for (int b = 0; b < 4; b++) {
+            ck_assert_ptr_null(tg_cell_new(names[i], bad[b][0], bad[b][1], 1, &err));
+            snprintf(want, sizeof want, "tg_cell_new: tg_%s_cell_new: bad size: %d inputs, "
+                     "%d hidden units", names[i], bad[b][0], bad[b][1]);
+            ck_assert_msg(strncmp(err.message, want, strlen(want)) == 0,
+                          "message '%s' does not start with '%s'", err.message, want);
         }
-        h[t] = state;
-        tg_tensor *step_loss = tg_mse(tape, state, tg_input(tape, H, B, ys + (size_t)t * H * B));
-        loss = t == 0 ? step_loss : tg_add(tape, loss, step_loss);
-    }
-    if (tg_backward(tape, loss) != 0) {
-        snprintf(r.message, sizeof r.message, "case %s: %s", c->name,
-                 tg_tape_error(tape) ? tg_tape_error(tape) : "tg_backward failed");
-        goto done;
-    }
+    tg_cell *cell = tg_cell_new("gru", 3, 4, 1, &err);
+    ck_assert_ptr_nonnull(cell);
+    ck_assert_str_eq(err.message, "");
+    tg_cell_free(cell);
+}
+END_TEST
 
-    if (perturb) {
-        if (strcmp(perturb, "dW_h") == 0)
-            cell_scale(W_h->grad, H * H, CELL_PERTURBATION);
-        else if (strcmp(perturb, "dW_x") == 0)
-            cell_scale(W_x->grad, H * I, CELL_PERTURBATION);
-        else if (strcmp(perturb, "db") == 0)
-            cell_scale(b->grad, H, CELL_PERTURBATION);
-        else if (strcmp(perturb, "dh0") == 0)
-            cell_scale(h0->grad, H * B, CELL_PERTURBATION);
-        else if (strcmp(perturb, "dx") == 0)
-            for (int t = 0; t < T; t++)
-                cell_scale(x[t]->grad, I * B, CELL_PERTURBATION);
+START_TEST(test_cell_zero_state_is_zero_and_has_c_only_for_lstm)
+{
+    const char *names[] = { "rnn", "lstm", "gru" };
+    tg_tape *tape = tg_tape_new();
+    for (int i = 0; i < 3; i++) {
+        tg_cell *cell = tg_cell_new(names[i], 2, 3, 1, NULL);
+        tg_cell_state s = tg_cell_zero_state(tape, cell, 4);
+        ck_assert_ptr_nonnull(s.h);
+        ck_assert(s.h->rows == 3 && s.h->cols == 4);
+        for (int k = 0; k < 12; k++)
+            ck_assert(s.h->data[k] == 0.0f);
+        if (i == 1) {
+            ck_assert_ptr_nonnull(s.c);
+            ck_assert(s.c->rows == 3 && s.c->cols == 4 && s.c != s.h);
+            for (int k = 0; k < 12; k++)
+                ck_assert(s.c->data[k] == 0.0f);
+        } else {
+            ck_assert_ptr_null(s.c);
+        }
+        tg_cell_free(cell);
     }
+    ck_assert_ptr_null(tg_tape_error(tape));
+    tg_tape_free(tape);
+}
+END_TEST
 
-    r.ran = true;
-    for (int t = 0; t < T; t++)
-        fixture_note(&r.worst, "h", t, h[t]->data, ref.h + (size_t)t * H * B, H * B);
-    fixture_note(&r.worst, "loss", -1, loss->data, ref.loss, 1);
-    fixture_note(&r.worst, "dW_h", -1, W_h->grad, ref.dW_h, H * H);
-    fixture_note(&r.worst, "dW_x", -1, W_x->grad, ref.dW_x, H * I);
-    fixture_note(&r.worst, "db", -1, b->grad, ref.db, H);
-    fixture_note(&r.worst, "dh0", -1, h0->grad, ref.dh0, H * B);
-    for (int t = 0; t < T; t++)
-        fixture_note(&r.worst, "dx", t, x[t]->grad, ref.dx + (size_t)t * I * B, I * B);
-    snprintf(r.message, sizeof r.message, "case %s (I=%d H=%d B=%d T=%d) via %s: worst relative "
-             "error %.3g in %s", c->name, I, H, B, T, cell_path_names[path], r.worst.error,
-             r.worst.tensor);
-
-done:
-    free(x);
-    free(h);
-    free(buffer);
-    if (cell) {
-        tg_rnn_cell_free(cell);
-    } else {
-        tg_param_free(W_h);
-        tg_param_free(W_x);
-        tg_param_free(b);
+/* tg_cell_step runs exactly the cell's own forward: the same seed gives the same h_t, bit
+ * for bit, for every step. _i picks rnn, lstm or gru. */
+START_TEST(test_cell_step_equals_the_cells_own_forward)
+{
+    enum { I = 3, H = 4, B = 2, T = 5 };
+    const char *names[] = { "rnn", "lstm", "gru" };
+    tg_cell *cell = tg_cell_new(names[_i], I, H, 11, NULL);
+    tg_rnn_cell *rnn = _i == 0 ? tg_rnn_cell_new(I, H, 11) : NULL;
+    tg_lstm_cell *lstm = _i == 1 ? tg_lstm_cell_new(I, H, 11, NULL) : NULL;
+    tg_gru_cell *gru = _i == 2 ? tg_gru_cell_new(I, H, 11, NULL) : NULL;
+    tg_tape *tape = tg_tape_new();
+    tg_cell_state via_cell = tg_cell_zero_state(tape, cell, B);
+    tg_cell_state direct = via_cell;
+    tg_rng rng = tg_rng_new(12);
+    for (int t = 0; t < T; t++) {
+        float x[I * B];
+        for (int k = 0; k < I * B; k++)
+            x[k] = tg_rng_normal(&rng);
+        tg_tensor *x_t = tg_input(tape, I, B, x);
+        via_cell = tg_cell_step(tape, cell, x_t, via_cell);
+        if (rnn)
+            direct.h = tg_rnn_cell_forward(tape, rnn, x_t, direct.h);
+        else if (lstm)
+            tg_lstm_cell_forward(tape, lstm, x_t, direct.h, direct.c, &direct.h, &direct.c);
+        else
+            direct.h = tg_gru_cell_forward(tape, gru, x_t, direct.h);
+        ck_assert_ptr_nonnull(via_cell.h);
+        ck_assert_ptr_nonnull(direct.h);
+        ck_assert_msg(same_values(via_cell.h, direct.h), "%s: h differs at step %d", names[_i], t);
+        if (lstm)
+            ck_assert_msg(same_values(via_cell.c, direct.c), "lstm: c differs at step %d", t);
     }
     tg_tape_free(tape);
-    return r;
+    tg_cell_free(cell);
+    tg_rnn_cell_free(rnn);
+    tg_lstm_cell_free(lstm);
+    tg_gru_cell_free(gru);
+}
+END_TEST
+
+/* A user's own cell, written as docs/extending.md shows: a leaky tanh unit
+ *     h_t = 1/2 h_{t-1} + tanh(W x_t)        W: hidden x input
+ * which counts how often its free function runs. */
+typedef struct leaky_cell {
+    tg_tensor *W;
+    int *frees;
+} leaky_cell;
+
+static tg_cell_state leaky_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
+{
+    leaky_cell *leaky = impl;
+    tg_tensor *h = tg_add(tape, tg_scale(tape, prev.h, 0.5f), tg_tanh(tape, tg_matmul(tape, leaky->W, x_t)));
+    return (tg_cell_state){ .h = h };
 }
 
-/* ---- the cell against PyTorch ---------------------------------------------------------- */
-
-static void cell_check_all_cases(cell_path path)
+static void leaky_free(void *impl)
 {
-    ck_assert_int_gt(cell_fixtures->n_cases, 0);
-    for (int i = 0; i < cell_fixtures->n_cases; i++) {
-        cell_result r = cell_check_case(&cell_fixtures->cases[i], path, NULL);
-        ck_assert_msg(r.ran, "%s", r.message);
-        ck_assert_msg(r.worst.error <= CELL_TOLERANCE, "%s > %g", r.message, CELL_TOLERANCE);
+    leaky_cell *leaky = impl;
+    (*leaky->frees)++;
+    tg_param_free(leaky->W);
+    free(leaky);
+}
+
+static tg_cell *leaky_cell_new(int *frees)
+{
+    leaky_cell *leaky = malloc(sizeof *leaky);
+    tg_cell *cell = malloc(sizeof *cell);
+    *leaky = (leaky_cell){ .W = tg_param_new(1, 1), .frees = frees };
+    leaky->W->data[0] = 2.0f;
+    *cell = (tg_cell){ .name = "leaky", .input_size = 1, .hidden_size = 1, .has_c = 0,
+                       .params = { leaky->W }, .n_params = 1, .impl = leaky,
+                       .step = leaky_step, .free_impl = leaky_free };
+    return cell;
+}
+
+START_TEST(test_user_defined_cell_runs_through_tg_cell_step)
+{
+    int frees = 0;
+    tg_cell *cell = leaky_cell_new(&frees);
+    tg_tape *tape = tg_tape_new();
+    tg_cell_state s = tg_cell_zero_state(tape, cell, 1);
+    ck_assert_ptr_null(s.c);
+    for (int t = 0; t < 2; t++)
+        s = tg_cell_step(tape, cell, tg_input(tape, 1, 1, (float[]){ 0.25f }), s);
+    ck_assert_ptr_nonnull(s.h);
+    /* h_1 = tanh(2 * 0.25),  h_2 = 1/2 h_1 + tanh(0.5) = 3/2 tanh(0.5) */
+    const float th = tanhf(0.5f);
+    ck_assert_float_eq_tol(s.h->data[0], 1.5f * th, 1e-6f);
+    ck_assert_int_eq(tg_backward(tape, s.h), 0);
+    /* dh_2/dW = 3/2 (1 - tanh^2(0.5)) * 0.25 */
+    ck_assert_float_eq_tol(cell->params[0]->grad[0], 1.5f * (1 - th * th) * 0.25f, 1e-6f);
+    ck_assert_int_eq(tg_sgd_step(cell->params, cell->n_params, 0.1f, NULL), 0);
+    ck_assert_float_lt(cell->params[0]->data[0], 2.0f);
+    tg_tape_free(tape);
+    tg_cell_free(cell);
+    ck_assert_int_eq(frees, 1);
+}
+END_TEST
+
+/* ---- errors --------------------------------------------------------------------------------------- */
+
+static tg_cell_state broken_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
+{
+    (void)tape, (void)impl, (void)x_t, (void)prev;
+    return (tg_cell_state){ NULL, NULL };
+}
+
+START_TEST(test_cell_calls_check_their_arguments)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_cell *lstm = tg_cell_new("lstm", 3, 4, 1, NULL);
+    tg_cell_state zero = tg_cell_zero_state(tape, lstm, 2);
+    tg_tensor *x = tg_input(tape, 3, 2, NULL);
+
+    tg_cell_state s = tg_cell_step(tape, NULL, x, zero);
+    ck_assert(s.h == NULL && s.c == NULL);
+    assert_error(tape, "tg_cell_step: cell is NULL");
+    assert_lstm_usable_after_reset(tape);
+
+    zero = tg_cell_zero_state(tape, lstm, 2);
+    s = tg_cell_step(tape, lstm, tg_input(tape, 2, 2, NULL), zero);
+    ck_assert(s.h == NULL && s.c == NULL);
+    assert_error(tape, "tg_lstm_cell_forward: x_t is 2x2, the cell takes 3 inputs");
+    assert_lstm_usable_after_reset(tape);
+
+    zero = tg_cell_zero_state(tape, lstm, 2);
+    s = tg_cell_step(tape, lstm, tg_input(tape, 3, 2, NULL), (tg_cell_state){ zero.h, NULL });
+    ck_assert(s.h == NULL && s.c == NULL);
+    assert_error(tape, "tg_lstm_cell_forward: c_prev is NULL");
+    assert_lstm_usable_after_reset(tape);
+
+    s = tg_cell_zero_state(tape, NULL, 2);
+    ck_assert(s.h == NULL && s.c == NULL);
+    assert_error(tape, "tg_cell_zero_state: cell is NULL");
+    assert_lstm_usable_after_reset(tape);
+    s = tg_cell_zero_state(tape, lstm, 0);
+    ck_assert(s.h == NULL && s.c == NULL);
+    assert_error(tape, "tg_cell_zero_state: bad size 4x0 (hidden x batch)");
+    assert_lstm_usable_after_reset(tape);
+
+    tg_cell no_step = { .name = "mine", .hidden_size = 4 };
+    s = tg_cell_step(tape, &no_step, tg_input(tape, 3, 2, NULL), s);
+    ck_assert_ptr_null(s.h);
+    assert_error(tape, "tg_cell_step: cell 'mine' has no step function");
+    assert_lstm_usable_after_reset(tape);
+
+    tg_cell broken = { .name = "broken", .hidden_size = 4, .step = broken_step };
+    s = tg_cell_step(tape, &broken, tg_input(tape, 3, 2, NULL), tg_cell_zero_state(tape, &broken, 2));
+    ck_assert_ptr_null(s.h);
+    assert_error(tape, "tg_cell_step: the step of cell 'broken' returned no h");
+    assert_lstm_usable_after_reset(tape);
+
+    int frees = 0;
+    tg_cell *leaky = leaky_cell_new(&frees);
+    leaky->has_c = 1;   /* claims a c that its step does not return */
+    s = tg_cell_step(tape, leaky, tg_input(tape, 1, 1, NULL), tg_cell_zero_state(tape, leaky, 1));
+    ck_assert(s.h == NULL && s.c == NULL);
+    assert_error(tape, "tg_cell_step: the step of cell 'leaky' returned no c");
+    assert_lstm_usable_after_reset(tape);
+
+    s = tg_cell_step(NULL, lstm, NULL, s);
+    ck_assert(s.h == NULL && s.c == NULL);
+    s = tg_cell_zero_state(NULL, lstm, 2);
+    ck_assert(s.h == NULL && s.c == NULL);
+    tg_cell_free(leaky);
+    tg_cell_free(lstm);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- training through tg_cell ------------------------------------------------------------------ */
+
+enum { TRAIN_INPUT = 3, TRAIN_HIDDEN = 8, TRAIN_BATCH = 4, TRAIN_STEPS = 12 };
+
+typedef struct train_task {
+    float x[TRAIN_STEPS][TRAIN_INPUT * TRAIN_BATCH], y[TRAIN_STEPS][TRAIN_HIDDEN * TRAIN_BATCH];
+} train_task;
+
+static void train_task_init(train_task *task)
+{
+    tg_rng rng = tg_rng_new(6);
+    for (int t = 0; t < TRAIN_STEPS; t++) {
+        for (int k = 0; k < TRAIN_INPUT * TRAIN_BATCH; k++)
+            task->x[t][k] = tg_rng_normal(&rng);
+        for (int k = 0; k < TRAIN_HIDDEN * TRAIN_BATCH; k++)
+            task->y[t][k] = tg_rng_uniform(&rng) - 0.5f;
     }
 }
 
-START_TEST(test_rnn_cell_forward_and_bptt_match_pytorch)
+/* One training step through tg_cell: reset, zero the grads, forward from the zero state,
+ * loss = sum of mse, backward, SGD. Returns the loss, or NAN on failure; it asserts
+ * nothing itself, since Check's asserts allocate. */
+static float cell_train_step(tg_tape *tape, tg_cell *cell, const train_task *task)
 {
-    cell_check_all_cases(CELL_VIA_FORWARD);
-}
-END_TEST
-
-START_TEST(test_primitive_nodes_forward_and_bptt_match_pytorch)
-{
-    cell_check_all_cases(CELL_VIA_PRIMITIVES);
-}
-END_TEST
-
-START_TEST(test_comparison_catches_a_gradient_one_percent_off)
-{
-    const char *grads[] = { "dW_h", "dW_x", "db", "dh0", "dx" };
-    for (int i = 0; i < cell_fixtures->n_cases; i++) {
-        const fixture_case *c = &cell_fixtures->cases[i];
-        for (int g = 0; g < 5; g++) {
-            cell_result r = cell_check_case(c, CELL_VIA_PRIMITIVES, grads[g]);
-            ck_assert_msg(r.ran, "%s", r.message);
-            ck_assert_msg(r.worst.error > CELL_TOLERANCE, "%s: with %s scaled by 1.01 the "
-                          "comparison still passes", r.message, grads[g]);
-            ck_assert_msg(strncmp(r.worst.tensor, grads[g], strlen(grads[g])) == 0,
-                          "%s: scaled %s, but the worst tensor is %s", r.message, grads[g],
-                          r.worst.tensor);
-        }
+    tg_tape_reset(tape);
+    tg_zero_grad(cell->params, cell->n_params, NULL);
+    tg_cell_state s = tg_cell_zero_state(tape, cell, TRAIN_BATCH);
+    tg_tensor *loss = NULL;
+    for (int t = 0; t < TRAIN_STEPS; t++) {
+        s = tg_cell_step(tape, cell, tg_input(tape, TRAIN_INPUT, TRAIN_BATCH, task->x[t]), s);
+        tg_tensor *step_loss = tg_mse(tape, s.h, tg_input(tape, TRAIN_HIDDEN, TRAIN_BATCH, task->y[t]));
+        loss = loss ? tg_add(tape, loss, step_loss) : step_loss;
     }
+    if (tg_backward(tape, loss) != 0 || tg_sgd_step(cell->params, cell->n_params, 0.05f, NULL) != 0)
+        return NAN;
+    return loss->data[0];
+}
+
+static const char *const TRAIN_CELLS[] = { "rnn", "lstm", "gru" };
+
+START_TEST(test_training_step_through_tg_cell_makes_no_heap_allocation_once_warm)
+{
+    train_task task;
+    train_task_init(&task);
+    tg_cell *cell = tg_cell_new(TRAIN_CELLS[_i], TRAIN_INPUT, TRAIN_HIDDEN, 5, NULL);
+    tg_tape *tape = tg_tape_new();
+    int failures = 0;
+    for (int i = 0; i < 3; i++)
+        failures += isnan(cell_train_step(tape, cell, &task));
+    long before = alloc_count();
+    for (int i = 0; i < 10; i++)
+        failures += isnan(cell_train_step(tape, cell, &task));
+    long allocations = alloc_count() - before;
+    ck_assert_msg(failures == 0, "%s: %d failed steps: %s", TRAIN_CELLS[_i], failures,
+                  tg_tape_error(tape) ? tg_tape_error(tape) : "");
+    ck_assert_msg(allocations == 0, "%s: %ld allocations in 10 warm steps", TRAIN_CELLS[_i], allocations);
+    tg_tape_free(tape);
+    tg_cell_free(cell);
 }
 END_TEST
 
-START_TEST(test_fixture_file_has_the_named_and_random_cases)
+START_TEST(test_sgd_through_tg_cell_lowers_the_loss)
 {
-    const struct { const char *name; int input, hidden, batch, steps; } named[] = {
-        { "seed_tutorial", 3, 2, 1, 5 },
-        { "batch", 3, 4, 4, 6 },
-        { "long_sequence", 4, 8, 3, 25 },
-    };
-    for (int n = 0; n < 3; n++) {
-        const fixture_case *found = NULL;
-        for (int i = 0; i < cell_fixtures->n_cases; i++)
-            if (strcmp(cell_fixtures->cases[i].name, named[n].name) == 0)
-                found = &cell_fixtures->cases[i];
-        ck_assert_msg(found != NULL, "no case %s in " CELL_FIXTURE_PATH, named[n].name);
-        ck_assert_int_eq(found->input, named[n].input);
-        ck_assert_int_eq(found->hidden, named[n].hidden);
-        ck_assert_int_eq(found->batch, named[n].batch);
-        ck_assert_int_eq(found->steps, named[n].steps);
-    }
-    ck_assert_int_ge(cell_fixtures->n_cases, 20);
-}
-END_TEST
-
-/* ---- the inits --------------------------------------------------------------------------- */
-
-START_TEST(test_rnn_cell_default_init_follows_pytorch_rule)
-{
-    const int sizes[][2] = { { 1, 1 }, { 3, 2 }, { 5, 16 }, { 1, 100 }, { 64, 64 } };
-    for (int s = 0; s < 5; s++) {
-        const int I = sizes[s][0], H = sizes[s][1];
-        tg_rnn_cell *cell = tg_rnn_cell_new(I, H, 42u + (uint64_t)s);
-        ck_assert_ptr_nonnull(cell);
-        ck_assert_int_eq(cell->input_size, I);
-        ck_assert_int_eq(cell->hidden_size, H);
-        const double bound = 1.0 / sqrt((double)H) * (1.0 + 1e-6); /* one float rounding */
-        const tg_tensor *weights[] = { cell->W_h, cell->W_x };
-        double lowest = INFINITY, highest = -INFINITY, sum = 0.0;
-        int n = 0;
-        for (int w = 0; w < 2; w++)
-            for (int k = 0; k < weights[w]->rows * weights[w]->cols; k++) {
-                double v = weights[w]->data[k];
-                ck_assert_msg(fabs(v) <= bound, "I=%d H=%d: weight %g outside +-1/sqrt(H) = %g",
-                              I, H, v, bound);
-                lowest = fmin(lowest, v);
-                highest = fmax(highest, v);
-                sum += v;
-                n++;
-            }
-        ck_assert_msg(lowest < highest, "I=%d H=%d: all %d weights equal %g", I, H, n, lowest);
-        for (int i = 0; i < H; i++)
-            ck_assert_msg(cell->b->data[i] == 0.0f, "I=%d H=%d: b[%d] = %g, not 0", I, H, i,
-                          (double)cell->b->data[i]);
-        if (n >= 1000) { /* a big cell fills the whole range, centred on 0 */
-            ck_assert_msg(lowest < -0.95 * bound && highest > 0.95 * bound,
-                          "I=%d H=%d: weights span only [%g, %g] of +-%g", I, H, lowest, highest,
-                          bound);
-            ck_assert_msg(fabs(sum / n) < 0.05 * bound, "I=%d H=%d: weight mean %g", I, H, sum / n);
-        }
-        tg_rnn_cell_free(cell);
-    }
-}
-END_TEST
-
-/* Sample mean and standard deviation of a tensor's values. */
-static void cell_moments(const tg_tensor *t, double *mean, double *std)
-{
-    long n = (long)t->rows * t->cols;
-    double sum = 0.0, squares = 0.0;
-    for (long k = 0; k < n; k++)
-        sum += t->data[k];
-    *mean = sum / (double)n;
-    for (long k = 0; k < n; k++)
-        squares += (t->data[k] - *mean) * (t->data[k] - *mean);
-    *std = sqrt(squares / (double)(n - 1));
-}
-
-START_TEST(test_rnn_cell_init_normal_has_mean_0_and_the_given_std)
-{
-    /* 40,000 values per matrix: the sample mean and std are within 0.005 std of the truth
-     * one time in three, so 0.02 std is a four-sigma margin. */
-    const float stds[] = { 1.0f, 0.5f };
-    tg_rnn_cell *cell = tg_rnn_cell_new(200, 200, 3);
-    ck_assert_ptr_nonnull(cell);
-    for (int s = 0; s < 2; s++) {
-        for (int i = 0; i < cell->hidden_size; i++)
-            cell->b->data[i] = 1.0f;
-        tg_rnn_cell_init_normal(cell, stds[s], 5u + (uint64_t)s);
-        const tg_tensor *weights[] = { cell->W_h, cell->W_x };
-        const char *names[] = { "W_h", "W_x" };
-        for (int w = 0; w < 2; w++) {
-            double mean, std;
-            cell_moments(weights[w], &mean, &std);
-            ck_assert_msg(fabs(mean) < 0.02 * stds[s], "%s: mean %g, expected 0", names[w], mean);
-            ck_assert_msg(fabs(std - stds[s]) < 0.02 * stds[s], "%s: std %g, expected %g",
-                          names[w], std, (double)stds[s]);
-        }
-        for (int i = 0; i < cell->hidden_size; i++)
-            ck_assert_msg(cell->b->data[i] == 0.0f, "b[%d] = %g after init_normal", i,
-                          (double)cell->b->data[i]);
-    }
-    tg_rnn_cell_free(cell);
-}
-END_TEST
-
-/* ---- the fixture reader ------------------------------------------------------------------ */
-
-START_TEST(test_fixture_reader_parses_a_small_file)
-{
-    const char *text = "# a comment\n"
-                       "tapegrad-fixtures 1\n"
-                       "\n"
-                       "case tiny 1 2 3 4\r\n"
-                       "  W_h 2 0.5 -1e-3\n"
-                       "loss 1 7\n"
-                       "end\n"
-                       "case other 5 6 7 8\n"
-                       "end";
-    char err[256];
-    fixture_set *set = fixture_parse(text, strlen(text), "small", err, sizeof err);
-    ck_assert_msg(set != NULL, "%s", err);
-    ck_assert_int_eq(set->n_cases, 2);
-    const fixture_case *c = &set->cases[0];
-    ck_assert_str_eq(c->name, "tiny");
-    ck_assert_int_eq(c->input, 1);
-    ck_assert_int_eq(c->hidden, 2);
-    ck_assert_int_eq(c->batch, 3);
-    ck_assert_int_eq(c->steps, 4);
-    const double *w = fixture_values(c, "W_h", 2, err, sizeof err);
-    ck_assert_msg(w != NULL, "%s", err);
-    ck_assert(w[0] == 0.5 && w[1] == -1e-3);
-    ck_assert_ptr_null(fixture_values(c, "W_h", 3, err, sizeof err));
-    ck_assert_str_eq(err, "case tiny: W_h has 2 values, expected 3");
-    ck_assert_ptr_null(fixture_find(c, "dW_h"));
-    ck_assert_int_eq(set->cases[1].n_arrays, 0);
-    fixture_free(set);
-}
-END_TEST
-
-START_TEST(test_fixture_reader_rejects_malformed_files_with_a_message)
-{
-#define FX_HEAD "tapegrad-fixtures 1\n"
-#define FX_CASE_A FX_HEAD "case a 1 1 1 1\n"
-    const struct { const char *text, *message; } bad[] = {
-        { "", "f: empty: no 'tapegrad-fixtures' header and no cases" },
-        { "# only a comment\n", "f: empty: no 'tapegrad-fixtures' header and no cases" },
-        { "case a 1 1 1 1\nend\n",
-          "f:1: expected the header 'tapegrad-fixtures 1', got 'case'; is this a fixture file?" },
-        { "tapegrad-fixtures\n",
-          "f:1: the header has no version (expected 'tapegrad-fixtures 1')" },
-        { "tapegrad-fixtures 2\n",
-          "f:1: this reader knows format version 1, the file has version '2'" },
-        { "tapegrad-fixtures 1 x\n", "f:1: unexpected 'x' after the header" },
-        { FX_HEAD, "f: no cases" },
-        { FX_CASE_A "W_h 1 0\n", "f: the file ends inside case 'a' (no 'end')" },
-        { FX_HEAD "case a 1 1 1\nend\n",
-          "f:2: case a: 'case' needs NAME I H B T; steps (T) is missing" },
-        { FX_HEAD "case\n", "f:2: 'case' needs NAME I H B T" },
-        { FX_HEAD "case a 1 0 1 1\n",
-          "f:2: case a: hidden (H) must be a whole number > 0, got '0'" },
-        { FX_HEAD "case a 1 1 1 1x\n",
-          "f:2: case a: steps (T) must be a whole number > 0, got '1x'" },
-        { FX_HEAD "case a 1 1 1 99999999999\n",
-          "f:2: case a: steps (T) must be a whole number > 0, got '99999999999'" },
-        { FX_HEAD "case a 1 1 1 1 1\n", "f:2: case a: unexpected '1' after NAME I H B T" },
-        { FX_CASE_A "case b 1 1 1 1\n", "f:3: case starts before case 'a' has its 'end'" },
-        { FX_CASE_A "end\ncase a 1 1 1 1\nend\n", "f:4: a second case named 'a'" },
-        { FX_HEAD "W_h 1 0\n",
-          "f:2: 'W_h' outside a case (expected 'case NAME I H B T')" },
-        { FX_HEAD "end\n", "f:2: 'end' outside a case" },
-        { FX_CASE_A "end now\n", "f:3: case a: 'end' takes nothing after it" },
-        { FX_CASE_A "1x 1 0\n",
-          "f:3: case a: '1x' is not a key (letters, digits and '_')" },
-        { FX_CASE_A "W_h\n", "f:3: case a: W_h has no count" },
-        { FX_CASE_A "W_h -1\n",
-          "f:3: case a: the count of W_h must be a whole number > 0, got '-1'" },
-        { FX_CASE_A "W_h 3 1 2\n", "f:3: case a: W_h says 3 values but the line has 2" },
-        { FX_CASE_A "W_h 2 1 2 3\n", "f:3: case a: W_h says 2 values but the line has 3" },
-        { FX_CASE_A "W_h 2 1 nan\n",
-          "f:3: case a: W_h value 2 is 'nan', not a finite number" },
-        { FX_CASE_A "W_h 1 1e999\n",
-          "f:3: case a: W_h value 1 is '1e999', not a finite number" },
-        { FX_CASE_A "W_h 1 0.5.5\n",
-          "f:3: case a: W_h value 1 is '0.5.5', not a finite number" },
-        { FX_CASE_A "W_h 1 1\nW_h 1 2\n", "f:4: case a: key W_h appears twice" },
-    };
-#undef FX_CASE_A
-    const int n_bad = (int)(sizeof bad / sizeof bad[0]);
-    for (int i = 0; i < n_bad; i++) {
-        char err[256] = "untouched";
-        fixture_set *set = fixture_parse(bad[i].text, strlen(bad[i].text), "f", err, sizeof err);
-        ck_assert_msg(set == NULL, "bad file %d parsed: %s", i, bad[i].text);
-        ck_assert_msg(strcmp(err, bad[i].message) == 0,
-                      "bad file %d: message\n  %s\nexpected\n  %s", i, err, bad[i].message);
-    }
-
-    /* A NUL byte, a tiny error buffer, no buffer at all, and a file that is not there. */
-    char err[256];
-    const char with_nul[] = "tapegrad-fixtures 1\ncase a\0 1 1 1 1\nend\n";
-    ck_assert_ptr_null(fixture_parse(with_nul, sizeof with_nul - 1, "f", err, sizeof err));
-    ck_assert_str_eq(err, "f: contains a NUL byte; not a text fixture file");
-    char tiny[8];
-    ck_assert_ptr_null(fixture_parse(FX_HEAD, strlen(FX_HEAD), "f", tiny, sizeof tiny));
-    ck_assert_str_eq(tiny, "f: no c");
-    ck_assert_ptr_null(fixture_parse(FX_HEAD, strlen(FX_HEAD), "f", NULL, 0));
-#undef FX_HEAD
-    ck_assert_ptr_null(fixture_load("tests/fixtures/no such file.txt", err, sizeof err));
-    const char *expected = "cannot open tests/fixtures/no such file.txt: ";
-    ck_assert_msg(strncmp(err, expected, strlen(expected)) == 0, "%s", err);
-}
-END_TEST
-
-/* Every prefix of a valid file either parses or fails with a message: no crash, no leak. */
-START_TEST(test_fixture_reader_survives_every_truncation)
-{
-    const char *text = "tapegrad-fixtures 1\ncase a 1 2 1 1\nW_h 4 1 2 3 4\nb 2 -0.5 5e-1\nend\n";
-    const size_t len = strlen(text);
-    for (size_t cut = 0; cut <= len; cut++) {
-        char err[256] = "";
-        fixture_set *set = fixture_parse(text, cut, "f", err, sizeof err);
-        ck_assert_msg(set != NULL || err[0] != '\0', "cut at %zu: NULL without a message", cut);
-        fixture_free(set);
-    }
+    train_task task;
+    train_task_init(&task);
+    tg_cell *cell = tg_cell_new(TRAIN_CELLS[_i], TRAIN_INPUT, TRAIN_HIDDEN, 5, NULL);
+    tg_tape *tape = tg_tape_new();
+    float first = cell_train_step(tape, cell, &task), last = first;
+    for (int i = 0; i < 100; i++)
+        last = cell_train_step(tape, cell, &task);
+    ck_assert_msg(last < 0.9f * first, "%s: loss %g after 100 steps, %g at first", TRAIN_CELLS[_i],
+                  (double)last, (double)first);
+    tg_tape_free(tape);
+    tg_cell_free(cell);
 }
 END_TEST
 
@@ -457,25 +349,22 @@ Suite *cell_suite(void)
 {
     Suite *s = suite_create("cell");
 
-    TCase *pytorch = tcase_create("pytorch");
-    tcase_add_checked_fixture(pytorch, cell_setup, cell_teardown);
-    tcase_set_timeout(pytorch, 60);
-    tcase_add_test(pytorch, test_fixture_file_has_the_named_and_random_cases);
-    tcase_add_test(pytorch, test_rnn_cell_forward_and_bptt_match_pytorch);
-    tcase_add_test(pytorch, test_primitive_nodes_forward_and_bptt_match_pytorch);
-    tcase_add_test(pytorch, test_comparison_catches_a_gradient_one_percent_off);
-    suite_add_tcase(s, pytorch);
+    TCase *cell = tcase_create("tg_cell");
+    tcase_add_test(cell, test_cell_new_builds_rnn_lstm_gru_with_all_their_params);
+    tcase_add_test(cell, test_cell_new_refuses_unknown_names_and_bad_sizes_saying_why);
+    tcase_add_test(cell, test_cell_zero_state_is_zero_and_has_c_only_for_lstm);
+    tcase_add_loop_test(cell, test_cell_step_equals_the_cells_own_forward, 0, 3);
+    tcase_add_test(cell, test_user_defined_cell_runs_through_tg_cell_step);
+    suite_add_tcase(s, cell);
 
-    TCase *init = tcase_create("init");
-    tcase_add_test(init, test_rnn_cell_default_init_follows_pytorch_rule);
-    tcase_add_test(init, test_rnn_cell_init_normal_has_mean_0_and_the_given_std);
-    suite_add_tcase(s, init);
+    TCase *errors = tcase_create("errors");
+    tcase_add_test(errors, test_cell_calls_check_their_arguments);
+    suite_add_tcase(s, errors);
 
-    TCase *reader = tcase_create("fixture reader");
-    tcase_add_test(reader, test_fixture_reader_parses_a_small_file);
-    tcase_add_test(reader, test_fixture_reader_rejects_malformed_files_with_a_message);
-    tcase_add_test(reader, test_fixture_reader_survives_every_truncation);
-    suite_add_tcase(s, reader);
+    TCase *train = tcase_create("training");
+    tcase_add_loop_test(train, test_training_step_through_tg_cell_makes_no_heap_allocation_once_warm, 0, 3);
+    tcase_add_loop_test(train, test_sgd_through_tg_cell_lowers_the_loss, 0, 3);
+    suite_add_tcase(s, train);
 
     return s;
 }

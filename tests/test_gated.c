@@ -1,9 +1,8 @@
-/* test_gated.c: the LSTM and GRU cells and the tg_cell interface. Every h_t (and c_t), the
- * loss and the BPTT gradients match PyTorch (tests/fixtures/lstm_cell.txt, gru_cell.txt)
- * both through the cells' forwards and through tg_cell_step, and the comparison catches a
- * gradient 1% off; a few steps of each cell match central finite differences; the inits
- * follow PyTorch; tg_cell builds the three cells and runs a user's own; every misuse gives
- * NULL or -1 and a message; a training step through tg_cell allocates nothing once warm. */
+/* test_gated.c: the LSTM and GRU cells (src/gated.c). Every h_t (and c_t), the loss and the
+ * BPTT gradients match PyTorch (tests/fixtures/lstm_cell.txt, gru_cell.txt) both through the
+ * cells' forwards and through tg_cell_step, and the comparison catches a gradient 1% off; a
+ * few steps of each cell match central finite differences; the inits follow PyTorch; every
+ * misuse gives NULL or -1 and a message, and a constructor out of memory frees what it had. */
 #include <check.h>
 #include <math.h>
 #include <stdbool.h>
@@ -14,12 +13,17 @@
 #include "alloc_count.h"
 #include "fixture.h"
 #include "gradcheck.h"
+#include "tape_errors.h"
 #include "tapegrad.h"
 
 #define GATED_TOLERANCE 1e-4           /* relative error against PyTorch, as defined below */
+
 #define GATED_PERTURBATION 1.01f       /* "1% wrong" */
+
 #define GATED_MAX_DIM 10000            /* guards against a corrupt fixture file */
+
 #define GATED_MAX_VALUES 100000000LL
+
 #define GATED_MAX_PARAMS 4
 
 /* ---- the two cells as the fixtures describe them -------------------------------------------- */
@@ -37,6 +41,7 @@ static const gated_kind GATED_LSTM = {
     "lstm", "tests/fixtures/lstm_cell.txt", 4, true, 3,
     { "W_x", "W_h", "b" }, { "dW_x", "dW_h", "db" },
 };
+
 static const gated_kind GATED_GRU = {
     "gru", "tests/fixtures/gru_cell.txt", 3, false, 4,
     { "W_x", "W_h", "b_x", "b_h" }, { "dW_x", "dW_h", "db_x", "db_h" },
@@ -470,6 +475,7 @@ static const gated_fd_case FD_CASES[] = {
     { "three gru steps, batch 2", f_gru_steps, { { 9, 2 }, { 9, 3 }, { 9, 1 }, { 9, 1 }, { 3, 2 }, { 6, 2 } } },
     { "one gru step, every size 1", f_gru_steps, { { 3, 1 }, { 3, 1 }, { 3, 1 }, { 3, 1 }, { 1, 1 }, { 1, 1 } } },
 };
+
 #define N_FD_CASES ((int)(sizeof FD_CASES / sizeof FD_CASES[0]))
 
 /* Runs finite-difference case i with the backward's gradients scaled by grad_scale. */
@@ -590,22 +596,16 @@ START_TEST(test_gru_init_follows_pytorch)
 }
 END_TEST
 
-static bool gated_same_values(const tg_tensor *a, const tg_tensor *b)
-{
-    return a->rows == b->rows && a->cols == b->cols &&
-           memcmp(a->data, b->data, (size_t)a->rows * (size_t)a->cols * sizeof(float)) == 0;
-}
-
 START_TEST(test_same_seed_gives_the_same_cell)
 {
     tg_lstm_cell *l1 = tg_lstm_cell_new(3, 5, 9, NULL), *l2 = tg_lstm_cell_new(3, 5, 9, NULL), *l3 = tg_lstm_cell_new(3, 5, 10, NULL);
     tg_gru_cell *g1 = tg_gru_cell_new(3, 5, 9, NULL), *g2 = tg_gru_cell_new(3, 5, 9, NULL), *g3 = tg_gru_cell_new(3, 5, 10, NULL);
-    ck_assert(gated_same_values(l1->W_x, l2->W_x) && gated_same_values(l1->W_h, l2->W_h) &&
-              gated_same_values(l1->b, l2->b));
-    ck_assert(gated_same_values(g1->W_x, g2->W_x) && gated_same_values(g1->W_h, g2->W_h) &&
-              gated_same_values(g1->b_x, g2->b_x) && gated_same_values(g1->b_h, g2->b_h));
-    ck_assert(!gated_same_values(l1->W_x, l3->W_x));
-    ck_assert(!gated_same_values(g1->W_x, g3->W_x));
+    ck_assert(same_values(l1->W_x, l2->W_x) && same_values(l1->W_h, l2->W_h) &&
+              same_values(l1->b, l2->b));
+    ck_assert(same_values(g1->W_x, g2->W_x) && same_values(g1->W_h, g2->W_h) &&
+              same_values(g1->b_x, g2->b_x) && same_values(g1->b_h, g2->b_h));
+    ck_assert(!same_values(l1->W_x, l3->W_x));
+    ck_assert(!same_values(g1->W_x, g3->W_x));
     tg_lstm_cell_free(l1);
     tg_lstm_cell_free(l2);
     tg_lstm_cell_free(l3);
@@ -632,214 +632,7 @@ START_TEST(test_forget_bias_setter_changes_only_the_f_rows)
 }
 END_TEST
 
-/* ---- tg_cell -------------------------------------------------------------------------------------- */
-
-START_TEST(test_cell_new_builds_rnn_lstm_gru_with_all_their_params)
-{
-    tg_cell *rnn = tg_cell_new("rnn", 3, 5, 1, NULL), *lstm = tg_cell_new("lstm", 3, 5, 1, NULL), *gru = tg_cell_new("gru", 3, 5, 1, NULL);
-    ck_assert(rnn && lstm && gru);
-    tg_cell *cells[] = { rnn, lstm, gru };
-    const char *names[] = { "rnn", "lstm", "gru" };
-    const int n_params[] = { 3, 3, 4 };
-    for (int i = 0; i < 3; i++) {
-        ck_assert_str_eq(cells[i]->name, names[i]);
-        ck_assert_int_eq(cells[i]->input_size, 3);
-        ck_assert_int_eq(cells[i]->hidden_size, 5);
-        ck_assert_int_eq(cells[i]->has_c != 0, i == 1);
-        ck_assert_int_eq(cells[i]->n_params, n_params[i]);
-        ck_assert(cells[i]->impl && cells[i]->step && cells[i]->free_impl);
-    }
-    tg_rnn_cell *r = rnn->impl;
-    tg_lstm_cell *l = lstm->impl;
-    tg_gru_cell *g = gru->impl;
-    ck_assert(r->input_size == 3 && r->hidden_size == 5 && l->hidden_size == 5 && g->input_size == 3);
-    ck_assert(rnn->params[0] == r->W_h && rnn->params[1] == r->W_x && rnn->params[2] == r->b);
-    ck_assert(lstm->params[0] == l->W_x && lstm->params[1] == l->W_h && lstm->params[2] == l->b);
-    ck_assert(gru->params[0] == g->W_x && gru->params[1] == g->W_h && gru->params[2] == g->b_x &&
-              gru->params[3] == g->b_h);
-    for (int i = 0; i < 3; i++)
-        tg_cell_free(cells[i]);
-}
-END_TEST
-
-START_TEST(test_cell_new_refuses_unknown_names_and_bad_sizes_saying_why)
-{
-    const char *unknown[] = { "transformer", "LSTM", "", "lstm ", "rn" };
-    tg_error err;
-    char want[128];
-    for (int i = 0; i < 5; i++) {
-        ck_assert_msg(tg_cell_new(unknown[i], 3, 4, 1, &err) == NULL, "'%s' gave a cell",
-                      unknown[i]);
-        snprintf(want, sizeof want, "tg_cell_new: no cell named '%s' (rnn, lstm or gru)",
-                 unknown[i]);
-        ck_assert_str_eq(err.message, want);
-    }
-    ck_assert_ptr_null(tg_cell_new(NULL, 3, 4, 1, &err));
-    ck_assert_str_eq(err.message, "tg_cell_new: name is NULL");
-    const char *names[] = { "rnn", "lstm", "gru" };
-    const int bad[4][2] = { { 0, 4 }, { 3, 0 }, { -3, 4 }, { 3, 1 << 30 } };
-    for (int i = 0; i < 3; i++)
-        for (int b = 0; b < 4; b++) {
-            ck_assert_ptr_null(tg_cell_new(names[i], bad[b][0], bad[b][1], 1, &err));
-            snprintf(want, sizeof want, "tg_cell_new: tg_%s_cell_new: bad size: %d inputs, "
-                     "%d hidden units", names[i], bad[b][0], bad[b][1]);
-            ck_assert_msg(strncmp(err.message, want, strlen(want)) == 0,
-                          "message '%s' does not start with '%s'", err.message, want);
-        }
-    tg_cell *cell = tg_cell_new("gru", 3, 4, 1, &err);
-    ck_assert_ptr_nonnull(cell);
-    ck_assert_str_eq(err.message, "");
-    tg_cell_free(cell);
-}
-END_TEST
-
-START_TEST(test_cell_zero_state_is_zero_and_has_c_only_for_lstm)
-{
-    const char *names[] = { "rnn", "lstm", "gru" };
-    tg_tape *tape = tg_tape_new();
-    for (int i = 0; i < 3; i++) {
-        tg_cell *cell = tg_cell_new(names[i], 2, 3, 1, NULL);
-        tg_cell_state s = tg_cell_zero_state(tape, cell, 4);
-        ck_assert_ptr_nonnull(s.h);
-        ck_assert(s.h->rows == 3 && s.h->cols == 4);
-        for (int k = 0; k < 12; k++)
-            ck_assert(s.h->data[k] == 0.0f);
-        if (i == 1) {
-            ck_assert_ptr_nonnull(s.c);
-            ck_assert(s.c->rows == 3 && s.c->cols == 4 && s.c != s.h);
-            for (int k = 0; k < 12; k++)
-                ck_assert(s.c->data[k] == 0.0f);
-        } else {
-            ck_assert_ptr_null(s.c);
-        }
-        tg_cell_free(cell);
-    }
-    ck_assert_ptr_null(tg_tape_error(tape));
-    tg_tape_free(tape);
-}
-END_TEST
-
-/* tg_cell_step runs exactly the cell's own forward: the same seed gives the same h_t, bit
- * for bit, for every step. _i picks rnn, lstm or gru. */
-START_TEST(test_cell_step_equals_the_cells_own_forward)
-{
-    enum { I = 3, H = 4, B = 2, T = 5 };
-    const char *names[] = { "rnn", "lstm", "gru" };
-    tg_cell *cell = tg_cell_new(names[_i], I, H, 11, NULL);
-    tg_rnn_cell *rnn = _i == 0 ? tg_rnn_cell_new(I, H, 11) : NULL;
-    tg_lstm_cell *lstm = _i == 1 ? tg_lstm_cell_new(I, H, 11, NULL) : NULL;
-    tg_gru_cell *gru = _i == 2 ? tg_gru_cell_new(I, H, 11, NULL) : NULL;
-    tg_tape *tape = tg_tape_new();
-    tg_cell_state via_cell = tg_cell_zero_state(tape, cell, B);
-    tg_cell_state direct = via_cell;
-    tg_rng rng = tg_rng_new(12);
-    for (int t = 0; t < T; t++) {
-        float x[I * B];
-        for (int k = 0; k < I * B; k++)
-            x[k] = tg_rng_normal(&rng);
-        tg_tensor *x_t = tg_input(tape, I, B, x);
-        via_cell = tg_cell_step(tape, cell, x_t, via_cell);
-        if (rnn)
-            direct.h = tg_rnn_cell_forward(tape, rnn, x_t, direct.h);
-        else if (lstm)
-            tg_lstm_cell_forward(tape, lstm, x_t, direct.h, direct.c, &direct.h, &direct.c);
-        else
-            direct.h = tg_gru_cell_forward(tape, gru, x_t, direct.h);
-        ck_assert_ptr_nonnull(via_cell.h);
-        ck_assert_ptr_nonnull(direct.h);
-        ck_assert_msg(gated_same_values(via_cell.h, direct.h), "%s: h differs at step %d", names[_i], t);
-        if (lstm)
-            ck_assert_msg(gated_same_values(via_cell.c, direct.c), "lstm: c differs at step %d", t);
-    }
-    tg_tape_free(tape);
-    tg_cell_free(cell);
-    tg_rnn_cell_free(rnn);
-    tg_lstm_cell_free(lstm);
-    tg_gru_cell_free(gru);
-}
-END_TEST
-
-/* A user's own cell, written as docs/extending.md shows: a leaky tanh unit
- *     h_t = 1/2 h_{t-1} + tanh(W x_t)        W: hidden x input
- * which counts how often its free function runs. */
-typedef struct leaky_cell {
-    tg_tensor *W;
-    int *frees;
-} leaky_cell;
-
-static tg_cell_state leaky_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
-{
-    leaky_cell *leaky = impl;
-    tg_tensor *h = tg_add(tape, tg_scale(tape, prev.h, 0.5f), tg_tanh(tape, tg_matmul(tape, leaky->W, x_t)));
-    return (tg_cell_state){ .h = h };
-}
-
-static void leaky_free(void *impl)
-{
-    leaky_cell *leaky = impl;
-    (*leaky->frees)++;
-    tg_param_free(leaky->W);
-    free(leaky);
-}
-
-static tg_cell *leaky_cell_new(int *frees)
-{
-    leaky_cell *leaky = malloc(sizeof *leaky);
-    tg_cell *cell = malloc(sizeof *cell);
-    *leaky = (leaky_cell){ .W = tg_param_new(1, 1), .frees = frees };
-    leaky->W->data[0] = 2.0f;
-    *cell = (tg_cell){ .name = "leaky", .input_size = 1, .hidden_size = 1, .has_c = 0,
-                       .params = { leaky->W }, .n_params = 1, .impl = leaky,
-                       .step = leaky_step, .free_impl = leaky_free };
-    return cell;
-}
-
-START_TEST(test_user_defined_cell_runs_through_tg_cell_step)
-{
-    int frees = 0;
-    tg_cell *cell = leaky_cell_new(&frees);
-    tg_tape *tape = tg_tape_new();
-    tg_cell_state s = tg_cell_zero_state(tape, cell, 1);
-    ck_assert_ptr_null(s.c);
-    for (int t = 0; t < 2; t++)
-        s = tg_cell_step(tape, cell, tg_input(tape, 1, 1, (float[]){ 0.25f }), s);
-    ck_assert_ptr_nonnull(s.h);
-    /* h_1 = tanh(2 * 0.25),  h_2 = 1/2 h_1 + tanh(0.5) = 3/2 tanh(0.5) */
-    const float th = tanhf(0.5f);
-    ck_assert_float_eq_tol(s.h->data[0], 1.5f * th, 1e-6f);
-    ck_assert_int_eq(tg_backward(tape, s.h), 0);
-    /* dh_2/dW = 3/2 (1 - tanh^2(0.5)) * 0.25 */
-    ck_assert_float_eq_tol(cell->params[0]->grad[0], 1.5f * (1 - th * th) * 0.25f, 1e-6f);
-    ck_assert_int_eq(tg_sgd_step(cell->params, cell->n_params, 0.1f, NULL), 0);
-    ck_assert_float_lt(cell->params[0]->data[0], 2.0f);
-    tg_tape_free(tape);
-    tg_cell_free(cell);
-    ck_assert_int_eq(frees, 1);
-}
-END_TEST
-
 /* ---- errors --------------------------------------------------------------------------------------- */
-
-static void gated_assert_error(const tg_tape *tape, const char *want)
-{
-    const char *got = tg_tape_error(tape);
-    ck_assert_msg(got != NULL, "no error recorded, expected \"%s\"", want);
-    ck_assert_str_eq(got, want);
-}
-
-/* After a reset the tape has no error and an LSTM step and its backward work again. */
-static void gated_assert_usable_after_reset(tg_tape *tape)
-{
-    tg_tape_reset(tape);
-    ck_assert_ptr_null(tg_tape_error(tape));
-    tg_lstm_cell *cell = tg_lstm_cell_new(1, 2, 1, NULL);
-    tg_tensor *h, *c, *zero = tg_input(tape, 2, 1, NULL);
-    ck_assert_int_eq(tg_lstm_cell_forward(tape, cell, tg_input(tape, 1, 1, (float[]){ 1 }), zero, zero, &h, &c), 0);
-    ck_assert_int_eq(tg_backward(tape, tg_mse(tape, h, zero)), 0);
-    ck_assert_ptr_null(tg_tape_error(tape));
-    tg_lstm_cell_free(cell);
-    tg_tape_reset(tape);
-}
 
 /* A tensor of the given shape on tape, or NULL for { 0, 0 }. */
 static tg_tensor *gated_arg(tg_tape *tape, const int shape[2])
@@ -868,22 +661,22 @@ START_TEST(test_lstm_forward_checks_its_arguments)
                                       gated_arg(tape, bad[i].c), &h, &c);
         ck_assert_int_eq(rc, -1);
         ck_assert(h == NULL && c == NULL);
-        gated_assert_error(tape, bad[i].want);
-        gated_assert_usable_after_reset(tape);
+        assert_error(tape, bad[i].want);
+        assert_lstm_usable_after_reset(tape);
     }
     tg_tensor *x = tg_input(tape, 3, 2, NULL), *state = tg_input(tape, 4, 2, NULL);
     ck_assert_int_eq(tg_lstm_cell_forward(tape, NULL, x, state, state, &h, &c), -1);
-    gated_assert_error(tape, "tg_lstm_cell_forward: cell is NULL");
-    gated_assert_usable_after_reset(tape);
+    assert_error(tape, "tg_lstm_cell_forward: cell is NULL");
+    assert_lstm_usable_after_reset(tape);
     x = tg_input(tape, 3, 2, NULL), state = tg_input(tape, 4, 2, NULL);
     ck_assert_int_eq(tg_lstm_cell_forward(tape, cell, x, state, state, NULL, &c), -1);
-    gated_assert_error(tape, "tg_lstm_cell_forward: h_t and c_t must point to where the new state goes");
-    gated_assert_usable_after_reset(tape);
+    assert_error(tape, "tg_lstm_cell_forward: h_t and c_t must point to where the new state goes");
+    assert_lstm_usable_after_reset(tape);
     tg_tape *other = tg_tape_new();
     x = tg_input(tape, 3, 2, NULL), state = tg_input(tape, 4, 2, NULL);
     ck_assert_int_eq(tg_lstm_cell_forward(tape, cell, tg_input(other, 3, 2, NULL), state, state, &h, &c), -1);
-    gated_assert_error(tape, "tg_matmul_add: input 2 was made on another tape");
-    gated_assert_usable_after_reset(tape);
+    assert_error(tape, "tg_matmul_add: input 2 was made on another tape");
+    assert_lstm_usable_after_reset(tape);
     h = c = &sentinel;
     ck_assert_int_eq(tg_lstm_cell_forward(NULL, cell, NULL, NULL, NULL, &h, &c), -1);
     ck_assert(h == NULL && c == NULL);
@@ -906,12 +699,12 @@ START_TEST(test_gru_forward_checks_its_arguments)
     tg_tape *tape = tg_tape_new();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_ptr_null(tg_gru_cell_forward(tape, cell, gated_arg(tape, bad[i].x), gated_arg(tape, bad[i].h)));
-        gated_assert_error(tape, bad[i].want);
-        gated_assert_usable_after_reset(tape);
+        assert_error(tape, bad[i].want);
+        assert_lstm_usable_after_reset(tape);
     }
     ck_assert_ptr_null(tg_gru_cell_forward(tape, NULL, tg_input(tape, 3, 2, NULL), tg_input(tape, 4, 2, NULL)));
-    gated_assert_error(tape, "tg_gru_cell_forward: cell is NULL");
-    gated_assert_usable_after_reset(tape);
+    assert_error(tape, "tg_gru_cell_forward: cell is NULL");
+    assert_lstm_usable_after_reset(tape);
     ck_assert_ptr_null(tg_gru_cell_forward(NULL, cell, NULL, NULL));
     tg_tape_free(tape);
     tg_gru_cell_free(cell);
@@ -928,80 +721,11 @@ START_TEST(test_first_error_sticks_through_later_lstm_steps)
         ck_assert_int_eq(tg_lstm_cell_forward(tape, cell, tg_input(tape, 3, 2, NULL), h, c, &h, &c), -1);
     tg_tensor *loss = tg_mse(tape, h, tg_input(tape, 4, 2, NULL));
     ck_assert_int_eq(tg_backward(tape, loss), -1);
-    gated_assert_error(tape, "tg_lstm_cell_forward: x_t is 5x2, the cell takes 3 inputs");
+    assert_error(tape, "tg_lstm_cell_forward: x_t is 5x2, the cell takes 3 inputs");
     ck_assert_float_eq(cell->W_x->grad[0], 0.0f);
-    gated_assert_usable_after_reset(tape);
+    assert_lstm_usable_after_reset(tape);
     tg_tape_free(tape);
     tg_lstm_cell_free(cell);
-}
-END_TEST
-
-static tg_cell_state broken_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
-{
-    (void)tape, (void)impl, (void)x_t, (void)prev;
-    return (tg_cell_state){ NULL, NULL };
-}
-
-START_TEST(test_cell_calls_check_their_arguments)
-{
-    tg_tape *tape = tg_tape_new();
-    tg_cell *lstm = tg_cell_new("lstm", 3, 4, 1, NULL);
-    tg_cell_state zero = tg_cell_zero_state(tape, lstm, 2);
-    tg_tensor *x = tg_input(tape, 3, 2, NULL);
-
-    tg_cell_state s = tg_cell_step(tape, NULL, x, zero);
-    ck_assert(s.h == NULL && s.c == NULL);
-    gated_assert_error(tape, "tg_cell_step: cell is NULL");
-    gated_assert_usable_after_reset(tape);
-
-    zero = tg_cell_zero_state(tape, lstm, 2);
-    s = tg_cell_step(tape, lstm, tg_input(tape, 2, 2, NULL), zero);
-    ck_assert(s.h == NULL && s.c == NULL);
-    gated_assert_error(tape, "tg_lstm_cell_forward: x_t is 2x2, the cell takes 3 inputs");
-    gated_assert_usable_after_reset(tape);
-
-    zero = tg_cell_zero_state(tape, lstm, 2);
-    s = tg_cell_step(tape, lstm, tg_input(tape, 3, 2, NULL), (tg_cell_state){ zero.h, NULL });
-    ck_assert(s.h == NULL && s.c == NULL);
-    gated_assert_error(tape, "tg_lstm_cell_forward: c_prev is NULL");
-    gated_assert_usable_after_reset(tape);
-
-    s = tg_cell_zero_state(tape, NULL, 2);
-    ck_assert(s.h == NULL && s.c == NULL);
-    gated_assert_error(tape, "tg_cell_zero_state: cell is NULL");
-    gated_assert_usable_after_reset(tape);
-    s = tg_cell_zero_state(tape, lstm, 0);
-    ck_assert(s.h == NULL && s.c == NULL);
-    gated_assert_error(tape, "tg_cell_zero_state: bad size 4x0 (hidden x batch)");
-    gated_assert_usable_after_reset(tape);
-
-    tg_cell no_step = { .name = "mine", .hidden_size = 4 };
-    s = tg_cell_step(tape, &no_step, tg_input(tape, 3, 2, NULL), s);
-    ck_assert_ptr_null(s.h);
-    gated_assert_error(tape, "tg_cell_step: cell 'mine' has no step function");
-    gated_assert_usable_after_reset(tape);
-
-    tg_cell broken = { .name = "broken", .hidden_size = 4, .step = broken_step };
-    s = tg_cell_step(tape, &broken, tg_input(tape, 3, 2, NULL), tg_cell_zero_state(tape, &broken, 2));
-    ck_assert_ptr_null(s.h);
-    gated_assert_error(tape, "tg_cell_step: the step of cell 'broken' returned no h");
-    gated_assert_usable_after_reset(tape);
-
-    int frees = 0;
-    tg_cell *leaky = leaky_cell_new(&frees);
-    leaky->has_c = 1;   /* claims a c that its step does not return */
-    s = tg_cell_step(tape, leaky, tg_input(tape, 1, 1, NULL), tg_cell_zero_state(tape, leaky, 1));
-    ck_assert(s.h == NULL && s.c == NULL);
-    gated_assert_error(tape, "tg_cell_step: the step of cell 'leaky' returned no c");
-    gated_assert_usable_after_reset(tape);
-
-    s = tg_cell_step(NULL, lstm, NULL, s);
-    ck_assert(s.h == NULL && s.c == NULL);
-    s = tg_cell_zero_state(NULL, lstm, 2);
-    ck_assert(s.h == NULL && s.c == NULL);
-    tg_cell_free(leaky);
-    tg_cell_free(lstm);
-    tg_tape_free(tape);
 }
 END_TEST
 
@@ -1077,83 +801,6 @@ START_TEST(test_out_of_memory_in_a_constructor_gives_null_and_says_so)
 }
 END_TEST
 
-/* ---- training through tg_cell ------------------------------------------------------------------ */
-
-enum { TRAIN_INPUT = 3, TRAIN_HIDDEN = 8, TRAIN_BATCH = 4, TRAIN_STEPS = 12 };
-
-typedef struct gated_task {
-    float x[TRAIN_STEPS][TRAIN_INPUT * TRAIN_BATCH], y[TRAIN_STEPS][TRAIN_HIDDEN * TRAIN_BATCH];
-} gated_task;
-
-static void gated_task_init(gated_task *task)
-{
-    tg_rng rng = tg_rng_new(6);
-    for (int t = 0; t < TRAIN_STEPS; t++) {
-        for (int k = 0; k < TRAIN_INPUT * TRAIN_BATCH; k++)
-            task->x[t][k] = tg_rng_normal(&rng);
-        for (int k = 0; k < TRAIN_HIDDEN * TRAIN_BATCH; k++)
-            task->y[t][k] = tg_rng_uniform(&rng) - 0.5f;
-    }
-}
-
-/* One training step through tg_cell: reset, zero the grads, forward from the zero state,
- * loss = sum of mse, backward, SGD. Returns the loss, or NAN on failure; it asserts
- * nothing itself, since Check's asserts allocate. */
-static float gated_train_step(tg_tape *tape, tg_cell *cell, const gated_task *task)
-{
-    tg_tape_reset(tape);
-    tg_zero_grad(cell->params, cell->n_params, NULL);
-    tg_cell_state s = tg_cell_zero_state(tape, cell, TRAIN_BATCH);
-    tg_tensor *loss = NULL;
-    for (int t = 0; t < TRAIN_STEPS; t++) {
-        s = tg_cell_step(tape, cell, tg_input(tape, TRAIN_INPUT, TRAIN_BATCH, task->x[t]), s);
-        tg_tensor *step_loss = tg_mse(tape, s.h, tg_input(tape, TRAIN_HIDDEN, TRAIN_BATCH, task->y[t]));
-        loss = loss ? tg_add(tape, loss, step_loss) : step_loss;
-    }
-    if (tg_backward(tape, loss) != 0 || tg_sgd_step(cell->params, cell->n_params, 0.05f, NULL) != 0)
-        return NAN;
-    return loss->data[0];
-}
-
-static const char *const TRAIN_CELLS[] = { "rnn", "lstm", "gru" };
-
-START_TEST(test_training_step_through_tg_cell_makes_no_heap_allocation_once_warm)
-{
-    gated_task task;
-    gated_task_init(&task);
-    tg_cell *cell = tg_cell_new(TRAIN_CELLS[_i], TRAIN_INPUT, TRAIN_HIDDEN, 5, NULL);
-    tg_tape *tape = tg_tape_new();
-    int failures = 0;
-    for (int i = 0; i < 3; i++)
-        failures += isnan(gated_train_step(tape, cell, &task));
-    long before = alloc_count();
-    for (int i = 0; i < 10; i++)
-        failures += isnan(gated_train_step(tape, cell, &task));
-    long allocations = alloc_count() - before;
-    ck_assert_msg(failures == 0, "%s: %d failed steps: %s", TRAIN_CELLS[_i], failures,
-                  tg_tape_error(tape) ? tg_tape_error(tape) : "");
-    ck_assert_msg(allocations == 0, "%s: %ld allocations in 10 warm steps", TRAIN_CELLS[_i], allocations);
-    tg_tape_free(tape);
-    tg_cell_free(cell);
-}
-END_TEST
-
-START_TEST(test_sgd_through_tg_cell_lowers_the_loss)
-{
-    gated_task task;
-    gated_task_init(&task);
-    tg_cell *cell = tg_cell_new(TRAIN_CELLS[_i], TRAIN_INPUT, TRAIN_HIDDEN, 5, NULL);
-    tg_tape *tape = tg_tape_new();
-    float first = gated_train_step(tape, cell, &task), last = first;
-    for (int i = 0; i < 100; i++)
-        last = gated_train_step(tape, cell, &task);
-    ck_assert_msg(last < 0.9f * first, "%s: loss %g after 100 steps, %g at first", TRAIN_CELLS[_i],
-                  (double)last, (double)first);
-    tg_tape_free(tape);
-    tg_cell_free(cell);
-}
-END_TEST
-
 Suite *gated_suite(void)
 {
     Suite *s = suite_create("gated");
@@ -1184,28 +831,14 @@ Suite *gated_suite(void)
     tcase_add_test(init, test_forget_bias_setter_changes_only_the_f_rows);
     suite_add_tcase(s, init);
 
-    TCase *cell = tcase_create("tg_cell");
-    tcase_add_test(cell, test_cell_new_builds_rnn_lstm_gru_with_all_their_params);
-    tcase_add_test(cell, test_cell_new_refuses_unknown_names_and_bad_sizes_saying_why);
-    tcase_add_test(cell, test_cell_zero_state_is_zero_and_has_c_only_for_lstm);
-    tcase_add_loop_test(cell, test_cell_step_equals_the_cells_own_forward, 0, 3);
-    tcase_add_test(cell, test_user_defined_cell_runs_through_tg_cell_step);
-    suite_add_tcase(s, cell);
-
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_lstm_forward_checks_its_arguments);
     tcase_add_test(errors, test_gru_forward_checks_its_arguments);
     tcase_add_test(errors, test_first_error_sticks_through_later_lstm_steps);
-    tcase_add_test(errors, test_cell_calls_check_their_arguments);
     tcase_add_test(errors, test_bad_sizes_give_null_and_frees_take_null);
     tcase_add_loop_test(errors, test_out_of_memory_in_a_constructor_gives_null_and_says_so, 0,
                         N_CONSTRUCTORS);
     suite_add_tcase(s, errors);
-
-    TCase *train = tcase_create("training");
-    tcase_add_loop_test(train, test_training_step_through_tg_cell_makes_no_heap_allocation_once_warm, 0, 3);
-    tcase_add_loop_test(train, test_sgd_through_tg_cell_lowers_the_loss, 0, 3);
-    suite_add_tcase(s, train);
 
     return s;
 }

@@ -1,9 +1,12 @@
-/* test_ops.c: every op's forward on hand-worked values, and its backward against central
- * finite differences, with a check that a backward 1% off would be caught. */
+/* test_ops.c: every op (src/ops.c): its forward on hand-worked values, its backward against
+ * central finite differences (a backward 1% off is caught), and its refusals of bad shapes
+ * and NULL inputs, each with a message naming the op and the shapes. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 
 #include "gradcheck.h"
+#include "tape_errors.h"
 
 /* ---- forward on hand-worked cases ------------------------------------------------------- */
 
@@ -104,19 +107,33 @@ END_TEST
 /* ---- backward against finite differences ------------------------------------------------ */
 
 static tg_tensor *f_matmul(tg_tape *tp, tg_tensor **in) { return tg_matmul(tp, in[0], in[1]); }
+
 static tg_tensor *f_add(tg_tape *tp, tg_tensor **in) { return tg_add(tp, in[0], in[1]); }
+
 static tg_tensor *f_matmul_add(tg_tape *tp, tg_tensor **in) { return tg_matmul_add(tp, in[0], in[1], in[2]); }
+
 static tg_tensor *f_sub(tg_tape *tp, tg_tensor **in) { return tg_sub(tp, in[0], in[1]); }
+
 static tg_tensor *f_mul(tg_tape *tp, tg_tensor **in) { return tg_mul(tp, in[0], in[1]); }
+
 static tg_tensor *f_square(tg_tape *tp, tg_tensor **in) { return tg_mul(tp, in[0], in[0]); }
+
 static tg_tensor *f_scale(tg_tape *tp, tg_tensor **in) { return tg_scale(tp, in[0], -1.7f); }
+
 static tg_tensor *f_tanh(tg_tape *tp, tg_tensor **in) { return tg_tanh(tp, in[0]); }
+
 static tg_tensor *f_sigmoid(tg_tape *tp, tg_tensor **in) { return tg_sigmoid(tp, in[0]); }
+
 static tg_tensor *f_one_minus(tg_tape *tp, tg_tensor **in) { return tg_one_minus(tp, in[0]); }
+
 static tg_tensor *f_rows(tg_tape *tp, tg_tensor **in) { return tg_rows(tp, in[0], 2, 3); }
+
 static tg_tensor *f_sum(tg_tape *tp, tg_tensor **in) { return tg_sum(tp, in[0]); }
+
 static tg_tensor *f_mean(tg_tape *tp, tg_tensor **in) { return tg_mean(tp, in[0]); }
+
 static tg_tensor *f_mse(tg_tape *tp, tg_tensor **in) { return tg_mse(tp, in[0], in[1]); }
+
 static tg_tensor *f_cross_entropy(tg_tape *tp, tg_tensor **in)
 {
     return tg_cross_entropy(tp, tg_scale(tp, in[0], 3.0f), (int[]){ 2, 0, 4 });
@@ -167,6 +184,7 @@ static const op_case OP_CASES[] = {
     { "cross_entropy", f_cross_entropy, 1, { { 5, 3 } } },
     { "three rnn cell steps", f_three_cell_steps, 5, { { 3, 3 }, { 3, 2 }, { 3, 1 }, { 3, 1 }, { 2, 3 } } },
 };
+
 #define N_OP_CASES ((int)(sizeof OP_CASES / sizeof OP_CASES[0]))
 
 /* Runs op case i's gradient check with the backward's gradients scaled by grad_scale. */
@@ -198,6 +216,119 @@ START_TEST(test_finite_difference_catches_a_backward_one_percent_off)
 }
 END_TEST
 
+/* ---- refusals: NULL and a message naming the op and the shapes --------------------------- */
+
+START_TEST(test_shape_mismatches_name_the_op_and_shapes)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_input(tape, 3, 2, NULL), *b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_matmul(tape, a, a));
+    assert_error(tape, "tg_matmul: cannot multiply 3x2 by 3x2");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_add(tape, a, b));
+    assert_error(tape, "tg_add: cannot add 3x2 and 2x2 (b must be 3x2 or 3x1)");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_matmul_add(tape, a, a, b));
+    assert_error(tape, "tg_matmul_add: cannot multiply 3x2 by 3x2");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_matmul_add(tape, a, b, b));
+    assert_error(tape, "tg_matmul_add: cannot add 2x2 to the 3x2 product (c must be 3x2 or 3x1)");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_matmul_add(tape, a, b, tg_input(tape, 3, 3, NULL)));
+    assert_error(tape, "tg_matmul_add: cannot add 3x3 to the 3x2 product (c must be 3x2 or 3x1)");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_sub(tape, a, b));
+    assert_error(tape, "tg_sub: shapes differ: 3x2 and 2x2");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_mul(tape, a, b));
+    assert_error(tape, "tg_mul: shapes differ: 3x2 and 2x2");
+    assert_usable_after_reset(tape);
+    a = tg_input(tape, 3, 2, NULL), b = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_mse(tape, a, b));
+    assert_error(tape, "tg_mse: shapes differ: 3x2 and 2x2");
+    assert_usable_after_reset(tape);
+    static const int bad_ranges[4][2] = { { -1, 2 }, { 2, 2 }, { 0, 0 }, { 3, 1 } };
+    for (int i = 0; i < 4; i++) {
+        char want[80];
+        snprintf(want, sizeof want, "tg_rows: cannot take rows %d..%d of a 3x2 tensor",
+                 bad_ranges[i][0], bad_ranges[i][0] + bad_ranges[i][1] - 1);
+        ck_assert_ptr_null(tg_rows(tape, tg_input(tape, 3, 2, NULL), bad_ranges[i][0], bad_ranges[i][1]));
+        assert_error(tape, want);
+        assert_usable_after_reset(tape);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+typedef tg_tensor *(*binary_op)(tg_tape *, tg_tensor *, tg_tensor *);
+
+typedef tg_tensor *(*unary_op)(tg_tape *, tg_tensor *);
+
+START_TEST(test_null_inputs_give_null_and_name_the_op)
+{
+    static const struct { binary_op op; const char *name; } binary[] = {
+        { tg_matmul, "tg_matmul" }, { tg_add, "tg_add" }, { tg_sub, "tg_sub" },
+        { tg_mul, "tg_mul" }, { tg_mse, "tg_mse" },
+    };
+    static const struct { unary_op op; const char *name; } unary[] = {
+        { tg_tanh, "tg_tanh" }, { tg_sum, "tg_sum" }, { tg_mean, "tg_mean" },
+        { tg_sigmoid, "tg_sigmoid" }, { tg_one_minus, "tg_one_minus" },
+    };
+    char want[64];
+    tg_tape *tape = tg_tape_new();
+    for (size_t i = 0; i < sizeof binary / sizeof binary[0]; i++) {
+        tg_tensor *x = tg_input(tape, 2, 2, NULL);
+        ck_assert_ptr_null(binary[i].op(tape, x, NULL));
+        snprintf(want, sizeof want, "%s: input 2 is NULL", binary[i].name);
+        assert_error(tape, want);
+        assert_usable_after_reset(tape);
+        ck_assert_ptr_null(binary[i].op(tape, NULL, x));
+        ck_assert_ptr_null(binary[i].op(NULL, x, x));
+        tg_tape_reset(tape);
+    }
+    for (size_t i = 0; i < sizeof unary / sizeof unary[0]; i++) {
+        ck_assert_ptr_null(unary[i].op(tape, NULL));
+        snprintf(want, sizeof want, "%s: input 1 is NULL", unary[i].name);
+        assert_error(tape, want);
+        assert_usable_after_reset(tape);
+        ck_assert_ptr_null(unary[i].op(NULL, NULL));
+    }
+    for (int missing = 0; missing < 3; missing++) {
+        tg_tensor *in[3] = { tg_input(tape, 2, 2, NULL), tg_input(tape, 2, 2, NULL),
+                             tg_input(tape, 2, 2, NULL) };
+        in[missing] = NULL;
+        ck_assert_ptr_null(tg_matmul_add(tape, in[0], in[1], in[2]));
+        snprintf(want, sizeof want, "tg_matmul_add: input %d is NULL", missing + 1);
+        assert_error(tape, want);
+        assert_usable_after_reset(tape);
+    }
+    ck_assert_ptr_null(tg_scale(tape, NULL, 2.0f));
+    assert_error(tape, "tg_scale: input 1 is NULL");
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_rows(tape, NULL, 0, 1));
+    assert_error(tape, "tg_rows: input 1 is NULL");
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_cross_entropy(tape, NULL, (int[]){ 0 }));
+    assert_error(tape, "tg_cross_entropy: input 1 is NULL");
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_cross_entropy(tape, tg_input(tape, 3, 2, NULL), NULL));
+    assert_error(tape, "tg_cross_entropy: classes is NULL");
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_cross_entropy(tape, tg_input(tape, 3, 2, NULL), (int[]){ 0, 3 }));
+    assert_error(tape, "tg_cross_entropy: class 3 of column 1 is not in 0..2");
+    ck_assert_ptr_null(tg_input(NULL, 1, 1, NULL));
+    ck_assert_int_eq(tg_backward(NULL, NULL), -1);
+    ck_assert_ptr_nonnull(tg_tape_error(NULL));
+    tg_tape_free(tape);
+}
+END_TEST
+
 Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
@@ -213,5 +344,9 @@ Suite *ops_suite(void)
     tcase_add_loop_test(backward, test_backward_matches_finite_difference, 0, N_OP_CASES);
     tcase_add_loop_test(backward, test_finite_difference_catches_a_backward_one_percent_off, 0, N_OP_CASES);
     suite_add_tcase(s, backward);
+    TCase *errors = tcase_create("errors");
+    tcase_add_test(errors, test_shape_mismatches_name_the_op_and_shapes);
+    tcase_add_test(errors, test_null_inputs_give_null_and_name_the_op);
+    suite_add_tcase(s, errors);
     return s;
 }

@@ -1,12 +1,15 @@
-/* test_tape.c: the tape itself: memory reuse after reset, no allocation once warm, a
- * 10,000-node chain, gradient sums over shared parameters, what a second backward does, and
- * constants (leaves without a grad) that every op skips. */
+/* test_tape.c: the tape (src/tape.c): memory reuse after reset, no allocation once warm, a
+ * 10,000-node chain, gradient sums over shared parameters, what a second backward does,
+ * constants that every op skips; its refusals, each with its message; and the calls an op
+ * of a user's is written with (tg_inputs_ok, tg_record, tg_op_state, tg_backward_memo). */
 #include <check.h>
 #include <math.h>
 #include <string.h>
 
 #include "alloc_count.h"
 #include "gradcheck.h"
+#include "tape_errors.h"
+#include "user_cube.h"
 
 enum { HIDDEN = 8, INPUT = 3, BATCH = 4, STEPS = 12 };
 
@@ -352,31 +355,6 @@ START_TEST(test_a_loss_made_only_from_constants_is_refused)
 }
 END_TEST
 
-START_TEST(test_parameter_calls_refuse_a_tensor_without_grad)
-{
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *w = tg_param_new(1, 2), *c = tg_constant(tape, 1, 2, (float[]){ 1, 2 });
-    w->grad[0] = 3.0f;
-    tg_tensor *both[2] = { w, c };
-    const char *why = "params[1] has no grad (a tg_constant has no grad)";
-    tg_error err;
-    ck_assert_int_eq(tg_sgd_step(both, 2, 0.1f, &err), -1);
-    ck_assert_ptr_nonnull(strstr(err.message, why));
-    ck_assert_float_eq(w->data[0], 0.0f);
-    ck_assert_int_eq(tg_zero_grad(both, 2, &err), -1);
-    ck_assert_str_eq(err.message,
-                     "tg_zero_grad: params[1] has no grad (a tg_constant has no grad)");
-    ck_assert_float_eq(w->grad[0], 3.0f);
-    ck_assert_float_eq(tg_clip_grad_norm(both, 2, 1.0f), -1.0f);
-    ck_assert_int_eq(tg_clip_grad_value(both, 2, 1.0f, &err), -1);
-    ck_assert_ptr_nonnull(strstr(err.message, why));
-    ck_assert_float_eq(w->grad[0], 3.0f);
-    ck_assert_float_eq(tg_grad_norm(c), 0.0f);
-    tg_tape_free(tape);
-    tg_param_free(w);
-}
-END_TEST
-
 /* x's grad for loss = sum(W_n ... W_1 x), by hand: W_1^T ... W_n^T ones. */
 static void chain_input_grad(tg_tensor **w, int n, float *out)
 {
@@ -420,18 +398,212 @@ START_TEST(test_input_grads_through_many_weights_and_after_a_weight_changes)
 }
 END_TEST
 
-START_TEST(test_rng_gives_the_same_stream_on_every_platform)
+/* ---- refusals: NULL or -1 and a message; the tape works again after a reset -------------- */
+
+START_TEST(test_bad_sizes_give_null)
 {
-    /* SplitMix64 from seed 0: the reference generator's first outputs. */
-    tg_rng rng = tg_rng_new(0);
-    ck_assert_uint_eq(tg_rng_next(&rng), 0xE220A8397B1DCDAFull);
-    ck_assert_uint_eq(tg_rng_next(&rng), 0x6E789E6AA1B965F4ull);
-    tg_rng a = tg_rng_new(42), b = tg_rng_new(42);
-    for (int i = 0; i < 100; i++) {
-        float u = tg_rng_uniform(&a);
-        ck_assert(u >= 0.0f && u < 1.0f);
-        ck_assert_float_eq(u, tg_rng_uniform(&b));
+    ck_assert_ptr_null(tg_param_new(0, 3));
+    ck_assert_ptr_null(tg_param_new(3, -1));
+    ck_assert_ptr_null(tg_param_new(1 << 20, 1 << 20));
+    ck_assert_ptr_null(tg_rnn_cell_new(0, 2, 1));
+    ck_assert_ptr_null(tg_rnn_cell_new(3, 0, 1));
+    ck_assert_ptr_null(tg_rnn_cell_new(-3, 2, 1));
+    tg_tape *tape = tg_tape_new();
+    ck_assert_ptr_null(tg_input(tape, 0, 4, NULL));
+    assert_error(tape, "tg_input: bad size 0x4");
+    assert_usable_after_reset(tape);
+    ck_assert_ptr_null(tg_input(tape, 3, -2, NULL));
+    assert_error(tape, "tg_input: bad size 3x-2");
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_backward_refuses_a_bad_loss)
+{
+    tg_tape *tape = tg_tape_new(), *other = tg_tape_new();
+    tg_tensor *p = tg_param_new(1, 1);
+    ck_assert_int_eq(tg_backward(tape, NULL), -1);
+    assert_error(tape, "tg_backward: loss is NULL");
+    tg_tape_reset(tape);
+    ck_assert_int_eq(tg_backward(tape, tg_input(tape, 2, 1, NULL)), -1);
+    assert_error(tape, "tg_backward: loss must be 1x1, got 2x1");
+    tg_tape_reset(tape);
+    ck_assert_int_eq(tg_backward(tape, p), -1);
+    assert_error(tape, "tg_backward: loss must be a tensor made on this tape");
+    tg_tape_reset(tape);
+    ck_assert_int_eq(tg_backward(tape, tg_input(other, 1, 1, NULL)), -1);
+    assert_error(tape, "tg_backward: loss must be a tensor made on this tape");
+    assert_usable_after_reset(tape);
+    tg_param_free(p);
+    tg_tape_free(tape);
+    tg_tape_free(other);
+}
+END_TEST
+
+START_TEST(test_inputs_from_another_tape_are_refused)
+{
+    tg_tape *tape = tg_tape_new(), *other = tg_tape_new();
+    tg_tensor *mine = tg_input(tape, 2, 2, NULL), *theirs = tg_input(other, 2, 2, NULL);
+    ck_assert_ptr_null(tg_add(tape, mine, theirs));
+    assert_error(tape, "tg_add: input 2 was made on another tape");
+    tg_tape_reset(tape);
+    mine = tg_input(tape, 2, 2, NULL);
+    ck_assert_ptr_null(tg_matmul_add(tape, mine, mine, theirs));
+    assert_error(tape, "tg_matmul_add: input 3 was made on another tape");
+    tg_tape_free(tape);
+    tg_tape_free(other);
+}
+END_TEST
+
+START_TEST(test_nan_loss_is_reported_and_weights_stay_unchanged)
+{
+    tg_tensor *w = tg_param_new(1, 1);
+    w->data[0] = 2.0f;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *loss = tg_mse(tape, tg_matmul(tape, w, tg_input(tape, 1, 1, (float[]){ NAN })),
+                             tg_input(tape, 1, 1, NULL));
+    ck_assert_int_eq(tg_backward(tape, loss), -1);
+    assert_error(tape, "tg_backward: loss is nan; no gradient computed");
+    ck_assert_float_eq(w->grad[0], 0.0f);
+    tg_error err;
+    ck_assert_int_eq(tg_sgd_step(&w, 1, NAN, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: lr is nan; it must be finite; nothing changed");
+    w->grad[0] = INFINITY;
+    ck_assert_int_eq(tg_sgd_step(&w, 1, 0.1f, &err), -1);
+    ck_assert_str_eq(err.message,
+                     "tg_sgd_step: the gradient of params[0] is +Inf at value 0; nothing changed");
+    ck_assert_float_eq(w->data[0], 2.0f);
+    tg_tape_free(tape);
+    tg_param_free(w);
+}
+END_TEST
+
+START_TEST(test_out_of_memory_gives_null_and_a_message)
+{
+    tg_tape *tape = tg_tape_new();
+    alloc_fail_after(0);
+    tg_tensor *x = tg_input(tape, 4, 4, NULL);
+    tg_tensor *p = tg_param_new(3, 3);
+    tg_rnn_cell *cell = tg_rnn_cell_new(2, 2, 1);
+    tg_tape *no_tape = tg_tape_new();
+    alloc_fail_after(-1);
+    ck_assert_ptr_null(x);
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_null(cell);
+    ck_assert_ptr_null(no_tape);
+    assert_error(tape, "tg_input: out of memory for a 4x4 result");
+    for (long n = 1; n < 10; n++) { /* a cell that fails at any of its 10 allocations frees the rest */
+        alloc_fail_after(n);
+        cell = tg_rnn_cell_new(2, 2, 1);
+        alloc_fail_after(-1);
+        ck_assert_ptr_null(cell);
     }
+    assert_usable_after_reset(tape);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- recording: the state is a copy, constants skip the backward, sizes are checked ------ */
+
+START_TEST(test_record_keeps_a_copy_of_the_state)
+{
+    wrongness = 1.0f;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_input(tape, 1, 2, (float[]){ 1.0f, 2.0f });
+    tg_tensor *in[] = { a };
+    float s = 2.0f;
+    tg_tensor *y = tg_record(tape, &CUBE, in, 1, 2, &s, sizeof s);
+    ck_assert_ptr_nonnull(y);
+    memset(y->data, 0, 2 * sizeof(float));
+    s = 100.0f;                                   /* the tape's copy must not follow */
+    ck_assert_float_eq(*(const float *)tg_op_state(y), 2.0f);
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, y)), 0);
+    ck_assert_float_eq(a->grad[0], 6.0f);         /* 3 * 2 * 1^2 */
+    ck_assert_float_eq(a->grad[1], 24.0f);        /* 3 * 2 * 2^2 */
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_an_op_on_constants_gets_no_grad_and_no_backward_call)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *W = tg_param_new(1, 2);
+    fill_uniform(W, -1.0f, 1.0f, 9);
+    tg_tensor *cubed = user_cube(tape, tg_constant(tape, 2, 1, (float[]){ 0.5f, -2.0f }), 1.0f);
+    ck_assert_ptr_null(cubed->grad);
+    cube_backward_calls = 0;
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, tg_matmul(tape, W, cubed))), 0);
+    ck_assert_int_eq(cube_backward_calls, 0);
+    ck_assert_float_eq(W->grad[1], -8.0f);
+    tg_param_free(W);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_record_refuses_a_result_over_the_size_limit)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *column = tg_constant(tape, 32768, 1, NULL), *row = tg_constant(tape, 1, 32768, NULL);
+    ck_assert_ptr_null(tg_matmul(tape, column, row));
+    ck_assert_str_eq(tg_tape_error(tape), "tg_matmul: a 32768x32768 result is too large (at most "
+                                          "1073741823 values)");
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_inputs_ok_refuses_a_bad_op_and_a_null_input)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *in[] = { NULL };
+    ck_assert_int_eq(tg_inputs_ok(tape, &CUBE, in), 0);
+    ck_assert_str_eq(tg_tape_error(tape), "user_cube: input 1 is NULL");
+    tg_tape_reset(tape);
+    static const tg_op NO_BACKWARD = { "no_backward", 1, NULL };
+    in[0] = tg_input(tape, 1, 1, NULL);
+    ck_assert_int_eq(tg_inputs_ok(tape, &NO_BACKWARD, in), 0);
+    ck_assert_str_eq(tg_tape_error(tape), "tg_inputs_ok: op no_backward is not a valid tg_op "
+                                          "(name, 1..4 inputs, backward)");
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- memos: one block per (owner, key) and backward pass --------------------------------- */
+
+static int memo_fresh_count;
+
+static void memo_backward(tg_tensor *y, tg_tensor *const *in)
+{
+    int fresh;
+    float *m = tg_backward_memo(y, &memo_fresh_count, in[0], sizeof(float), &fresh);
+    if (m && fresh) {
+        memo_fresh_count++;
+        *m = 1.0f;
+    }
+    in[0]->grad[0] += m ? *m * y->grad[0] : 0.0f;
+}
+
+static const tg_op MEMO_OP = { "memo_op", 1, memo_backward };
+
+START_TEST(test_backward_memo_is_made_once_per_key_and_pass)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *p = tg_param_new(1, 1), *q = tg_param_new(1, 1);
+    tg_tensor *sum = NULL;
+    for (int i = 0; i < 6; i++) {
+        tg_tensor *in[] = { i % 2 ? p : q };
+        tg_tensor *y = tg_record(tape, &MEMO_OP, in, 1, 1, NULL, 0);
+        y->data[0] = 0.0f;
+        sum = sum ? tg_add(tape, sum, y) : y;
+    }
+    memo_fresh_count = 0;
+    ck_assert_int_eq(tg_backward(tape, sum), 0);
+    ck_assert_int_eq(memo_fresh_count, 2);        /* one for p, one for q */
+    ck_assert_int_eq(tg_backward(tape, sum), 0);
+    ck_assert_int_eq(memo_fresh_count, 4);        /* made again in the second pass */
+    ck_assert_float_eq(p->grad[0], 6.0f);         /* 3 nodes, twice */
+    tg_param_free(p);
+    tg_param_free(q);
+    tg_tape_free(tape);
 }
 END_TEST
 
@@ -451,9 +623,21 @@ Suite *tape_suite(void)
     tcase_add_loop_test(tc, test_every_two_input_op_skips_a_constant_and_keeps_the_other_grad, 0, MIX_OPS);
     tcase_add_loop_test(tc, test_matmul_add_skips_a_constant_input_and_keeps_the_other_grads, 0, 3);
     tcase_add_test(tc, test_a_loss_made_only_from_constants_is_refused);
-    tcase_add_test(tc, test_parameter_calls_refuse_a_tensor_without_grad);
     tcase_add_test(tc, test_input_grads_through_many_weights_and_after_a_weight_changes);
-    tcase_add_test(tc, test_rng_gives_the_same_stream_on_every_platform);
     suite_add_tcase(s, tc);
+    TCase *errors = tcase_create("errors");
+    tcase_add_test(errors, test_bad_sizes_give_null);
+    tcase_add_test(errors, test_backward_refuses_a_bad_loss);
+    tcase_add_test(errors, test_inputs_from_another_tape_are_refused);
+    tcase_add_test(errors, test_nan_loss_is_reported_and_weights_stay_unchanged);
+    tcase_add_test(errors, test_out_of_memory_gives_null_and_a_message);
+    suite_add_tcase(s, errors);
+    TCase *op = tcase_create("user_op");
+    tcase_add_test(op, test_record_keeps_a_copy_of_the_state);
+    tcase_add_test(op, test_an_op_on_constants_gets_no_grad_and_no_backward_call);
+    tcase_add_test(op, test_record_refuses_a_result_over_the_size_limit);
+    tcase_add_test(op, test_inputs_ok_refuses_a_bad_op_and_a_null_input);
+    tcase_add_test(op, test_backward_memo_is_made_once_per_key_and_pass);
+    suite_add_tcase(s, op);
     return s;
 }

@@ -6,7 +6,7 @@
  * LSTM case, one with b_x a GRU case.
  *
  * Build and run from the repository root:
- *     cc -Iinclude -Itests tests/standalone/gated_match.c tests/fixture.c build/libtapegrad.a -lm
+ *     cc -Iinclude -Itests/support tests/standalone/gated_match.c tests/support/fixture.c build/libtapegrad.a -lm
  *     ./a.out tests/fixtures/lstm_cell.txt
  */
 #include <math.h>

@@ -5,7 +5,7 @@
  * the gradients of W_h, W_x, b, h0 and every x_t.
  *
  * Build and run from the repository root:
- *     cc -Iinclude -Itests tests/standalone/pytorch_match.c tests/fixture.c build/libtapegrad.a -lm
+ *     cc -Iinclude -Itests/support tests/standalone/pytorch_match.c tests/support/fixture.c build/libtapegrad.a -lm
  *     ./a.out tests/fixtures/rnn_cell.txt
  */
 #include <math.h>

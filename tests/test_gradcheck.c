@@ -1,41 +1,15 @@
-/* test_extend.c: the public extension API (an op defined here, outside the library, exactly as
- * the library's own ops are) and the public gradient check tg_grad_check, including that it
- * catches a deliberately wrong backward and says where. */
+/* test_gradcheck.c: tg_grad_check (src/gradcheck.c) on a user's op (tests/support/user_cube.c):
+ * it passes a right backward over parameters and tg_input tensors, leaves constants out,
+ * catches a backward 1% off and says where, leaves the parameters as they were, and refuses
+ * bad arguments and failing losses, saying why. */
 #include <check.h>
 #include <math.h>
 #include <string.h>
 
 #include "gradcheck.h"
+#include "user_cube.h"
 
 static long count(const tg_tensor *t) { return (long)t->rows * t->cols; }
-
-/* ---- a user's op: y = s a^3, da += 3 s a^2 dy (s is its state); `wrongness` scales the
- *      derivative to make a deliberately wrong backward ---------------------------------- */
-
-static float wrongness = 1.0f;
-static int cube_backward_calls;
-
-static void cube_backward(tg_tensor *y, tg_tensor *const *in)
-{
-    const float *s = tg_op_state(y);
-    tg_tensor *a = in[0];
-    cube_backward_calls++;
-    for (long k = 0; k < count(y); k++)
-        a->grad[k] += wrongness * 3.0f * *s * a->data[k] * a->data[k] * y->grad[k];
-}
-static const tg_op CUBE = { "user_cube", 1, cube_backward };
-
-static tg_tensor *user_cube(tg_tape *tape, tg_tensor *a, float s)
-{
-    tg_tensor *in[] = { a };
-    if (!tg_inputs_ok(tape, &CUBE, in))
-        return NULL;
-    tg_tensor *y = tg_record(tape, &CUBE, in, a->rows, a->cols, &s, sizeof s);
-    if (y)
-        for (long k = 0; k < count(y); k++)
-            y->data[k] = s * a->data[k] * a->data[k] * a->data[k];
-    return y;
-}
 
 /* L = sum(tanh(W x)^3 * 0.5) with W a parameter (3 x 2) and x (2 x 2) a tg_input or a
  * tg_constant; the cube is the user's op. */
@@ -176,119 +150,9 @@ START_TEST(test_grad_check_refuses_bad_arguments_and_failing_losses)
 }
 END_TEST
 
-/* ---- recording: the state is a copy, constants skip the backward, sizes are checked ------ */
-
-START_TEST(test_record_keeps_a_copy_of_the_state)
+Suite *gradcheck_suite(void)
 {
-    wrongness = 1.0f;
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *a = tg_input(tape, 1, 2, (float[]){ 1.0f, 2.0f });
-    tg_tensor *in[] = { a };
-    float s = 2.0f;
-    tg_tensor *y = tg_record(tape, &CUBE, in, 1, 2, &s, sizeof s);
-    ck_assert_ptr_nonnull(y);
-    memset(y->data, 0, 2 * sizeof(float));
-    s = 100.0f;                                   /* the tape's copy must not follow */
-    ck_assert_float_eq(*(const float *)tg_op_state(y), 2.0f);
-    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, y)), 0);
-    ck_assert_float_eq(a->grad[0], 6.0f);         /* 3 * 2 * 1^2 */
-    ck_assert_float_eq(a->grad[1], 24.0f);        /* 3 * 2 * 2^2 */
-    tg_tape_free(tape);
-}
-END_TEST
-
-START_TEST(test_an_op_on_constants_gets_no_grad_and_no_backward_call)
-{
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *W = tg_param_new(1, 2);
-    fill_uniform(W, -1.0f, 1.0f, 9);
-    tg_tensor *cubed = user_cube(tape, tg_constant(tape, 2, 1, (float[]){ 0.5f, -2.0f }), 1.0f);
-    ck_assert_ptr_null(cubed->grad);
-    cube_backward_calls = 0;
-    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, tg_matmul(tape, W, cubed))), 0);
-    ck_assert_int_eq(cube_backward_calls, 0);
-    ck_assert_float_eq(W->grad[1], -8.0f);
-    tg_param_free(W);
-    tg_tape_free(tape);
-}
-END_TEST
-
-START_TEST(test_record_refuses_a_result_over_the_size_limit)
-{
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *column = tg_constant(tape, 32768, 1, NULL), *row = tg_constant(tape, 1, 32768, NULL);
-    ck_assert_ptr_null(tg_matmul(tape, column, row));
-    ck_assert_str_eq(tg_tape_error(tape), "tg_matmul: a 32768x32768 result is too large (at most "
-                                          "1073741823 values)");
-    tg_tape_free(tape);
-}
-END_TEST
-
-START_TEST(test_inputs_ok_refuses_a_bad_op_and_a_null_input)
-{
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *in[] = { NULL };
-    ck_assert_int_eq(tg_inputs_ok(tape, &CUBE, in), 0);
-    ck_assert_str_eq(tg_tape_error(tape), "user_cube: input 1 is NULL");
-    tg_tape_reset(tape);
-    static const tg_op NO_BACKWARD = { "no_backward", 1, NULL };
-    in[0] = tg_input(tape, 1, 1, NULL);
-    ck_assert_int_eq(tg_inputs_ok(tape, &NO_BACKWARD, in), 0);
-    ck_assert_str_eq(tg_tape_error(tape), "tg_inputs_ok: op no_backward is not a valid tg_op "
-                                          "(name, 1..4 inputs, backward)");
-    tg_tape_free(tape);
-}
-END_TEST
-
-/* ---- memos: one block per (owner, key) and backward pass --------------------------------- */
-
-static int memo_fresh_count;
-
-static void memo_backward(tg_tensor *y, tg_tensor *const *in)
-{
-    int fresh;
-    float *m = tg_backward_memo(y, &memo_fresh_count, in[0], sizeof(float), &fresh);
-    if (m && fresh) {
-        memo_fresh_count++;
-        *m = 1.0f;
-    }
-    in[0]->grad[0] += m ? *m * y->grad[0] : 0.0f;
-}
-static const tg_op MEMO_OP = { "memo_op", 1, memo_backward };
-
-START_TEST(test_backward_memo_is_made_once_per_key_and_pass)
-{
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *p = tg_param_new(1, 1), *q = tg_param_new(1, 1);
-    tg_tensor *sum = NULL;
-    for (int i = 0; i < 6; i++) {
-        tg_tensor *in[] = { i % 2 ? p : q };
-        tg_tensor *y = tg_record(tape, &MEMO_OP, in, 1, 1, NULL, 0);
-        y->data[0] = 0.0f;
-        sum = sum ? tg_add(tape, sum, y) : y;
-    }
-    memo_fresh_count = 0;
-    ck_assert_int_eq(tg_backward(tape, sum), 0);
-    ck_assert_int_eq(memo_fresh_count, 2);        /* one for p, one for q */
-    ck_assert_int_eq(tg_backward(tape, sum), 0);
-    ck_assert_int_eq(memo_fresh_count, 4);        /* made again in the second pass */
-    ck_assert_float_eq(p->grad[0], 6.0f);         /* 3 nodes, twice */
-    tg_param_free(p);
-    tg_param_free(q);
-    tg_tape_free(tape);
-}
-END_TEST
-
-Suite *extend_suite(void)
-{
-    Suite *s = suite_create("extend");
-    TCase *op = tcase_create("user_op");
-    tcase_add_test(op, test_record_keeps_a_copy_of_the_state);
-    tcase_add_test(op, test_an_op_on_constants_gets_no_grad_and_no_backward_call);
-    tcase_add_test(op, test_record_refuses_a_result_over_the_size_limit);
-    tcase_add_test(op, test_inputs_ok_refuses_a_bad_op_and_a_null_input);
-    tcase_add_test(op, test_backward_memo_is_made_once_per_key_and_pass);
-    suite_add_tcase(s, op);
+    Suite *s = suite_create("gradcheck");
     TCase *check = tcase_create("grad_check");
     tcase_add_test(check, test_user_op_backward_matches_finite_difference_over_params_and_inputs);
     tcase_add_test(check, test_grad_check_leaves_out_constants);

@@ -1,9 +1,10 @@
-/* test_optimizers.c: tg_optimizer (SGD, momentum, Adagrad, Adam). The first three updates of
- * each match arithmetic done by hand; Adam's first step is lr * sign(g); every case of
- * tests/fixtures/optimizers.txt matches torch.optim, and the comparison catches an lr 1% off;
- * a step refuses bad gradients, bad settings and overflow with nothing changed and says why;
- * the constructor rejects bad arguments, saying why; a step allocates nothing; Adam trains an
- * ill-scaled regression further than SGD in the same number of steps. */
+/* test_optim.c: src/optim.c. Zeroing, SGD and clipping refuse NULL and constants, saying why;
+ * norm and value clipping and the gradient norm on hand cases. tg_optimizer (SGD, momentum,
+ * Adagrad, Adam): the first three updates of each match arithmetic done by hand; Adam's first
+ * step is lr * sign(g); every case of tests/fixtures/optimizers.txt matches torch.optim, and
+ * the comparison catches an lr 1% off; a step refuses bad gradients, bad settings and overflow
+ * with nothing changed and says why; the constructor rejects bad arguments, saying why; a step
+ * allocates nothing; Adam trains an ill-scaled regression further than SGD. */
 #include <check.h>
 #include <math.h>
 #include <stdbool.h>
@@ -14,11 +15,156 @@
 #include "fixture.h"
 #include "tapegrad.h"
 
+/* ---- zeroing, SGD, norms and clipping -------------------------------------------------------- */
+
+START_TEST(test_training_calls_survive_null)
+{
+    tg_tensor *p = tg_param_new(2, 2);
+    tg_tensor *with_null[2] = { p, NULL };
+    tg_error err;
+    ck_assert_int_eq(tg_sgd_step(NULL, 1, 0.1f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: params is NULL");
+    ck_assert_int_eq(tg_sgd_step(with_null, 2, 0.1f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: params[1] is NULL");
+    ck_assert_int_eq(tg_sgd_step(&p, -1, 0.1f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: n is -1; it must be >= 0");
+    ck_assert_int_eq(tg_zero_grad(NULL, 3, &err), -1);
+    ck_assert_str_eq(err.message, "tg_zero_grad: params is NULL");
+    p->grad[0] = 1.0f;
+    ck_assert_int_eq(tg_zero_grad(with_null, 2, &err), -1);
+    ck_assert_str_eq(err.message, "tg_zero_grad: params[1] is NULL");
+    ck_assert_float_eq(p->grad[0], 1.0f);   /* refused before zeroing anything */
+    ck_assert_int_eq(tg_zero_grad(&p, 1, &err), 0);
+    ck_assert_str_eq(err.message, "");
+    ck_assert_float_eq(p->grad[0], 0.0f);
+    tg_rnn_cell_init_normal(NULL, 1.0f, 1);
+    ck_assert_int_eq(tg_init_uniform(NULL, 0, 1, NULL, NULL), -1);
+    ck_assert_int_eq(tg_init_normal(p, 0, 1, NULL, NULL), -1);
+    tg_param_free(NULL);
+    tg_rnn_cell_free(NULL);
+    tg_tape_free(NULL);
+    tg_tape_reset(NULL);
+    ck_assert_uint_eq(tg_tape_reserved_bytes(NULL), 0);
+    tg_param_free(p);
+}
+END_TEST
+
+START_TEST(test_parameter_calls_refuse_a_tensor_without_grad)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *w = tg_param_new(1, 2), *c = tg_constant(tape, 1, 2, (float[]){ 1, 2 });
+    w->grad[0] = 3.0f;
+    tg_tensor *both[2] = { w, c };
+    const char *why = "params[1] has no grad (a tg_constant has no grad)";
+    tg_error err;
+    ck_assert_int_eq(tg_sgd_step(both, 2, 0.1f, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, why));
+    ck_assert_float_eq(w->data[0], 0.0f);
+    ck_assert_int_eq(tg_zero_grad(both, 2, &err), -1);
+    ck_assert_str_eq(err.message,
+                     "tg_zero_grad: params[1] has no grad (a tg_constant has no grad)");
+    ck_assert_float_eq(w->grad[0], 3.0f);
+    ck_assert_float_eq(tg_clip_grad_norm(both, 2, 1.0f), -1.0f);
+    ck_assert_int_eq(tg_clip_grad_value(both, 2, 1.0f, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, why));
+    ck_assert_float_eq(w->grad[0], 3.0f);
+    ck_assert_float_eq(tg_grad_norm(c), 0.0f);
+    tg_tape_free(tape);
+    tg_param_free(w);
+}
+END_TEST
+
+START_TEST(test_clip_grad_norm_rescales_to_exactly_max_norm)
+{
+    tg_tensor *p = tg_param_new(1, 2);
+    p->grad[0] = 30.0f;
+    p->grad[1] = 40.0f;
+    ck_assert_float_eq(tg_clip_grad_norm(&p, 1, 10.0f), 50.0f);
+    ck_assert_float_eq_tol(p->grad[0], 6.0f, 1e-6f);
+    ck_assert_float_eq_tol(p->grad[1], 8.0f, 1e-6f);
+    tg_param_free(p);
+}
+END_TEST
+
+START_TEST(test_clip_grad_norm_counts_every_parameter_and_leaves_small_norms_alone)
+{
+    tg_tensor *p = tg_param_new(1, 1), *q = tg_param_new(2, 1);
+    tg_tensor *both[2] = { p, q };
+    p->grad[0] = 2.0f;
+    q->grad[0] = 3.0f;
+    q->grad[1] = 6.0f; /* total norm 7 */
+    ck_assert_float_eq(tg_clip_grad_norm(both, 2, 7.5f), 7.0f);
+    ck_assert_float_eq(p->grad[0], 2.0f);
+    ck_assert_float_eq(q->grad[1], 6.0f);
+    ck_assert_float_eq(tg_clip_grad_norm(both, 2, 3.5f), 7.0f);
+    ck_assert_float_eq_tol(p->grad[0], 1.0f, 1e-6f);
+    ck_assert_float_eq_tol(q->grad[1], 3.0f, 1e-6f);
+    tg_param_free(p);
+    tg_param_free(q);
+}
+END_TEST
+
+START_TEST(test_clip_grad_norm_leaves_nan_gradients_alone)
+{
+    tg_tensor *p = tg_param_new(1, 2);
+    p->grad[0] = NAN;
+    p->grad[1] = 40.0f;
+    ck_assert(isnan(tg_clip_grad_norm(&p, 1, 1.0f)));
+    ck_assert(isnan(p->grad[0]));
+    ck_assert_float_eq(p->grad[1], 40.0f);
+    p->grad[0] = INFINITY;
+    ck_assert(isinf(tg_clip_grad_norm(&p, 1, 1.0f)));
+    ck_assert_float_eq(p->grad[1], 40.0f);
+    ck_assert_float_eq(tg_clip_grad_norm(NULL, 1, 1.0f), -1.0f);
+    ck_assert_float_eq(tg_clip_grad_norm(&p, 1, 0.0f), -1.0f);
+    ck_assert_float_eq(tg_clip_grad_norm(&p, 1, NAN), -1.0f);
+    tg_param_free(p);
+}
+END_TEST
+
+START_TEST(test_clip_grad_value_clamps_each_value_and_keeps_nan)
+{
+    tg_tensor *p = tg_param_new(1, 5);
+    const float before[5] = { -9.0f, -5.0f, 0.5f, 7.0f, NAN };
+    for (int k = 0; k < 5; k++)
+        p->grad[k] = before[k];
+    tg_error err = { "stale" };
+    ck_assert_int_eq(tg_clip_grad_value(&p, 1, 5.0f, &err), 2);
+    ck_assert_str_eq(err.message, "");
+    ck_assert_float_eq(p->grad[0], -5.0f);
+    ck_assert_float_eq(p->grad[1], -5.0f);
+    ck_assert_float_eq(p->grad[2], 0.5f);
+    ck_assert_float_eq(p->grad[3], 5.0f);
+    ck_assert(isnan(p->grad[4]));
+    p->grad[2] = 9.0f;
+    ck_assert_int_eq(tg_clip_grad_value(&p, 1, -1.0f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_clip_grad_value: limit is -1; it must be > 0");
+    ck_assert_float_eq(p->grad[2], 9.0f);   /* refused: nothing clipped */
+    tg_param_free(p);
+}
+END_TEST
+
+START_TEST(test_grad_norm_is_the_l2_norm_of_the_grad)
+{
+    tg_tensor *p = tg_param_new(2, 2);
+    p->grad[0] = 1.0f;
+    p->grad[1] = 2.0f;
+    p->grad[2] = 2.0f;
+    p->grad[3] = 4.0f;
+    ck_assert_float_eq_tol(tg_grad_norm(p), 5.0f, 1e-6f);
+    ck_assert_float_eq(tg_grad_norm(NULL), 0.0f);
+    tg_param_free(p);
+}
+END_TEST
+
 #define OPT_FIXTURE_PATH "tests/fixtures/optimizers.txt"   /* tests run from the repo root */
+
 #define OPT_TOLERANCE 1e-6                                 /* relative error, defined below */
 
 static const tg_optimizer_kind all_kinds[] = { TG_SGD, TG_MOMENTUM, TG_ADAGRAD, TG_ADAM };
+
 static const char *const kind_names[] = { "sgd", "momentum", "adagrad", "adam" };
+
 static const char *const kind_macros[] = { "TG_SGD", "TG_MOMENTUM", "TG_ADAGRAD", "TG_ADAM" };
 
 static tg_tensor *param_with(int rows, int cols, const float *values)
@@ -433,6 +579,7 @@ END_TEST
 
 /* The setting a test spoils, and its value before. */
 typedef enum { SET_LR, SET_MOMENTUM, SET_BETA1, SET_BETA2, SET_EPS } setting;
+
 static const char *const setting_names[] = { "lr", "momentum", "beta1", "beta2", "eps" };
 
 static float *setting_field(tg_optimizer *opt, setting s)
@@ -448,6 +595,7 @@ static float *setting_field(tg_optimizer *opt, setting s)
 }
 
 static setting spoiled_setting;
+
 static float spoiled_old_value;
 
 static void restore_setting(twin *m)
@@ -493,7 +641,9 @@ START_TEST(test_step_refuses_invalid_settings_and_changes_nothing)
 END_TEST
 
 static tg_optimizer_kind kind_before;
+
 static void restore_kind(twin *m) { m->opt->kind = kind_before; }
+
 static void restore_steps(twin *m) { m->opt->steps = 2; }
 
 START_TEST(test_step_refuses_a_changed_kind_or_a_negative_step_count)
@@ -777,9 +927,19 @@ START_TEST(test_adam_reaches_lower_loss_than_sgd_on_an_ill_scaled_regression)
 }
 END_TEST
 
-Suite *optimizers_suite(void)
+Suite *optim_suite(void)
 {
-    Suite *s = suite_create("optimizers");
+    Suite *s = suite_create("optim");
+
+    TCase *gradients = tcase_create("gradients");
+    tcase_add_test(gradients, test_training_calls_survive_null);
+    tcase_add_test(gradients, test_parameter_calls_refuse_a_tensor_without_grad);
+    tcase_add_test(gradients, test_clip_grad_norm_rescales_to_exactly_max_norm);
+    tcase_add_test(gradients, test_clip_grad_norm_counts_every_parameter_and_leaves_small_norms_alone);
+    tcase_add_test(gradients, test_clip_grad_norm_leaves_nan_gradients_alone);
+    tcase_add_test(gradients, test_clip_grad_value_clamps_each_value_and_keeps_nan);
+    tcase_add_test(gradients, test_grad_norm_is_the_l2_norm_of_the_grad);
+    suite_add_tcase(s, gradients);
 
     TCase *rules = tcase_create("update rules");
     tcase_add_test(rules, test_sgd_first_three_updates_match_hand_arithmetic);

@@ -15,6 +15,12 @@ double relative_error(const float *got, const float *want, long n)
     return worst / scale;
 }
 
+bool same_values(const tg_tensor *a, const tg_tensor *b)
+{
+    return a->rows == b->rows && a->cols == b->cols &&
+           memcmp(a->data, b->data, (size_t)a->rows * (size_t)a->cols * sizeof(float)) == 0;
+}
+
 void fill_uniform(tg_tensor *t, float lo, float hi, uint64_t seed)
 {
     tg_rng rng = tg_rng_new(seed);

@@ -4,6 +4,8 @@
 #ifndef TAPEGRAD_TEST_GRADCHECK_H
 #define TAPEGRAD_TEST_GRADCHECK_H
 
+#include <stdbool.h>
+
 #include "tapegrad.h"
 
 #define GRADCHECK_MAX_INPUTS 6
@@ -18,6 +20,9 @@ typedef tg_tensor *(*gradcheck_fn)(tg_tape *tape, tg_tensor **in);
 
 /* max |got - want| / max(max |want|, 1e-3) over n values */
 double relative_error(const float *got, const float *want, long n);
+
+/* Same shape and the same bytes of data. */
+bool same_values(const tg_tensor *a, const tg_tensor *b);
 
 /* Fill t->data with values uniform in [lo, hi) from a fixed-seed stream. */
 void fill_uniform(tg_tensor *t, float lo, float hi, uint64_t seed);

@@ -1,0 +1,119 @@
+/* test_files.c: saving in one piece (src/files.c), through the cells' checkpoints: a save into a
+ * missing directory writes nothing, a failed write keeps the previous checkpoint, a failed
+ * rename leaves no temporary file, and saving again replaces the whole file. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "checkpoint_files.h"
+#include "scratch_dir.h"
+#include "tapegrad.h"
+
+START_TEST(test_save_into_a_missing_directory_fails_and_writes_nothing)
+{
+    char path[PATH_SIZE], want[PATH_SIZE + 64];
+    scratch_path(path, "missing/rnn.safetensors");
+    tg_rnn_cell *cell = tg_rnn_cell_new(2, 3, 1);
+    tg_error err;
+    ck_assert_int_eq(tg_rnn_cell_save(cell, path, &err), -1);
+    snprintf(want, sizeof want, "%s: cannot open for writing: No such file or directory", path);
+    ck_assert_str_eq(err.message, want);
+    ck_assert_int_eq(tg_rnn_cell_save(cell, path, NULL), -1);
+    scratch_dir_assert_holds(0);
+    tg_rnn_cell_free(cell);
+}
+END_TEST
+
+/* A file size limit (RLIMIT_FSIZE) makes the writes of a large save fail part way (EFBIG):
+ * the smaller checkpoint saved before is still there, whole, and no temporary file is left. */
+START_TEST(test_failed_write_keeps_the_previous_checkpoint)
+{
+    char path[PATH_SIZE], want[PATH_SIZE + 64];
+    scratch_path(path, "model.safetensors");
+    tg_rnn_cell *small = tg_rnn_cell_new(2, 3, 1), *big = tg_rnn_cell_new(60, 60, 2);
+    tg_error err;
+    ck_assert_int_eq(tg_rnn_cell_save(small, path, &err), 0);
+    size_t before_size;
+    unsigned char *before = read_bytes(path, &before_size);
+
+    struct rlimit old, limited;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    limited = (struct rlimit){ 10000, old.rlim_max };
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limited), 0);
+    int rc = tg_rnn_cell_save(big, path, &err);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+
+    ck_assert_int_eq(rc, -1);
+    snprintf(want, sizeof want, "%s: cannot write: File too large", path);
+    ck_assert_str_eq(err.message, want);
+    scratch_dir_assert_holds(1);
+    size_t after_size;
+    unsigned char *after = read_bytes(path, &after_size);
+    ck_assert_uint_eq(after_size, before_size);
+    ck_assert_int_eq(memcmp(before, after, before_size), 0);
+    tg_rnn_cell *loaded = tg_rnn_cell_new(2, 3, 3);
+    ck_assert_int_eq(tg_rnn_cell_load(loaded, path, &err), 0);
+    assert_same_tensor(small->W_h, loaded->W_h, "W_h");
+    free(before);
+    free(after);
+    tg_rnn_cell_free(loaded);
+    tg_rnn_cell_free(small);
+    tg_rnn_cell_free(big);
+}
+END_TEST
+
+START_TEST(test_failed_rename_leaves_no_temporary_file)
+{
+    char path[PATH_SIZE];
+    ck_assert_int_eq(mkdir(scratch_path(path, "taken"), 0700), 0);
+    tg_gru_cell *cell = tg_gru_cell_new(2, 3, 1, NULL);
+    tg_error err;
+    ck_assert_int_eq(tg_gru_cell_save(cell, path, &err), -1);
+    scratch_dir_assert_refused_rename(path, err.message);
+    tg_gru_cell_free(cell);
+}
+END_TEST
+
+START_TEST(test_saving_again_replaces_the_whole_file_and_clears_the_error)
+{
+    char path[PATH_SIZE];
+    scratch_path(path, "cell.safetensors");
+    tg_lstm_cell *big = tg_lstm_cell_new(5, 8, 1, NULL);
+    tg_rnn_cell *small = tg_rnn_cell_new(2, 3, 2), *loaded = tg_rnn_cell_new(2, 3, 3);
+    tg_error err = { "left over" };
+    ck_assert_int_eq(tg_lstm_cell_save(big, path, &err), 0);
+    ck_assert_str_eq(err.message, "");
+    strcpy(err.message, "left over");
+    ck_assert_int_eq(tg_rnn_cell_save(small, path, &err), 0);
+    ck_assert_str_eq(err.message, "");
+    size_t size;
+    free(read_bytes(path, &size));
+    ck_assert_uint_lt(size, 400);
+    ck_assert_int_eq(tg_rnn_cell_load(loaded, path, &err), 0);
+    assert_same_tensor(small->W_x, loaded->W_x, "W_x");
+    scratch_dir_assert_holds(1);
+    tg_lstm_cell_free(big);
+    tg_rnn_cell_free(small);
+    tg_rnn_cell_free(loaded);
+}
+END_TEST
+
+Suite *files_suite(void)
+{
+    Suite *s = suite_create("files");
+    TCase *save = tcase_create("saving");
+    tcase_add_checked_fixture(save, scratch_dir_make, scratch_dir_remove);
+    tcase_add_test(save, test_save_into_a_missing_directory_fails_and_writes_nothing);
+    tcase_add_test(save, test_failed_write_keeps_the_previous_checkpoint);
+    tcase_add_test(save, test_failed_rename_leaves_no_temporary_file);
+    tcase_add_test(save, test_saving_again_replaces_the_whole_file_and_clears_the_error);
+    suite_add_tcase(s, save);
+    return s;
+}
