@@ -36,7 +36,7 @@ struct tg_node {
     tg_node *prev;                     /* the node recorded before this one */
 };
 
-/* A block kept for one tg_backward under (op, key): see tg_backward_memo. */
+/* A block kept for one tg_backward under (owner, key): see tg_backward_memo. */
 typedef struct memo {
     const void *owner;
     const void *key;
