@@ -7,6 +7,7 @@
 #   make install PREFIX=/usr/local [DESTDIR=]   header, library and tapegrad.pc
 #   make valgrind   the tests under valgrind   make clean      remove build/
 #   make fuzz       the checkpoint loader under libFuzzer for FUZZ_SECONDS (clang)
+#   make tsan       two threads training at once on the pool, under ThreadSanitizer (clang)
 #   KERNELS=ref     with any of these: the library on the reference kernels alone
 #                   (src/kernels_ref.c, no src/kernels_fast.c), built under build/ref
 CC      ?= cc
@@ -35,7 +36,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 TEST_SRC := $(wildcard tests/*.c tests/support/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
-.PHONY: all demo experiments bench bench-floor check sanitize valgrind fuzz clean check-deps install uninstall install-test
+.PHONY: all demo experiments bench bench-floor check sanitize valgrind fuzz tsan clean check-deps install uninstall install-test
 
 all: $(LIB) $(EXAMPLES)
 
@@ -137,6 +138,11 @@ $(BUILD)/tests/gated_match: tests/standalone/gated_match.c tests/support/fixture
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/support $(WARN) $(CFLAGS) $< tests/support/fixture.c $(LIB) $(LDLIBS) -o $@
 
+# Several threads training models of their own at once on the pool (tg_set_threads(4)).
+$(BUILD)/tests/concurrent_callers: tests/standalone/concurrent_callers.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
 # The README's first C block, compiled and run so that it cannot go stale.
 $(BUILD)/tests/readme_example.c: README.md
 	@mkdir -p $(@D)
@@ -146,7 +152,8 @@ $(BUILD)/tests/readme_example: $(BUILD)/tests/readme_example.c $(LIB)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 # Every test program, and how to run it from the directory B holding them.
-TEST_PROGRAMS = $(1)/tests/run_tests $(1)/tests/pytorch_match $(1)/tests/gated_match $(1)/tests/readme_example
+TEST_PROGRAMS = $(1)/tests/run_tests $(1)/tests/pytorch_match $(1)/tests/gated_match $(1)/tests/readme_example \
+    $(1)/tests/concurrent_callers
 define run_tests
 	sh tests/api_doc_check.sh
 	sh tests/api_doc_check_test.sh
@@ -156,6 +163,8 @@ define run_tests
 	$(2) ./$(1)/tests/pytorch_match tests/fixtures/rnn_cell.txt
 	$(2) ./$(1)/tests/gated_match tests/fixtures/lstm_cell.txt
 	$(2) ./$(1)/tests/gated_match tests/fixtures/gru_cell.txt
+	$(2) ./$(1)/tests/concurrent_callers 2 > /dev/null
+	$(2) ./$(1)/tests/concurrent_callers 4 > /dev/null
 	CK_FORK=$(3) $(4) $(2) ./$(1)/tests/run_tests
 endef
 
@@ -198,6 +207,16 @@ fuzz: $(BUILD)/fuzz/fuzz_load
 	@mkdir -p $(BUILD)/fuzz/corpus
 	./$(BUILD)/fuzz/fuzz_load -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus tests/fixtures/checkpoints
+
+# The library and tests/standalone/concurrent_callers.c under ThreadSanitizer, run with two
+# caller threads. clang: gcc's TSan crashes in the resolver of target_clones before main
+# (TG_ELEMENTWISE, gcc only, leaves clang's build without them).
+TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+TSAN_BUILD := $(BUILD)/tsan
+tsan:
+	$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) CC=clang CFLAGS="$(TSAN_FLAGS)" \
+	    $(TSAN_BUILD)/tests/concurrent_callers
+	TSAN_OPTIONS=halt_on_error=1 ./$(TSAN_BUILD)/tests/concurrent_callers 2 300
 
 clean:
 	rm -rf $(BUILD)
