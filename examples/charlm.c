@@ -533,8 +533,10 @@ static bool train_step(trainer *w, model *m, const text *t, const options *opt, 
         complain("%s", tg_tape_error(w->tape));
         return false;
     }
-    if (opt->clip > 0.0f)
-        tg_clip_grad_norm(m->params, m->n_params, opt->clip);
+    if (opt->clip > 0.0f && isnan(tg_clip_grad_norm(m->params, m->n_params, opt->clip))) {
+        complain("a gradient is not finite at iteration %d; try a smaller --lr", iter);
+        return false;
+    }
     tg_error err;
     if (tg_optimizer_step(w->optimizer, &err) != 0) {
         complain("iteration %d: %s; try a smaller --lr or a --clip", iter, err.message);

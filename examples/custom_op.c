@@ -218,7 +218,11 @@ static int train(model *m, tg_rng *rng, int iterations, float lr)
             tg_tape_free(tape);
             return -1;
         }
-        tg_clip_grad_norm(m->params, 5, 1.0f);
+        if (isnan(tg_clip_grad_norm(m->params, 5, 1.0f))) {
+            fprintf(stderr, "custom_op: step %d: a gradient is not finite\n", it);
+            tg_tape_free(tape);
+            return -1;
+        }
         tg_error err;
         if (tg_sgd_step(m->params, 5, lr, &err) != 0) {
             fprintf(stderr, "custom_op: step %d: %s\n", it, err.message);

@@ -183,7 +183,7 @@ typedef struct run_result {
     bool clipped;
     run_seeds seeds;
     int diverged_at;                     /* the SGD step whose loss was not finite, or 0 */
-    int skipped;                         /* steps tg_sgd_step refused: a gradient not finite */
+    int skipped;                         /* steps skipped: a gradient, or an update, not finite */
     double test_mse;                     /* NaN after a divergence */
     float *smoothed;                     /* train_steps / CHART_EVERY points of the loss curve */
 } run_result;
@@ -222,10 +222,9 @@ static bool train_step(workspace *w, model *m, run_result *r, tg_rng *rng, float
         fprintf(stderr, "lab_adding: %s\n", tg_tape_error(w->tape));
         return false;
     }
-    if (r->clipped)
-        tg_clip_grad_norm(m->params, m->n_params, CLIP_NORM);
-    if (tg_sgd_step(m->params, m->n_params, r->cell->lr, NULL) != 0)
-        r->skipped++;
+    bool finite = !r->clipped || !isnan(tg_clip_grad_norm(m->params, m->n_params, CLIP_NORM));
+    if (!finite || tg_sgd_step(m->params, m->n_params, r->cell->lr, NULL) != 0)
+        r->skipped++;   /* NaN from the clip, or a refused step: a gradient or update not finite */
     return true;
 }
 

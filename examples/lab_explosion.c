@@ -69,6 +69,8 @@ static void no_clipping(tg_tensor *const *params, int n)
     (void)n;
 }
 
+/* train_step has skipped the step when a gradient is not finite (the norm it measured was
+ * NaN), so this always clips and its result, the same norm, needs no second look. */
 static void norm_clipping(tg_tensor *const *params, int n) { tg_clip_grad_norm(params, n, 1.0f); }
 
 static void value_clipping(tg_tensor *const *params, int n)
@@ -114,11 +116,12 @@ typedef struct run_record {
     float *grad_norm;            /* train_steps gradient norms, before clipping */
     float max_grad_norm;         /* over the steps the run took */
     bool diverged;
-    int skipped;                 /* steps tg_sgd_step refused: a gradient not finite */
+    int skipped;                 /* steps skipped: a gradient, or an update, not finite */
 } run_record;
 
 /* One SGD step of one arm on a fresh batch from rng: records the loss and the gradient norm
- * before clipping (both +Inf when the loss is not finite: then nothing else happens).
+ * before clipping (both +Inf when the loss is not finite: then nothing else happens; the norm
+ * +Inf when a gradient is not finite: the step is skipped, as when tg_sgd_step refuses it).
  * False on a tape error (printed). */
 static bool train_step(tg_tape *tape, model *m, const arm *a, tg_rng *rng, float *loss,
                        float *grad_norm, int *skipped)
@@ -138,6 +141,11 @@ static bool train_step(tg_tape *tape, model *m, const arm *a, tg_rng *rng, float
     }
     *loss = mse->data[0];
     *grad_norm = tg_clip_grad_norm(m->params, m->n_params, INFINITY); /* measures only */
+    if (isnan(*grad_norm)) {   /* a gradient is not finite: recorded as +Inf, step skipped */
+        *grad_norm = INFINITY;
+        (*skipped)++;
+        return true;
+    }
     a->clip(m->params, m->n_params);
     if (tg_sgd_step(m->params, m->n_params, LEARNING_RATE, NULL) != 0)
         (*skipped)++;
@@ -145,8 +153,9 @@ static bool train_step(tg_tape *tape, model *m, const arm *a, tg_rng *rng, float
 }
 
 /* Trains a model fresh from init_seed with one arm on batches from data_seed, filling r.
- * The run diverges when a loss is not finite (it stops there), when tg_sgd_step refuses a
- * gradient, or when a loss exceeds DIVERGED_FACTOR times the first. False on error. */
+ * The run diverges when a loss is not finite (it stops there), when a step is skipped (a
+ * gradient, or tg_sgd_step's update, not finite), or when a loss exceeds DIVERGED_FACTOR
+ * times the first. False on error. */
 static bool run(tg_tape *tape, const arm *a, uint64_t init_seed, uint64_t data_seed,
                 int train_steps, run_record *r)
 {

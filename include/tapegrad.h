@@ -317,9 +317,11 @@ tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell
  * NULL or holds a NULL or a tensor without a grad (err names which). */
 int tg_zero_grad(tg_tensor *const *params, int n, tg_error *err);
 /* p.data -= lr * p.grad for each of params[0..n-1]: the stateless update (tg_optimizer holds
- * state for the others). Returns 0, or -1 and changes nothing, with err saying why, when a
- * gradient or lr is NaN or Inf (so one bad step cannot poison the weights), or when params
- * is NULL or holds a NULL or a tensor without a grad. */
+ * state for the others), worked out in double and rounded once, as TG_SGD does. Returns 0, or
+ * -1 and changes no weight at all, with err saying why, when a gradient or lr is NaN or Inf
+ * or a new weight would be (beyond FLT_MAX: err names the value and what it would become),
+ * so one bad step cannot poison the weights; or when params is NULL or holds a NULL or a
+ * tensor without a grad. */
 int tg_sgd_step(tg_tensor *const *params, int n, float lr, tg_error *err);
 
 /* ---- Threads ------------------------------------------------------------------------------ */
@@ -339,20 +341,23 @@ int tg_set_threads(int n);
 /* ---- Gradient instruments ------------------------------------------------------------ */
 
 /* The L2 norm of t's grad, e.g. ||dL/dh_t|| read off the tape after tg_backward.
- * Computed in double; 0 for NULL or a tensor without a grad. */
+ * Computed in double and rounded to float: +Inf when it exceeds FLT_MAX (two values of 3e38)
+ * or a value is infinite, NaN when a value is NaN; 0 for NULL or a tensor without a grad. */
 float tg_grad_norm(const tg_tensor *t);
 
 /* Norm clipping (Pascanu, Mikolov & Bengio 2013): when the L2 norm of all the gradients of
- * params[0..n-1] together exceeds max_norm, scale them so that it is exactly max_norm.
- * Returns the norm before clipping (max_norm = INFINITY only measures it: the norm of a
- * whole model's gradient). A norm that is NaN or Inf is returned as it is and the
- * gradients are left alone, so the caller can skip the step. Returns -1 when params is
- * NULL or holds a NULL or a tensor without a grad, or when max_norm is not a positive
- * number (then nothing changes), with no message: outside code relies on this signature. */
+ * params[0..n-1] together exceeds max_norm, scale them so that it is exactly max_norm (norm
+ * and scale in double, so finite gradients are always clipped). Returns the norm before
+ * clipping, rounded to float: +Inf when it exceeds FLT_MAX (the gradients were clipped all
+ * the same). max_norm = INFINITY only measures it: the norm of a whole model's gradient.
+ * Returns NaN, leaving the gradients alone, when one of them is NaN or Inf: check isnan()
+ * and skip the step. Returns -1 when params is NULL or holds a NULL or a tensor without a
+ * grad, or when max_norm is not a positive number (then nothing changes), with no message:
+ * outside code relies on this signature. */
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);
 
-/* Elementwise clipping: every gradient value outside [-limit, limit] is set to the nearer
- * end (NaN stays NaN, so tg_sgd_step still refuses it). Returns how many values were
+/* Elementwise clipping: every gradient value outside [-limit, limit], Inf included, is set to
+ * the nearer end (NaN stays NaN, so tg_sgd_step still refuses it). Returns how many values were
  * clipped, or -1 with err saying why on bad arguments as above (then nothing changes). */
 long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *err);
 
@@ -422,8 +427,9 @@ tg_optimizer *tg_optimizer_new(tg_optimizer_kind kind, tg_tensor *const *params,
                                tg_error *err);
 void          tg_optimizer_free(tg_optimizer *opt);          /* NULL is fine */
 /* One update from the current grads. Returns 0, or -1 and changes nothing (weights and
- * state alike), with err saying why, when a gradient is NaN or Inf, an update would come out
- * NaN or Inf, or a setting its kind uses is invalid (lr, momentum, eps must be finite and
+ * state alike), with err saying why, when a gradient is NaN or Inf, an update would make a
+ * weight or the state NaN or Inf (err names the value and what it would make, e.g. "Adam's v
+ * +Inf"), or a setting its kind uses is invalid (lr, momentum, eps must be finite and
  * >= 0, betas in [0, 1), kind unchanged, steps >= 0). */
 int           tg_optimizer_step(tg_optimizer *opt, tg_error *err);
 

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "error.h"
-#include "kernels.h"
 
 static long count(const tg_tensor *t) { return (long)t->rows * t->cols; }
 
@@ -37,11 +36,27 @@ static int check_params(const char *call, tg_tensor *const *params, int n, tg_er
     return 0;
 }
 
+/* "NaN", "+Inf" or "-Inf": how a message names a value that is not finite. */
+static const char *not_finite(float x) { return isnan(x) ? "NaN" : x > 0 ? "+Inf" : "-Inf"; }
+
 /* err = "call: the gradient of params[i] is NaN at value k; nothing changed". */
 static int refuse_gradient(tg_error *err, const char *call, spot at, float g)
 {
     return tg_error_set(err, call, "the gradient of params[%d] is %s at value %ld; nothing changed",
-                        at.param, isnan(g) ? "NaN" : g > 0 ? "+Inf" : "-Inf", at.value);
+                        at.param, not_finite(g), at.value);
+}
+
+/* err = "call: the update of params[i] at value k (weight w, gradient g) would make <what> +Inf;
+ * nothing changed" (what: the weight or its state); refuse_gradient's if g is not finite. */
+static int refuse_update(tg_error *err, const char *call, tg_tensor *const *params, spot at,
+                         const char *what, float value)
+{
+    float w = params[at.param]->data[at.value], g = params[at.param]->grad[at.value];
+    if (!isfinite(g))
+        return refuse_gradient(err, call, at, g);
+    return tg_error_set(err, call, "the update of params[%d] at value %ld (weight %g, gradient %g) "
+                        "would make %s %s; nothing changed", at.param, at.value, w, g, what,
+                        not_finite(value));
 }
 
 int tg_zero_grad(tg_tensor *const *params, int n, tg_error *err)
@@ -54,17 +69,8 @@ int tg_zero_grad(tg_tensor *const *params, int n, tg_error *err)
     return 0;
 }
 
-/* True when every grad value is finite; else false, with *bad at the first that is not. */
-static bool grads_finite(tg_tensor *const *params, int n, spot *bad)
-{
-    for (int i = 0; i < n; i++)
-        for (long k = 0; k < count(params[i]); k++)
-            if (!isfinite(params[i]->grad[k])) {
-                *bad = (spot){ i, k };
-                return false;
-            }
-    return true;
-}
+/* p - lr g, in double and rounded once to float, as tg_optimizer's TG_SGD does it. */
+static float sgd_update(float p, float lr, float g) { return (float)(p - (double)lr * g); }
 
 int tg_sgd_step(tg_tensor *const *params, int n, float lr, tg_error *err)
 {
@@ -73,11 +79,15 @@ int tg_sgd_step(tg_tensor *const *params, int n, float lr, tg_error *err)
         return -1;
     if (!isfinite(lr))
         return tg_error_set(err, call, "lr is %g; it must be finite; nothing changed", lr);
-    spot bad;
-    if (!grads_finite(params, n, &bad))
-        return refuse_gradient(err, call, bad, params[bad.param]->grad[bad.value]);
+    for (int i = 0; i < n; i++)   /* every new weight is checked before any is written */
+        for (long k = 0; k < count(params[i]); k++) {
+            float p = sgd_update(params[i]->data[k], lr, params[i]->grad[k]);
+            if (!isfinite(p))
+                return refuse_update(err, call, params, (spot){ i, k }, "the weight", p);
+        }
     for (int i = 0; i < n; i++)
-        tg_kernel_axpy(count(params[i]), -lr, params[i]->grad, params[i]->data);
+        for (long k = 0; k < count(params[i]); k++)
+            params[i]->data[k] = sgd_update(params[i]->data[k], lr, params[i]->grad[k]);
     tg_error_clear(err);
     return 0;
 }
@@ -101,15 +111,17 @@ float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm)
 {
     if (check_params("tg_clip_grad_norm", params, n, NULL) != 0 || !(max_norm > 0.0f))
         return -1.0f;
-    double total = 0.0;
+    double total = 0.0;   /* finite for any finite grads: each square is below 1.2e77 */
     for (int i = 0; i < n; i++)
         total += sum_of_squares(params[i]);
     double norm = sqrt(total);
-    if (isfinite((float)norm) && norm > max_norm) {
-        float shrink = (float)(max_norm / norm);
+    if (!isfinite(norm))
+        return NAN;   /* a gradient is NaN or infinite: the grads stay as they are */
+    if (norm > max_norm) {
+        double shrink = max_norm / norm;
         for (int i = 0; i < n; i++)
             for (long k = 0; k < count(params[i]); k++)
-                params[i]->grad[k] *= shrink;
+                params[i]->grad[k] = (float)(params[i]->grad[k] * shrink);
     }
     return (float)norm;
 }
@@ -329,10 +341,16 @@ static bool update(const rule *r, float g, float *p, float *a, float *b)
     return isfinite(g) && isfinite(*p) && isfinite(*a) && isfinite(*b);
 }
 
+/* A value whose update is not finite, and what the update would make of its weight and state. */
+typedef struct refusal {
+    spot at;
+    float p, a, b;
+} refusal;
+
 /* Runs the update over every value: with write false only to see whether all of it stays
  * finite (nothing is stored; on the first value that does not, *bad says where and the
  * result is false), with write true to store it. */
-static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write, spot *bad)
+static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write, refusal *bad)
 {
     long at = 0;   /* index of the value in the state buffers */
     for (int i = 0; i < st->n; i++) {
@@ -344,7 +362,7 @@ static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write
             bool finite = update(r, t->grad[k], &p, &a, &b);
             if (!write) {
                 if (!finite) {
-                    *bad = (spot){ i, k };
+                    *bad = (refusal){ { i, k }, p, a, b };
                     return false;
                 }
                 continue;
@@ -359,15 +377,17 @@ static bool apply(const struct tg_optimizer_state *st, const rule *r, bool write
     return true;
 }
 
-/* The refusal of a step whose update is not finite at `bad`: the gradient there, or what the
- * update would make of a finite one. */
-static int refuse_update(const struct tg_optimizer_state *st, spot bad, tg_error *err)
+/* The state a and b of each kind, named as in tapegrad.h. */
+static const char *const STATE_NAMES[][2] = { [TG_MOMENTUM] = { "momentum's v" },
+    [TG_ADAGRAD] = { "Adagrad's s" }, [TG_ADAM] = { "Adam's m", "Adam's v" } };
+
+/* The refusal of a step at `bad`, naming the state the update would overflow, else the weight. */
+static int refuse_step(const struct tg_optimizer_state *st, refusal bad, tg_error *err)
 {
-    float g = st->params[bad.param]->grad[bad.value];
-    if (!isfinite(g))
-        return refuse_gradient(err, STEP, bad, g);
-    return tg_error_set(err, STEP, "the update of params[%d] at value %ld (gradient %g) would "
-                        "not be finite; nothing changed", bad.param, bad.value, g);
+    const char *const *names = STATE_NAMES[st->kind];
+    return !isfinite(bad.a) ? refuse_update(err, STEP, st->params, bad.at, names[0], bad.a)
+         : !isfinite(bad.b) ? refuse_update(err, STEP, st->params, bad.at, names[1], bad.b)
+                            : refuse_update(err, STEP, st->params, bad.at, "the weight", bad.p);
 }
 
 int tg_optimizer_step(tg_optimizer *opt, tg_error *err)
@@ -379,9 +399,9 @@ int tg_optimizer_step(tg_optimizer *opt, tg_error *err)
     if (check_settings(opt, err) != 0)
         return -1;
     rule r = make_rule(opt);
-    spot bad;
+    refusal bad;
     if (!apply(opt->state, &r, false, &bad))
-        return refuse_update(opt->state, bad, err);
+        return refuse_step(opt->state, bad, err);
     apply(opt->state, &r, true, &bad);
     opt->steps++;
     tg_error_clear(err);

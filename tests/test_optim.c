@@ -1,11 +1,15 @@
 /* test_optim.c: src/optim.c. Zeroing, SGD and clipping refuse NULL and constants, saying why;
- * norm and value clipping and the gradient norm on hand cases. tg_optimizer (SGD, momentum,
- * Adagrad, Adam): the first three updates of each match arithmetic done by hand; Adam's first
- * step is lr * sign(g); every case of tests/fixtures/optimizers.txt matches torch.optim, and
- * the comparison catches an lr 1% off; a step refuses bad gradients, bad settings and overflow
- * with nothing changed and says why; the constructor rejects bad arguments, saying why; a step
- * allocates nothing; Adam trains an ill-scaled regression further than SGD. */
+ * tg_sgd_step refuses an update that would overflow, moving no weight; norm and value clipping
+ * and the gradient norm on hand cases and at float's limits (a norm beyond FLT_MAX still
+ * clips; a NaN or Inf gradient gives NaN). tg_optimizer (SGD, momentum, Adagrad, Adam): the
+ * first three updates of each match arithmetic done by hand, and TG_SGD's match tg_sgd_step's
+ * bit for bit; Adam's first step is lr * sign(g); every case of tests/fixtures/optimizers.txt
+ * matches torch.optim, and the comparison catches an lr 1% off; a step refuses bad gradients,
+ * bad settings and overflow of a weight or the state with nothing changed and says why; the
+ * constructor rejects bad arguments, saying why; a step allocates nothing; Adam trains an
+ * ill-scaled regression further than SGD. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -74,6 +78,44 @@ START_TEST(test_parameter_calls_refuse_a_tensor_without_grad)
 }
 END_TEST
 
+/* Finite gradients and lr whose update leaves float's range: 3e38 - 1 * -3e38, and
+ * 0.5 - 1e10 * 1e30. The step is refused, saying where and what the weight would become,
+ * and no weight moves, not even those of the parameters before the one that overflows. */
+START_TEST(test_sgd_step_refuses_an_update_that_would_overflow_and_changes_nothing)
+{
+    tg_tensor *p = tg_param_new(1, 2), *q = tg_param_new(1, 1);
+    tg_tensor *both[2] = { p, q };
+    p->data[0] = 1.0f;
+    p->data[1] = 3e38f;
+    p->grad[0] = 1.0f;
+    p->grad[1] = -3e38f;
+    q->data[0] = 0.5f;
+    tg_error err;
+    ck_assert_int_eq(tg_sgd_step(both, 2, 1.0f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: the update of params[0] at value 1 (weight 3e+38, "
+                     "gradient -3e+38) would make the weight +Inf; nothing changed");
+    ck_assert_float_eq(p->data[0], 1.0f);
+    ck_assert_float_eq(p->data[1], 3e38f);
+
+    p->grad[1] = 0.0f;
+    q->grad[0] = 1e30f;
+    ck_assert_int_eq(tg_sgd_step(both, 2, 1e10f, &err), -1);
+    ck_assert_str_eq(err.message, "tg_sgd_step: the update of params[1] at value 0 (weight 0.5, "
+                     "gradient 1e+30) would make the weight -Inf; nothing changed");
+    ck_assert_float_eq(p->data[0], 1.0f);   /* params[0] alone would have been finite */
+    ck_assert_float_eq(p->data[1], 3e38f);
+    ck_assert_float_eq(q->data[0], 0.5f);
+
+    q->grad[0] = 2.0f;   /* a finite step goes through and clears the message */
+    ck_assert_int_eq(tg_sgd_step(both, 2, 0.25f, &err), 0);
+    ck_assert_str_eq(err.message, "");
+    ck_assert_float_eq(p->data[0], 0.75f);
+    ck_assert_float_eq(q->data[0], 0.0f);
+    tg_param_free(p);
+    tg_param_free(q);
+}
+END_TEST
+
 START_TEST(test_clip_grad_norm_rescales_to_exactly_max_norm)
 {
     tg_tensor *p = tg_param_new(1, 2);
@@ -104,17 +146,41 @@ START_TEST(test_clip_grad_norm_counts_every_parameter_and_leaves_small_norms_alo
 }
 END_TEST
 
-START_TEST(test_clip_grad_norm_leaves_nan_gradients_alone)
+/* Four gradients of 2e38: their norm, 4e38, is beyond FLT_MAX but finite in double, so they
+ * are clipped all the same, and the norm comes back as +Inf, the float it rounds to. A scale
+ * below float's normal range (3e38 down to 1e-3: a factor of 3.3e-42) keeps its precision. */
+START_TEST(test_clip_grad_norm_clips_finite_gradients_whose_norm_overflows_float)
+{
+    tg_tensor *p = tg_param_new(2, 2), *q = tg_param_new(1, 1);
+    for (int k = 0; k < 4; k++)
+        p->grad[k] = 2e38f;
+    float norm = tg_clip_grad_norm(&p, 1, 1.0f);
+    ck_assert_msg(isinf(norm) && norm > 0.0f, "norm %g, want +Inf", norm);
+    for (int k = 0; k < 4; k++)
+        ck_assert_float_eq_tol(p->grad[k], 0.5f, 1e-7f);
+    ck_assert_float_eq_tol(tg_grad_norm(p), 1.0f, 1e-6f);
+    q->grad[0] = -3e38f;
+    ck_assert_float_eq(tg_clip_grad_norm(&q, 1, 1e-3f), 3e38f);
+    ck_assert_float_eq_tol(q->grad[0], -1e-3f, 1e-9f);
+    tg_param_free(p);
+    tg_param_free(q);
+}
+END_TEST
+
+/* A NaN or an infinite gradient makes the norm NaN: returned as NaN, the grads left as they
+ * are, so that the caller skips the step (an overflowing norm of finite grads is +Inf). */
+START_TEST(test_clip_grad_norm_returns_nan_for_nan_or_inf_gradients_and_leaves_them)
 {
     tg_tensor *p = tg_param_new(1, 2);
-    p->grad[0] = NAN;
-    p->grad[1] = 40.0f;
-    ck_assert(isnan(tg_clip_grad_norm(&p, 1, 1.0f)));
-    ck_assert(isnan(p->grad[0]));
-    ck_assert_float_eq(p->grad[1], 40.0f);
-    p->grad[0] = INFINITY;
-    ck_assert(isinf(tg_clip_grad_norm(&p, 1, 1.0f)));
-    ck_assert_float_eq(p->grad[1], 40.0f);
+    const float bad[] = { NAN, INFINITY, -INFINITY };
+    for (int b = 0; b < 3; b++) {
+        p->grad[0] = bad[b];
+        p->grad[1] = 40.0f;
+        float norm = tg_clip_grad_norm(&p, 1, 1.0f);
+        ck_assert_msg(isnan(norm), "gradient %g: norm %g, want NaN", bad[b], norm);
+        ck_assert_mem_eq(&p->grad[0], &bad[b], sizeof(float));
+        ck_assert_float_eq(p->grad[1], 40.0f);
+    }
     ck_assert_float_eq(tg_clip_grad_norm(NULL, 1, 1.0f), -1.0f);
     ck_assert_float_eq(tg_clip_grad_norm(&p, 1, 0.0f), -1.0f);
     ck_assert_float_eq(tg_clip_grad_norm(&p, 1, NAN), -1.0f);
@@ -157,6 +223,34 @@ START_TEST(test_grad_norm_is_the_l2_norm_of_the_grad)
 }
 END_TEST
 
+/* At the ends of float's range: squares of 2e38 overflow float and squares of 1e-30 underflow
+ * it, but the norm is summed in double; a norm beyond FLT_MAX is +Inf. Value clipping at
+ * FLT_MAX cuts only the infinities, and at +Inf cuts nothing. */
+START_TEST(test_grad_norm_and_clip_grad_value_hold_at_the_float_limits)
+{
+    tg_tensor *p = tg_param_new(1, 4);
+    const float big[4] = { 2e38f, -2e38f, 0.0f, 0.0f };
+    memcpy(p->grad, big, sizeof big);
+    ck_assert_float_eq_tol(tg_grad_norm(p), 2.8284271e38f, 1e32f);
+    p->grad[2] = p->grad[3] = 2e38f;
+    float norm = tg_grad_norm(p);
+    ck_assert_msg(isinf(norm) && norm > 0.0f, "norm %g, want +Inf", norm);
+    for (int k = 0; k < 4; k++)
+        p->grad[k] = 1e-30f;
+    ck_assert_float_eq_tol(tg_grad_norm(p), 2e-30f, 1e-36f);
+
+    const float limits[4] = { FLT_MAX, -FLT_MAX, INFINITY, -INFINITY };
+    memcpy(p->grad, limits, sizeof limits);
+    ck_assert_int_eq(tg_clip_grad_value(&p, 1, INFINITY, NULL), 0);
+    ck_assert_mem_eq(p->grad, limits, sizeof limits);
+    ck_assert_int_eq(tg_clip_grad_value(&p, 1, FLT_MAX, NULL), 2);
+    ck_assert_float_eq(p->grad[2], FLT_MAX);
+    ck_assert_float_eq(p->grad[3], -FLT_MAX);
+    ck_assert_float_eq(p->grad[0], FLT_MAX);
+    tg_param_free(p);
+}
+END_TEST
+
 #define OPT_FIXTURE_PATH "tests/fixtures/optimizers.txt"   /* tests run from the repo root */
 
 #define OPT_TOLERANCE 1e-6                                 /* relative error, defined below */
@@ -174,6 +268,28 @@ static tg_tensor *param_with(int rows, int cols, const float *values)
         memcpy(p->data, values, (size_t)rows * (size_t)cols * sizeof(float));
     return p;
 }
+
+/* tg_sgd_step and tg_optimizer's TG_SGD work p - lr g out the same way (in double, rounded
+ * once), so over three steps on 64 random values their weights agree bit for bit. */
+START_TEST(test_sgd_step_makes_the_same_update_as_tg_optimizer_sgd)
+{
+    tg_rng rng = tg_rng_new(7);
+    tg_tensor *p = tg_param_new(8, 8), *q = tg_param_new(8, 8);
+    for (int k = 0; k < 64; k++)
+        p->data[k] = q->data[k] = 4.0f * tg_rng_uniform(&rng) - 2.0f;
+    tg_optimizer *sgd = tg_optimizer_new(TG_SGD, &q, 1, 0.1f, NULL);
+    for (int step = 0; step < 3; step++) {
+        for (int k = 0; k < 64; k++)
+            p->grad[k] = q->grad[k] = 6.0f * tg_rng_uniform(&rng) - 3.0f;
+        ck_assert_int_eq(tg_sgd_step(&p, 1, 0.1f, NULL), 0);
+        ck_assert_int_eq(tg_optimizer_step(sgd, NULL), 0);
+        ck_assert_mem_eq(p->data, q->data, 64 * sizeof(float));
+    }
+    tg_optimizer_free(sgd);
+    tg_param_free(p);
+    tg_param_free(q);
+}
+END_TEST
 
 /* ---- the first three updates, worked out by hand --------------------------------------------- */
 
@@ -672,48 +788,95 @@ START_TEST(test_step_refuses_a_changed_kind_or_a_negative_step_count)
 }
 END_TEST
 
+/* Refuses opt's step with exactly `message`, with p's two values and the step count as they
+ * were. */
+static void check_step_refused(tg_optimizer *opt, const tg_tensor *p, const char *message)
+{
+    float before[2] = { p->data[0], p->data[1] };
+    long steps = opt->steps;
+    tg_error err;
+    ck_assert_int_eq(tg_optimizer_step(opt, &err), -1);
+    ck_assert_str_eq(err.message, message);
+    ck_assert_mem_eq(p->data, before, sizeof before);
+    ck_assert_int_eq(opt->steps, steps);
+}
+
 START_TEST(test_step_refuses_an_update_that_would_overflow_and_changes_nothing)
 {
     /* Finite gradients and valid settings whose update is not finite: p - lr g beyond
-     * FLT_MAX; Adagrad's s = g^2 beyond FLT_MAX; Adam with eps = 0 and a value that has
-     * never had a gradient (0 / 0). */
+     * FLT_MAX (SGD, and Adam's first step of lr); Adagrad's s = g^2 beyond FLT_MAX; momentum's
+     * v = 0.9 v + g beyond FLT_MAX; Adam with eps = 0 and a value that has never had a
+     * gradient (0 / 0). */
     tg_tensor *p = param_with(1, 2, (float[]){ 1.0f, 3e38f });
-    float before[2];
-    memcpy(before, p->data, sizeof before);
-
-    const char *overflow = "tg_optimizer_step: the update of params[0] at value 1 (gradient ";
-    tg_error err;
     tg_optimizer *sgd = tg_optimizer_new(TG_SGD, &p, 1, 1.0f, NULL);
     p->grad[0] = 1.0f;
     p->grad[1] = -3e38f;
-    ck_assert_int_eq(tg_optimizer_step(sgd, &err), -1);
-    ck_assert_ptr_nonnull(strstr(err.message, overflow));
-    ck_assert_ptr_nonnull(strstr(err.message, ") would not be finite; nothing changed"));
-    ck_assert_mem_eq(p->data, before, sizeof before);
-    ck_assert_int_eq(sgd->steps, 0);
+    check_step_refused(sgd, p, "tg_optimizer_step: the update of params[0] at value 1 (weight "
+                       "3e+38, gradient -3e+38) would make the weight +Inf; nothing changed");
     tg_optimizer_free(sgd);
 
     tg_optimizer *adagrad = tg_optimizer_new(TG_ADAGRAD, &p, 1, 0.1f, NULL);
     p->grad[1] = 1e20f;
-    ck_assert_int_eq(tg_optimizer_step(adagrad, &err), -1);
-    ck_assert_ptr_nonnull(strstr(err.message, overflow));
-    ck_assert_mem_eq(p->data, before, sizeof before);
+    check_step_refused(adagrad, p, "tg_optimizer_step: the update of params[0] at value 1 (weight "
+                       "3e+38, gradient 1e+20) would make Adagrad's s +Inf; nothing changed");
     p->grad[1] = 1.0f;   /* the sum of squares must still be 0: the first step moves by lr */
     ck_assert_int_eq(tg_optimizer_step(adagrad, NULL), 0);
     ck_assert_float_eq_tol(p->data[0], 1.0f - 0.1f * 1.0f / (1.0f + 1e-10f), 1e-7f);
     tg_optimizer_free(adagrad);
 
-    memcpy(p->data, before, sizeof before);
-    tg_optimizer *adam = tg_optimizer_new(TG_ADAM, &p, 1, 0.1f, NULL);
-    adam->eps = 0.0f;
+    p->data[0] = 1.0f;
+    tg_optimizer *momentum = tg_optimizer_new(TG_MOMENTUM, &p, 1, 0.0f, NULL);
+    p->grad[0] = p->grad[1] = 3e38f;
+    ck_assert_int_eq(tg_optimizer_step(momentum, NULL), 0);   /* v = 3e38; lr 0 moves nothing */
+    check_step_refused(momentum, p, "tg_optimizer_step: the update of params[0] at value 0 "
+                       "(weight 1, gradient 3e+38) would make momentum's v +Inf; nothing changed");
+    p->grad[0] = p->grad[1] = 0.0f;   /* v must still be 3e38: v = 0.9 v, p -= 1e-38 v */
+    momentum->lr = 1e-38f;
+    ck_assert_int_eq(tg_optimizer_step(momentum, NULL), 0);
+    ck_assert_float_eq_tol(p->data[0], 1.0f - 1e-38f * 0.9f * 3e38f, 1e-5f);
+    tg_optimizer_free(momentum);
+
+    p->data[0] = 1.0f;
+    tg_optimizer *adam = tg_optimizer_new(TG_ADAM, &p, 1, 1e38f, NULL);
     p->grad[0] = 1.0f;
+    p->grad[1] = -1.0f;   /* Adam's first step moves each value by lr against its gradient */
+    check_step_refused(adam, p, "tg_optimizer_step: the update of params[0] at value 1 (weight "
+                       "3e+38, gradient -1) would make the weight +Inf; nothing changed");
+    adam->lr = 0.1f;
+    adam->eps = 0.0f;
     p->grad[1] = 0.0f;
-    ck_assert_int_eq(tg_optimizer_step(adam, &err), -1);
-    ck_assert_ptr_nonnull(strstr(err.message, overflow));
-    ck_assert_mem_eq(p->data, before, sizeof before);
-    ck_assert_int_eq(adam->steps, 0);
+    check_step_refused(adam, p, "tg_optimizer_step: the update of params[0] at value 1 (weight "
+                       "3e+38, gradient 0) would make the weight NaN; nothing changed");
     tg_optimizer_free(adam);
     tg_param_free(p);
+}
+END_TEST
+
+static void restore_lr(twin *m) { m->opt->lr = 0.1f; }
+
+/* Each kind, two steps in, with lr 1e10 and a gradient of 1e30 at the last value: the weight
+ * would overflow (SGD, momentum) or the state would (Adagrad's s and Adam's v: g^2 = 1e60).
+ * The message names that value and what it would make; the weights, the state and the step
+ * count stay as the twin's. */
+START_TEST(test_step_refuses_overflow_of_weights_or_state_for_every_kind)
+{
+    const char *const becomes[] = { "the weight -Inf", "the weight -Inf", "Adagrad's s +Inf",
+                                     "Adam's v +Inf" };
+    for (int k = 0; k < 4; k++) {
+        twin a, b;
+        twins_warm(&a, &b, all_kinds[k]);
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < a.params[i]->rows * a.params[i]->cols; j++)
+                a.params[i]->grad[j] = 1.0f;
+        a.params[1]->grad[2] = 1e30f;
+        a.opt->lr = 1e10f;
+        char message[160];
+        snprintf(message, sizeof message, "tg_optimizer_step: the update of params[1] at value 2 "
+                 "(weight %g, gradient 1e+30) would make %s", a.params[1]->data[2], becomes[k]);
+        twin_check_refused(&a, &b, "gradient 1e30 at lr 1e10", message, restore_lr);
+        twin_free(&a);
+        twin_free(&b);
+    }
 }
 END_TEST
 
@@ -934,15 +1097,19 @@ Suite *optim_suite(void)
     TCase *gradients = tcase_create("gradients");
     tcase_add_test(gradients, test_training_calls_survive_null);
     tcase_add_test(gradients, test_parameter_calls_refuse_a_tensor_without_grad);
+    tcase_add_test(gradients, test_sgd_step_refuses_an_update_that_would_overflow_and_changes_nothing);
     tcase_add_test(gradients, test_clip_grad_norm_rescales_to_exactly_max_norm);
     tcase_add_test(gradients, test_clip_grad_norm_counts_every_parameter_and_leaves_small_norms_alone);
-    tcase_add_test(gradients, test_clip_grad_norm_leaves_nan_gradients_alone);
+    tcase_add_test(gradients, test_clip_grad_norm_clips_finite_gradients_whose_norm_overflows_float);
+    tcase_add_test(gradients, test_clip_grad_norm_returns_nan_for_nan_or_inf_gradients_and_leaves_them);
     tcase_add_test(gradients, test_clip_grad_value_clamps_each_value_and_keeps_nan);
     tcase_add_test(gradients, test_grad_norm_is_the_l2_norm_of_the_grad);
+    tcase_add_test(gradients, test_grad_norm_and_clip_grad_value_hold_at_the_float_limits);
     suite_add_tcase(s, gradients);
 
     TCase *rules = tcase_create("update rules");
     tcase_add_test(rules, test_sgd_first_three_updates_match_hand_arithmetic);
+    tcase_add_test(rules, test_sgd_step_makes_the_same_update_as_tg_optimizer_sgd);
     tcase_add_test(rules, test_momentum_first_three_updates_match_hand_arithmetic);
     tcase_add_test(rules, test_adagrad_first_three_updates_match_hand_arithmetic);
     tcase_add_test(rules, test_adam_first_three_updates_match_hand_arithmetic);
@@ -961,6 +1128,7 @@ Suite *optim_suite(void)
     tcase_add_test(refusals, test_step_refuses_invalid_settings_and_changes_nothing);
     tcase_add_test(refusals, test_step_refuses_a_changed_kind_or_a_negative_step_count);
     tcase_add_test(refusals, test_step_refuses_an_update_that_would_overflow_and_changes_nothing);
+    tcase_add_test(refusals, test_step_refuses_overflow_of_weights_or_state_for_every_kind);
     suite_add_tcase(s, refusals);
 
     TCase *making = tcase_create("construction");
