@@ -34,7 +34,6 @@
 #include <glob.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,24 +109,6 @@ typedef struct options {
 } options;
 
 /* ---- messages and the command line ------------------------------------------------------- */
-
-/* Characters of the progress bar on the terminal's last line (on stderr), so that a message
- * can start a line of its own. */
-static int bar_drawn;
-
-/* Prints "charlm: " and the message as a line of its own on stderr. */
-static void complain(const char *fmt, ...)
-{
-    if (bar_drawn > 0)
-        fputc('\n', stderr);
-    bar_drawn = 0;
-    va_list args;
-    va_start(args, fmt);
-    fputs("charlm: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
-    va_end(args);
-}
 
 /* The index of the value of flag in names[0..n-1], which must hold it. */
 static int one_of(const char *flag, const char *text, const char *const *names, int n)
@@ -582,7 +563,7 @@ static void progress_show(progress *p, int iter, int iters, float smoothed_loss)
         bar_drawn = n;
         p->last_drawn = now();
     } else
-        fprintf(stderr, "charlm: %s\n", line);
+        complain("%s", line);
 }
 
 /* Trains for opt->iters iterations: LOG_LINES loss lines on stdout, progress on stderr, a
@@ -609,7 +590,7 @@ static bool train(trainer *w, model *m, const text *t, const vocab *v, const opt
         if (iter % log_every == 0 || last) {
             int n = iter % log_every == 0 ? log_every : iter % log_every;
             progress_clear(&p);
-            printf("iter %7d  loss %.4f  (mean of the last %d)\n", iter, window / n, n);
+            printf("iter %7d  loss %.5g  (mean of the last %d)\n", iter, window / n, n);
             fflush(stdout);
             window = 0.0;
         }
