@@ -28,7 +28,8 @@
  * those bytes in increasing order). A resumed run takes its vocabulary from the checkpoint,
  * needs the same --cell and --hidden, and starts the optimizer's state (e.g. Adam's moments)
  * and the streams' positions afresh. */
-#define _POSIX_C_SOURCE 200809L   /* glob() for the default text, isatty() for the progress bar */
+#define _POSIX_C_SOURCE 200809L   /* glob() for the default text, isatty() for the progress bar,
+                                     mkstemp() to try --save's directory */
 
 #include <errno.h>
 #include <glob.h>
@@ -38,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -387,6 +389,34 @@ static bool save_checkpoint(const model *m, const vocab *v, const char *path,
         complain("%s", err.message);
         return false;
     }
+    return true;
+}
+
+/* Makes sure, before training, that the checkpoint at path and readout_path can be written:
+ * that neither is a directory, and that a file can be made beside them (a temporary one,
+ * removed at once). False (and a message naming path and the reason) when not. */
+static bool can_save(const char *path, const char *readout_path)
+{
+    struct stat st;
+    const char *directory = stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? path
+                          : stat(readout_path, &st) == 0 && S_ISDIR(st.st_mode) ? readout_path
+                          : NULL;
+    if (directory) {
+        complain("--save %s: cannot write %s: it is a directory", path, directory);
+        return false;
+    }
+    char probe[PATH_SIZE];
+    int fd = -1;
+    if (snprintf(probe, sizeof probe, "%s.XXXXXX", readout_path) < (int)sizeof probe)
+        fd = mkstemp(probe);
+    else
+        errno = ENAMETOOLONG;
+    if (fd < 0) {
+        complain("--save %s: cannot write a file there: %s", path, strerror(errno));
+        return false;
+    }
+    close(fd);
+    remove(probe);
     return true;
 }
 
@@ -776,7 +806,8 @@ static int run(const options *opt)
     model m = { 0 };
     trainer w = { 0 };
     tg_rng rng = tg_rng_new(opt->seed);
-    int status = prepare_data(opt, &v, &t);
+    int status = opt->iters > 0 && opt->save && !can_save(opt->save, opt->save_readout)
+                     ? 1 : prepare_data(opt, &v, &t);
     if (status == 0 && (!model_init(&m, opt->cell, v.size, opt->hidden, &rng)
                         || (opt->iters > 0 && !trainer_init(&w, &m, opt, t.n)))) {
         complain("out of memory");

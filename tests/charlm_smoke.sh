@@ -3,7 +3,8 @@
 # "hello world" lines it trains each cell (rnn, lstm, gru) briefly and checks that the loss
 # falls, saves a checkpoint, resumes it to sample 50 bytes of the training alphabet, and checks
 # the exit status and message of a bad flag (2), a missing text (1) and a checkpoint resumed
-# with the wrong sizes (1). Run from the repository root:
+# with the wrong sizes (1). It checks that a --save path that cannot be written fails before
+# training. Run from the repository root:
 #     sh tests/charlm_smoke.sh build/examples/charlm
 # The last line says "N passed, N failed"; the exit status is 1 when any check failed.
 set -u
@@ -63,6 +64,10 @@ for cell in rnn lstm gru; do
     check "$cell: samples 50 bytes of the training alphabet" sample_ok "$tmp/$cell.sample"
 done
 
+# charlm tries --save's directory with a temporary file before training; none is left.
+check "no file is left beside the checkpoints but the checkpoints" \
+    test -z "$(find "$tmp" -name '*.ckpt*' ! -name '*.ckpt' ! -name '*.ckpt.readout')"
+
 "$charlm" --resume "$tmp/gru.ckpt" --cell gru --hidden 8 --iters 0 --sample 5 \
     > /dev/null 2> "$tmp/mismatch.err"
 status=$?
@@ -78,6 +83,25 @@ check "... with a message naming it" grep -q -- "--no-such-flag" "$tmp/flag.err"
 status=$?
 check "a missing --text file: exit 1" test "$status" = 1
 check "... with a message naming it" grep -q "missing.txt" "$tmp/missing.err"
+
+# A --save path that cannot be written fails before training (the first checkpoint would be
+# written after 10% of the run), naming the path and the reason.
+# shellcheck disable=SC2086
+"$charlm" --text "$tmp/text.txt" $small --iters 100000 --save "$tmp/no/such/dir/model.ckpt" \
+    > "$tmp/save.log" 2> "$tmp/save.err"
+status=$?
+check "a --save path in a missing directory: exit 1" test "$status" = 1
+check "... with the path and the reason in the message" \
+    grep -q "no/such/dir/model.ckpt.*No such file or directory" "$tmp/save.err"
+check "... before training" test -z "$(grep '^iter' "$tmp/save.log")"
+mkdir "$tmp/dir.ckpt"
+# shellcheck disable=SC2086
+"$charlm" --text "$tmp/text.txt" $small --iters 100000 --save "$tmp/dir.ckpt" \
+    > "$tmp/savedir.log" 2> "$tmp/savedir.err"
+status=$?
+check "a --save path that is a directory: exit 1" test "$status" = 1
+check "... saying so" grep -q "dir.ckpt: it is a directory" "$tmp/savedir.err"
+check "... before training" test -z "$(grep '^iter' "$tmp/savedir.log")"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
