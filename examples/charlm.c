@@ -28,17 +28,19 @@
  * those bytes in increasing order). A resumed run takes its vocabulary from the checkpoint,
  * needs the same --cell and --hidden, and starts the optimizer's state (e.g. Adam's moments)
  * and the streams' positions afresh. */
-#define _POSIX_C_SOURCE 200809L   /* glob() for the default text, isatty() for the progress bar */
+#define _POSIX_C_SOURCE 200809L   /* glob() for the default text, isatty() for the progress bar,
+                                     mkstemp() to try --save's directory */
 
+#include <ctype.h>
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,7 +66,7 @@ static const char USAGE[] =
     "usage: charlm [--text FILE] [--cell rnn|lstm|gru] [--hidden H] [--steps T] [--batch B]\n"
     "              [--iters N] [--optimizer sgd|momentum|adagrad|adam] [--lr X] [--clip X]\n"
     "              [--seed S] [--save FILE] [--resume FILE] [--sample N] [--temperature X]\n"
-    "              [--prime STRING] [--plot FILE.svg]\n"
+    "              [--prime STRING] [--plot FILE.svg] [--max-memory SIZE]\n"
     "Trains a character-level language model (a recurrent cell reading one-hot bytes, a linear\n"
     "readout, softmax cross-entropy) with truncated BPTT, printing the loss in nats per byte,\n"
     "then writes text sampled from it if asked. Run from the repository root, it learns the\n"
@@ -90,6 +92,10 @@ static const char USAGE[] =
     "  --prime STRING     text the model reads (and prints) before it samples (default: it\n"
     "                     starts from a newline, not printed)\n"
     "  --plot FILE.svg    write the loss curve as an SVG chart\n"
+    "  --max-memory SIZE  refuse to train when the run needs more memory than SIZE: bytes, or\n"
+    "                     with K, M, G or T (1024-based), e.g. 512M or 2G. A run that needs\n"
+    "                     more than 80% of the memory the machine has available is refused\n"
+    "                     in any case; the estimate is printed with the model\n"
     "  --help             print this and exit\n"
     "Exit status: 0 on success, 1 on a runtime failure, 2 on a bad command line.\n";
 
@@ -106,28 +112,11 @@ typedef struct options {
     int hidden, steps, batch, iters, sample;
     tg_optimizer_kind kind;
     float lr, clip, temperature;
+    double max_memory;                 /* bytes; 0: no cap but the machine's */
     unsigned long long seed;
 } options;
 
 /* ---- messages and the command line ------------------------------------------------------- */
-
-/* Characters of the progress bar on the terminal's last line (on stderr), so that a message
- * can start a line of its own. */
-static int bar_drawn;
-
-/* Prints "charlm: " and the message as a line of its own on stderr. */
-static void complain(const char *fmt, ...)
-{
-    if (bar_drawn > 0)
-        fputc('\n', stderr);
-    bar_drawn = 0;
-    va_list args;
-    va_start(args, fmt);
-    fputs("charlm: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
-    va_end(args);
-}
 
 /* The index of the value of flag in names[0..n-1], which must hold it. */
 static int one_of(const char *flag, const char *text, const char *const *names, int n)
@@ -149,6 +138,27 @@ static void readout_path(const char *flag, const char *path, char out[PATH_SIZE]
 {
     if (snprintf(out, PATH_SIZE, "%s" READOUT_SUFFIX, path) >= PATH_SIZE)
         usage_error("%s: the path is too long", flag);
+}
+
+/* The value of flag, a size of 1 byte or more: a number of bytes, or a number followed by K,
+ * M, G or T (either case) for 2^10, 2^20, 2^30 or 2^40 bytes. */
+static double byte_size(const char *flag, const char *text)
+{
+    if (!text)
+        usage_error("%s needs a value", flag);
+    static const char UNITS[] = "KMGT";
+    char *end;
+    errno = 0;
+    double value = strtod(text, &end);
+    bool number = errno == 0 && end != text;
+    const char *unit = number && *end ? strchr(UNITS, toupper((unsigned char)*end)) : NULL;
+    if (unit) {
+        value = ldexp(value, 10 * (int)(unit - UNITS + 1));
+        end++;
+    }
+    if (!number || *end != '\0' || !isfinite(value) || value < 1.0)
+        usage_error("%s needs a size of 1 byte or more (e.g. 512M or 2G), got '%s'", flag, text);
+    return value;
 }
 
 static options parse_args(int argc, char **argv)
@@ -190,6 +200,8 @@ static options parse_args(int argc, char **argv)
             opt.clip = real_number(flag, value, true);
         else if (strcmp(flag, "--temperature") == 0)
             opt.temperature = real_number(flag, value, false);
+        else if (strcmp(flag, "--max-memory") == 0)
+            opt.max_memory = byte_size(flag, value);
         else
             usage_error("unknown flag '%s'", flag);
     }
@@ -409,6 +421,34 @@ static bool save_checkpoint(const model *m, const vocab *v, const char *path,
     return true;
 }
 
+/* Makes sure, before training, that the checkpoint at path and readout_path can be written:
+ * that neither is a directory, and that a file can be made beside them (a temporary one,
+ * removed at once). False (and a message naming path and the reason) when not. */
+static bool can_save(const char *path, const char *readout_path)
+{
+    struct stat st;
+    const char *directory = stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? path
+                          : stat(readout_path, &st) == 0 && S_ISDIR(st.st_mode) ? readout_path
+                          : NULL;
+    if (directory) {
+        complain("--save %s: cannot write %s: it is a directory", path, directory);
+        return false;
+    }
+    char probe[PATH_SIZE];
+    int fd = -1;
+    if (snprintf(probe, sizeof probe, "%s.XXXXXX", readout_path) < (int)sizeof probe)
+        fd = mkstemp(probe);
+    else
+        errno = ENAMETOOLONG;
+    if (fd < 0) {
+        complain("--save %s: cannot write a file there: %s", path, strerror(errno));
+        return false;
+    }
+    close(fd);
+    remove(probe);
+    return true;
+}
+
 /* Reads the vocabulary saved in readout_path. False (and a message) on failure. */
 static bool load_vocab(vocab *v, const char *readout_path)
 {
@@ -443,6 +483,138 @@ static bool load_checkpoint(model *m, const char *path, const char *readout_path
         return false;
     }
     return true;
+}
+
+/* ---- memory ------------------------------------------------------------------------------ */
+
+/* Most of a run's memory is its tape: one chunk, T steps of B streams, with every tensor's
+ * data and grad. What the tape holds follows src/tape.c: each node takes NODE_BYTES of
+ * bookkeeping, then its result's values rounded up to TAPE_ALIGN bytes, twice when it has a
+ * grad. What one step of each cell records follows src/rnn.c and src/gated.c: two products
+ * of GATES x H rows (the input's and the state's), then SMALL_NODES nodes of H rows (gates,
+ * their activations and products). tests/charlm_smoke.sh checks the estimate against the
+ * tape of a real run. */
+#define NODE_BYTES 128.0       /* src/tape.c's struct tg_node, 104 bytes, rounded up */
+#define TAPE_ALIGN 64.0
+static const int GATES[N_CELLS] = { 1, 4, 3 };           /* rnn, lstm, gru: as CELLS */
+static const int SMALL_NODES[N_CELLS] = { 1, 13, 17 };
+
+/* Bytes of one node on the tape: a rows x cols result, with a grad or not, and extra bytes
+ * of the op's own constants. */
+static double node_bytes(double rows, double cols, bool grad, double extra)
+{
+    double values = ceil(rows * cols * sizeof(float) / TAPE_ALIGN) * TAPE_ALIGN;
+    return ceil((NODE_BYTES + (grad ? 2.0 : 1.0) * values + extra) / TAPE_ALIGN) * TAPE_ALIGN;
+}
+
+/* Bytes of the tape for one chunk of training (V: vocab_size, H: hidden): per step the
+ * one-hot input (V x B, a constant), the cell, the readout (V x B), its cross-entropy (1 x 1,
+ * keeping the B classes) and the running sum (1 x 1); per chunk the carried state (constants)
+ * and the mean; and, at most, one copy of every weight that backward keeps transposed. */
+static double tape_bytes(const model *m, const options *opt, int vocab_size)
+{
+    int k = 0;
+    while (strcmp(opt->cell, CELLS[k]) != 0)
+        k++;
+    double V = vocab_size, H = opt->hidden, B = opt->batch;
+    double cell = 2.0 * node_bytes(GATES[k] * H, B, true, 0.0)
+                  + SMALL_NODES[k] * node_bytes(H, B, true, 0.0);
+    double step = node_bytes(V, B, false, 0.0) + cell + node_bytes(V, B, true, 0.0)
+                  + node_bytes(1, 1, true, B * sizeof(int)) + node_bytes(1, 1, true, 0.0);
+    double weights = 0.0;
+    for (int i = 0; i < m->n_params; i++)
+        weights += ceil((double)m->params[i]->rows * m->params[i]->cols * sizeof(float)
+                        / TAPE_ALIGN) * TAPE_ALIGN;
+    return opt->steps * step + (m->cell->has_c ? 2.0 : 1.0) * node_bytes(H, B, false, 0.0)
+           + node_bytes(1, 1, true, 0.0) + weights;
+}
+
+/* Bytes of the whole run beside the tape: the parameters (data and grad), the optimizer's
+ * state (values per parameter value: sgd 0, momentum and adagrad 1, adam 2), the trainer's
+ * buffers and the text's. */
+static double other_bytes(const model *m, const options *opt, int vocab_size, size_t text_room)
+{
+    static const double STATE_PER_VALUE[] = { [TG_SGD] = 0, [TG_MOMENTUM] = 1, [TG_ADAGRAD] = 1,
+                                               [TG_ADAM] = 2 };
+    double values = 0.0;
+    for (int i = 0; i < m->n_params; i++)
+        values += (double)m->params[i]->rows * m->params[i]->cols;
+    double H = opt->hidden, B = opt->batch;
+    double buffers = (2.0 * H * B + vocab_size * B + 2.0 * opt->iters) * sizeof(float)
+                     + B * (2.0 * sizeof(int) + sizeof(size_t));
+    return (2.0 + STATE_PER_VALUE[opt->kind]) * values * sizeof(float) + buffers
+           + (double)text_room;
+}
+
+/* The memory this machine can give the run, in bytes, and where the number comes from:
+ * MemAvailable in /proc/meminfo (Linux), else all of its physical memory; 0 when unknown. */
+static double memory_available(const char **source)
+{
+    FILE *file = fopen("/proc/meminfo", "r");
+    char line[256];
+    double kib = 0.0;
+    while (file && fgets(line, sizeof line, file))
+        if (sscanf(line, "MemAvailable: %lf kB", &kib) == 1)
+            break;
+    if (file)
+        fclose(file);
+    if (kib > 0.0) {
+        *source = "this machine has available (MemAvailable in /proc/meminfo)";
+        return kib * 1024.0;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    *source = "of this machine's physical memory";
+    return pages > 0 && page_size > 0 ? (double)pages * (double)page_size : 0.0;
+}
+
+/* bytes as a short number with a 1024-based unit, e.g. "24.1 GiB". */
+static void format_bytes(char out[32], double bytes)
+{
+    static const char *const UNITS[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    int u = 0;
+    while (bytes >= 1024.0 && u < 5) {
+        bytes /= 1024.0;
+        u++;
+    }
+    snprintf(out, 32, bytes >= 100.0 || u == 0 ? "%.0f %s" : bytes >= 10.0 ? "%.1f %s" : "%.2f %s",
+             bytes, UNITS[u]);
+}
+
+/* What a training run will need: its tape and all of it, in bytes. */
+typedef struct memory_estimate {
+    double tape, total;
+} memory_estimate;
+
+#define MACHINE_SHARE 0.8      /* of the memory the machine has: the most a run may take */
+
+/* Estimates the run's memory and refuses it when it needs more than --max-memory, or more
+ * than MACHINE_SHARE of what the machine has (the rest is left to the system and other
+ * programs). False (and a message with the estimate) when refused. */
+static bool memory_fits(const model *m, const options *opt, int vocab_size, size_t text_room,
+                        memory_estimate *e)
+{
+    e->tape = tape_bytes(m, opt, vocab_size);
+    e->total = e->tape + other_bytes(m, opt, vocab_size, text_room);
+    const char *source;
+    double machine = memory_available(&source);
+    bool over_cap = opt->max_memory > 0.0 && e->total > opt->max_memory;
+    bool over_machine = machine > 0.0 && e->total > MACHINE_SHARE * machine;
+    if (!over_cap && !over_machine)
+        return true;
+    char need[32], tape[32], limit[32], has[32], why[200];
+    format_bytes(need, e->total);
+    format_bytes(tape, e->tape);
+    format_bytes(limit, over_cap ? opt->max_memory : MACHINE_SHARE * machine);
+    format_bytes(has, machine);
+    if (over_cap)
+        snprintf(why, sizeof why, "--max-memory %s", limit);
+    else
+        snprintf(why, sizeof why, "%s, %.0f%% of the %s %s", limit, 100.0 * MACHINE_SHARE, has,
+                 source);
+    complain("this run needs about %s of memory (%s of it the tape of one chunk: %d steps x %d "
+             "streams, hidden %d), more than %s; use a smaller --steps, --batch or --hidden",
+             need, tape, opt->steps, opt->batch, opt->hidden, why);
+    return false;
 }
 
 /* ---- training ---------------------------------------------------------------------------- */
@@ -584,7 +756,7 @@ static void progress_show(progress *p, int iter, int iters, float smoothed_loss)
         bar_drawn = n;
         p->last_drawn = now();
     } else
-        fprintf(stderr, "charlm: %s\n", line);
+        complain("%s", line);
 }
 
 /* Trains for opt->iters iterations: LOG_LINES loss lines on stdout, progress on stderr, a
@@ -611,7 +783,7 @@ static bool train(trainer *w, model *m, const text *t, const vocab *v, const opt
         if (iter % log_every == 0 || last) {
             int n = iter % log_every == 0 ? log_every : iter % log_every;
             progress_clear(&p);
-            printf("iter %7d  loss %.4f  (mean of the last %d)\n", iter, window / n, n);
+            printf("iter %7d  loss %.5g  (mean of the last %d)\n", iter, window / n, n);
             fflush(stdout);
             window = 0.0;
         }
@@ -625,9 +797,11 @@ static bool train(trainer *w, model *m, const text *t, const vocab *v, const opt
         fputc('\n', stderr);
     bar_drawn = 0;
     double seconds = fmax(now() - p.start, 1e-9);
-    printf("trained %d iterations (%ld chars) in %.1f s: %.0f chars/s\n", opt->iters,
-           (long)opt->iters * p.chars_per_iter, seconds,
-           (double)opt->iters * (double)p.chars_per_iter / seconds);
+    char held[32];
+    format_bytes(held, (double)tg_tape_reserved_bytes(w->tape));
+    printf("trained %d iterations (%ld chars) in %.1f s: %.0f chars/s; the tape held %s\n",
+           opt->iters, (long)opt->iters * p.chars_per_iter, seconds,
+           (double)opt->iters * (double)p.chars_per_iter / seconds, held);
     return true;
 }
 
@@ -797,19 +971,30 @@ static int run(const options *opt)
     model m = { 0 };
     trainer w = { 0 };
     tg_rng rng = tg_rng_new(opt->seed);
-    int status = prepare_data(opt, &v, &t);
-    if (status == 0 && (!model_init(&m, opt->cell, v.size, opt->hidden, &rng)
-                        || (opt->iters > 0 && !trainer_init(&w, &m, opt, t.n)))) {
+    memory_estimate need = { 0 };
+    bool training = opt->iters > 0;
+    int status = training && opt->save && !can_save(opt->save, opt->save_readout)
+                     ? 1 : prepare_data(opt, &v, &t);
+    if (status == 0 && !model_init(&m, opt->cell, v.size, opt->hidden, &rng)) {
+        complain("out of memory");
+        status = 1;
+    }
+    if (status == 0 && training && !memory_fits(&m, opt, v.size, t.room, &need))
+        status = 1;
+    if (status == 0 && training && !trainer_init(&w, &m, opt, t.n)) {
         complain("out of memory");
         status = 1;
     }
     if (status == 0 && opt->resume && !load_checkpoint(&m, opt->resume, opt->resume_readout))
         status = 1;
-    if (status == 0 && opt->iters > 0) {
+    if (status == 0 && training) {
+        char total[32], tape[32];
+        format_bytes(total, need.total);
+        format_bytes(tape, need.tape);
         printf("model: %s cell, hidden %d%s%s; %s lr %g, clip %g; %d iterations of %d steps x %d "
-               "streams\n", opt->cell, opt->hidden, opt->resume ? ", resumed from " : "",
-               opt->resume ? opt->resume : "", opt->optimizer, opt->lr, opt->clip, opt->iters,
-               opt->steps, opt->batch);
+               "streams; memory about %s, %s of it the tape\n", opt->cell, opt->hidden,
+               opt->resume ? ", resumed from " : "", opt->resume ? opt->resume : "",
+               opt->optimizer, opt->lr, opt->clip, opt->iters, opt->steps, opt->batch, total, tape);
         fflush(stdout);
         if (!train(&w, &m, &t, &v, opt) || (opt->plot && !write_plot(&w, opt, v.size)))
             status = 1;

@@ -19,9 +19,34 @@
 /* The program's name, which starts every message: each example sets it first thing in main. */
 static const char *program;
 
-/* Prints "PROGRAM: message (see PROGRAM --help)" on stderr and exits with status 2. */
+/* Characters of a progress bar drawn in place on stderr's last line (charlm's), 0 when there
+ * is none: complain() ends that line before its message. */
+static int bar_drawn;
+
+/* Prints "PROGRAM: message" as a line of its own on stderr, in one write (threads' lines do
+ * not mix). stdout is flushed first, so that what a program printed before the message comes
+ * before it when both streams go to one place (2>&1): stdout to a file or a pipe is
+ * block-buffered, stderr is not buffered. */
+static inline void complain(const char *fmt, ...)
+{
+    char message[8192];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+    fflush(stdout);
+    if (bar_drawn > 0) {
+        fputc('\n', stderr);
+        bar_drawn = 0;
+    }
+    fprintf(stderr, "%s: %s\n", program, message);
+}
+
+/* Prints "PROGRAM: message (see PROGRAM --help)" on stderr (after stdout, as complain does)
+ * and exits with status 2. */
 static inline _Noreturn void usage_error(const char *fmt, ...)
 {
+    fflush(stdout);
     va_list args;
     va_start(args, fmt);
     fprintf(stderr, "%s: ", program);
@@ -82,11 +107,11 @@ static inline bool is_directory(const char *dir)
 {
     struct stat st;
     if (stat(dir, &st) != 0) {
-        fprintf(stderr, "%s: output directory %s: %s\n", program, dir, strerror(errno));
+        complain("output directory %s: %s", dir, strerror(errno));
         return false;
     }
     if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "%s: output directory %s: not a directory\n", program, dir);
+        complain("output directory %s: not a directory", dir);
         return false;
     }
     return true;

@@ -219,7 +219,7 @@ static bool train_step(workspace *w, model *m, run_result *r, tg_rng *rng, float
     if (mse && !isfinite(*loss))
         return true;
     if (tg_backward(w->tape, mse) != 0) {
-        fprintf(stderr, "lab_adding: %s\n", tg_tape_error(w->tape));
+        complain("%s", tg_tape_error(w->tape));
         return false;
     }
     bool finite = !r->clipped || !isnan(tg_clip_grad_norm(m->params, m->n_params, CLIP_NORM));
@@ -239,7 +239,7 @@ static bool measure_test_mse(workspace *w, model *m, int steps, int test_batches
         tg_tape_reset(w->tape);
         tg_tensor *loss = last_step_mse(w->tape, m, w->x, w->y, steps, TEST_BATCH);
         if (!loss) {
-            fprintf(stderr, "lab_adding: %s\n", tg_tape_error(w->tape));
+            complain("%s", tg_tape_error(w->tape));
             return false;
         }
         sum += loss->data[0];
@@ -266,8 +266,7 @@ static bool run(workspace *w, const settings *s, run_result *r)
 {
     model m;
     if (!model_init(&m, r->cell, r->seeds.init)) {
-        fprintf(stderr, "lab_adding: cannot make a '%s' cell: unknown name, or out of memory\n",
-                r->cell->name);
+        complain("cannot make a '%s' cell: unknown name, or out of memory", r->cell->name);
         return false;
     }
     r->test_mse = NAN;
@@ -321,15 +320,14 @@ static void *worker(void *arg)
     workspace w;
     bool ok = workspace_init(&w, q->settings);
     if (!ok)
-        fprintf(stderr, "lab_adding: out of memory\n");
+        complain("out of memory");
     for (int i = ok ? take_run(q) : -1; i >= 0; i = take_run(q)) {
         run_result *r = &q->runs[i];
         ok = run(&w, q->settings, r);
         if (!ok)
             break;
-        fprintf(stderr, "lab_adding: %s T=%d clipping %s: test MSE %.4f (%.0f s)\n",
-                r->cell->name, r->steps, clipping_name(r->clipped), r->test_mse,
-                now() - q->start);
+        complain("%s T=%d clipping %s: test MSE %.4g (%.0f s)", r->cell->name, r->steps,
+                 clipping_name(r->clipped), r->test_mse, now() - q->start);
     }
     workspace_free(&w);
     if (!ok) {
@@ -385,7 +383,7 @@ static bool run_all(run_result *runs, int n_runs, const settings *s, int n_threa
     run_queue q = { .runs = runs, .order = order, .n_runs = n_runs, .settings = s,
                     .start = now() };
     if (pthread_mutex_init(&q.lock, NULL) != 0) {
-        fprintf(stderr, "lab_adding: cannot make a mutex\n");
+        complain("cannot make a mutex");
         return false;
     }
     pthread_t threads[MAX_THREADS];
@@ -441,7 +439,7 @@ static void print_table(const run_result *runs, int n_runs)
            "result");
     for (int i = 0; i < n_runs; i++) {
         const run_result *r = &runs[i];
-        printf("%-5s %4d  %-9s %9.4f %11.3f  %s", r->cell->name, r->steps,
+        printf("%-5s %4d  %-9s %9.4g %11.3g  %s", r->cell->name, r->steps,
                clipping_name(r->clipped), r->test_mse, r->test_mse / BASELINE_MSE, verdict(r));
         if (r->diverged_at)
             printf(" at step %d", r->diverged_at);
@@ -513,7 +511,7 @@ static bool write_outputs(const run_result *runs, int n_runs, const settings *s,
     int n_points = s->train_steps / CHART_EVERY;
     float *step = malloc((size_t)n_points * sizeof *step);
     if (!step) {
-        fprintf(stderr, "lab_adding: out of memory\n");
+        complain("out of memory");
         return false;
     }
     for (int i = 0; i < n_points; i++)
@@ -564,7 +562,7 @@ int main(int argc, char **argv)
     int n_points = s.train_steps / CHART_EVERY;
     float *curves = malloc((size_t)n_runs * (size_t)n_points * sizeof *curves);
     if (!curves) {
-        fprintf(stderr, "lab_adding: out of memory\n");
+        complain("out of memory");
         return 1;
     }
     for (int i = 0; i < n_runs; i++)

@@ -182,7 +182,7 @@ static bool measure_ratios(tg_tape *tape, tg_cell *cell, tg_rng *rng, double rat
     tg_init_normal(w, 0.0f, 1.0f, rng, NULL);
     tg_tensor *loss = tg_sum(tape, tg_mul(tape, w, h[STEPS]));  /* 1 x 1 */
     if (tg_backward(tape, loss) != 0) {
-        fprintf(stderr, "lab_gradient_norms: %s\n", tg_tape_error(tape));
+        complain("%s", tg_tape_error(tape));
         return false;
     }
     double last = tg_grad_norm(h[STEPS]);
@@ -197,7 +197,7 @@ static bool add_run(tg_tape *tape, tg_cell *cell, uint64_t data_seed, int n_seed
                     double ratio[STEPS])
 {
     if (!cell) {
-        fprintf(stderr, "lab_gradient_norms: out of memory\n");
+        complain("out of memory");
         return false;
     }
     tg_rng data = tg_rng_new(data_seed);
@@ -406,7 +406,7 @@ int main(int argc, char **argv)
     measurements res = { .n_seeds = opt.quick ? QUICK_SEEDS : SEEDS };
     tg_tape *tape = tg_tape_new();
     if (!tape) {
-        fprintf(stderr, "lab_gradient_norms: out of memory\n");
+        complain("out of memory");
         return 1;
     }
     bool ok = measure_all(tape, opt.seed, &res);

@@ -61,7 +61,7 @@ int main(int argc, char **argv)
     tg_rnn_cell *cell = tg_rnn_cell_new(INPUT_SIZE, HIDDEN_SIZE, opt.seed);
     tg_tape *tape = tg_tape_new();
     if (!cell || !tape) {
-        fprintf(stderr, "seed_cell: out of memory\n");
+        complain("out of memory");
         tg_tape_free(tape);
         tg_rnn_cell_free(cell);
         return 1;
@@ -77,7 +77,7 @@ int main(int argc, char **argv)
             x[i] = tg_rng_normal(&rng);
         h = tg_rnn_cell_forward(tape, cell, tg_input(tape, INPUT_SIZE, 1, x), h);
         if (!h) {
-            fprintf(stderr, "seed_cell: %s\n", tg_tape_error(tape));
+            complain("%s", tg_tape_error(tape));
             status = 1;
             break;
         }

@@ -159,43 +159,66 @@ static bool train_step(tg_tape *tape, model *m, const float *waves, const option
     tg_zero_grad(m->params, N_PARAMS, NULL);     /* parameter grads accumulate until zeroed */
     tg_tensor *loss = sequence_loss(tape, m, waves, opt->steps, opt->batch);
     if (tg_backward(tape, loss) != 0) {
-        fprintf(stderr, "train_sine: %s\n", tg_tape_error(tape));
+        complain("%s", tg_tape_error(tape));
         if (loss && !isfinite(loss->data[0]))
-            fprintf(stderr, "train_sine: the training diverged; try a smaller --lr\n");
+            complain("the training diverged; try a smaller --lr");
         return false;
     }
     *loss_out = loss->data[0];
     *norm_out = grad_norm(m);
     tg_error err;
     if (tg_sgd_step(m->params, N_PARAMS, opt->lr, &err) != 0)
-        fprintf(stderr, "train_sine: step skipped: %s\n", err.message);
+        complain("step skipped: %s", err.message);
     return true;
 }
 
+/* How the loss went from before to after, e.g. "3.2x lower", "1.5x higher" or "about the same"
+ * (within 5%). */
+static const char *change(char out[32], double before, double after)
+{
+    if (before >= 1.05 * after)
+        snprintf(out, 32, "%.3gx lower", before / after);
+    else if (after >= 1.05 * before)
+        snprintf(out, 32, "%.3gx higher", after / before);
+    else
+        snprintf(out, 32, "about the same");
+    return out;
+}
+
 /* Trains for opt->epochs epochs, printing for each the mean loss and gradient norm (taken
- * before each update) over its batches. Returns 0, or 1 on failure. */
+ * before each update) over its batches, and then how the loss changed: from the first epoch
+ * to the last, or in a one-epoch run from its first batch to its last. Returns 0, or 1 on
+ * failure. */
 static int train(tg_tape *tape, model *m, float *waves, const options *opt, tg_rng *rng)
 {
     double start = now();
-    float first_loss = 0.0f, loss = 0.0f;
+    float first_epoch = 0.0f, epoch_loss = 0.0f, first_batch = 0.0f, batch_loss = 0.0f;
     for (int epoch = 1; epoch <= opt->epochs; epoch++) {
         double loss_sum = 0.0, norm_sum = 0.0;
         for (int i = 0; i < BATCHES_PER_EPOCH; i++) {
-            float batch_loss, batch_norm;
+            float batch_norm;
             make_waves(waves, opt->steps, opt->batch, rng);
             if (!train_step(tape, m, waves, opt, &batch_loss, &batch_norm))
                 return 1;
+            if (epoch == 1 && i == 0)
+                first_batch = batch_loss;
             loss_sum += batch_loss;
             norm_sum += batch_norm;
         }
-        loss = (float)(loss_sum / BATCHES_PER_EPOCH);
+        epoch_loss = (float)(loss_sum / BATCHES_PER_EPOCH);
         if (epoch == 1)
-            first_loss = loss;
-        printf("epoch %3d  loss %.5f  grad norm %.4f  %.2f s\n", epoch, loss,
+            first_epoch = epoch_loss;
+        printf("epoch %3d  loss %.5g  grad norm %.4g  %.2f s\n", epoch, epoch_loss,
                norm_sum / BATCHES_PER_EPOCH, now() - start);
     }
-    printf("first epoch loss %.5f, final epoch loss %.5f: %.1fx lower\n",
-           first_loss, loss, first_loss / loss);
+    char how[32];
+    if (opt->epochs > 1)
+        printf("first epoch loss %.5g, final epoch loss %.5g: %s\n", first_epoch, epoch_loss,
+               change(how, first_epoch, epoch_loss));
+    else
+        printf("one epoch: first batch loss %.5g, last batch loss %.5g: %s (single batches of "
+               "fresh waves, so a noisy comparison)\n", first_batch, batch_loss,
+               change(how, first_batch, batch_loss));
     return 0;
 }
 
@@ -210,7 +233,7 @@ int main(int argc, char **argv)
     tg_tape *tape = tg_tape_new();
     int status = 1;
     if (!ready || !waves || !tape)
-        fprintf(stderr, "train_sine: out of memory\n");
+        complain("out of memory");
     else
         status = train(tape, &m, waves, &opt, &rng);
     tg_tape_free(tape);

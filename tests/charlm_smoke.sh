@@ -3,7 +3,10 @@
 # "hello world" lines it trains each cell (rnn, lstm, gru) briefly and checks that the loss
 # falls, saves a checkpoint, resumes it to sample 50 bytes of the training alphabet, and checks
 # the exit status and message of a bad flag (2), a missing text (1) and a checkpoint resumed
-# with the wrong sizes (1). Run from the repository root:
+# with the wrong sizes (1). It checks charlm's memory estimate against the tape of a real run
+# of each cell, that a run needing more memory than --max-memory or the machine has is refused
+# before it starts, with the estimate, and that a --save path that cannot be written fails
+# before training. Run from the repository root:
 #     sh tests/charlm_smoke.sh build/examples/charlm
 # The last line says "N passed, N failed"; the exit status is 1 when any check failed.
 set -u
@@ -63,6 +66,10 @@ for cell in rnn lstm gru; do
     check "$cell: samples 50 bytes of the training alphabet" sample_ok "$tmp/$cell.sample"
 done
 
+# charlm tries --save's directory with a temporary file before training; none is left.
+check "no file is left beside the checkpoints but the checkpoints" \
+    test -z "$(find "$tmp" -name '*.ckpt*' ! -name '*.ckpt' ! -name '*.ckpt.readout')"
+
 "$charlm" --resume "$tmp/gru.ckpt" --cell gru --hidden 8 --iters 0 --sample 5 \
     > /dev/null 2> "$tmp/mismatch.err"
 status=$?
@@ -78,6 +85,86 @@ check "... with a message naming it" grep -q -- "--no-such-flag" "$tmp/flag.err"
 status=$?
 check "a missing --text file: exit 1" test "$status" = 1
 check "... with a message naming it" grep -q "missing.txt" "$tmp/missing.err"
+
+# "N UNIT" (charlm's format_bytes) in bytes.
+bytes_of() {
+    awk -v n="$1" -v unit="$2" 'BEGIN {
+        split("bytes KiB MiB GiB TiB PiB", units, " ")
+        for (i = 1; i <= 6; i++) if (units[i] == unit) { printf "%.0f\n", n * 1024 ^ (i - 1); exit }
+        print -1 }'
+}
+
+# The tape's estimate in the model line ("memory about X U, Y U of it the tape") and what
+# the tape held at the end ("the tape held Z U"), in bytes: "ESTIMATE HELD", or nothing.
+tape_sizes() {
+    estimate=$(sed -n 's/.*memory about [0-9.]* [A-Za-z]*, \([0-9.]*\) \([A-Za-z]*\) of it the tape$/\1 \2/p' "$1")
+    held=$(sed -n 's/.*the tape held \([0-9.]*\) \([A-Za-z]*\)$/\1 \2/p' "$1")
+    [ -n "$estimate" ] && [ -n "$held" ] || return 0
+    # shellcheck disable=SC2086  # "N UNIT" is two arguments
+    echo "$(bytes_of $estimate) $(bytes_of $held)"
+}
+
+# The tape's chunks double, so it holds from what one chunk uses up to twice that: the
+# estimate must lie in [held / 2, held], give or take 5% for the rounding of the printed
+# numbers. Sizes large enough (hundreds of KiB) that the first 64 KiB chunk does not dominate.
+for cell in rnn lstm gru; do
+    "$charlm" --text "$tmp/text.txt" --cell "$cell" --hidden 64 --steps 16 --batch 16 --iters 2 \
+        > "$tmp/$cell.memory.log" 2> /dev/null
+    sizes=$(tape_sizes "$tmp/$cell.memory.log")
+    echo "$cell: tape estimate and held, bytes: ${sizes:-none printed}"
+    # shellcheck disable=SC2086  # two numbers
+    check "$cell: the tape's estimate is within a factor of 2 of what a real run's tape holds" \
+        awk -v e="${sizes% *}" -v h="${sizes#* }" \
+        'BEGIN { exit !(e > 0 && h > 0 && e <= 1.05 * h && 2 * e >= 0.95 * h) }'
+done
+
+# The run from the issue (about 24 GiB of tape) under a cap: refused at once, with the
+# estimate and the cap in the message, before any training.
+start=$(date +%s)
+"$charlm" --text "$tmp/text.txt" --steps 1000 --batch 1024 --max-memory 2G \
+    > "$tmp/capped.log" 2> "$tmp/capped.err"
+status=$?
+check "a run over --max-memory: exit 1" test "$status" = 1
+check "... within 5 seconds" test $(($(date +%s) - start)) -le 5
+check "... with the estimate in GiB and the cap in the message" \
+    grep -q "needs about [0-9.]* GiB.*more than --max-memory 2.00 GiB" "$tmp/capped.err"
+check "... and no training" test -z "$(grep '^iter' "$tmp/capped.log")"
+
+# A run far beyond any test machine (about 180 GiB), with no cap: refused against what the
+# machine has. Under ulimit -v 4 GiB, so that a build that does not refuse fails quickly
+# instead of taking the machine's memory; a sanitizer build cannot start under that limit
+# (its shadow memory), and skips this check.
+# shellcheck disable=SC3045  # dash and bash have ulimit -v; a shell without it skips
+if (ulimit -v 4194304 && "$charlm" --help > /dev/null 2>&1); then
+    # shellcheck disable=SC3045
+    (ulimit -v 4194304 && exec "$charlm" --text "$tmp/text.txt" --hidden 1024 --steps 1000 \
+        --batch 1024 > "$tmp/machine.log" 2> "$tmp/machine.err")
+    status=$?
+    check "a run needing more memory than the machine has: exit 1" test "$status" = 1
+    check "... with the estimate and the machine's memory in the message" \
+        grep -q "needs about [0-9.]* GiB.*this machine" "$tmp/machine.err"
+else
+    echo "skip a run needing more memory than the machine has (cannot run under ulimit -v)"
+fi
+
+# A --save path that cannot be written fails before training (the first checkpoint would be
+# written after 10% of the run), naming the path and the reason.
+# shellcheck disable=SC2086
+"$charlm" --text "$tmp/text.txt" $small --iters 100000 --save "$tmp/no/such/dir/model.ckpt" \
+    > "$tmp/save.log" 2> "$tmp/save.err"
+status=$?
+check "a --save path in a missing directory: exit 1" test "$status" = 1
+check "... with the path and the reason in the message" \
+    grep -q "no/such/dir/model.ckpt.*No such file or directory" "$tmp/save.err"
+check "... before training" test -z "$(grep '^iter' "$tmp/save.log")"
+mkdir "$tmp/dir.ckpt"
+# shellcheck disable=SC2086
+"$charlm" --text "$tmp/text.txt" $small --iters 100000 --save "$tmp/dir.ckpt" \
+    > "$tmp/savedir.log" 2> "$tmp/savedir.err"
+status=$?
+check "a --save path that is a directory: exit 1" test "$status" = 1
+check "... saying so" grep -q "dir.ckpt: it is a directory" "$tmp/savedir.err"
+check "... before training" test -z "$(grep '^iter' "$tmp/savedir.log")"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
