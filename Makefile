@@ -162,6 +162,7 @@ endef
 check: check-deps
 	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(EXAMPLES) install-test
 	sh tests/charlm_smoke.sh $(BUILD)/examples/charlm
+	sh tests/seed_cell_backward.sh $(BUILD)/examples/seed_cell
 	@mkdir -p $(BUILD)/lab-quick
 	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
 	$(call run_tests,$(BUILD),,yes)
