@@ -172,6 +172,7 @@ check: check-deps
 	$(MAKE) --no-print-directory $(call TEST_PROGRAMS,$(BUILD)) $(EXAMPLES) install-test
 	sh tests/charlm_smoke.sh $(BUILD)/examples/charlm
 	sh tests/examples_output.sh $(BUILD)/examples
+	sh tests/seed_cell_backward.sh $(BUILD)/examples/seed_cell
 	@mkdir -p $(BUILD)/lab-quick
 	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
 	$(call run_tests,$(BUILD),,yes)
