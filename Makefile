@@ -8,6 +8,7 @@
 #   make valgrind   the tests under valgrind   make clean      remove build/
 #   make fuzz       the checkpoint loader under libFuzzer for FUZZ_SECONDS (clang)
 #   make tsan       two threads training at once on the pool, under ThreadSanitizer (clang)
+#   make hostile    the damaged-checkpoint corpus at full size (HOSTILE_COUNT files)
 #   KERNELS=ref     with any of these: the library on the reference kernels alone
 #                   (src/kernels_ref.c, no src/kernels_fast.c), built under build/ref
 CC      ?= cc
@@ -36,7 +37,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 TEST_SRC := $(wildcard tests/*.c tests/support/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
-.PHONY: all demo experiments bench bench-floor check sanitize valgrind fuzz tsan clean check-deps install uninstall install-test
+.PHONY: all demo experiments bench bench-floor check sanitize valgrind fuzz tsan hostile clean check-deps install uninstall install-test
 
 all: $(LIB) $(EXAMPLES)
 
@@ -151,9 +152,25 @@ $(BUILD)/tests/readme_example.c: README.md
 $(BUILD)/tests/readme_example: $(BUILD)/tests/readme_example.c $(LIB)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
+# The damaged-checkpoint corpus (tests/hostile): gen_corpus writes it, run_hostile loads every
+# file with every loader and checks the promises against an independent reader (oracle.c).
+HOSTILE_SRC := tests/hostile/oracle.c tests/hostile/oracle.h tests/hostile/hostile.h
+$(BUILD)/tests/gen_corpus $(BUILD)/tests/run_hostile: $(BUILD)/tests/%: tests/hostile/%.c $(HOSTILE_SRC) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< tests/hostile/oracle.c $(LIB) $(LDLIBS) -o $@
+
+# Writes the corpus of $(3) files into directory $(2) with the programs of build directory $(1).
+HOSTILE_SMALL := 300
+HOSTILE_COUNT ?= 10000
+make_corpus = rm -rf $(2) && ./$(1)/tests/gen_corpus tests/fixtures/checkpoints $(2) $(3)
+
+hostile: $(BUILD)/tests/gen_corpus $(BUILD)/tests/run_hostile
+	$(call make_corpus,$(BUILD),$(BUILD)/hostile-full,$(HOSTILE_COUNT))
+	./$(BUILD)/tests/run_hostile $(BUILD)/hostile-full
+
 # Every test program, and how to run it from the directory B holding them.
 TEST_PROGRAMS = $(1)/tests/run_tests $(1)/tests/pytorch_match $(1)/tests/gated_match $(1)/tests/readme_example \
-    $(1)/tests/concurrent_callers
+    $(1)/tests/concurrent_callers $(1)/tests/gen_corpus $(1)/tests/run_hostile
 define run_tests
 	sh tests/api_doc_check.sh
 	sh tests/api_doc_check_test.sh
@@ -165,6 +182,9 @@ define run_tests
 	$(2) ./$(1)/tests/gated_match tests/fixtures/gru_cell.txt
 	$(2) ./$(1)/tests/concurrent_callers 2 > /dev/null
 	$(2) ./$(1)/tests/concurrent_callers 4 > /dev/null
+	rm -rf $(1)/hostile && $(2) ./$(1)/tests/gen_corpus tests/fixtures/checkpoints $(1)/hostile $(HOSTILE_SMALL)
+	$(2) ./$(1)/tests/run_hostile $(1)/hostile
+	./$(1)/tests/run_hostile --self-test $(1)/hostile
 	CK_FORK=$(3) $(4) $(2) ./$(1)/tests/run_tests
 endef
 
@@ -197,18 +217,20 @@ valgrind: check-deps
 	    --iters 0 --sample 20 > /dev/null
 	$(call run_tests,$(BUILD),$(VALGRIND),no,CK_EXCLUDE_TAGS=slow)
 
-# The checkpoint loader under libFuzzer (clang): inputs mutated from the fixture checkpoints
-# for FUZZ_SECONDS; what it finds that is new is kept in build/fuzz/corpus.
+# The checkpoint loader under libFuzzer (clang) for FUZZ_SECONDS, starting from the fixture
+# checkpoints and the damaged-checkpoint corpus at full size (HOSTILE_COUNT files, in
+# build/fuzz/seeds); what it finds that is new is kept in build/fuzz/corpus.
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz_load: tests/fuzz/fuzz_load.c $(SRC) include/tapegrad.h $(wildcard src/*.h)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) $< $(SRC) $(LDLIBS) -o $@
 
-fuzz: $(BUILD)/fuzz/fuzz_load
+fuzz: $(BUILD)/fuzz/fuzz_load $(BUILD)/tests/gen_corpus
 	@mkdir -p $(BUILD)/fuzz/corpus
+	$(call make_corpus,$(BUILD),$(BUILD)/fuzz/seeds,$(HOSTILE_COUNT)) > /dev/null
 	./$(BUILD)/fuzz/fuzz_load -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    $(BUILD)/fuzz/corpus tests/fixtures/checkpoints
+	    $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds tests/fixtures/checkpoints
 
 # The library and tests/standalone/concurrent_callers.c under ThreadSanitizer, run with two
 # caller threads. clang: gcc's TSan crashes in the resolver of target_clones before main
