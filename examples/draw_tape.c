@@ -81,7 +81,7 @@ static unrolled forward(tg_tape *tape, tg_rnn_cell *cell, tg_rng *rng)
 static int write_dot(const tg_tape *tape, const tg_rnn_cell *cell, const unrolled *run,
                      const char *path)
 {
-    char labels[2 * STEPS + 1][8];
+    char labels[2 * STEPS + 1][16];   /* room for "x_" and any int */
     tg_named names[2 * STEPS + 6] = {
         { "W_h", cell->W_h }, { "W_x", cell->W_x }, { "b", cell->b },
         { "h_0", run->h[0] }, { "target", run->target }, { "L", run->loss },
