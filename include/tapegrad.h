@@ -125,6 +125,19 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int *classes
  * parameters' grads again, so parameter grads end up doubled, as after two steps. */
 int tg_backward(tg_tape *tape, tg_tensor *loss);
 
+/* Draw the tape as a Graphviz DOT file (render it with `dot -Tsvg path -o tape.svg`): one box
+ * per node, oldest first, giving its op (tg_input or tg_constant for a leaf), its shape, its
+ * first 4 values and, once tg_backward has run, the first 4 of its grad; one box per
+ * parameter the tape reads, drawn double-framed and filled (parameters live outside the
+ * tape); one arrow from each input to the node that reads it. Tensors without a grad
+ * (constants, and results computed only from them) are drawn dashed. names[0 .. n_names-1]
+ * (NULL when n_names is 0) label tensors, e.g. { "W_h", cell->W_h }; tensors it does not
+ * name show their op alone. It writes a file, so it reports as the file calls do, not on the
+ * tape: 0, or -1 with err saying why (and no file written). */
+struct tg_named;
+int tg_tape_write_dot(const tg_tape *tape, const char *path, const struct tg_named *names,
+                      int n_names, tg_error *err);
+
 /* ---- Ops of your own ------------------------------------------------------------------------
  * Every op above is written with these calls, and an op of yours is written the same way
  * (docs/extending.md has a whole example). Its public function checks the inputs

@@ -316,6 +316,20 @@ int tg_tape_inputs(const tg_tape *tape, tg_tensor **out, int max)
     return n;
 }
 
+int tg_tape_nodes(const tg_tape *tape, tg_node_view *out, int max)
+{
+    int n = 0;
+    for (const tg_node *node = tape->last; node; node = node->prev)
+        n++;
+    int k = n;
+    for (const tg_node *node = tape->last; node; node = node->prev)
+        if (--k < max)
+            out[k] = (tg_node_view){ node->op ? node->op->name : NULL, &node->out, node->in };
+    return n;
+}
+
+bool tg_tape_backward_ran(const tg_tape *tape) { return tape->grads_dirty; }
+
 void tg_tape_perturb_input(tg_tape *tape, int ordinal, long element, float delta)
 {
     tape->perturb = (perturbation){ ordinal, element, delta };

@@ -1,5 +1,6 @@
-/* tape.h: private to the library. What the cells and the gradient check need from the tape
- * beyond the public calls (ops use only the public ones: tg_inputs_ok, tg_record, ...). */
+/* tape.h: private to the library. What the cells, the gradient check and the tape's drawing
+ * need from the tape beyond the public calls (ops use only the public ones: tg_inputs_ok,
+ * tg_record, ...). */
 #ifndef TAPEGRAD_TAPE_H
 #define TAPEGRAD_TAPE_H
 
@@ -18,6 +19,20 @@ static inline bool tg_size_ok(int rows, int cols)
 /* The tg_input tensors on the tape, in the order they were recorded, into out[0 .. max-1];
  * returns how many there are (which may be more than max). */
 int tg_tape_inputs(const tg_tape *tape, tg_tensor **out, int max);
+
+/* One recorded node, as the tape's drawing (src/tape_dot.c) reads it. */
+typedef struct tg_node_view {
+    const char *op;             /* the op's name; NULL for a leaf (tg_input, tg_constant) */
+    const tg_tensor *out;       /* its result */
+    tg_tensor *const *in;       /* its TG_MAX_INPUTS inputs, NULL where unused */
+} tg_node_view;
+
+/* The nodes on the tape, oldest first, into out[0 .. max-1]; returns how many there are
+ * (which may be more than max). */
+int tg_tape_nodes(const tg_tape *tape, tg_node_view *out, int max);
+
+/* True when tg_backward ran on the tape since the last reset (its grads are filled in). */
+bool tg_tape_backward_ran(const tg_tape *tape);
 
 /* Until the next reset: the ordinal-th tg_input recorded from now on (0 = the first) gets
  * delta added to its element `element` (for the gradient check). */

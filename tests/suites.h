@@ -4,6 +4,7 @@
  * they run on), except the last three: fixture tests the test helper that reads the PyTorch
  * reference files, and lab and train are whole training runs, across modules. */
 SUITE(tape)
+SUITE(tape_dot)
 SUITE(ops)
 SUITE(gradcheck)
 SUITE(kernels)
