@@ -56,7 +56,8 @@ extern "C" {
  * Calls on a tape report on the tape. Every other call that can fail takes a last argument
  * tg_error *err (NULL allowed) and returns -1, or NULL for a constructor; it then writes why
  * into err->message, naming the call or the file and the reason ("tg_optimizer_step: the
- * gradient of params[2] is NaN at value 17; nothing changed"), and on success clears it.
+ * gradient of params[2] is NaN at value 17; nothing changed"; a path too long to fit beside
+ * the whole reason is shortened in the middle), and on success clears it.
  * Four calls keep their older signatures, which outside code relies on, and report by their
  * result alone: tg_tape_new (NULL: out of memory), tg_param_new and tg_rnn_cell_new (NULL on
  * a bad size or out of memory; tg_cell_new says which) and tg_clip_grad_norm (-1). */

@@ -1,6 +1,7 @@
 /* test_files.c: saving in one piece (src/files.c), through the cells' checkpoints: a save into a
  * missing directory writes nothing, a failed write keeps the previous checkpoint, a failed
- * rename leaves no temporary file, and saving again replaces the whole file. */
+ * rename leaves no temporary file, saving again replaces the whole file, and a long path never
+ * crowds out the reason. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <signal.h>
@@ -105,6 +106,25 @@ START_TEST(test_saving_again_replaces_the_whole_file_and_clears_the_error)
 }
 END_TEST
 
+/* Paths of 200, 245, 300 and 4000 bytes into a missing directory: the message keeps the
+ * whole reason and, when it must, shortens the path in the middle. */
+START_TEST(test_a_long_path_keeps_the_reason_of_a_failed_save)
+{
+    static const size_t lengths[] = { 200, 245, 300, 4000 };
+    char path[4001];
+    tg_tensor *w = tg_param_new(2, 2);
+    tg_named named[1] = { { "w", w } };
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        tg_error err;
+        ck_assert_int_eq(tg_save(long_missing_path(path, lengths[i]), named, 1, &err), -1);
+        assert_message_keeps_reason(err.message, path,
+                                    "cannot open for writing: No such file or directory");
+    }
+    scratch_dir_assert_holds(0);
+    tg_param_free(w);
+}
+END_TEST
+
 Suite *files_suite(void)
 {
     Suite *s = suite_create("files");
@@ -114,6 +134,7 @@ Suite *files_suite(void)
     tcase_add_test(save, test_failed_write_keeps_the_previous_checkpoint);
     tcase_add_test(save, test_failed_rename_leaves_no_temporary_file);
     tcase_add_test(save, test_saving_again_replaces_the_whole_file_and_clears_the_error);
+    tcase_add_test(save, test_a_long_path_keeps_the_reason_of_a_failed_save);
     suite_add_tcase(s, save);
     return s;
 }

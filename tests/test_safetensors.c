@@ -154,6 +154,23 @@ START_TEST(test_missing_file_fails_naming_the_file)
 }
 END_TEST
 
+/* Paths of 200, 245, 300 and 4000 bytes: the message keeps the whole reason and, when it
+ * must, shortens the path in the middle. */
+START_TEST(test_a_long_missing_path_keeps_the_reason)
+{
+    static const size_t lengths[] = { 200, 245, 300, 4000 };
+    char path[4001];
+    tg_tensor *w = tg_param_new(2, 2);
+    tg_named named[1] = { { "w", w } };
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        tg_error err;
+        ck_assert_int_eq(tg_load(long_missing_path(path, lengths[i]), named, 1, &err), -1);
+        assert_message_keeps_reason(err.message, path, "cannot open: No such file or directory");
+    }
+    tg_param_free(w);
+}
+END_TEST
+
 START_TEST(test_loading_a_directory_fails)
 {
     char path[PATH_SIZE];
@@ -551,6 +568,7 @@ Suite *safetensors_suite(void)
     tcase_add_checked_fixture(bad, scratch_dir_make, scratch_dir_remove);
     tcase_add_test(bad, test_missing_file_fails_naming_the_file);
     tcase_add_test(bad, test_loading_a_directory_fails);
+    tcase_add_test(bad, test_a_long_missing_path_keeps_the_reason);
     tcase_add_test(bad, test_file_shorter_than_eight_bytes_fails);
     tcase_add_test(bad, test_header_length_beyond_the_file_fails);
     tcase_add_test(bad, test_header_length_over_the_limit_fails_before_reading_it);
