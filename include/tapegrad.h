@@ -435,8 +435,9 @@ int           tg_optimizer_step(tg_optimizer *opt, tg_error *err);
  *
  * Loading checks the whole file first (size, header length, JSON, dtypes, names, shapes,
  * offsets in range and not overlapping) and changes nothing unless all of it is right; on
- * failure it returns -1 with a message naming the file and the problem. Saving writes a
- * temporary file and renames it over the old one. */
+ * failure it returns -1 with a message naming the file and the problem; anything but a
+ * regular file (a FIFO, a device, a directory) is refused before a byte is read. Saving writes
+ * a temporary file and renames it over the old one. */
 
 /* A tensor under a name, for a model of your own (e.g. a readout layer). */
 typedef struct tg_named {
