@@ -366,8 +366,10 @@ int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_err
 
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 
-/* Files are written atomically: to PATH.tmpN in the same directory, then renamed over PATH,
- * so a failed write never leaves half a file. */
+/* Files are written atomically: to a new PATH.tmp.PID.N in the same directory, then renamed
+ * over PATH, so a failed write never leaves half a file (nor its temporary file). A symbolic
+ * link is written through: the file it ends at is replaced the same way, and the link stays.
+ * A replaced file keeps its permissions; a new one gets 0666 less the umask. */
 
 /* One line of a chart: n points (x[i], y[i]). A NULL or empty label keeps the series out
  * of the legend. Text is UTF-8. */
@@ -437,7 +439,7 @@ int           tg_optimizer_step(tg_optimizer *opt, tg_error *err);
  * offsets in range and not overlapping) and changes nothing unless all of it is right; on
  * failure it returns -1 with a message naming the file and the problem; anything but a
  * regular file (a FIFO, a device, a directory) is refused before a byte is read. Saving writes
- * a temporary file and renames it over the old one. */
+ * a temporary file and renames it over the old one, as every file is written (see Files). */
 
 /* A tensor under a name, for a model of your own (e.g. a readout layer). */
 typedef struct tg_named {
