@@ -394,6 +394,11 @@ int tg_chart_write_svg(const tg_chart *chart, const char *path, tg_error *err);
  * with 9 significant digits (floats read back exactly), labels quoted when needed. */
 int tg_chart_write_csv(const tg_chart *chart, const char *path, tg_error *err);
 
+/* Write text[0..n-1] (any bytes: a table of your own) to path in one piece, as the charts and
+ * checkpoints are written. Returns 0; -1 with err saying why ("path: cannot write: No space
+ * left on device"), and path as it was. */
+int tg_write_text_file(const char *path, const char *text, size_t n, tg_error *err);
+
 /* ---- Optimizers ---------------------------------------------------------------------------
  * One interface over SGD, SGD with momentum, Adagrad and Adam, with PyTorch's update rules
  * (torch.optim.SGD, Adagrad, Adam; Adam bias-corrected). The state (velocities, moment

@@ -1,7 +1,8 @@
 /* files.c: writing a file in one piece: into a temporary file next to the target, renamed
  * over it only once every byte is written, so a failed or interrupted save never destroys
  * the previous file. A symbolic link is written through (its final target is replaced, the
- * link stays), and a replaced file keeps its permissions. */
+ * link stays), and a replaced file keeps its permissions. tg_write_text_file offers the same
+ * to the user's own files. */
 #define _POSIX_C_SOURCE 200809L /* lstat, readlink, open flags, fchmod, getpid */
 #include <errno.h>
 #include <fcntl.h>
@@ -145,3 +146,25 @@ int tg_write_file_atomically(const char *path, bool (*write_body)(FILE *file, vo
     return fill_and_rename(fd, name, target, write_body, ctx, err);
 }
 
+/* The bytes tg_write_text_file writes. */
+typedef struct text_bytes {
+    const char *bytes;
+    size_t n;
+} text_bytes;
+
+static bool write_text_body(FILE *file, void *ctx)
+{
+    const text_bytes *t = ctx;
+    return fwrite(t->bytes, 1, t->n, file) == t->n;
+}
+
+int tg_write_text_file(const char *path, const char *text, size_t n, tg_error *err)
+{
+    tg_error_clear(err);
+    if (!path)
+        return tg_error_set(err, "tg_write_text_file", "path is NULL");
+    if (!text && n > 0)
+        return tg_error_set(err, path, "text is NULL with n %zu", n);
+    text_bytes t = { text, n };
+    return tg_write_file_atomically(path, write_text_body, &t, err);
+}

@@ -1,5 +1,5 @@
-/* files.h: private to the library. Writing a file in one piece, shared by the chart writer
- * and the checkpoints. */
+/* files.h: private to the library. Writing a file in one piece, shared by the chart writer,
+ * the checkpoints and tg_write_text_file. */
 #ifndef TAPEGRAD_FILES_H
 #define TAPEGRAD_FILES_H
 

@@ -1,8 +1,8 @@
-/* test_files.c: saving in one piece (src/files.c), through the cells' checkpoints: a save into a
- * missing directory writes nothing, a failed write keeps the previous checkpoint, a failed
- * rename leaves no temporary file, saving again replaces the whole file, a symbolic link is
- * written through, a replaced file keeps its permissions, stale temporary files do not block a
- * save, and a long path never crowds out the reason. */
+/* test_files.c: saving in one piece (src/files.c), through the cells' checkpoints and
+ * tg_write_text_file: a save into a missing directory writes nothing, a failed write keeps the
+ * previous checkpoint, a failed rename leaves no temporary file, saving again replaces the
+ * whole file, a symbolic link is written through, a replaced file keeps its permissions,
+ * stale temporary files do not block a save, and a long path never crowds out the reason. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <signal.h>
@@ -217,6 +217,42 @@ START_TEST(test_a_long_path_keeps_the_reason_of_a_failed_save)
 }
 END_TEST
 
+/* tg_write_text_file replaces the file as a whole (a hard link to the old one keeps the old
+ * text), writes through a symbolic link, and refuses NULL arguments. */
+START_TEST(test_write_text_file_replaces_the_file_in_one_piece)
+{
+    char path[PATH_SIZE], kept[PATH_SIZE], via[PATH_SIZE];
+    scratch_path(path, "table.csv");
+    write_bytes(path, "old\n", 4);
+    ck_assert_int_eq(link(path, scratch_path(kept, "kept.csv")), 0);
+    ck_assert_int_eq(symlink("table.csv", scratch_path(via, "link.csv")), 0);
+    tg_error err = { "left over" };
+    const char table[] = "a,b\n1,2\n";
+    ck_assert_int_eq(tg_write_text_file(via, table, strlen(table), &err), 0);
+    ck_assert_str_eq(err.message, "");
+    size_t n;
+    char *got = (char *)read_bytes(path, &n);
+    ck_assert_uint_eq(n, strlen(table));
+    ck_assert_int_eq(memcmp(got, table, n), 0);
+    free(got);
+    got = (char *)read_bytes(kept, &n);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_int_eq(memcmp(got, "old\n", 4), 0);
+    free(got);
+    ck_assert_int_eq(tg_write_text_file(path, "", 0, &err), 0);
+    free(read_bytes(path, &n));
+    ck_assert_uint_eq(n, 0);
+    scratch_dir_assert_holds(3);
+
+    ck_assert_int_eq(tg_write_text_file(NULL, table, 1, &err), -1);
+    ck_assert_str_eq(err.message, "tg_write_text_file: path is NULL");
+    ck_assert_int_eq(tg_write_text_file(path, NULL, 3, &err), -1);
+    char want[PATH_SIZE + 32];
+    snprintf(want, sizeof want, "%s: text is NULL with n 3", path);
+    ck_assert_str_eq(err.message, want);
+}
+END_TEST
+
 Suite *files_suite(void)
 {
     Suite *s = suite_create("files");
@@ -230,6 +266,7 @@ Suite *files_suite(void)
     tcase_add_test(save, test_saving_over_a_file_keeps_its_permissions);
     tcase_add_test(save, test_stale_temporary_files_do_not_block_a_save);
     tcase_add_test(save, test_a_long_path_keeps_the_reason_of_a_failed_save);
+    tcase_add_test(save, test_write_text_file_replaces_the_file_in_one_piece);
     suite_add_tcase(s, save);
     return s;
 }
