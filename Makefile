@@ -195,6 +195,7 @@ check: check-deps
 	sh tests/seed_cell_backward.sh $(BUILD)/examples/seed_cell
 	@mkdir -p $(BUILD)/lab-quick
 	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
+	sh tests/lab_outputs_check.sh $(BUILD)
 	$(call run_tests,$(BUILD),,yes)
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -177,19 +177,48 @@ static inline bool write_chart(const tg_chart *chart, const char *dir, const cha
     return true;
 }
 
-/* Closes a table the example wrote to path with stdio. False (and a message on stderr) when a
- * write or the close failed. */
-static inline bool close_table(FILE *file, const char *path)
+/* A table an example builds in memory, to write it with tg_write_text_file: in one piece and
+ * through a symbolic link, as the library writes the charts. `failed` once memory ran out. */
+typedef struct table {
+    char *text;
+    size_t len, capacity;
+    bool failed;
+} table;
+
+/* Appends printf-style text to the table. */
+static inline void table_add(table *t, const char *fmt, ...)
 {
-    bool failed = ferror(file) != 0;
-    int error = errno;
-    if (fclose(file) != 0 && !failed) {
-        failed = true;
-        error = errno;
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(NULL, 0, fmt, args);
+    va_end(args);
+    size_t need = t->len + (size_t)n + 1;
+    if (t->failed || n < 0 || need > t->capacity) {
+        size_t capacity = need > 2 * t->capacity ? need : 2 * t->capacity;
+        char *grown = t->failed || n < 0 ? NULL : realloc(t->text, capacity);
+        if (!grown) {
+            t->failed = true;
+            return;
+        }
+        t->text = grown;
+        t->capacity = capacity;
     }
-    if (failed)
-        fprintf(stderr, "%s: %s: cannot write: %s\n", program, path, strerror(error));
-    return !failed;
+    va_start(args, fmt);
+    vsnprintf(t->text + t->len, t->capacity - t->len, fmt, args);
+    va_end(args);
+    t->len += (size_t)n;
+}
+
+/* Writes the table to path and frees it. False (and a message on stderr) on failure. */
+static inline bool write_table(table *t, const char *path)
+{
+    tg_error err;
+    bool written = !t->failed && tg_write_text_file(path, t->text, t->len, &err) == 0;
+    if (!written)
+        fprintf(stderr, "%s: %s\n", program, t->failed ? "out of memory for a table" : err.message);
+    free(t->text);
+    *t = (table){ NULL, 0, 0, false };
+    return written;
 }
 
 #endif

@@ -457,21 +457,17 @@ static bool write_table_csv(const run_result *runs, int n_runs, const settings *
         fprintf(stderr, "lab_adding: output path too long: %s/adding_results.csv\n", dir);
         return false;
     }
-    FILE *file = fopen(path, "w");
-    if (!file) {
-        fprintf(stderr, "lab_adding: %s: cannot open for writing: %s\n", path, strerror(errno));
-        return false;
-    }
-    fprintf(file, "cell,T,clipping,hidden,params,batch,lr,train_steps,test_mse,baseline_mse,"
+    table t = { NULL, 0, 0, false };
+    table_add(&t, "cell,T,clipping,hidden,params,batch,lr,train_steps,test_mse,baseline_mse,"
                   "result,diverged_at,skipped\n");
     for (int i = 0; i < n_runs; i++) {
         const run_result *r = &runs[i];
-        fprintf(file, "%s,%d,%s,%d,%ld,%d,%g,%d,%.6g,%.6g,%s,%d,%d\n", r->cell->name, r->steps,
+        table_add(&t, "%s,%d,%s,%d,%ld,%d,%g,%d,%.6g,%.6g,%s,%d,%d\n", r->cell->name, r->steps,
                 clipping_name(r->clipped), r->cell->hidden, model_size(r->cell), BATCH,
                 r->cell->lr, s->train_steps, r->test_mse, BASELINE_MSE, verdict(r),
                 r->diverged_at, r->skipped);
     }
-    return close_table(file, path);
+    return write_table(&t, path);
 }
 
 /* DIR/adding_test_mse.svg: the test MSE against T, one line per cell and clipping, and the

@@ -276,19 +276,15 @@ static bool write_table_csv(const arm_summary *summaries, int n_seeds, int train
         fprintf(stderr, "lab_explosion: output path too long: %s/explosion_results.csv\n", dir);
         return false;
     }
-    FILE *file = fopen(path, "w");
-    if (!file) {
-        fprintf(stderr, "lab_explosion: %s: cannot open for writing: %s\n", path, strerror(errno));
-        return false;
-    }
-    fprintf(file, "arm,diverged,runs,median_final_loss,median_first_grad_norm,max_grad_norm,"
+    table t = { NULL, 0, 0, false };
+    table_add(&t, "arm,diverged,runs,median_final_loss,median_first_grad_norm,max_grad_norm,"
                   "T,rho,hidden,batch,lr,train_steps\n");
     for (int a = 0; a < N_ARMS; a++)
-        fprintf(file, "%s,%d,%d,%.6g,%.6g,%.6g,%d,%g,%d,%d,%g,%d\n", ARMS[a].name,
+        table_add(&t, "%s,%d,%d,%.6g,%.6g,%.6g,%d,%g,%d,%d,%g,%d\n", ARMS[a].name,
                 summaries[a].diverged, n_seeds, summaries[a].median_final_loss,
                 summaries[a].median_first_grad_norm, summaries[a].max_grad_norm, STEPS, RHO, HIDDEN,
                 BATCH, LEARNING_RATE, train_steps);
-    return close_table(file, path);
+    return write_table(&t, path);
 }
 
 /* The table as CSV, both charts as SVG, and every curve of both in DIR/explosion_curves.csv.

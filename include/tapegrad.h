@@ -56,7 +56,8 @@ extern "C" {
  * Calls on a tape report on the tape. Every other call that can fail takes a last argument
  * tg_error *err (NULL allowed) and returns -1, or NULL for a constructor; it then writes why
  * into err->message, naming the call or the file and the reason ("tg_optimizer_step: the
- * gradient of params[2] is NaN at value 17; nothing changed"), and on success clears it.
+ * gradient of params[2] is NaN at value 17; nothing changed"; a path too long to fit beside
+ * the whole reason is shortened in the middle), and on success clears it.
  * Four calls keep their older signatures, which outside code relies on, and report by their
  * result alone: tg_tape_new (NULL: out of memory), tg_param_new and tg_rnn_cell_new (NULL on
  * a bad size or out of memory; tg_cell_new says which) and tg_clip_grad_norm (-1). */
@@ -386,8 +387,10 @@ int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_err
 
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 
-/* Files are written atomically: to PATH.tmpN in the same directory, then renamed over PATH,
- * so a failed write never leaves half a file. */
+/* Files are written atomically: to a new PATH.tmp.PID.N in the same directory, then renamed
+ * over PATH, so a failed write never leaves half a file (nor its temporary file). A symbolic
+ * link is written through: the file it ends at is replaced the same way, and the link stays.
+ * A replaced file keeps its permissions; a new one gets 0666 less the umask. */
 
 /* One line of a chart: n points (x[i], y[i]). A NULL or empty label keeps the series out
  * of the legend. Text is UTF-8. */
@@ -411,6 +414,11 @@ int tg_chart_write_svg(const tg_chart *chart, const char *path, tg_error *err);
 /* Write the chart's points as CSV with the header "series,x,y", one row per point, numbers
  * with 9 significant digits (floats read back exactly), labels quoted when needed. */
 int tg_chart_write_csv(const tg_chart *chart, const char *path, tg_error *err);
+
+/* Write text[0..n-1] (any bytes: a table of your own) to path in one piece, as the charts and
+ * checkpoints are written. Returns 0; -1 with err saying why ("path: cannot write: No space
+ * left on device"), and path as it was. */
+int tg_write_text_file(const char *path, const char *text, size_t n, tg_error *err);
 
 /* ---- Optimizers ---------------------------------------------------------------------------
  * One interface over SGD, SGD with momentum, Adagrad and Adam, with PyTorch's update rules
@@ -456,8 +464,9 @@ int           tg_optimizer_step(tg_optimizer *opt, tg_error *err);
  *
  * Loading checks the whole file first (size, header length, JSON, dtypes, names, shapes,
  * offsets in range and not overlapping) and changes nothing unless all of it is right; on
- * failure it returns -1 with a message naming the file and the problem. Saving writes a
- * temporary file and renames it over the old one. */
+ * failure it returns -1 with a message naming the file and the problem; anything but a
+ * regular file (a FIFO, a device, a directory) is refused before a byte is read. Saving writes
+ * a temporary file and renames it over the old one, as every file is written (see Files). */
 
 /* A tensor under a name, for a model of your own (e.g. a readout layer). */
 typedef struct tg_named {

@@ -3,12 +3,16 @@
  * into place; loading reads the header with the JSON reader (src/json.c) against the
  * format's schema, checks every tensor's dtype, shape and byte range against the file and
  * the model, and only then hands the values over. */
+#define _POSIX_C_SOURCE 200809L /* open, fstat, fcntl, fdopen */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "files.h"
@@ -480,6 +484,38 @@ static int check_wanted(const header *h, tg_wanted *wants, int n, const char *wh
 
 /* ---- reading the file ---------------------------------------------------------------------- */
 
+/* What a file that is not a regular one is, for a message. */
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO" : S_ISCHR(mode) ? "a character device"
+         : S_ISBLK(mode) ? "a block device" : S_ISSOCK(mode) ? "a socket" : "of an unknown kind";
+}
+
+/* Opens path for reading, refusing anything but a regular file. It is opened without
+ * blocking, so that a FIFO with no writer cannot hang the call, and checked before any byte
+ * is read. NULL, with err saying why, on failure. */
+static FILE *open_regular_file(const char *path, tg_error *err)
+{
+    errno = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        tg_error_set(err, path, "cannot open: %s", describe(errno));
+        return NULL;
+    }
+    struct stat st;
+    FILE *file = NULL;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fstat(fd, &st) != 0)
+        tg_error_set(err, path, "cannot open: %s", describe(errno));
+    else if (!S_ISREG(st.st_mode))
+        tg_error_set(err, path, "cannot open: not a regular file (%s)", file_kind(st.st_mode));
+    else if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 || !(file = fdopen(fd, "rb")))
+        tg_error_set(err, path, "cannot open: %s", describe(errno));
+    if (!file)
+        close(fd);
+    return file;
+}
+
 /* n bytes at offset (at most the file size found by file_size) into out. */
 static int read_at(FILE *file, const char *path, uint64_t offset, void *out, size_t n, tg_error *err)
 {
@@ -594,10 +630,8 @@ float *tg_safetensors_read(const char *path, const char *who, tg_wanted *wants, 
         tg_error_set(err, path, "out of memory");
         return NULL;
     }
-    errno = 0;
-    FILE *file = fopen(path, "rb");
-    int rc = file ? check_and_read(file, path, who, wants, n, err)
-                  : tg_error_set(err, path, "cannot open: %s", describe(errno));
+    FILE *file = open_regular_file(path, err);
+    int rc = file ? check_and_read(file, path, who, wants, n, err) : -1;
     if (file)
         fclose(file);
     if (rc == 0)

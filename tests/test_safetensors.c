@@ -4,6 +4,7 @@
  * it was; thousands of corrupted files are refused cleanly or load what they hold. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,11 +155,66 @@ START_TEST(test_missing_file_fails_naming_the_file)
 }
 END_TEST
 
+/* Paths of 200, 245, 300 and 4000 bytes: the message keeps the whole reason and, when it
+ * must, shortens the path in the middle. */
+START_TEST(test_a_long_missing_path_keeps_the_reason)
+{
+    static const size_t lengths[] = { 200, 245, 300, 4000 };
+    char path[4001];
+    tg_tensor *w = tg_param_new(2, 2);
+    tg_named named[1] = { { "w", w } };
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        tg_error err;
+        ck_assert_int_eq(tg_load(long_missing_path(path, lengths[i]), named, 1, &err), -1);
+        assert_message_keeps_reason(err.message, path, "cannot open: No such file or directory");
+    }
+    tg_param_free(w);
+}
+END_TEST
+
 START_TEST(test_loading_a_directory_fails)
 {
     char path[PATH_SIZE];
     ck_assert_int_eq(mkdir(scratch_path(path, "a_dir"), 0700), 0);
-    assert_rnn_load_fails(path, "cannot read: Is a directory");
+    assert_rnn_load_fails(path, "cannot open: not a regular file (a directory)");
+}
+END_TEST
+
+static void interrupt(int signal) { (void)signal; }
+
+/* A FIFO with no writer is refused at once (opening it to read would wait for a writer, and
+ * reading it for data), by tg_load and the cells' loads alike; so is a character device. An
+ * alarm before each load, whose handler does not restart calls, interrupts a load that
+ * blocks, which then fails with another message instead of hanging the test. */
+START_TEST(test_loading_a_fifo_or_a_device_fails_at_once)
+{
+    char fifo[PATH_SIZE], want[PATH_SIZE + 64];
+    ck_assert_int_eq(mkfifo(scratch_path(fifo, "a_fifo"), 0600), 0);
+    snprintf(want, sizeof want, "%s: cannot open: not a regular file (a FIFO)", fifo);
+    struct sigaction alarm_action = { .sa_handler = interrupt }, old_action;
+    sigemptyset(&alarm_action.sa_mask);
+    ck_assert_int_eq(sigaction(SIGALRM, &alarm_action, &old_action), 0);
+    tg_rnn_cell *cell = tg_rnn_cell_new(2, 3, 1);
+    tg_lstm_cell *lstm = tg_lstm_cell_new(2, 3, 1, NULL);
+    tg_named named[1] = { { "w", cell->W_h } };
+    tg_error a, b, c;
+    alarm(2);
+    int rc_named = tg_load(fifo, named, 1, &a);
+    alarm(2);
+    int rc_lstm = tg_lstm_cell_load(lstm, fifo, &b);
+    alarm(2);
+    int rc_device = tg_rnn_cell_load(cell, "/dev/null", &c);
+    alarm(0);
+    sigaction(SIGALRM, &old_action, NULL);
+    ck_assert_int_eq(rc_named, -1);
+    ck_assert_str_eq(a.message, want);
+    ck_assert_int_eq(rc_lstm, -1);
+    ck_assert_str_eq(b.message, want);
+    ck_assert_int_eq(rc_device, -1);
+    ck_assert_str_eq(c.message, "/dev/null: cannot open: not a regular file (a character device)");
+    assert_rnn_load_fails(fifo, "cannot open: not a regular file (a FIFO)");
+    tg_rnn_cell_free(cell);
+    tg_lstm_cell_free(lstm);
 }
 END_TEST
 
@@ -551,6 +607,8 @@ Suite *safetensors_suite(void)
     tcase_add_checked_fixture(bad, scratch_dir_make, scratch_dir_remove);
     tcase_add_test(bad, test_missing_file_fails_naming_the_file);
     tcase_add_test(bad, test_loading_a_directory_fails);
+    tcase_add_test(bad, test_loading_a_fifo_or_a_device_fails_at_once);
+    tcase_add_test(bad, test_a_long_missing_path_keeps_the_reason);
     tcase_add_test(bad, test_file_shorter_than_eight_bytes_fails);
     tcase_add_test(bad, test_header_length_beyond_the_file_fails);
     tcase_add_test(bad, test_header_length_over_the_limit_fails_before_reading_it);

@@ -198,3 +198,67 @@ void assert_rnn_loads(const char *path)
         ck_assert(cell->b->data[k] == (float)(k + 16) + (float)(k + 19));   /* bias_ih + bias_hh */
     tg_rnn_cell_free(cell);
 }
+
+/* ---- long paths in messages ---- */
+
+char *long_missing_path(char *buf, size_t len)
+{
+    static const char piece[] = "d\xc3\xa9\xe2\x88\x82/", end[] = "end.safetensors";
+    char start[PATH_SIZE];
+    size_t n = strlen(scratch_path(start, "missing/"));
+    ck_assert_uint_le(n + sizeof end, len);
+    memcpy(buf, start, n);
+    for (; n + (sizeof piece - 1) + (sizeof end - 1) <= len; n += sizeof piece - 1)
+        memcpy(buf + n, piece, sizeof piece - 1);
+    for (; n + (sizeof end - 1) < len; n++)
+        buf[n] = 'a';
+    memcpy(buf + n, end, sizeof end);
+    ck_assert_uint_eq(strlen(buf), len);
+    return buf;
+}
+
+/* True when s is well-formed UTF-8 (no overlong forms, surrogates or values above U+10FFFF). */
+static bool is_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int extra = *p < 0x80 ? 0 : *p >= 0xC2 && *p < 0xE0 ? 1 : *p >= 0xE0 && *p < 0xF0 ? 2
+                  : *p >= 0xF0 && *p < 0xF5 ? 3 : -1;
+        if (extra < 0)
+            return false;
+        unsigned long c = extra ? *p & (0x3Fu >> extra) : *p;
+        for (int k = 1; k <= extra; k++) {
+            if ((p[k] & 0xC0) != 0x80)
+                return false;
+            c = c << 6 | (p[k] & 0x3Fu);
+        }
+        if ((extra == 2 && (c < 0x800 || (c >= 0xD800 && c < 0xE000)))
+            || (extra == 3 && (c < 0x10000 || c > 0x10FFFF)))
+            return false;
+        p += extra + 1;
+    }
+    return true;
+}
+
+void assert_message_keeps_reason(const char *message, const char *path, const char *reason)
+{
+    const size_t size = sizeof ((tg_error){ "" }).message;
+    size_t n = strlen(message), path_len = strlen(path), reason_len = strlen(reason);
+    ck_assert_uint_lt(n, size);
+    ck_assert_msg(is_utf8(message), "not UTF-8: %s", message);
+    ck_assert_msg(n >= reason_len + 2 && strncmp(message + n - reason_len - 2, ": ", 2) == 0
+                      && strcmp(message + n - reason_len, reason) == 0,
+                  "the reason '%s' is not whole at the end of: %s", reason, message);
+    if (path_len + 2 + reason_len < size) {
+        ck_assert_uint_eq(n, path_len + 2 + reason_len);
+        ck_assert_int_eq(strncmp(message, path, path_len), 0);
+        return;
+    }
+    const size_t shown = 16, where_len = n - reason_len - 2;
+    const char *ellipsis = strstr(message, "\xe2\x80\xa6");
+    ck_assert_msg(strncmp(message, path, shown) == 0, "the start of the path is lost: %s", message);
+    ck_assert_msg(where_len >= shown
+                      && memcmp(message + where_len - shown, path + path_len - shown, shown) == 0,
+                  "the end of the path is lost: %s", message);
+    ck_assert_msg(ellipsis && ellipsis < message + where_len, "no ellipsis in the path: %s", message);
+}

@@ -1,7 +1,7 @@
 /* checkpoint_files.h: helpers shared by the suites that write and read checkpoints (json,
  * safetensors, checkpoint, files): the bytes of files, snapshots of a model's every byte, values
- * that stress a bit-exact round trip, and safetensors files made by hand for an RNN cell with
- * 2 inputs and 3 hidden units. */
+ * that stress a bit-exact round trip, safetensors files made by hand for an RNN cell with
+ * 2 inputs and 3 hidden units, and long paths in messages. */
 #ifndef TAPEGRAD_TEST_CHECKPOINT_FILES_H
 #define TAPEGRAD_TEST_CHECKPOINT_FILES_H
 
@@ -55,5 +55,14 @@ void assert_rnn_specs_fail(const spec *specs, int n, size_t data_len, const char
 void assert_rnn_header_fails(const char *header, size_t data_len, const char *want);       /* in a scratch file */
 /* The cell loaded from a file in the layout of RNN_SPECS holds floats 1..21 of its data. */
 void assert_rnn_loads(const char *path);
+
+/* ---- long paths in messages ---- */
+/* buf (len + 1 bytes) = a path of exactly len bytes (len >= 64) under the scratch directory,
+ * in a directory "missing" that does not exist, through directory names of 2- and 3-byte
+ * UTF-8 characters, ending in "/end.safetensors". */
+char *long_missing_path(char *buf, size_t len);
+/* message is path + ": " + reason when that fits in a tg_error; else path's start and end
+ * around an ellipsis, then ": " + reason whole. Either way valid UTF-8. */
+void assert_message_keeps_reason(const char *message, const char *path, const char *reason);
 
 #endif
