@@ -461,11 +461,11 @@ void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, fl
 
 typedef union { float f; int32_t i; } float_bits;
 
-/* 2^SCALE_SHIFT; sigmoid's e^y for y in [-104, 0] is 2^(n + SCALE_SHIFT) (1 + m) times
- * 2^-SCALE_SHIFT, as 2^n alone is no float for n below -126. The last product rounds once
- * into the subnormals, and is exact for a normal result. */
+/* Sigmoid takes e^-|x| down to e^-104, where 2^n is no float (n below -126), so it works
+ * with 2^SCALE_SHIFT e^-|x| and divides that by 2^SCALE_SHIFT (1 + e^-|x|): scaled by a power
+ * of two, the quotient and its rounding are the same, and a subnormal one is rounded once. */
 #define SCALE_SHIFT 64
-#define UNSCALE 0x1p-64f
+#define SCALE 0x1p64f /* 2^SCALE_SHIFT */
 
 /* e^y = 2^n (1 + m) for y in [-104, 0]: returns m = e^r - 1 with r = y - n ln 2,
  * |r| <= ln2 / 2, and sets *two_n = 2^(n + shift) (shift >= 0; n + shift >= -126). m keeps
@@ -498,8 +498,8 @@ static inline float sigmoid_one(float x)
 {
     float a = fabsf(x), two_n;
     float m = exp_parts(a < 104.0f ? -a : -104.0f, SCALE_SHIFT, &two_n); /* e^-104 rounds to 0 */
-    float e = (two_n + two_n * m) * UNSCALE; /* e^-|x| */
-    float s = (x >= 0.0f ? 1.0f : e) / (1.0f + e);
+    float e = two_n + two_n * m; /* 2^SCALE_SHIFT e^-|x| */
+    float s = (x >= 0.0f ? SCALE : e) / (SCALE + e);
     return x == x ? s : x;
 }
 
@@ -542,15 +542,15 @@ static void tanh_avx2(long n, const float *x, float *y)
 __attribute__((target("avx2,fma")))
 static void sigmoid_avx2(long n, const float *x, float *y)
 {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), scale = _mm256_set1_ps(SCALE);
     long i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i), two_n;
         __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(104.0f));
         __m256 m = exp_parts8(_mm256_sub_ps(_mm256_setzero_ps(), a), SCALE_SHIFT, &two_n);
-        __m256 e = _mm256_mul_ps(_mm256_fmadd_ps(two_n, m, two_n), _mm256_set1_ps(UNSCALE));
-        __m256 top = _mm256_blendv_ps(e, one, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ));
-        __m256 s = _mm256_div_ps(top, _mm256_add_ps(one, e));
+        __m256 e = _mm256_fmadd_ps(two_n, m, two_n);
+        __m256 top = _mm256_blendv_ps(e, scale, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ));
+        __m256 s = _mm256_div_ps(top, _mm256_add_ps(scale, e));
         _mm256_storeu_ps(y + i, _mm256_blendv_ps(s, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
     }
     for (; i < n; i++)
