@@ -393,7 +393,7 @@ int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_err
  * A replaced file keeps its permissions; a new one gets 0666 less the umask. */
 
 /* One line of a chart: n points (x[i], y[i]). A NULL or empty label keeps the series out
- * of the legend. Text is UTF-8. */
+ * of the legend. Text is UTF-8: the writers refuse any that is not. */
 typedef struct tg_series {
     const char *label;
     const float *x, *y;
@@ -409,10 +409,15 @@ typedef struct tg_chart {
 
 /* Write the chart as a standalone SVG line chart (720 x 440 or larger to fit a long legend):
  * axes with 1-2-5 or power-of-ten ticks, one coloured line per series, a legend. NaN and
- * Inf points are left out (the line breaks there; a lone point is drawn as a dot). */
+ * Inf points are left out (the line breaks there; a lone point is drawn as a dot). A title,
+ * axis label or series label that is not well-formed UTF-8 is refused, naming it and the
+ * byte ("series 2's label is not valid UTF-8 at byte 5"). Characters that XML 1.0 forbids are
+ * replaced, not refused: control characters (below U+0020; tab, LF and CR too, which SVG
+ * would show as spaces anyway) by a space, U+FFFE and U+FFFF by U+FFFD. */
 int tg_chart_write_svg(const tg_chart *chart, const char *path, tg_error *err);
 /* Write the chart's points as CSV with the header "series,x,y", one row per point, numbers
- * with 9 significant digits (floats read back exactly), labels quoted when needed. */
+ * with 9 significant digits (floats read back exactly), labels quoted when needed and
+ * written byte for byte; texts that are not UTF-8 are refused as by tg_chart_write_svg. */
 int tg_chart_write_csv(const tg_chart *chart, const char *path, tg_error *err);
 
 /* Write text[0..n-1] (any bytes: a table of your own) to path in one piece, as the charts and

@@ -7,53 +7,9 @@
 #include <string.h>
 
 #include "json.h"
+#include "utf8.h"
 
 /* ---- UTF-8 -------------------------------------------------------------------------------- */
-
-/* The length of the well-formed UTF-8 character at s (n bytes available), or 0 when there is
- * none: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_length(const unsigned char *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (s[0] < 0x80)
-        return 1;
-    size_t len;
-    uint32_t code, least;
-    if ((s[0] & 0xE0) == 0xC0) {
-        len = 2, code = s[0] & 0x1Fu, least = 0x80;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        len = 3, code = s[0] & 0x0Fu, least = 0x800;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        len = 4, code = s[0] & 0x07u, least = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        code = (code << 6) | (s[i] & 0x3Fu);
-    }
-    if (code < least || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
-        return 0;
-    return len;
-}
-
-bool tg_is_utf8(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
-    while (n > 0) {
-        size_t len = utf8_length(p, n);
-        if (len == 0)
-            return false;
-        p += len;
-        n -= len;
-    }
-    return true;
-}
 
 /* Writes code point `code` (at most U+10FFFF, not a surrogate) as UTF-8; returns the bytes. */
 static size_t put_utf8(char *out, uint32_t code)
@@ -223,7 +179,7 @@ bool tg_json_string(tg_json *j, const char **s, size_t *len)
                 return false;
             continue;
         }
-        size_t n = utf8_length((const unsigned char *)j->p, (size_t)(j->end - j->p));
+        size_t n = tg_utf8_length((const unsigned char *)j->p, (size_t)(j->end - j->p));
         if (n == 0)
             return syntax_error(j, "a string that is not UTF-8");
         memcpy(out, j->p, n);

@@ -51,7 +51,4 @@ bool tg_json_skip_value(tg_json *j, int depth);
 /* After the header's object: true when nothing but whitespace is left, else fails. */
 bool tg_json_finish(tg_json *j);
 
-/* True when s is well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-bool tg_is_utf8(const char *s);
-
 #endif

@@ -455,20 +455,29 @@ void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, fl
 
 /* ---- tanh and sigmoid ------------------------------------------------------------------------
  * Without libm calls: one exponential by range reduction and a polynomial serves both, within
- * 2.4e-7 relative error (a few units in the last place); the AVX2 version does 8 at once. */
+ * 2 FLT_EPSILON (2.4e-7) relative error (a few units in the last place) where the result is
+ * a normal float, and within 3 FLT_TRUE_MIN where it is subnormal (sigmoid below -87.3, down
+ * to 0 below -103.97); the AVX2 version does 8 at once. */
 
 typedef union { float f; int32_t i; } float_bits;
 
-/* e^y = 2^n (1 + m) for y in [-87, 0]: returns m = e^r - 1 with r = y - n ln 2, |r| <= ln2 / 2,
- * and sets *two_n = 2^n. m keeps full relative precision even when y is tiny. */
-static inline float exp_parts(float y, float *two_n)
+/* Sigmoid takes e^-|x| down to e^-104, where 2^n is no float (n below -126), so it works
+ * with 2^SCALE_SHIFT e^-|x| and divides that by 2^SCALE_SHIFT (1 + e^-|x|): scaled by a power
+ * of two, the quotient and its rounding are the same, and a subnormal one is rounded once. */
+#define SCALE_SHIFT 64
+#define SCALE 0x1p64f /* 2^SCALE_SHIFT */
+
+/* e^y = 2^n (1 + m) for y in [-104, 0]: returns m = e^r - 1 with r = y - n ln 2,
+ * |r| <= ln2 / 2, and sets *two_n = 2^(n + shift) (shift >= 0; n + shift >= -126). m keeps
+ * full relative precision even when y is tiny. */
+static inline float exp_parts(float y, int shift, float *two_n)
 {
     const float log2e = 1.44269504f, ln2_hi = 0.693145751953125f, ln2_lo = 1.42860677e-6f;
     float n = (float)(int)(y * log2e - 0.5f); /* y <= 0: rounds to the nearest integer */
     float r = (y - n * ln2_hi) - n * ln2_lo;
     float m = r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
               + r * (1.0f / 720 + r * (1.0f / 5040 + r * (1.0f / 40320))))))));
-    float_bits bits = { .i = ((int32_t)n + 127) << 23 };
+    float_bits bits = { .i = ((int32_t)n + shift + 127) << 23 };
     *two_n = bits.f;
     return m;
 }
@@ -478,7 +487,7 @@ static inline float tanh_one(float x)
 {
     float a = fabsf(x), two_n;
     a = a < 9.0f ? a : 9.0f; /* tanh(9) rounds to 1 */
-    float m = exp_parts(-2.0f * a, &two_n);
+    float m = exp_parts(-2.0f * a, 0, &two_n);
     float expm1 = two_n * m + (two_n - 1.0f);
     float t = copysignf(-expm1 / (2.0f + expm1), x);
     return x == x ? t : x;
@@ -488,16 +497,16 @@ static inline float tanh_one(float x)
 static inline float sigmoid_one(float x)
 {
     float a = fabsf(x), two_n;
-    float m = exp_parts(a < 87.0f ? -a : -87.0f, &two_n);
-    float e = two_n + two_n * m; /* e^-|x| */
-    float s = (x >= 0.0f ? 1.0f : e) / (1.0f + e);
+    float m = exp_parts(a < 104.0f ? -a : -104.0f, SCALE_SHIFT, &two_n); /* e^-104 rounds to 0 */
+    float e = two_n + two_n * m; /* 2^SCALE_SHIFT e^-|x| */
+    float s = (x >= 0.0f ? SCALE : e) / (SCALE + e);
     return x == x ? s : x;
 }
 
 #ifdef HAVE_AVX2_KERNEL
 /* exp_parts, tanh_one and sigmoid_one for 8 floats at once, step for step. */
 __attribute__((target("avx2,fma")))
-static __m256 exp_parts8(__m256 y, __m256 *two_n)
+static __m256 exp_parts8(__m256 y, int shift, __m256 *two_n)
 {
     __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -507,7 +516,7 @@ static __m256 exp_parts8(__m256 y, __m256 *two_n)
     static const float taylor[7] = { 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 1.0f / 2, 1.0f };
     for (int i = 0; i < 7; i++)
         m = _mm256_fmadd_ps(m, r, _mm256_set1_ps(taylor[i]));
-    __m256i exponent = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    __m256i exponent = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(shift + 127));
     *two_n = _mm256_castsi256_ps(_mm256_slli_epi32(exponent, 23));
     return _mm256_mul_ps(m, r);
 }
@@ -520,7 +529,7 @@ static void tanh_avx2(long n, const float *x, float *y)
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i), two_n;
         __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(9.0f));
-        __m256 m = exp_parts8(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)), &two_n);
+        __m256 m = exp_parts8(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)), 0, &two_n);
         __m256 expm1 = _mm256_fmadd_ps(two_n, m, _mm256_sub_ps(two_n, one));
         __m256 t = _mm256_div_ps(_mm256_sub_ps(_mm256_setzero_ps(), expm1), _mm256_add_ps(_mm256_set1_ps(2.0f), expm1));
         t = _mm256_or_ps(t, _mm256_and_ps(sign, v));
@@ -533,15 +542,15 @@ static void tanh_avx2(long n, const float *x, float *y)
 __attribute__((target("avx2,fma")))
 static void sigmoid_avx2(long n, const float *x, float *y)
 {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), scale = _mm256_set1_ps(SCALE);
     long i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i), two_n;
-        __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(87.0f));
-        __m256 m = exp_parts8(_mm256_sub_ps(_mm256_setzero_ps(), a), &two_n);
+        __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(104.0f));
+        __m256 m = exp_parts8(_mm256_sub_ps(_mm256_setzero_ps(), a), SCALE_SHIFT, &two_n);
         __m256 e = _mm256_fmadd_ps(two_n, m, two_n);
-        __m256 top = _mm256_blendv_ps(e, one, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ));
-        __m256 s = _mm256_div_ps(top, _mm256_add_ps(one, e));
+        __m256 top = _mm256_blendv_ps(e, scale, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ));
+        __m256 s = _mm256_div_ps(top, _mm256_add_ps(scale, e));
         _mm256_storeu_ps(y + i, _mm256_blendv_ps(s, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
     }
     for (; i < n; i++)

@@ -57,11 +57,14 @@ void tg_ref_tanh(long n, const float *x, float *y)
         y[i] = tanhf(x[i]);
 }
 
-/* y[i] = 1 / (1 + e^-x[i]) */
+/* y[i] = 1 / (1 + e^-x[i]), as e^x / (1 + e^x) for x < 0: e^-x would overflow below -88.7,
+ * where the result is still above 0 (down to -103.97) */
 void tg_ref_sigmoid(long n, const float *x, float *y)
 {
-    for (long i = 0; i < n; i++)
-        y[i] = 1.0f / (1.0f + expf(-x[i]));
+    for (long i = 0; i < n; i++) {
+        float e = expf(-fabsf(x[i]));
+        y[i] = (x[i] >= 0.0f ? 1.0f : e) / (1.0f + e);
+    }
 }
 
 /* y[i] += alpha x[i] */

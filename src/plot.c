@@ -1,8 +1,8 @@
 /* plot.c: charts with no dependencies. tg_chart_write_svg draws a chart's series as a
  * standalone SVG line chart (frame, "nice" ticks on a linear or logarithmic y axis, grid,
  * one coloured line per series, a legend); tg_chart_write_csv writes the same points as a
- * table. Both write a temporary file next to the target and rename it into place, so a
- * failed write never leaves half a file behind. */
+ * table. Both refuse texts that are not well-formed UTF-8, and write a temporary file next to
+ * the target and rename it into place, so a failed write never leaves half a file behind. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "files.h"
+#include "utf8.h"
 
 /* ---- errors and output ------------------------------------------------------------------ */
 
@@ -38,9 +39,17 @@ static void put(writer *w, const char *fmt, ...)
     va_end(args);
 }
 
-/* s as XML character data: markup characters escaped, control characters as spaces (XML
- * 1.0 forbids most of them, and SVG shows tabs and line breaks as spaces anyway). NULL is
- * written as nothing. */
+/* Whether s starts with U+FFFE or U+FFFF (EF BF BE, EF BF BF), which XML 1.0 forbids. */
+static bool is_xml_noncharacter(const char *s)
+{
+    return (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBF
+           && ((unsigned char)s[2] == 0xBE || (unsigned char)s[2] == 0xBF);
+}
+
+/* s (well-formed UTF-8) as XML character data: markup characters escaped; control
+ * characters as spaces (XML 1.0 forbids all but tab, LF and CR, and SVG shows those as
+ * spaces anyway); U+FFFE and U+FFFF, which XML forbids too, as U+FFFD, the replacement
+ * character. NULL is written as nothing. */
 static void put_xml_text(writer *w, const char *s)
 {
     for (; s && *s; s++) {
@@ -49,7 +58,13 @@ static void put_xml_text(writer *w, const char *s)
         case '<': put(w, "&lt;"); break;
         case '>': put(w, "&gt;"); break;
         case '"': put(w, "&quot;"); break;
-        default: put(w, "%c", (unsigned char)*s < 0x20 ? ' ' : *s);
+        default:
+            if (is_xml_noncharacter(s)) {
+                put(w, "\xEF\xBF\xBD");
+                s += 2;
+            } else {
+                put(w, "%c", (unsigned char)*s < 0x20 ? ' ' : *s);
+            }
         }
     }
 }
@@ -96,6 +111,34 @@ static int write_atomically(const char *path, const tg_chart *chart, body_writer
     return tg_write_file_atomically(path, write_chart_body, &c, err);
 }
 
+/* 0 when text (NULL allowed) is well-formed UTF-8, else -1 with a message naming it ("the
+ * title") and the offset of the first byte that is not. */
+static int check_utf8(const char *text, const char *name, const char *path, tg_error *err)
+{
+    if (!text)
+        return 0;
+    size_t valid = tg_utf8_valid_prefix(text);
+    if (text[valid] == '\0')
+        return 0;
+    return tg_error_set(err, path, "%s is not valid UTF-8 at byte %zu", name, valid);
+}
+
+/* 0 when every text of the chart is well-formed UTF-8, else -1 with the first that is not. */
+static int check_texts(const tg_chart *chart, const char *path, tg_error *err)
+{
+    if (check_utf8(chart->title, "the title", path, err) != 0
+        || check_utf8(chart->x_label, "the x label", path, err) != 0
+        || check_utf8(chart->y_label, "the y label", path, err) != 0)
+        return -1;
+    for (int i = 0; i < chart->n_series; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "series %d's label", i);
+        if (check_utf8(chart->series[i].label, name, path, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* 0 when chart can be written to path, else -1 with the reason (fn names the call when
  * there is no path to name). */
 static int check_arguments(const tg_chart *chart, const char *path, const char *fn,
@@ -117,7 +160,7 @@ static int check_arguments(const tg_chart *chart, const char *path, const char *
         if (s->n > 0 && (!s->x || !s->y))
             return tg_error_set(err, path, "series %d: x or y is NULL with n %d", i, s->n);
     }
-    return 0;
+    return check_texts(chart, path, err);
 }
 
 /* ---- data ranges --------------------------------------------------------------------------- */

@@ -18,6 +18,7 @@
 #include "files.h"
 #include "json.h"
 #include "safetensors.h"
+#include "utf8.h"
 #include "tape.h"
 
 _Static_assert(sizeof(float) == 4 && sizeof(uint32_t) == 4, "float32 must be 4 bytes");

@@ -2,6 +2,7 @@
  * central finite differences (a backward 1% off is caught), and its refusals of bad shapes
  * and NULL inputs, each with a message naming the op and the shapes. */
 #include <check.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -266,6 +267,30 @@ START_TEST(test_shape_mismatches_name_the_op_and_shapes)
 }
 END_TEST
 
+/* The last row that tg_rows' message names, first + n - 1, is past INT_MAX here: it must be
+ * computed wider than int (in int it overflows, which make sanitize reports). */
+START_TEST(test_rows_names_a_range_past_int_max_without_overflow)
+{
+    tg_tape *tape = tg_tape_new();
+    ck_assert_ptr_null(tg_rows(tape, tg_input(tape, 3, 2, NULL), INT_MAX, 2));
+    assert_error(tape, "tg_rows: cannot take rows 2147483647..2147483648 of a 3x2 tensor");
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* Of the ops, only the products can make a result larger than their inputs: tg_matmul's
+ * refusal is in tests/test_tape.c; tg_matmul_add's 32768x1 by 1x32768 (plus a column) would
+ * be 2^30 values, one past the limit, 4 GiB. */
+START_TEST(test_matmul_add_refuses_a_result_over_the_size_limit)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *column = tg_constant(tape, 32768, 1, NULL), *row = tg_constant(tape, 1, 32768, NULL);
+    ck_assert_ptr_null(tg_matmul_add(tape, column, row, column));
+    assert_error(tape, "tg_matmul_add: a 32768x32768 result is too large (at most 1073741823 values)");
+    tg_tape_free(tape);
+}
+END_TEST
+
 typedef tg_tensor *(*binary_op)(tg_tape *, tg_tensor *, tg_tensor *);
 
 typedef tg_tensor *(*unary_op)(tg_tape *, tg_tensor *);
@@ -347,6 +372,8 @@ Suite *ops_suite(void)
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_shape_mismatches_name_the_op_and_shapes);
     tcase_add_test(errors, test_null_inputs_give_null_and_name_the_op);
+    tcase_add_test(errors, test_rows_names_a_range_past_int_max_without_overflow);
+    tcase_add_test(errors, test_matmul_add_refuses_a_result_over_the_size_limit);
     suite_add_tcase(s, errors);
     return s;
 }

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,11 +212,45 @@ static bool read_node(xml *x)
     return true;
 }
 
-/* NULL when doc is a well-formed XML document that opens with an XML declaration, else the
- * first problem found; *at is where. (No DTD, CDATA or non-ASCII names: stricter than XML.) */
+/* The offset of the first byte of doc that does not begin a UTF-8 character that XML 1.0
+ * allows (Char: tab, LF, CR, U+0020..U+D7FF, U+E000..U+FFFD, U+10000..U+10FFFF; no overlong
+ * forms), or -1 when there is none. Decoded here, apart from the library's own check. */
+static long first_bad_character(const char *doc)
+{
+    static const uint32_t least[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    const unsigned char *p = (const unsigned char *)doc;
+    for (long i = 0; p[i];) {
+        unsigned lead = p[i];
+        int len = lead < 0x80 ? 1 : lead >= 0xC0 && lead < 0xE0 ? 2 : lead >= 0xE0 && lead < 0xF0 ? 3
+                : lead >= 0xF0 && lead < 0xF8 ? 4 : 0;
+        if (len == 0)
+            return i;
+        uint32_t code = len == 1 ? lead : lead & (0x7Fu >> len);
+        for (int k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return i;
+            code = code << 6 | (p[i + k] & 0x3Fu);
+        }
+        bool allowed = code == 0x9 || code == 0xA || code == 0xD || (code >= 0x20 && code <= 0xD7FF)
+                       || (code >= 0xE000 && code <= 0xFFFD) || (code >= 0x10000 && code <= 0x10FFFF);
+        if (code < least[len] || !allowed)
+            return i;
+        i += len;
+    }
+    return -1;
+}
+
+/* NULL when doc is a well-formed XML document in UTF-8 that opens with an XML declaration,
+ * else the first problem found; *at is where. (No DTD, CDATA or non-ASCII names: stricter
+ * than XML.) */
 static const char *xml_problem(const char *doc, long *at)
 {
     xml x = { .p = doc };
+    long bad = first_bad_character(doc);
+    if (bad >= 0) {
+        *at = bad;
+        return "not UTF-8, or a character XML 1.0 does not allow";
+    }
     if (strncmp(doc, "<?xml version=", 14) != 0)
         xml_fail(&x, "no XML declaration at the start");
     else
@@ -312,10 +347,15 @@ START_TEST(test_xml_checker_accepts_well_formed_and_rejects_malformed_snippets)
         "<?xml version=\"1.0\"?><a>R&D</a>",                /* bare '&' in text */
         "<?xml version=\"1.0\"?><a x=\"R&D\"/>",            /* bare '&' in an attribute */
         "<?xml version=\"1.0\"?><a><!-- open </a>",         /* unterminated comment */
+        "<?xml version=\"1.0\"?><a>\x01</a>",               /* a control character */
+        "<?xml version=\"1.0\"?><a>\xEF\xBF\xBF</a>",       /* U+FFFF */
+        "<?xml version=\"1.0\"?><a>\xED\xA0\x80</a>",       /* a surrogate: not UTF-8 */
+        "<?xml version=\"1.0\"?><a>\xC3</a>",               /* a cut-off character */
+        "<?xml version=\"1.0\"?><a>\xC0\xBC</a>",           /* an overlong '<' */
     };
     long at;
     const char *good = "<?xml version=\"1.0\"?>\n<!-- c --><a x=\"1\" y='&amp;&#60;&#x3C;'>"
-                       "<b/>t &lt; &gt; &quot; > u<c></c></a>\n";
+                       "<b/>t &lt; &gt; &quot; > u<c></c>\t\r é 損 😀 \xEF\xBF\xBD</a>\n";
     ck_assert_ptr_null(xml_problem(good, &at));
     for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++)
         ck_assert_msg(xml_problem(malformed[i], &at) != NULL, "accepted: %s", malformed[i]);
@@ -407,6 +447,41 @@ START_TEST(test_svg_escapes_markup_in_title_axis_labels_and_legend)
     for (const char *p = doc; *p; p++)
         ck_assert_msg((unsigned char)*p >= 0x20 || *p == '\n', "control character %d at %ld",
                       *p, (long)(p - doc));
+    free(doc);
+}
+END_TEST
+
+/* 2-, 3- and 4-byte characters, and the last code points before the surrogates (U+D7FF),
+ * after them (U+E000) and of all (U+10FFFF), come out byte for byte. */
+START_TEST(test_svg_writes_multibyte_utf8_labels_exactly)
+{
+    const float y[] = { 1, 2 };
+    tg_series series[] = { { "λ = 0.5 ✓", XS, y, 2 } };
+    tg_chart chart = { "Verlust über Zeit – 損失 (𝜃 → ∞) 😀", "température °C",
+                       "\xED\x9F\xBF \xEE\x80\x80 \xF4\x8F\xBF\xBF", 0, series, 1 };
+    char *doc = write_and_read_svg(&chart);
+    assert_well_formed(doc);
+    ck_assert_int_eq(count_of(doc, ">Verlust über Zeit – 損失 (𝜃 → ∞) 😀</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">température °C</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">\xED\x9F\xBF \xEE\x80\x80 \xF4\x8F\xBF\xBF</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">λ = 0.5 ✓</text>"), 1);
+    free(doc);
+}
+END_TEST
+
+/* XML 1.0 allows no control character but tab, LF and CR, nor U+FFFE or U+FFFF: the first
+ * become spaces (all of them, as SVG shows the three it allows as spaces anyway), the others
+ * U+FFFD; U+FFFD itself and the characters next to U+FFFE stay as they are. */
+START_TEST(test_svg_replaces_characters_that_xml_forbids)
+{
+    const float y[] = { 1, 2 };
+    tg_series series[] = { { "\xEF\xBF\xBD \xEF\xBF\xBD \xEF\xBF\xBC", XS, y, 2 } };
+    tg_chart chart = { "a\x01" "b\x1F" "c\td\ne\rf\x7F", "\xEF\xBF\xBE or \xEF\xBF\xBF", NULL, 0, series, 1 };
+    char *doc = write_and_read_svg(&chart);
+    assert_well_formed(doc);
+    ck_assert_int_eq(count_of(doc, ">a b c d e f\x7F</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">\xEF\xBF\xBD or \xEF\xBF\xBD</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">\xEF\xBF\xBD \xEF\xBF\xBD \xEF\xBF\xBC</text>"), 1);
     free(doc);
 }
 END_TEST
@@ -612,6 +687,21 @@ START_TEST(test_csv_quotes_labels_with_comma_quote_or_newline)
 }
 END_TEST
 
+START_TEST(test_csv_writes_multibyte_utf8_labels_exactly)
+{
+    const float v[] = { 1 };
+    tg_series series[] = { { "λ = 0.5, ✓", XS, v, 1 }, { "損失 😀", XS, v, 1 },
+                           { "\xED\x9F\xBF\xEE\x80\x80\xF4\x8F\xBF\xBF", XS, v, 1 } };
+    tg_chart chart = { "über", "x", "y", 0, series, 3 };
+    char *csv = write_and_read_csv(&chart);
+    ck_assert_str_eq(csv, "series,x,y\n"
+                          "\"λ = 0.5, ✓\",0,1\n"
+                          "損失 😀,0,1\n"
+                          "\xED\x9F\xBF\xEE\x80\x80\xF4\x8F\xBF\xBF,0,1\n");
+    free(csv);
+}
+END_TEST
+
 /* ---- failures ----------------------------------------------------------------------------- */
 
 typedef int (*chart_writer)(const tg_chart *, const char *, tg_error *);
@@ -669,6 +759,44 @@ START_TEST(test_bad_arguments_give_an_error_and_write_nothing)
     assert_fails_with(&chart, path, "%s: series 1: x or y is NULL with n 3");
     bad[1] = (tg_series){ "s", XS, NULL, 3 };
     assert_fails_with(&chart, path, "%s: series 1: x or y is NULL with n 3");
+    scratch_dir_assert_holds(0);
+}
+END_TEST
+
+/* Texts that are not UTF-8, with the offset of the first bad byte: a lone continuation
+ * byte; a character cut off at the end, and before more text; overlong forms of '/' in two
+ * bytes and of U+20AC in three; the surrogate U+D800, after "é" (so that the offset counts
+ * bytes, not characters); U+110000, past U+10FFFF; 0xFF, a byte UTF-8 never uses. */
+static const struct { const char *text; int at; } NOT_UTF8[] = {
+    { "ab\x80" "c", 2 },
+    { "abc\xE2\x82", 3 },
+    { "\xE2\x82" "z", 0 },
+    { "x\xC0\xAF", 1 },
+    { "\xE0\x82\xAC", 0 },
+    { "é\xED\xA0\x80", 2 },
+    { "\xF4\x90\x80\x80", 0 },
+    { "ok \xFF", 3 },
+};
+
+/* Each in the title, each axis label and the third series' label: refused by both writers,
+ * naming the text and the byte, and nothing is written. */
+START_TEST(test_texts_that_are_not_utf8_are_refused_naming_the_text_and_byte)
+{
+    const float v[] = { 1, 2 };
+    char path[PATH_SIZE], want[128];
+    scratch_path(path, "a.out");
+    static const char *const names[] = { "the title", "the x label", "the y label", "series 2's label" };
+    for (size_t i = 0; i < sizeof NOT_UTF8 / sizeof NOT_UTF8[0]; i++) {
+        for (int where = 0; where < 4; where++) {
+            const char *texts[4] = { "t", "x", "y", "s" };
+            texts[where] = NOT_UTF8[i].text;
+            tg_series series[] = { { "é", XS, v, 2 }, { NULL, XS, v, 2 }, { texts[3], XS, v, 2 } };
+            tg_chart chart = { texts[0], texts[1], texts[2], 0, series, 3 };
+            snprintf(want, sizeof want, "%%s: %s is not valid UTF-8 at byte %d", names[where],
+                     NOT_UTF8[i].at);
+            assert_fails_with(&chart, path, want);
+        }
+    }
     scratch_dir_assert_holds(0);
 }
 END_TEST
@@ -751,6 +879,8 @@ Suite *plot_suite(void)
     tcase_add_test(svg, test_svg_is_well_formed_with_frame_axes_lines_and_legend);
     tcase_add_test(svg, test_svg_gives_twelve_series_twelve_distinct_styles);
     tcase_add_test(svg, test_svg_escapes_markup_in_title_axis_labels_and_legend);
+    tcase_add_test(svg, test_svg_writes_multibyte_utf8_labels_exactly);
+    tcase_add_test(svg, test_svg_replaces_characters_that_xml_forbids);
     tcase_add_test(svg, test_svg_breaks_lines_at_nan_and_inf);
     tcase_add_test(svg, test_svg_log_y_leaves_out_nonpositive_values);
     tcase_add_test(svg, test_svg_log_ticks_are_powers_of_ten_labelled_readably);
@@ -760,8 +890,10 @@ Suite *plot_suite(void)
     tcase_add_test(csv, test_csv_has_the_header_and_one_row_per_point);
     tcase_add_test(csv, test_csv_values_read_back_equal_the_inputs);
     tcase_add_test(csv, test_csv_quotes_labels_with_comma_quote_or_newline);
+    tcase_add_test(csv, test_csv_writes_multibyte_utf8_labels_exactly);
     tcase_add_test(errors, test_missing_directory_gives_an_error_naming_the_path);
     tcase_add_test(errors, test_bad_arguments_give_an_error_and_write_nothing);
+    tcase_add_test(errors, test_texts_that_are_not_utf8_are_refused_naming_the_text_and_byte);
     tcase_add_test(errors, test_failed_rename_leaves_no_temporary_file);
     tcase_add_test(errors, test_failed_write_leaves_no_file_and_says_why);
     tcase_add_test(errors, test_writing_again_replaces_the_whole_file_and_clears_the_error);
