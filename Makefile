@@ -125,7 +125,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
-$(TESTS): $(TEST_SRC) $(wildcard tests/*.h tests/support/*.h) $(LIB)
+$(TESTS): $(TEST_SRC) $(wildcard tests/*.h tests/support/*.h) examples/truncated.h examples/model.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Isrc -Itests/support $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(TEST_SRC) $(LIB) \
 	    $(WRAP) $(CHECK_LIBS) $(LDLIBS) -o $@
@@ -193,6 +193,7 @@ check: check-deps
 	sh tests/charlm_smoke.sh $(BUILD)/examples/charlm
 	sh tests/examples_output.sh $(BUILD)/examples
 	sh tests/seed_cell_backward.sh $(BUILD)/examples/seed_cell
+	sh tests/lab_truncated.sh $(BUILD)/examples/lab_truncated
 	@mkdir -p $(BUILD)/lab-quick
 	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
 	sh tests/lab_outputs_check.sh $(BUILD)

@@ -1,8 +1,9 @@
 /* suites.h: the list of test suites the runner runs. Each tests/test_NAME.c defines
  * Suite *NAME_suite(void); add one SUITE(NAME) line here for it. A suite tests the module
  * src/NAME.c (kernels: src/kernels_ref.c, src/kernels_fast.c and the pool in src/threads.c
- * they run on), except the last three: fixture tests the test helper that reads the PyTorch
- * reference files, and lab and train are whole training runs, across modules. */
+ * they run on), except the last four: fixture tests the test helper that reads the PyTorch
+ * reference files, lab and train are whole training runs, across modules, and truncated
+ * tests examples/truncated.h, the window mechanics of the truncated-BPTT lab. */
 SUITE(tape)
 SUITE(tape_dot)
 SUITE(ops)
@@ -22,4 +23,5 @@ SUITE(checkpoint)
 SUITE(files)
 SUITE(fixture)
 SUITE(lab)
+SUITE(truncated)
 SUITE(train)
