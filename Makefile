@@ -85,6 +85,7 @@ LAB := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/lab_*.c))
 experiments: $(LAB)
 	@mkdir -p results
 	@for program in $(LAB); do echo "== $$program"; ./$$program --out results || exit 1; done
+	sh tests/lab_tables.sh $(BUILD)/examples --long
 
 PREFIX  ?= /usr/local
 VERSION := 0.1.0
@@ -194,6 +195,7 @@ check: check-deps
 	sh tests/examples_output.sh $(BUILD)/examples
 	sh tests/seed_cell_backward.sh $(BUILD)/examples/seed_cell
 	sh tests/lab_truncated.sh $(BUILD)/examples/lab_truncated
+	sh tests/lab_tables.sh $(BUILD)/examples
 	@mkdir -p $(BUILD)/lab-quick
 	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
 	sh tests/lab_outputs_check.sh $(BUILD)

@@ -48,9 +48,10 @@ static inline void model_init_readout(model *m, tg_rng *rng)
 /* The MSE of the readout of the last hidden state against y (outputs x batch), recorded on
  * the tape: the cell runs from h_0 = 0 over steps inputs, x holding each step's
  * input x batch values one after another. Inputs and targets are constants: no gradient
- * is wanted for them. */
-static inline tg_tensor *last_step_mse(tg_tape *tape, model *m, const float *x, const float *y,
-                                       int steps, int batch)
+ * is wanted for them. The last hidden state (hidden x batch) goes to *h_last. */
+static inline tg_tensor *last_step_mse_state(tg_tape *tape, model *m, const float *x,
+                                             const float *y, int steps, int batch,
+                                             tg_tensor **h_last)
 {
     int input = m->cell->input_size;
     tg_cell_state state = tg_cell_zero_state(tape, m->cell, batch);      /* h_0 = 0 */
@@ -58,8 +59,17 @@ static inline tg_tensor *last_step_mse(tg_tape *tape, model *m, const float *x, 
         tg_tensor *x_t = tg_constant(tape, input, batch, x + (size_t)t * input * batch);
         state = tg_cell_step(tape, m->cell, x_t, state);                 /* h: hidden x batch */
     }
+    *h_last = state.h;
     tg_tensor *prediction = tg_matmul_add(tape, m->W_y, state.h, m->b_y); /* outputs x batch */
     return tg_mse(tape, prediction, tg_constant(tape, m->W_y->rows, batch, y));
+}
+
+/* last_step_mse_state without the last hidden state. */
+static inline tg_tensor *last_step_mse(tg_tape *tape, model *m, const float *x, const float *y,
+                                       int steps, int batch)
+{
+    tg_tensor *h_last;
+    return last_step_mse_state(tape, m, x, y, steps, batch, &h_last);
 }
 
 #endif

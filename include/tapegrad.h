@@ -247,7 +247,8 @@ typedef struct tg_rnn_cell {
     tg_tensor *W_h, *W_x, *b;
 } tg_rnn_cell;
 
-/* PyTorch's init: W_h and W_x uniform in +-1/sqrt(hidden), b = 0. NULL on a bad size. */
+/* W_h and W_x uniform in +-1/sqrt(hidden), as PyTorch draws them; b = 0, where PyTorch draws
+ * its biases from the same range. NULL on a bad size. */
 tg_rnn_cell *tg_rnn_cell_new(int input_size, int hidden_size, uint64_t seed);
 void         tg_rnn_cell_free(tg_rnn_cell *cell);      /* NULL is fine */
 /* The seed tutorial's init: W_h and W_x drawn from N(0, std^2) (std = 1 there), b = 0. */
@@ -377,12 +378,14 @@ long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *
 
 /* ---- Toy tasks --------------------------------------------------------------------------- */
 
-/* The adding problem (Hochreiter & Schmidhuber 1997): a batch of sequences of `steps`
- * inputs, each 2 x batch: row 0 a value uniform in [0, 1), row 1 a marker that is 1 at
- * exactly one step in each half of the sequence and 0 elsewhere. x holds steps * 2 * batch
- * floats (step t's 2 x batch input at x + t * 2 * batch); y holds batch targets, the sum of
- * the two marked values. Predicting the mean, 1, scores an MSE of 1/6. Needs steps >= 2;
- * returns 0, or -1 (and writes nothing), with err saying why, on bad arguments. */
+/* The adding problem in the form of Le, Jaitly & Hinton 2015 and Arjovsky, Shah & Bengio 2016
+ * (after Hochreiter & Schmidhuber 1997, whose values and markers differ): a batch of
+ * sequences of `steps` inputs, each 2 x batch: row 0 a value uniform in [0, 1), row 1 a
+ * marker that is 1 at exactly one step in each half of the sequence and 0 elsewhere. x holds
+ * steps * 2 * batch floats (step t's 2 x batch input at x + t * 2 * batch); y holds batch
+ * targets, the sum of the two marked values. Predicting the mean, 1, scores an MSE of 1/6.
+ * Needs steps >= 2; returns 0, or -1 (and writes nothing), with err saying why, on bad
+ * arguments. */
 int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_error *err);
 
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
