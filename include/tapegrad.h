@@ -106,6 +106,7 @@ tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a * b el
 tg_tensor *tg_scale(tg_tape *tape, tg_tensor *a, float s);       /* y = s a */
 tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *a);                 /* y = tanh(a); dy/da = 1 - y^2 */
 tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *a);              /* y = 1 / (1 + exp(-a)); dy/da = y (1 - y) */
+tg_tensor *tg_relu(tg_tape *tape, tg_tensor *a);                 /* y = max(a, 0); dy/da = 1 where a > 0, else 0 */
 tg_tensor *tg_one_minus(tg_tape *tape, tg_tensor *a);            /* y = 1 - a */
 tg_tensor *tg_rows(tg_tape *tape, tg_tensor *a, int first, int n); /* n x cols: rows first .. first + n - 1 of a */
 tg_tensor *tg_sum(tg_tape *tape, tg_tensor *a);                  /* 1 x 1: y = sum of all a[i][j] */
