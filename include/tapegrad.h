@@ -562,6 +562,16 @@ int tg_gru_cell_load(tg_gru_cell *cell, const char *path, tg_error *err);
 /* Through the common interface: "rnn", "lstm" and "gru" cells. */
 int tg_cell_save(const tg_cell *cell, const char *path, tg_error *err);
 int tg_cell_load(tg_cell *cell, const char *path, tg_error *err);
+/* The whole-sequence modules, under nn.RNN / LSTM / GRU's names: layer l's tensors are
+ * weight_ih_l<l>, weight_hh_l<l>, bias_ih_l<l> and bias_hh_l<l>, with the cells' bias rule, so
+ * a file loads into the matching torch module with load_state_dict(strict=True), and back. A
+ * load also refuses a file that holds a layer more (weight_ih_l<num_layers>, ...). */
+int tg_rnn_save(const tg_rnn *rnn, const char *path, tg_error *err);
+int tg_rnn_load(tg_rnn *rnn, const char *path, tg_error *err);
+int tg_lstm_save(const tg_lstm *lstm, const char *path, tg_error *err);
+int tg_lstm_load(tg_lstm *lstm, const char *path, tg_error *err);
+int tg_gru_save(const tg_gru *gru, const char *path, tg_error *err);
+int tg_gru_load(tg_gru *gru, const char *path, tg_error *err);
 
 #ifdef __cplusplus
 }
