@@ -301,13 +301,16 @@ typedef struct tg_cell_state {
     tg_tensor *c;   /* hidden x batch: the LSTM's cell state; NULL for cells without one */
 } tg_cell_state;
 
-#define TG_CELL_MAX_PARAMS 8
-
 typedef struct tg_cell {
     const char *name;                        /* "rnn", "lstm", "gru", or a user's name */
     int input_size, hidden_size;
     int has_c;                               /* nonzero when the state carries c */
-    tg_tensor *params[TG_CELL_MAX_PARAMS];   /* every parameter, for tg_zero_grad/tg_sgd_step */
+    tg_tensor **params;                      /* params[0 .. n_params-1]: every parameter, for
+                                                tg_zero_grad, tg_sgd_step and the optimizers,
+                                                as many as the cell has. The array belongs to
+                                                whoever fills the cell in: tg_cell_new keeps it
+                                                with the cell, a cell of your own points it at
+                                                an array that lives as long (e.g. in impl) */
     int n_params;
     void *impl;                              /* the concrete cell */
     /* One step; returns a state whose h is NULL on error (the tape's error says why). */
