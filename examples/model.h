@@ -5,13 +5,14 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "tapegrad.h"
 
 typedef struct model {
     tg_cell *cell;                                  /* input -> hidden */
     tg_tensor *W_y, *b_y;                           /* the readout: outputs x hidden, outputs x 1 */
-    tg_tensor *params[TG_CELL_MAX_PARAMS + 2];      /* the cell's, then W_y and b_y */
+    tg_tensor **params;                             /* the cell's, then W_y and b_y */
     int n_params;
 } model;
 
@@ -20,6 +21,7 @@ static inline void model_free(model *m)
     tg_cell_free(m->cell);
     tg_param_free(m->W_y);
     tg_param_free(m->b_y);
+    free(m->params);
 }
 
 /* The cell (PyTorch's init, from cell_seed) and a zero readout, with the parameter list.
@@ -30,6 +32,9 @@ static inline bool model_new(model *m, const char *cell_name, int input, int hid
     *m = (model){ .cell = tg_cell_new(cell_name, input, hidden, cell_seed, NULL),
                   .W_y = tg_param_new(outputs, hidden), .b_y = tg_param_new(outputs, 1) };
     if (!m->cell || !m->W_y || !m->b_y)
+        return false;
+    m->params = malloc((size_t)(m->cell->n_params + 2) * sizeof *m->params);
+    if (!m->params)
         return false;
     for (int i = 0; i < m->cell->n_params; i++)
         m->params[m->n_params++] = m->cell->params[i];

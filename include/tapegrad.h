@@ -106,6 +106,7 @@ tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);    /* y = a * b el
 tg_tensor *tg_scale(tg_tape *tape, tg_tensor *a, float s);       /* y = s a */
 tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *a);                 /* y = tanh(a); dy/da = 1 - y^2 */
 tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *a);              /* y = 1 / (1 + exp(-a)); dy/da = y (1 - y) */
+tg_tensor *tg_relu(tg_tape *tape, tg_tensor *a);                 /* y = max(a, 0); dy/da = 1 where a > 0, else 0 */
 tg_tensor *tg_one_minus(tg_tape *tape, tg_tensor *a);            /* y = 1 - a */
 tg_tensor *tg_rows(tg_tape *tape, tg_tensor *a, int first, int n); /* n x cols: rows first .. first + n - 1 of a */
 tg_tensor *tg_sum(tg_tape *tape, tg_tensor *a);                  /* 1 x 1: y = sum of all a[i][j] */
@@ -301,13 +302,16 @@ typedef struct tg_cell_state {
     tg_tensor *c;   /* hidden x batch: the LSTM's cell state; NULL for cells without one */
 } tg_cell_state;
 
-#define TG_CELL_MAX_PARAMS 8
-
 typedef struct tg_cell {
     const char *name;                        /* "rnn", "lstm", "gru", or a user's name */
     int input_size, hidden_size;
     int has_c;                               /* nonzero when the state carries c */
-    tg_tensor *params[TG_CELL_MAX_PARAMS];   /* every parameter, for tg_zero_grad/tg_sgd_step */
+    tg_tensor **params;                      /* params[0 .. n_params-1]: every parameter, for
+                                                tg_zero_grad, tg_sgd_step and the optimizers,
+                                                as many as the cell has. The array belongs to
+                                                whoever fills the cell in: tg_cell_new keeps it
+                                                with the cell, a cell of your own points it at
+                                                an array that lives as long (e.g. in impl) */
     int n_params;
     void *impl;                              /* the concrete cell */
     /* One step; returns a state whose h is NULL on error (the tape's error says why). */
@@ -325,6 +329,78 @@ void          tg_cell_free(tg_cell *cell);
 /* h = 0 (and c = 0 when the cell has one), hidden x batch, on the tape. */
 tg_cell_state tg_cell_zero_state(tg_tape *tape, const tg_cell *cell, int batch);
 tg_cell_state tg_cell_step(tg_tape *tape, tg_cell *cell, tg_tensor *x_t, tg_cell_state prev);
+
+/* ---- Whole-sequence modules: stacked RNN, LSTM and GRU -------------------------------------
+ * PyTorch's nn.RNN, nn.LSTM and nn.GRU: num_layers cells stacked and run over a whole
+ * sequence. Layer 0 reads x_t (input x batch); layer l > 0 reads layer l-1's h_t (hidden x
+ * batch). Each layer is a tg_rnn_cell, tg_lstm_cell or tg_gru_cell, run by its own forward
+ * (the ReLU RNN's step is the cell's two tg_matmul_add with tg_relu for tg_tanh), so a
+ * module has no math of its own. Init as PyTorch's modules: every weight uniform in
+ * +-1/sqrt(hidden), and bias_ih, bias_hh each uniform in the same range; the RNN's and LSTM's
+ * b, which is bias_ih + bias_hh, is drawn as that sum (in +-2/sqrt(hidden)), the GRU keeps
+ * both. Dropout: while training is nonzero (the default; PyTorch's module.train()), each
+ * output of every layer but the last is zeroed with probability dropout and the others are
+ * divided by 1 - dropout (inverted dropout, as PyTorch), a fresh mask per step drawn from
+ * dropout_rng, which the constructor seeds, so a run repeats; training = 0 is eval().
+ * Constructors return NULL, with err saying why, on a size < 1, num_layers < 1, dropout
+ * outside [0, 1], weights over 2^30 values or out of memory. */
+
+typedef enum tg_nonlinearity { TG_TANH, TG_RELU } tg_nonlinearity;
+
+typedef struct tg_rnn {
+    int input_size, hidden_size, num_layers;
+    tg_nonlinearity nonlinearity;  /* TG_TANH or TG_RELU (nn.RNN's nonlinearity) */
+    float dropout;                 /* in [0, 1]: between layers, while training */
+    int training;                  /* nonzero (the default): apply dropout */
+    tg_rng dropout_rng;            /* draws the dropout masks */
+    tg_rnn_cell **layers;          /* num_layers cells; layer l > 0 takes hidden_size inputs */
+    tg_tensor **params;            /* W_x, W_h, b of layer 0, then of layer 1, ...: for
+                                      tg_zero_grad and the optimizers */
+    int n_params;                  /* 3 num_layers */
+} tg_rnn;
+
+typedef struct tg_lstm {
+    int input_size, hidden_size, num_layers;
+    float dropout;
+    int training;
+    tg_rng dropout_rng;
+    tg_lstm_cell **layers;
+    tg_tensor **params;            /* W_x, W_h, b of each layer in turn */
+    int n_params;                  /* 3 num_layers */
+} tg_lstm;
+
+typedef struct tg_gru {
+    int input_size, hidden_size, num_layers;
+    float dropout;
+    int training;
+    tg_rng dropout_rng;
+    tg_gru_cell **layers;
+    tg_tensor **params;            /* W_x, W_h, b_x, b_h of each layer in turn */
+    int n_params;                  /* 4 num_layers */
+} tg_gru;
+
+tg_rnn  *tg_rnn_new(int input_size, int hidden_size, int num_layers, tg_nonlinearity nonlinearity,
+                    float dropout, uint64_t seed, tg_error *err);
+tg_lstm *tg_lstm_new(int input_size, int hidden_size, int num_layers, float dropout, uint64_t seed,
+                     tg_error *err);
+tg_gru  *tg_gru_new(int input_size, int hidden_size, int num_layers, float dropout, uint64_t seed,
+                    tg_error *err);
+void     tg_rnn_free(tg_rnn *rnn);                   /* NULL is fine */
+void     tg_lstm_free(tg_lstm *lstm);                /* NULL is fine */
+void     tg_gru_free(tg_gru *gru);                   /* NULL is fine */
+
+/* Runs the module over x[0 .. steps-1] (each input x B, one B for all) from the initial states
+ * h0[l] (and c0[l]), hidden x B for each layer l, or from zeros (without a grad) when h0 (c0)
+ * is NULL. Sets outputs[0 .. steps-1] to the last layer's h_t (hidden x B) and, when h_n (c_n)
+ * is not NULL, h_n[l] (c_n[l]) to layer l's state after the last step. Returns 0, or -1 with
+ * the tape's error set and every result NULL. */
+int tg_rnn_forward(tg_tape *tape, tg_rnn *rnn, tg_tensor *const *x, int steps,
+                   tg_tensor *const *h0, tg_tensor **outputs, tg_tensor **h_n);
+int tg_lstm_forward(tg_tape *tape, tg_lstm *lstm, tg_tensor *const *x, int steps,
+                    tg_tensor *const *h0, tg_tensor *const *c0, tg_tensor **outputs,
+                    tg_tensor **h_n, tg_tensor **c_n);
+int tg_gru_forward(tg_tape *tape, tg_gru *gru, tg_tensor *const *x, int steps,
+                   tg_tensor *const *h0, tg_tensor **outputs, tg_tensor **h_n);
 
 /* ---- Training --------------------------------------------------------------------------- */
 
@@ -497,6 +573,16 @@ int tg_gru_cell_load(tg_gru_cell *cell, const char *path, tg_error *err);
 /* Through the common interface: "rnn", "lstm" and "gru" cells. */
 int tg_cell_save(const tg_cell *cell, const char *path, tg_error *err);
 int tg_cell_load(tg_cell *cell, const char *path, tg_error *err);
+/* The whole-sequence modules, under nn.RNN / LSTM / GRU's names: layer l's tensors are
+ * weight_ih_l<l>, weight_hh_l<l>, bias_ih_l<l> and bias_hh_l<l>, with the cells' bias rule, so
+ * a file loads into the matching torch module with load_state_dict(strict=True), and back. A
+ * load also refuses a file that holds a layer more (weight_ih_l<num_layers>, ...). */
+int tg_rnn_save(const tg_rnn *rnn, const char *path, tg_error *err);
+int tg_rnn_load(tg_rnn *rnn, const char *path, tg_error *err);
+int tg_lstm_save(const tg_lstm *lstm, const char *path, tg_error *err);
+int tg_lstm_load(tg_lstm *lstm, const char *path, tg_error *err);
+int tg_gru_save(const tg_gru *gru, const char *path, tg_error *err);
+int tg_gru_load(tg_gru *gru, const char *path, tg_error *err);
 
 #ifdef __cplusplus
 }

@@ -156,6 +156,13 @@ const tg_cell_checkpoint *tg_cell_kind_checkpoint(const char *name)
 
 /* ---- the interface -------------------------------------------------------------------------- */
 
+/* A cell made by tg_cell_new, with its parameters' list beside it (the tg_cell first, so that
+ * tg_cell_free's free(cell) releases both). */
+typedef struct built_in_cell {
+    tg_cell cell;
+    tg_tensor *params[4];   /* the most a built-in cell has: the GRU's W_x, W_h, b_x, b_h */
+} built_in_cell;
+
 tg_cell *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t seed,
                      tg_error *err)
 {
@@ -169,11 +176,13 @@ tg_cell *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t
         tg_error_set(err, call, "no cell named '%.64s' (rnn, lstm or gru)", name);
         return NULL;
     }
-    tg_cell *cell = calloc(1, sizeof *cell);
-    if (!cell) {
+    built_in_cell *made = calloc(1, sizeof *made);
+    if (!made) {
         tg_error_set(err, call, "out of memory");
         return NULL;
     }
+    tg_cell *cell = &made->cell;
+    cell->params = made->params;
     cell->name = kind->name;        /* a literal: the caller's string may not outlive the cell */
     cell->input_size = input_size;
     cell->hidden_size = hidden_size;
@@ -182,7 +191,7 @@ tg_cell *tg_cell_new(const char *name, int input_size, int hidden_size, uint64_t
     cell->free_impl = kind->free_impl;
     tg_error why;
     if (!kind->make(cell, seed, &why)) {
-        free(cell);
+        free(made);
         tg_error_set(err, call, "%s", why.message);   /* "tg_cell_new: tg_lstm_cell_new: ..." */
         return NULL;
     }

@@ -1,5 +1,6 @@
-/* checkpoint.c: the cells' checkpoints, under PyTorch's state_dict names, so that a file
- * loads into torch.nn.RNNCell, LSTMCell or GRUCell and back. What each name holds comes
+/* checkpoint.c: the cells' and the modules' checkpoints, under PyTorch's state_dict names, so
+ * that a file loads into torch.nn.RNNCell, LSTMCell or GRUCell, or nn.RNN, LSTM or GRU (layer
+ * l's tensors named weight_ih_l<l>, ...), and back. What each name holds comes
  * from the cell's table (src/checkpoint.h), beside the cell's definition: this file holds
  * no cell's layout. */
 #include <stdbool.h>
@@ -192,4 +193,158 @@ int tg_cell_load(tg_cell *cell, const char *path, tg_error *err)
 {
     const tg_cell_checkpoint *table = cell_table(cell, "tg_cell_load", path, err);
     return table ? load_cell(table, cell->impl, path, err) : -1;
+}
+
+/* ---- the whole-sequence modules: layer l under NAME_l<l>, as nn.RNN, LSTM and GRU --------- */
+
+enum { NAME_SIZE = 32 };
+
+/* A module seen as its layers' cells. */
+typedef struct stored_module {
+    const tg_cell_checkpoint *table;
+    const char *call;                 /* "tg_lstm_save" */
+    int input_size, hidden_size, num_layers;
+    const void *(*layer)(const void *module, int l);
+    const void *module;
+} stored_module;
+
+static const void *rnn_layer(const void *m, int l) { return ((const tg_rnn *)m)->layers[l]; }
+static const void *lstm_layer(const void *m, int l) { return ((const tg_lstm *)m)->layers[l]; }
+static const void *gru_layer(const void *m, int l) { return ((const tg_gru *)m)->layers[l]; }
+
+/* The checks before a save or a load: every layer's parameters have the shapes its sizes give
+ * them, layer 0 takes the module's inputs and every layer above takes hidden_size. */
+static int check_module(const stored_module *m, const char *path, stored_cell *cells, tg_error *err)
+{
+    if (!m->module)
+        return tg_error_set(err, path ? path : m->call, "module is NULL");
+    if (!path)
+        return tg_error_set(err, m->call, "path is NULL");
+    if (m->num_layers < 1 || m->hidden_size < 1)
+        return tg_error_set(err, path, "the module has %d layers of %d hidden units", m->num_layers,
+                            m->hidden_size);
+    for (int l = 0; l < m->num_layers; l++) {
+        const void *cell = m->layer(m->module, l);
+        if (!cell)
+            return tg_error_set(err, path, "layer %d of the module is NULL", l);
+        cells[l] = stored_view(m->table, cell);
+        int input = l == 0 ? m->input_size : m->hidden_size;
+        if (cells[l].input_size != input || cells[l].hidden_size != m->hidden_size)
+            return tg_error_set(err, path, "layer %d has %d inputs and %d hidden units; the module "
+                                "needs %d and %d", l, cells[l].input_size, cells[l].hidden_size,
+                                input, m->hidden_size);
+        if (check_cell(path, &cells[l], err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* names + NAME_SIZE (4 l + i): state_dict name i of layer l; the layer past the last too. */
+static char *module_names(int num_layers)
+{
+    char *names = malloc((size_t)(num_layers + 1) * TG_STATE_DICT_SIZE * NAME_SIZE);
+    for (int l = 0; names && l <= num_layers; l++)
+        for (int i = 0; i < TG_STATE_DICT_SIZE; i++)
+            snprintf(names + NAME_SIZE * (TG_STATE_DICT_SIZE * l + i), NAME_SIZE, "%s_l%d",
+                     STATE_DICT_NAMES[i], l);
+    return names;
+}
+
+static int save_module(const stored_module *m, const char *path, tg_error *err)
+{
+    stored_cell *cells = m->module ? calloc((size_t)(m->num_layers > 0 ? m->num_layers : 1), sizeof *cells) : NULL;
+    tg_saved *tensors = cells ? calloc((size_t)m->num_layers * TG_STATE_DICT_SIZE + 1, sizeof *tensors) : NULL;
+    char *names = tensors ? module_names(m->num_layers) : NULL;
+    int rc = m->module && !names ? tg_error_set(err, path ? path : m->call, "out of memory")
+                                 : check_module(m, path, cells, err);
+    for (int l = 0; rc == 0 && l < m->num_layers; l++)
+        for (int i = 0; i < TG_STATE_DICT_SIZE; i++) {
+            const float *data = m->table->params[i].how == TG_STORED_AS_IS ? cells[l].params[i]->data : NULL;
+            tensors[TG_STATE_DICT_SIZE * l + i] = (tg_saved){
+                names + NAME_SIZE * (TG_STATE_DICT_SIZE * l + i), m->table->gates * m->hidden_size,
+                cols_of(&cells[l], i), is_bias(i) ? 1 : 2, data };
+        }
+    if (rc == 0)
+        rc = tg_safetensors_save(path, tensors, m->num_layers * TG_STATE_DICT_SIZE, err);
+    free(names);
+    free(tensors);
+    free(cells);
+    return rc;
+}
+
+static int load_module(const stored_module *m, const char *path, tg_error *err)
+{
+    const int n = m->num_layers * TG_STATE_DICT_SIZE;
+    stored_cell *cells = m->module ? calloc((size_t)(m->num_layers > 0 ? m->num_layers : 1), sizeof *cells) : NULL;
+    tg_wanted *wants = cells ? calloc((size_t)n + TG_STATE_DICT_SIZE, sizeof *wants) : NULL;
+    char *names = wants ? module_names(m->num_layers) : NULL;
+    int rc = m->module && !names ? tg_error_set(err, path ? path : m->call, "out of memory")
+                                 : check_module(m, path, cells, err);
+    float *values = NULL;
+    if (rc == 0) {
+        for (int k = 0; k < n + TG_STATE_DICT_SIZE; k++) {
+            int l = k / TG_STATE_DICT_SIZE, i = k % TG_STATE_DICT_SIZE;
+            wants[k] = (tg_wanted){ .name = names + NAME_SIZE * k, .rule = TG_SHAPE_ABSENT };
+            if (l < m->num_layers)
+                wants[k] = (tg_wanted){ .name = names + NAME_SIZE * k, .rows = m->table->gates * m->hidden_size,
+                                        .cols = cols_of(&cells[l], i),
+                                        .rule = is_bias(i) ? TG_SHAPE_1D : TG_SHAPE_2D };
+        }
+        char who[64];
+        snprintf(who, sizeof who, "the %d-layer module", m->num_layers);
+        values = tg_safetensors_read(path, who, wants, n + TG_STATE_DICT_SIZE, err);
+        rc = values ? 0 : -1;
+    }
+    for (int k = 0; rc == 0 && k < n; k++) {
+        int l = k / TG_STATE_DICT_SIZE, i = k % TG_STATE_DICT_SIZE;
+        commit(m->table->params[i].how, cells[l].params[i], &wants[k]);
+    }
+    if (rc == 0)
+        tg_error_clear(err);
+    free(values);
+    free(names);
+    free(wants);
+    free(cells);
+    return rc;
+}
+
+#define MODULE_VIEW(table_, call_, module_, layer_)                                               \
+    ((stored_module){ (table_), (call_), (module_) ? (module_)->input_size : 0,                  \
+                      (module_) ? (module_)->hidden_size : 0, (module_) ? (module_)->num_layers : 0, \
+                      (layer_), (module_) })
+
+int tg_rnn_save(const tg_rnn *rnn, const char *path, tg_error *err)
+{
+    stored_module m = MODULE_VIEW(&tg_rnn_cell_checkpoint, "tg_rnn_save", rnn, rnn_layer);
+    return save_module(&m, path, err);
+}
+
+int tg_rnn_load(tg_rnn *rnn, const char *path, tg_error *err)
+{
+    stored_module m = MODULE_VIEW(&tg_rnn_cell_checkpoint, "tg_rnn_load", rnn, rnn_layer);
+    return load_module(&m, path, err);
+}
+
+int tg_lstm_save(const tg_lstm *lstm, const char *path, tg_error *err)
+{
+    stored_module m = MODULE_VIEW(&tg_lstm_cell_checkpoint, "tg_lstm_save", lstm, lstm_layer);
+    return save_module(&m, path, err);
+}
+
+int tg_lstm_load(tg_lstm *lstm, const char *path, tg_error *err)
+{
+    stored_module m = MODULE_VIEW(&tg_lstm_cell_checkpoint, "tg_lstm_load", lstm, lstm_layer);
+    return load_module(&m, path, err);
+}
+
+int tg_gru_save(const tg_gru *gru, const char *path, tg_error *err)
+{
+    stored_module m = MODULE_VIEW(&tg_gru_cell_checkpoint, "tg_gru_save", gru, gru_layer);
+    return save_module(&m, path, err);
+}
+
+int tg_gru_load(tg_gru *gru, const char *path, tg_error *err)
+{
+    stored_module m = MODULE_VIEW(&tg_gru_cell_checkpoint, "tg_gru_load", gru, gru_layer);
+    return load_module(&m, path, err);
 }

@@ -27,7 +27,6 @@ static tg_tensor *fail_shapes(tg_tape *tape, const tg_op *op, const tg_tensor *a
  * When a is a parameter (a weight used at every step of an unroll), a^T is made once per
  * backward pass (a memo) and read row by row, rather than gathered from a's columns at
  * every step. */
-
 static const tg_op MATMUL;
 
 /* a^T (a: a parameter), made at the first node of this backward pass that asks; NULL when
@@ -74,7 +73,6 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 
 /* ---- add: y = a + b, b the same shape or a column added to every column of a ----------
  *      da += dy;  db += dy, or the row sums of dy for a column b */
-
 /* db += dy, or the row sums of dy when b is a column added to every column of y. */
 static void add_grad(tg_tensor *b, const tg_tensor *y)
 {
@@ -119,7 +117,6 @@ tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b)
  *      da += dy b^T,  db += a^T dy (as matmul),  dc += dy or its row sums (as add's b)
  * One node where tg_add(tg_matmul(a, b), c) records two: the product is added onto a copy
  * of c, so no separate a b is written, read back and given a grad of its own. */
-
 static void matmul_add_backward(tg_tensor *y, tg_tensor *const *in)
 {
     matmul_grads(y, in[0], in[1]);
@@ -154,7 +151,6 @@ tg_tensor *tg_matmul_add(tg_tape *tape, tg_tensor *a, tg_tensor *b, tg_tensor *c
 }
 
 /* ---- sub: y = a - b;  da += dy,  db -= dy ----------------------------------------------- */
-
 static void sub_backward(tg_tensor *y, tg_tensor *const *in)
 {
     if (in[0]->grad)
@@ -179,7 +175,6 @@ tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 }
 
 /* ---- mul: y = a * b elementwise;  da += dy * b,  db += dy * a --------------------------- */
-
 TG_ELEMENTWISE
 static void mul_backward(tg_tensor *y, tg_tensor *const *in)
 {
@@ -208,7 +203,6 @@ tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 }
 
 /* ---- scale: y = s a;  da += s dy  (s is the op's state) ---------------------------------- */
-
 static void scale_backward(tg_tensor *y, tg_tensor *const *in)
 {
     const float *s = tg_op_state(y);
@@ -229,7 +223,6 @@ tg_tensor *tg_scale(tg_tape *tape, tg_tensor *a, float s)
 }
 
 /* ---- tanh: y = tanh(a);  da += dy * (1 - y^2) ------------------------------------------- */
-
 TG_ELEMENTWISE
 static void tanh_backward(tg_tensor *y, tg_tensor *const *in)
 {
@@ -250,7 +243,6 @@ tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *a)
 }
 
 /* ---- sigmoid: y = 1 / (1 + exp(-a));  da += dy * y (1 - y) -------------------------------- */
-
 TG_ELEMENTWISE
 static void sigmoid_backward(tg_tensor *y, tg_tensor *const *in)
 {
@@ -270,8 +262,27 @@ tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *a)
     return y;
 }
 
-/* ---- one_minus: y = 1 - a;  da -= dy ------------------------------------------------------ */
+/* ---- relu: y = max(a, 0);  da += dy where a > 0 (none at the kink, as in PyTorch) -------- */
+static void relu_backward(tg_tensor *y, tg_tensor *const *in)
+{
+    for (long k = 0; k < count(y); k++)
+        in[0]->grad[k] += in[0]->data[k] > 0.0f ? y->grad[k] : 0.0f;
+}
+static const tg_op RELU = { "tg_relu", 1, relu_backward };
 
+tg_tensor *tg_relu(tg_tape *tape, tg_tensor *a)
+{
+    tg_tensor *in[] = { a };
+    if (!tg_inputs_ok(tape, &RELU, in))
+        return NULL;
+    tg_tensor *y = tg_record(tape, &RELU, in, a->rows, a->cols, NULL, 0);
+    if (y)
+        for (long k = 0; k < count(y); k++)
+            y->data[k] = a->data[k] < 0.0f ? 0.0f : a->data[k];   /* NaN stays NaN, as in torch */
+    return y;
+}
+
+/* ---- one_minus: y = 1 - a;  da -= dy ------------------------------------------------------ */
 static void one_minus_backward(tg_tensor *y, tg_tensor *const *in)
 {
     tg_kernel_axpy(count(y), -1.0f, y->grad, in[0]->grad);
@@ -293,7 +304,6 @@ tg_tensor *tg_one_minus(tg_tape *tape, tg_tensor *a)
 /* ---- rows: y = rows first .. first + n - 1 of a;  those rows of da += dy ------------------
  * (one matmul can compute all the gates of a cell at once; this takes each gate's block;
  * first is the op's state) */
-
 static void rows_backward(tg_tensor *y, tg_tensor *const *in)
 {
     const int *first = tg_op_state(y);
@@ -316,7 +326,6 @@ tg_tensor *tg_rows(tg_tape *tape, tg_tensor *a, int first, int n)
 }
 
 /* ---- sum: y = sum of all a[k] (1 x 1);  da[k] += dy ------------------------------------- */
-
 static void sum_backward(tg_tensor *y, tg_tensor *const *in)
 {
     for (long k = 0; k < count(in[0]); k++)
@@ -336,7 +345,6 @@ tg_tensor *tg_sum(tg_tape *tape, tg_tensor *a)
 }
 
 /* ---- mean: y = sum(a) / N (1 x 1, N = rows cols);  da[k] += dy / N --------------------- */
-
 static void mean_backward(tg_tensor *y, tg_tensor *const *in)
 {
     float share = y->grad[0] / (float)count(in[0]);
@@ -359,7 +367,6 @@ tg_tensor *tg_mean(tg_tape *tape, tg_tensor *a)
 /* ---- softmax cross-entropy: for logits z (classes x batch) and a class c_j per column j,
  *      y = mean over j of -log softmax(z_j)[c_j] = mean of (logsumexp(z_j) - z_j[c_j]);
  *      dz_j += (softmax(z_j) - onehot(c_j)) dy / batch  (the classes are the op's state) --- */
-
 /* log(sum_i exp(z[i * stride])) over n values, shifted by the max so exp cannot overflow. */
 static float log_sum_exp(const float *z, int n, int stride)
 {
@@ -412,7 +419,6 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int *classes
 }
 
 /* ---- mse: y = sum((p - t)^2) / N (1 x 1);  dp += 2 (p - t) dy / N,  dt -= the same ---- */
-
 TG_ELEMENTWISE
 static void mse_backward(tg_tensor *y, tg_tensor *const *in)
 {

@@ -455,7 +455,7 @@ static bool shape_fits(const header *h, const entry *e, const tg_wanted *w)
     return w->rule == TG_SHAPE_2D ? as_2d : w->rule == TG_SHAPE_1D ? as_1d : as_2d || as_1d;
 }
 
-/* Each wanted tensor is in the header as F32 with the model's shape. */
+/* Each wanted tensor is in the header as F32 with the model's shape (one marked absent is not). */
 static int check_wanted(const header *h, tg_wanted *wants, int n, const char *who, const char *path,
                         tg_error *err)
 {
@@ -464,6 +464,11 @@ static int check_wanted(const header *h, tg_wanted *wants, int n, const char *wh
         const entry *e = find_entry(h, w->name);
         char name[TG_NAME_SHOWN + 4], shape[192];
         shown_name(w->name, strlen(w->name), name);
+        if (w->rule == TG_SHAPE_ABSENT) {
+            if (e)
+                return tg_error_set(err, path, "holds %s, which %s does not have", name, who);
+            continue;
+        }
         if (!e)
             return tg_error_set(err, path, "no tensor named %s", name);
         if (e->dtype != DTYPE_F32)
@@ -572,6 +577,8 @@ static int read_values(FILE *file, const char *path, uint64_t data_start, tg_wan
     for (int i = 0; i < n; i++) {
         size_t count = (size_t)wants[i].rows * (size_t)wants[i].cols;
         unsigned char *bytes = (unsigned char *)wants[i].values;
+        if (wants[i].rule == TG_SHAPE_ABSENT)
+            continue;
         if (read_at(file, path, data_start + wants[i].begin, bytes, count * 4, err) != 0)
             return -1;
         for (size_t k = 0; k < count; k++)

@@ -25,6 +25,8 @@ typedef enum tg_shape_rule {
     TG_SHAPE_2D,              /* [rows, cols] */
     TG_SHAPE_1D,              /* [rows] (a PyTorch bias); cols is 1 */
     TG_SHAPE_2D_OR_COLUMN,    /* [rows, cols], or [rows] when cols is 1 */
+    TG_SHAPE_ABSENT,          /* the file must not hold it (rows and cols 0): a module's layer
+                                 past its last, so a file with more layers is refused */
 } tg_shape_rule;
 
 /* A tensor the model needs from a file. */

@@ -168,7 +168,7 @@ static tg_cell *leaky_cell_new(int *frees)
     *leaky = (leaky_cell){ .W = tg_param_new(1, 1), .frees = frees };
     leaky->W->data[0] = 2.0f;
     *cell = (tg_cell){ .name = "leaky", .input_size = 1, .hidden_size = 1, .has_c = 0,
-                       .params = { leaky->W }, .n_params = 1, .impl = leaky,
+                       .params = &leaky->W, .n_params = 1, .impl = leaky,
                        .step = leaky_step, .free_impl = leaky_free };
     return cell;
 }
@@ -345,12 +345,74 @@ START_TEST(test_sgd_through_tg_cell_lowers_the_loss)
 }
 END_TEST
 
+/* ---- a cell with more parameters than tg_cell once held ---------------------------------------- */
+
+/* The textbook LSTM: each gate g of i, f, c, o with its own W_xg (H x I), W_hg (H x H) and b_g
+ * (H x 1), twelve tensors, its list in its impl. */
+typedef struct textbook_lstm {
+    tg_tensor *params[12];   /* W_xg, W_hg, b_g for g = i, f, c, o */
+} textbook_lstm;
+
+static tg_tensor *textbook_gate(tg_tape *tape, textbook_lstm *m, int g, tg_tensor *x_t, tg_tensor *h)
+{
+    tg_tensor **p = m->params + 3 * g;
+    return tg_matmul_add(tape, p[1], h, tg_matmul_add(tape, p[0], x_t, p[2]));
+}
+
+static tg_cell_state textbook_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
+{
+    tg_tensor *i = tg_sigmoid(tape, textbook_gate(tape, impl, 0, x_t, prev.h));
+    tg_tensor *f = tg_sigmoid(tape, textbook_gate(tape, impl, 1, x_t, prev.h));
+    tg_tensor *g = tg_tanh(tape, textbook_gate(tape, impl, 2, x_t, prev.h));
+    tg_tensor *o = tg_sigmoid(tape, textbook_gate(tape, impl, 3, x_t, prev.h));
+    tg_tensor *c = tg_add(tape, tg_mul(tape, f, prev.c), tg_mul(tape, i, g));
+    return (tg_cell_state){ .h = tg_mul(tape, o, tg_tanh(tape, c)), .c = c };
+}
+
+START_TEST(test_a_cell_may_have_twelve_separate_parameters)
+{
+    enum { I = 3, H = 4, B = 2 };
+    tg_lstm_cell *ref = tg_lstm_cell_new(I, H, 5, NULL);
+    textbook_lstm m;
+    for (int g = 0; g < 4; g++) {       /* gate g's rows of the stacked weights, apart */
+        m.params[3 * g] = tg_param_new(H, I);
+        m.params[3 * g + 1] = tg_param_new(H, H);
+        m.params[3 * g + 2] = tg_param_new(H, 1);
+        memcpy(m.params[3 * g]->data, ref->W_x->data + g * H * I, sizeof(float) * H * I);
+        memcpy(m.params[3 * g + 1]->data, ref->W_h->data + g * H * H, sizeof(float) * H * H);
+        memcpy(m.params[3 * g + 2]->data, ref->b->data + g * H, sizeof(float) * H);
+    }
+    tg_cell cell = { .name = "textbook_lstm", .input_size = I, .hidden_size = H, .has_c = 1,
+                     .params = m.params, .n_params = 12, .impl = &m, .step = textbook_step };
+    tg_tape *tape = tg_tape_new();
+    tg_rng rng = tg_rng_new(8);
+    tg_tensor *x = tg_constant(tape, I, B, NULL);
+    tg_init_uniform(x, -1.0f, 1.0f, &rng, NULL);
+    tg_cell_state s = tg_cell_step(tape, &cell, x, tg_cell_zero_state(tape, &cell, B));
+    tg_tensor *h_ref, *c_ref;
+    tg_lstm_cell_forward(tape, ref, x, tg_constant(tape, H, B, NULL), tg_constant(tape, H, B, NULL),
+                         &h_ref, &c_ref);
+    ck_assert_ptr_nonnull(s.h);
+    for (int k = 0; k < H * B; k++)
+        ck_assert_float_eq_tol(s.h->data[k], h_ref->data[k], 1e-6f);
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, s.h)), 0);
+    ck_assert_float_ne(tg_grad_norm(cell.params[11]), 0.0f);   /* b_o, the twelfth */
+    ck_assert_int_eq(tg_sgd_step(cell.params, cell.n_params, 0.1f, NULL), 0);
+    ck_assert_int_eq(tg_zero_grad(cell.params, cell.n_params, NULL), 0);
+    tg_tape_free(tape);
+    for (int p = 0; p < 12; p++)
+        tg_param_free(m.params[p]);
+    tg_lstm_cell_free(ref);
+}
+END_TEST
+
 Suite *cell_suite(void)
 {
     Suite *s = suite_create("cell");
 
     TCase *cell = tcase_create("tg_cell");
     tcase_add_test(cell, test_cell_new_builds_rnn_lstm_gru_with_all_their_params);
+    tcase_add_test(cell, test_a_cell_may_have_twelve_separate_parameters);
     tcase_add_test(cell, test_cell_new_refuses_unknown_names_and_bad_sizes_saying_why);
     tcase_add_test(cell, test_cell_zero_state_is_zero_and_has_c_only_for_lstm);
     tcase_add_loop_test(cell, test_cell_step_equals_the_cells_own_forward, 0, 3);

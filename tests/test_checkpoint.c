@@ -1,7 +1,10 @@
 /* test_checkpoint.c: the cells' checkpoints under PyTorch's names (src/checkpoint.c): every cell
  * round-trips bit for bit, and a tg_cell refuses another kind's file; a cell's file loads with
  * tg_load by those names; bias_ih + bias_hh load into one bias; bad arguments fail without a
- * crash; checkpoints written from PyTorch load and give PyTorch's outputs. */
+ * crash; checkpoints written from PyTorch load and give PyTorch's outputs. The whole-sequence
+ * modules' checkpoints (layer l under NAME_l<l>) do the same: nn.RNN/LSTM/GRU files load and
+ * give PyTorch's outputs, a module round-trips, and a file of another layer count or size is
+ * refused with a message. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -335,6 +338,191 @@ START_TEST(test_pytorch_gru_checkpoint_gives_pytorchs_outputs)
 }
 END_TEST
 
+/* ---- the whole-sequence modules ------------------------------------------------------------- */
+
+/* A module of kind "rnn_relu", "lstm" or "gru", its forward, its save and its load. */
+typedef struct module {
+    tg_rnn *rnn;
+    tg_lstm *lstm;
+    tg_gru *gru;
+} module;
+
+static module module_new(const char *kind, int I, int H, int L, uint64_t seed)
+{
+    module m = { 0 };
+    if (strcmp(kind, "lstm") == 0)
+        m.lstm = tg_lstm_new(I, H, L, 0.0f, seed, NULL);
+    else if (strcmp(kind, "gru") == 0)
+        m.gru = tg_gru_new(I, H, L, 0.0f, seed, NULL);
+    else
+        m.rnn = tg_rnn_new(I, H, L, TG_RELU, 0.0f, seed, NULL);
+    ck_assert(m.rnn || m.lstm || m.gru);
+    return m;
+}
+
+static void module_free(module *m)
+{
+    tg_rnn_free(m->rnn);
+    tg_lstm_free(m->lstm);
+    tg_gru_free(m->gru);
+}
+
+static int module_save(const module *m, const char *path, tg_error *err)
+{
+    return m->lstm ? tg_lstm_save(m->lstm, path, err) : m->gru ? tg_gru_save(m->gru, path, err)
+                                                               : tg_rnn_save(m->rnn, path, err);
+}
+
+static int module_load(module *m, const char *path, tg_error *err)
+{
+    return m->lstm ? tg_lstm_load(m->lstm, path, err) : m->gru ? tg_gru_load(m->gru, path, err)
+                                                               : tg_rnn_load(m->rnn, path, err);
+}
+
+static void module_params(const module *m, tg_tensor ***params, int *n)
+{
+    *params = m->lstm ? m->lstm->params : m->gru ? m->gru->params : m->rnn->params;
+    *n = m->lstm ? m->lstm->n_params : m->gru ? m->gru->n_params : m->rnn->n_params;
+}
+
+/* Loads FIXTURES KIND_module.safetensors (written from torch) into a module and runs it on the
+ * case's inputs: every output and final state matches PyTorch's. */
+static void assert_pytorch_module_matches(const char *kind)
+{
+    char msg[256], path[PATH_SIZE];
+    fixture_set *set = fixture_load(FIXTURES "modules.txt", msg, sizeof msg);
+    ck_assert_msg(set != NULL, "%s", msg);
+    const fixture_case *c = NULL;
+    for (int i = 0; i < set->n_cases; i++)
+        if (strcmp(set->cases[i].name, kind) == 0)
+            c = &set->cases[i];
+    ck_assert_ptr_nonnull(c);
+    const int I = c->input, H = c->hidden, B = c->batch, T = c->steps;
+    const double *layers = fixture_values(c, "layers", 1, msg, sizeof msg);
+    ck_assert_msg(layers != NULL, "%s", msg);
+    const int L = (int)layers[0];
+    ck_assert(L >= 2 && L <= 3 && T <= 8);
+    module m = module_new(kind, I, H, L, 99);
+    tg_error err;
+    snprintf(path, sizeof path, FIXTURES "%s_module.safetensors", kind);
+    ck_assert_msg(module_load(&m, path, &err) == 0, "%s", err.message);
+
+    const bool lstm = m.lstm != NULL;
+    const double *x = fixture_values(c, "x", T * I * B, msg, sizeof msg);
+    const double *h0 = fixture_values(c, "h0", L * H * B, msg, sizeof msg);
+    const double *c0 = lstm ? fixture_values(c, "c0", L * H * B, msg, sizeof msg) : h0;
+    const double *out = fixture_values(c, "out", T * H * B, msg, sizeof msg);
+    const double *h_n = fixture_values(c, "h_n", L * H * B, msg, sizeof msg);
+    const double *c_n = lstm ? fixture_values(c, "c_n", L * H * B, msg, sizeof msg) : h_n;
+    ck_assert_msg(x && h0 && c0 && out && h_n && c_n, "%s", msg);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *xs[8], *outs[8], *h0s[3], *c0s[3], *h_ns[3], *c_ns[3];
+    for (int t = 0; t < T; t++) {
+        xs[t] = tg_constant(tape, I, B, NULL);
+        fixture_to_float(xs[t]->data, x + t * I * B, I * B);
+    }
+    for (int l = 0; l < L; l++) {
+        h0s[l] = tg_constant(tape, H, B, NULL);
+        c0s[l] = tg_constant(tape, H, B, NULL);
+        fixture_to_float(h0s[l]->data, h0 + l * H * B, H * B);
+        fixture_to_float(c0s[l]->data, c0 + l * H * B, H * B);
+    }
+    int rc = m.lstm ? tg_lstm_forward(tape, m.lstm, xs, T, h0s, c0s, outs, h_ns, c_ns)
+           : m.gru  ? tg_gru_forward(tape, m.gru, xs, T, h0s, outs, h_ns)
+                    : tg_rnn_forward(tape, m.rnn, xs, T, h0s, outs, h_ns);
+    ck_assert_msg(rc == 0, "%s", tg_tape_error(tape));
+    for (int t = 0; t < T; t++)
+        assert_close(outs[t]->data, out + t * H * B, H * B, "out", t);
+    for (int l = 0; l < L; l++) {
+        assert_close(h_ns[l]->data, h_n + l * H * B, H * B, "h_n", l);
+        if (lstm)
+            assert_close(c_ns[l]->data, c_n + l * H * B, H * B, "c_n", l);
+    }
+    tg_tape_free(tape);
+    module_free(&m);
+    fixture_free(set);
+}
+
+START_TEST(test_pytorch_module_checkpoints_give_pytorchs_outputs)
+{
+    assert_pytorch_module_matches("rnn_relu");
+    assert_pytorch_module_matches("lstm");
+    assert_pytorch_module_matches("gru");
+}
+END_TEST
+
+START_TEST(test_modules_round_trip_bit_exact_under_layer_names)
+{
+    static const char *const kinds[] = { "rnn_relu", "lstm", "gru" };
+    char path[PATH_SIZE];
+    scratch_path(path, "module.safetensors");
+    for (int k = 0; k < 3; k++) {
+        module a = module_new(kinds[k], 3, 5, 3, 1), b = module_new(kinds[k], 3, 5, 3, 2);
+        tg_tensor **pa, **pb;
+        int na, nb;
+        module_params(&a, &pa, &na);
+        module_params(&b, &pb, &nb);
+        tg_error err;
+        ck_assert_msg(module_save(&a, path, &err) == 0, "%s", err.message);
+        ck_assert_msg(module_load(&b, path, &err) == 0, "%s", err.message);
+        ck_assert_str_eq(err.message, "");
+        for (int p = 0; p < na; p++)
+            assert_same_tensor(pa[p], pb[p], "a module's parameter");
+        /* the names are PyTorch's: layer 2's weight_hh is W_h of the third layer's cell */
+        tg_tensor *w = tg_param_new(pa[nb - 1]->rows, 5);
+        tg_named named = { "weight_hh_l2", w };
+        ck_assert_msg(tg_load(path, &named, 1, &err) == 0, "%s", err.message);
+        assert_same_tensor(w, pa[na - (k == 2 ? 3 : 2)], "weight_hh_l2");
+        tg_param_free(w);
+        module_free(&a);
+        module_free(&b);
+    }
+}
+END_TEST
+
+START_TEST(test_module_load_refuses_other_layer_counts_and_sizes)
+{
+    char path[PATH_SIZE], want[PATH_SIZE + 128];
+    scratch_path(path, "module.safetensors");
+    tg_error err;
+    module two = module_new("gru", 3, 4, 2, 1), three = module_new("gru", 3, 4, 3, 2);
+    module wide = module_new("gru", 3, 6, 2, 3), lstm = module_new("lstm", 3, 4, 2, 4);
+    tg_tensor **params;
+    int n;
+    module_params(&three, &params, &n);
+    snapshot before = take_snapshot(params, n);
+    ck_assert_int_eq(module_save(&two, path, &err), 0);
+    ck_assert_int_eq(module_load(&three, path, &err), -1);
+    snprintf(want, sizeof want, "%s: no tensor named weight_ih_l2", path);
+    ck_assert_str_eq(err.message, want);
+    assert_unchanged(before, params, n, "a 3-layer module given a 2-layer file");
+    ck_assert_int_eq(module_save(&three, path, &err), 0);
+    module_params(&two, &params, &n);
+    before = take_snapshot(params, n);
+    ck_assert_int_eq(module_load(&two, path, &err), -1);
+    snprintf(want, sizeof want, "%s: holds weight_ih_l2, which the 2-layer module does not have", path);
+    ck_assert_str_eq(err.message, want);
+    ck_assert_int_eq(module_load(&wide, path, &err), -1);
+    snprintf(want, sizeof want, "%s: tensor weight_ih_l0 has shape [12, 3], the 2-layer module needs [18, 3]", path);
+    ck_assert_str_eq(err.message, want);
+    ck_assert_int_eq(module_load(&lstm, path, &err), -1);
+    snprintf(want, sizeof want, "%s: tensor weight_ih_l0 has shape [12, 3], the 2-layer module needs [16, 3]", path);
+    ck_assert_str_eq(err.message, want);
+    ck_assert_int_eq(module_load(&two, FIXTURES "gru_cell.safetensors", &err), -1);
+    ck_assert_str_eq(err.message, FIXTURES "gru_cell.safetensors: no tensor named weight_ih_l0");
+    assert_unchanged(before, params, n, "a 2-layer module given other files");
+    ck_assert_int_eq(tg_gru_save(NULL, path, &err), -1);
+    snprintf(want, sizeof want, "%s: module is NULL", path);
+    ck_assert_str_eq(err.message, want);
+    ck_assert_int_eq(tg_lstm_load(lstm.lstm, NULL, &err), -1);
+    ck_assert_str_eq(err.message, "tg_lstm_load: path is NULL");
+    module_free(&two);
+    module_free(&three);
+    module_free(&wide);
+    module_free(&lstm);
+}
+END_TEST
+
 Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -357,5 +545,11 @@ Suite *checkpoint_suite(void)
     tcase_add_test(pytorch, test_pytorch_lstm_checkpoint_gives_pytorchs_outputs);
     tcase_add_test(pytorch, test_pytorch_gru_checkpoint_gives_pytorchs_outputs);
     suite_add_tcase(s, pytorch);
+    TCase *modules = tcase_create("modules");
+    tcase_add_checked_fixture(modules, scratch_dir_make, scratch_dir_remove);
+    tcase_add_test(modules, test_pytorch_module_checkpoints_give_pytorchs_outputs);
+    tcase_add_test(modules, test_modules_round_trip_bit_exact_under_layer_names);
+    tcase_add_test(modules, test_module_load_refuses_other_layer_counts_and_sizes);
+    suite_add_tcase(s, modules);
     return s;
 }

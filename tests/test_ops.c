@@ -85,6 +85,17 @@ START_TEST(test_gate_forwards_sigmoid_one_minus_rows)
 }
 END_TEST
 
+START_TEST(test_relu_forward_keeps_positives_zeroes_negatives)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_input(tape, 2, 3, (float[]){ -2, 0, 0.5f, 3, -1e-30f, -0.0f });
+    assert_values(tg_relu(tape, x), 2, 3, (float[]){ 0, 0, 0.5f, 3, 0, 0 });
+    tg_tensor *nan = tg_input(tape, 1, 1, (float[]){ NAN });
+    ck_assert(isnan(tg_relu(tape, nan)->data[0]));   /* as torch.relu */
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_reductions_sum_mean_mse)
 {
     tg_tape *tape = tg_tape_new();
@@ -124,6 +135,16 @@ static tg_tensor *f_scale(tg_tape *tp, tg_tensor **in) { return tg_scale(tp, in[
 static tg_tensor *f_tanh(tg_tape *tp, tg_tensor **in) { return tg_tanh(tp, in[0]); }
 
 static tg_tensor *f_sigmoid(tg_tape *tp, tg_tensor **in) { return tg_sigmoid(tp, in[0]); }
+
+/* relu(in + shift), shift +2 and -2 in turn: the inputs, in [-1.5, 1.5], then sit in [0.5, 3.5]
+ * (slope 1) or [-3.5, -0.5] (slope 0), so no finite difference straddles the kink at 0. */
+static tg_tensor *f_relu(tg_tape *tp, tg_tensor **in)
+{
+    tg_tensor *shift = tg_constant(tp, in[0]->rows, in[0]->cols, NULL);
+    for (long k = 0; shift && k < (long)shift->rows * shift->cols; k++)
+        shift->data[k] = k % 2 ? -2.0f : 2.0f;
+    return tg_relu(tp, tg_add(tp, in[0], shift));
+}
 
 static tg_tensor *f_one_minus(tg_tape *tp, tg_tensor **in) { return tg_one_minus(tp, in[0]); }
 
@@ -177,6 +198,7 @@ static const op_case OP_CASES[] = {
     { "scale", f_scale, 1, { { 2, 3 } } },
     { "tanh", f_tanh, 1, { { 3, 4 } } },
     { "sigmoid", f_sigmoid, 1, { { 3, 4 } } },
+    { "relu", f_relu, 1, { { 3, 4 } } },
     { "one_minus", f_one_minus, 1, { { 2, 3 } } },
     { "rows", f_rows, 1, { { 6, 3 } } },
     { "sum", f_sum, 1, { { 3, 2 } } },
@@ -303,7 +325,7 @@ START_TEST(test_null_inputs_give_null_and_name_the_op)
     };
     static const struct { unary_op op; const char *name; } unary[] = {
         { tg_tanh, "tg_tanh" }, { tg_sum, "tg_sum" }, { tg_mean, "tg_mean" },
-        { tg_sigmoid, "tg_sigmoid" }, { tg_one_minus, "tg_one_minus" },
+        { tg_sigmoid, "tg_sigmoid" }, { tg_one_minus, "tg_one_minus" }, { tg_relu, "tg_relu" },
     };
     char want[64];
     tg_tape *tape = tg_tape_new();
@@ -363,6 +385,7 @@ Suite *ops_suite(void)
     tcase_add_test(forward, test_matmul_add_forward_adds_c_or_its_column_to_the_product);
     tcase_add_test(forward, test_elementwise_forwards_sub_mul_scale_tanh);
     tcase_add_test(forward, test_gate_forwards_sigmoid_one_minus_rows);
+    tcase_add_test(forward, test_relu_forward_keeps_positives_zeroes_negatives);
     tcase_add_test(forward, test_reductions_sum_mean_mse);
     suite_add_tcase(s, forward);
     TCase *backward = tcase_create("backward");
