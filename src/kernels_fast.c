@@ -701,7 +701,8 @@ static __m512 tanh16(__m512 v)
     __m512 a = _mm512_min_ps(_mm512_abs_ps(v), _mm512_set1_ps(9.0f));
     __m512 m = exp_parts16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)), &two_n);
     __m512 expm1 = _mm512_fmadd_ps(two_n, m, _mm512_sub_ps(two_n, one));
-    __m512 t = _mm512_div_ps(_mm512_sub_ps(_mm512_setzero_ps(), expm1), _mm512_add_ps(_mm512_set1_ps(2.0f), expm1));
+    __m512 t = _mm512_div_ps(_mm512_sub_ps(_mm512_setzero_ps(), expm1),
+                             _mm512_add_ps(_mm512_set1_ps(2.0f), expm1));
     __m512i v_sign = _mm512_and_si512(_mm512_castps_si512(v), sign);
     t = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), v_sign));
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), t, v);
