@@ -60,11 +60,12 @@ demo: $(BUILD)/examples/train_sine
 # The speed benchmark: one training step of the RNN cell and the matrix products behind it,
 # next to PyTorch and numpy on one thread when /usr/bin/python3 has them (bench/peer.py).
 # make bench BENCH_FLAGS=--quick for a short run; ./build/bench/bench --help for the flags.
+# It includes src/kernels.h (private) only to name the instruction set the kernels chose.
 BENCH       := $(BUILD)/bench/bench
 BENCH_FLAGS ?=
-$(BENCH): bench/bench.c bench/common.c bench/common.h include/tapegrad.h $(LIB)
+$(BENCH): bench/bench.c bench/common.c bench/common.h include/tapegrad.h src/kernels.h $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) bench/bench.c bench/common.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CPPFLAGS) -Isrc $(WARN) $(CFLAGS) bench/bench.c bench/common.c $(LIB) $(LDLIBS) -o $@
 
 bench: $(BENCH)
 	$(BENCH) $(BENCH_FLAGS)

@@ -21,7 +21,11 @@
  * independent FMAs, nothing else) and prints what each ratio goal asks of a whole step as a
  * share of it: a goal that needs most of the peak for everything a step does is out of
  * reach for any code, however fast its products. bench/floor.c times those products alone.
- * What the two programs share (the configs, the step, the peak) is in bench/common.c. */
+ * What the two programs share (the configs, the step, the peak) is in bench/common.c.
+ *
+ * It prints the instruction set each side ran: ours is the path the kernels chose at run time
+ * (the one call into src/kernels.h, private to the library), the peer's its BLAS's core type
+ * and torch's CPU capability, as bench/peer.py reports them. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -38,6 +42,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "kernels.h"
 
 #define DATA_SEED 42u
 #define MAX_SAMPLES (1 << 18)          /* per measurement; a tiny step stops here */
@@ -460,6 +465,16 @@ static bool peer_saw_reference_blas(const peer *p)
     return false;
 }
 
+/* What the peer said its products run on (its "peer isa" line, without those words), or a
+ * note when it said nothing. */
+static const char *peer_isa(const peer *p)
+{
+    for (int i = 0; i < p->n_info; i++)
+        if (strncmp(p->info[i], "peer isa ", 9) == 0)
+            return p->info[i] + 9;
+    return "(not reported)";
+}
+
 /* ---- the report ------------------------------------------------------------------------------ */
 
 /* The 1-minute load average, or NaN where /proc/loadavg cannot be read. */
@@ -685,7 +700,8 @@ static void print_goal_needs(const rnn_result *results, double peak)
         return;
     printf("\nWhat each goal asks of a whole step (nn.RNN's time / the goal), in GFLOP/s of the products\n"
            "a step cannot skip (forward, weight gradients, d(h_t-1) for t > 1), against this core's FMA\n"
-           "peak, measured now with 12 independent 8-float FMA chains on one thread: ");
+           "peak, measured now with 12 independent %d-float (%s) FMA chains on one thread: ",
+           fma_loop_floats(), fma_loop_isa());
     print_number(0, "%.1f", peak);
     printf(" GFLOP/s\n");
     printf("(ours: at the median step, and at the fastest step of all rounds, which this noisy host\n"
@@ -864,6 +880,9 @@ int main(int argc, char **argv)
     } else {
         printf("peer: not started (--no-peer)\n");
     }
+    printf("isa: tapegrad's kernels: %s (the widest path this CPU has, chosen at run time); the FMA\n"
+           "     loop: %d-float (%s); the peer's: %s\n", tg_kernel_path_name(tg_kernel_path()),
+           fma_loop_floats(), fma_loop_isa(), p.alive ? peer_isa(&p) : "(no peer)");
 
     int status = 0;
     rnn_result rnn[N_CONFIGS] = { 0 };

@@ -153,15 +153,17 @@ double step_needed_flops(const config *c)
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-/* reps x 12 independent 8-float multiply-adds, as many as the FMA units can run at once; the
- * starting values come through a volatile so that the compiler cannot merge the chains. */
+/* reps x 12 independent multiply-adds of 8-float (AVX2) or 16-float (AVX-512) vectors, as
+ * many as the FMA units can run at once; the starting values come through a volatile so that
+ * the compiler cannot merge the chains. */
+static volatile float chain_start[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+
 __attribute__((target("avx2,fma")))
-static float fma_chains(long reps)
+static float fma_chains_8(long reps)
 {
-    static volatile float start[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
     __m256 acc[12];
     for (int i = 0; i < 12; i++)
-        acc[i] = _mm256_set1_ps(start[i]);
+        acc[i] = _mm256_set1_ps(chain_start[i]);
     const __m256 scale = _mm256_set1_ps(0.999999f), shift = _mm256_set1_ps(1e-7f);
     for (long r = 0; r < reps; r++)
         for (int i = 0; i < 12; i++)
@@ -174,23 +176,57 @@ static float fma_chains(long reps)
     return sum;
 }
 
-double fma_loop_gflops(long reps)
+__attribute__((target("avx512f")))
+static float fma_chains_16(long reps)
+{
+    __m512 acc[12];
+    for (int i = 0; i < 12; i++)
+        acc[i] = _mm512_set1_ps(chain_start[i]);
+    const __m512 scale = _mm512_set1_ps(0.999999f), shift = _mm512_set1_ps(1e-7f);
+    for (long r = 0; r < reps; r++)
+        for (int i = 0; i < 12; i++)
+            acc[i] = _mm512_fmadd_ps(acc[i], scale, shift);
+    float sum = 0.0f, lanes[16];
+    for (int i = 0; i < 12; i++) {
+        _mm512_storeu_ps(lanes, acc[i]);
+        sum += lanes[0];
+    }
+    return sum;
+}
+
+int fma_loop_floats(void)
 {
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return 0;
+    return __builtin_cpu_supports("avx512f") ? 16 : 8;
+}
+
+double fma_loop_gflops(long reps)
+{
+    int floats = fma_loop_floats();
+    if (floats == 0)
         return NAN;
     volatile float sink = 0.0f;
     double start = now();
-    sink += fma_chains(reps);
+    sink += floats == 16 ? fma_chains_16(reps) : fma_chains_8(reps);
     (void)sink;
-    return (double)reps * 12.0 * 16.0 / (now() - start) / 1e9; /* 2 flops per lane per FMA */
+    return (double)reps * 12.0 * 2.0 * floats / (now() - start) / 1e9; /* 2 flops per lane per FMA */
 }
 #else
+int fma_loop_floats(void) { return 0; }
+
 double fma_loop_gflops(long reps)
 {
     (void)reps;
     return NAN;
 }
 #endif
+
+const char *fma_loop_isa(void)
+{
+    int floats = fma_loop_floats();
+    return floats == 16 ? "AVX-512" : floats == 8 ? "AVX2" : "none";
+}
 
 double fma_peak_gflops(void)
 {

@@ -55,10 +55,15 @@ int train_step(void *ctx, double *seconds);
  * for t > 1 (nobody wants d(x_t) or d(h_0); neither PyTorch nor we compute them). */
 double step_needed_flops(const config *c);
 
-/* One run of reps x 12 independent 8-float FMAs, no memory touched, in GFLOP/s; NAN where
- * AVX2 and FMA are missing. About 2 ms per million reps on a 100 GFLOP/s core. */
+/* One run of reps x 12 independent FMAs at the widest vector width this CPU has (16 floats
+ * with AVX-512, 8 with AVX2 and FMA), no memory touched, in GFLOP/s; NAN where it has
+ * neither. About 2 ms per million reps at 8 floats on a 100 GFLOP/s core. */
 double fma_loop_gflops(long reps);
-/* The best of 20 such runs of about 4 ms: this core's peak, which no product can beat. */
+/* The floats in each of that loop's vectors (16, 8, or 0 where it cannot run), and the
+ * instruction set it takes ("AVX-512", "AVX2" or "none"). */
+int fma_loop_floats(void);
+const char *fma_loop_isa(void);
+/* The best of 20 such runs of 2 million reps: this core's peak, which no product can beat. */
 double fma_peak_gflops(void);
 
 #endif

@@ -267,6 +267,9 @@ int main(int argc, char **argv)
            "for t > 1), through tapegrad's kernels with nothing else, in turns with the same products\n"
            "in cache, the whole step (bench's) and an FMA loop; one thread, about %.1f s per config\n",
            opt.seconds);
+    printf("isa: tapegrad's kernels: %s (chosen at run time); the FMA loop: 12 independent\n"
+           "     %d-float (%s) chains\n", tg_kernel_path_name(tg_kernel_path()), fma_loop_floats(),
+           fma_loop_isa());
     print_header();
     for (int i = 0; i < N_CONFIGS; i++) {
         if (!opt.run_config[i])

@@ -22,7 +22,8 @@ machine-readable lines:
   peer nn_rnn M 567.8 90
   peer numpy_ab 1024 45678.9 12  (also numpy_abt and numpy_atb)
   peer end                       after each request's answers
-and, first, what it runs on ("peer info ...", "peer blas ...", "peer env ..."), then
+and, first, what it runs on ("peer info ...", "peer blas ...", "peer env ...", and "peer isa
+blas=KIND[:core=CORE] torch=CAPABILITY": the instruction sets its products run), then
 "peer ready", or "peer unavailable REASON" when neither torch nor numpy can be imported.
 """
 
@@ -154,6 +155,40 @@ def openblas_details(path):
         return "core=unknown (%s)" % error
 
 
+def openblas_core(path):
+    """The core type OpenBLAS chose its kernels for (Haswell, SkylakeX, Zen...), or None."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL(path)
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return None
+
+
+def torch_cpu_capability():
+    """The vector instruction set torch's own CPU kernels run ("AVX2", "AVX512", ...): the
+    "CPU capability usage" line of its build configuration, or "unknown"."""
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage:" in line:
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def describe_isa(paths):
+    """One line naming the instruction sets the peer's products run: its BLAS's (for OpenBLAS
+    the core type it picked) and torch's own kernels'."""
+    kinds = []
+    for path in paths:
+        real, kind = blas_kind(path)
+        core = openblas_core(real) if kind == "OpenBLAS" else None
+        kinds.append("%s:core=%s" % (kind, core) if core else kind)
+    words = ["blas=%s" % (",".join(kinds) if kinds else "none-found")]
+    if torch is not None:
+        words.append("torch=%s" % torch_cpu_capability())
+    say("isa", *words)
+
+
 def describe_blas():
     """Lines naming the BLAS that numpy and torch actually run (threadpoolctl when present,
     else the libraries mapped into this process after a product has been computed)."""
@@ -183,6 +218,7 @@ def describe_blas():
         config = torch.__config__.show()
         settings = [w.strip(",") for w in config.split() if w.startswith(("BLAS_INFO=", "LAPACK_INFO="))]
         say("info", "torch-build", *settings, "mkldnn=%s" % torch.backends.mkldnn.is_available())
+    describe_isa(paths)
     if any(blas_kind(p)[1] == "netlib-reference-BLAS" for p in paths):
         say("note", "the BLAS loaded here is the netlib reference one, not OpenBLAS: its products are",
             "plain loops, so numpy's numbers are no ceiling and torch's large products are slow")

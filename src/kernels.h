@@ -4,8 +4,8 @@
  *
  * Each kernel is declared twice. src/kernels_ref.c defines what it computes, as the plainest
  * loops (tg_ref_*): start there. src/kernels_fast.c computes the same faster (tg_kernel_*:
- * blocked and packed products, AVX2, a polynomial tanh, the thread pool), and the ops call
- * those; tests/test_kernels.c holds each to its reference. `make KERNELS=ref` builds the
+ * blocked and packed products, AVX2 or AVX-512, a polynomial tanh, the thread pool), and the
+ * ops call those; tests/test_kernels.c holds each to its reference. `make KERNELS=ref` builds the
  * library without kernels_fast.c, its tg_kernel_* calling the tg_ref_* ones.
  *
  * A new kernel: declare both here; write tg_ref_X in kernels_ref.c and its tg_kernel_X in
@@ -28,9 +28,23 @@ void tg_ref_matmul_tn(int m, int n, int k, const float *A, const float *B, float
 void tg_kernel_transpose(int rows, int cols, const float *A, float *T);
 void tg_ref_transpose(int rows, int cols, const float *A, float *T);
 
-/* Nonzero: the fast kernels use their plain C paths even where a SIMD one exists (for tests
- * that compare the two). No effect in a KERNELS=ref build, which has no SIMD paths. */
-void tg_kernel_use_generic(int on);
+/* The instruction sets the fast kernels have code for, plainest first. By default they take
+ * the widest this CPU has (chosen at run time): the products' micro-kernel, tanh, sigmoid and
+ * the transposes (the AVX-512 path keeps AVX2's 8 x 8 transposes). */
+enum tg_kernel_path { TG_PATH_C, TG_PATH_AVX2, TG_PATH_AVX512, TG_PATH_BEST };
+/* Makes the fast kernels take path (TG_PATH_BEST: the widest again), for tests that compare
+ * the paths. Returns 0, or -1 with nothing changed when this CPU or this build lacks path (a
+ * KERNELS=ref build has TG_PATH_C alone, and its kernels are the reference ones). */
+int tg_kernel_use_path(int path);
+/* The path the fast kernels take now (TG_PATH_C in a KERNELS=ref build). */
+int tg_kernel_path(void);
+
+/* "C", "AVX2" or "AVX-512", for messages. */
+static inline const char *tg_kernel_path_name(int path)
+{
+    static const char *const names[] = { "C", "AVX2", "AVX-512" };
+    return path >= TG_PATH_C && path < TG_PATH_BEST ? names[path] : "unknown";
+}
 
 /* y[i] = tanh(x[i]) and y[i] = 1 / (1 + exp(-x[i])) for i < n, with relative error below
  * 2.4e-7, a few float ulps (y may be x). */

@@ -3,9 +3,11 @@
  * copied ("packed") into small contiguous panels, so a transposed operand costs little
  * extra, and a register-tiled micro-kernel multiplies the panels; operands whose rows are
  * short enough (a batch of up to 64 columns) are read where they lie instead. On x86-64 CPUs
- * with AVX2 and FMA the micro-kernel, the transposes and tanh/sigmoid use them (chosen at run
- * time); everywhere else plain C runs. Tiny products, and thin ones (a few columns, or a
- * short k), skip the packing and use direct loops. */
+ * with AVX-512 the micro-kernel (a 12 x 32 tile) and tanh/sigmoid use 16-float vectors; with
+ * AVX2 and FMA (which AVX-512 CPUs have too) the micro-kernel (6 x 16), the transposes and
+ * tanh/sigmoid use 8-float ones; the widest is chosen at run time, and everywhere else plain
+ * C runs. Tiny products, and thin ones (a few columns, or a short k), skip the packing and
+ * use direct loops. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,8 +17,9 @@
 #include "threads.h"
 
 /* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MR x KC panel of A (6 KiB) in
- * L1, and the MR x NR tile of C in registers. */
-enum { MR = 6, NR = 16, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4 };
+ * L1, and the MR x NR tile of C in registers (MR_512 x NR_512 on the AVX-512 path: 24 of its
+ * 32 vector registers). */
+enum { MR = 6, NR = 16, MR_512 = 12, NR_512 = 32, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4 };
 /* Products with fewer multiply-adds than this stay on one thread: below it, handing a job to
  * the workers would cost a noticeable share of the product (docs/performance.md, Threads). */
 #define PARALLEL_MIN (1L << 20)
@@ -30,14 +33,47 @@ static float at(view v, int i, int j) { return v.p[i * v.row + j * v.col]; }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define HAVE_AVX2_KERNEL 1 /* AVX2 versions, used when the CPU has AVX2 and FMA */
+#define HAVE_AVX2_KERNEL 1 /* AVX2 and AVX-512 versions, used when the CPU has them */
 #endif
 
-static bool generic_only;
+/* ---- the path: which instruction set the kernels take -------------------------------------- */
 
-void tg_kernel_use_generic(int on) { generic_only = on != 0; }
+/* Whether this CPU can run path's code. */
+static bool host_has(int path)
+{
+    switch (path) {
+    case TG_PATH_C:
+        return true;
+#ifdef HAVE_AVX2_KERNEL
+    case TG_PATH_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case TG_PATH_AVX512:
+        return host_has(TG_PATH_AVX2) && __builtin_cpu_supports("avx512f");
+#endif
+    default:
+        return false;
+    }
+}
 
-static bool use_avx2(void); /* true: take the AVX2 paths */
+static int forced_path = TG_PATH_BEST;
+
+int tg_kernel_use_path(int path)
+{
+    if (path != TG_PATH_BEST && !host_has(path))
+        return -1;
+    forced_path = path;
+    return 0;
+}
+
+int tg_kernel_path(void)
+{
+    if (forced_path != TG_PATH_BEST)
+        return forced_path;
+    return host_has(TG_PATH_AVX512) ? TG_PATH_AVX512 : host_has(TG_PATH_AVX2) ? TG_PATH_AVX2 : TG_PATH_C;
+}
+
+/* true: take the AVX2 paths (also on the AVX-512 path, where no wider code exists) */
+static bool use_avx2(void) { return tg_kernel_path() >= TG_PATH_AVX2; }
 
 /* ---- transpose ------------------------------------------------------------------------------ */
 
@@ -118,13 +154,11 @@ static void pack_panel(const float *first, long stride_i, long stride_p, int use
             out[p * width + i] = 0.0f;
 }
 
-/* rows i0 .. i0 + m - 1, columns p0 .. p0 + kc - 1 of A, as panels of MR rows: panel r holds,
- * for each p, the MR values A[r MR + 0 .. MR - 1][p] (zeros past the last row). */
-static void pack_a(view A, int i0, int m, int p0, int kc, float *out)
+/* Rows i0 .. i0 + rows - 1 (rows <= width), columns p0 .. p0 + kc - 1 of A, as one panel:
+ * for each p, the width values A[i0 + 0 .. width - 1][p] (zeros past the last row). */
+static void pack_a(view A, int i0, int rows, int width, int p0, int kc, float *out)
 {
-    for (int r = 0; r < m; r += MR, out += MR * kc)
-        pack_panel(A.p + (i0 + r) * A.row + p0 * A.col, A.row, A.col, m - r < MR ? m - r : MR, MR,
-                   kc, out);
+    pack_panel(A.p + i0 * A.row + p0 * A.col, A.row, A.col, rows, width, kc, out);
 }
 
 /* Operands whose rows lie at most NARROW floats apart are read where they lie rather than
@@ -132,42 +166,45 @@ static void pack_a(view A, int i0, int m, int p0, int kc, float *out)
  * little and costs a copy per product (a large share of a small step). */
 enum { NARROW = 64 };
 
-/* A full panel of a transposed B (element (p, j) at first[j * ld + p]): its NR x kc block as
- * stored, transposed into out (kc x NR) 8 x 8 at a time, where pack_panel would gather one
- * value at a time; pack_panel does what is left (the last kc % 8 rows, or all without AVX2). */
-static void pack_transposed_panel(const float *first, long ld, int kc, float *out)
+/* A full panel of a transposed B (element (p, j) at first[j * ld + p]): its width x kc block
+ * as stored, transposed into out (kc x width) 8 x 8 at a time, where pack_panel would gather
+ * one value at a time; pack_panel does what is left (the last kc % 8 rows, or all without
+ * AVX2). */
+static void pack_transposed_panel(const float *first, long ld, int width, int kc, float *out)
 {
     int p = 0;
 #ifdef HAVE_AVX2_KERNEL
     if (use_avx2())
         for (; p + 8 <= kc; p += 8)
-            for (int half = 0; half < NR; half += 8)
-                transpose_8x8_avx2(first + half * ld + p, ld, out + p * NR + half, NR);
+            for (int part = 0; part < width; part += 8)
+                transpose_8x8_avx2(first + part * ld + p, ld, out + p * width + part, width);
 #endif
     if (p < kc)
-        pack_panel(first + p, ld, 1, NR, NR, kc - p, out + p * NR);
+        pack_panel(first + p, ld, 1, width, width, kc - p, out + p * width);
 }
 
-/* Rows p0 .. p0 + kc - 1, columns j0 .. j0 + nc - 1 of B, as panels of NR columns: panel c
+/* Rows p0 .. p0 + kc - 1, columns j0 .. j0 + nc - 1 of B, as panels of width columns: panel c
  * starts at b[c], its rows b_row[c] floats apart. Full panels of a narrow row-major B are
- * read in place; the others are packed into out (kc x NR each, zeros past the last column). */
-static void prepare_b(view B, int p0, int kc, int j0, int nc, float *out, const float **b, long *b_row)
+ * read in place; the others are packed into out (kc x width each, zeros past the last
+ * column). */
+static void prepare_b(view B, int p0, int kc, int j0, int nc, int width, float *out, const float **b,
+                      long *b_row)
 {
     bool in_place = B.col == 1 && B.row <= NARROW;
-    for (int c = 0; c * NR < nc; c++) {
-        int nr = nc - c * NR < NR ? nc - c * NR : NR;
-        const float *first = B.p + p0 * B.row + (j0 + c * NR) * B.col;
-        if (in_place && nr == NR) {
+    for (int c = 0; c * width < nc; c++) {
+        int nr = nc - c * width < width ? nc - c * width : width;
+        const float *first = B.p + p0 * B.row + (j0 + c * width) * B.col;
+        if (in_place && nr == width) {
             b[c] = first;
             b_row[c] = B.row;
-        } else if (B.row == 1 && nr == NR) {
-            pack_transposed_panel(first, B.col, kc, out + c * NR * kc);
-            b[c] = out + c * NR * kc;
-            b_row[c] = NR;
+        } else if (B.row == 1 && nr == width) {
+            pack_transposed_panel(first, B.col, width, kc, out + c * width * kc);
+            b[c] = out + c * width * kc;
+            b_row[c] = width;
         } else {
-            pack_panel(first, B.col, B.row, nr, NR, kc, out + c * NR * kc);
-            b[c] = out + c * NR * kc;
-            b_row[c] = NR;
+            pack_panel(first, B.col, B.row, nr, width, kc, out + c * width * kc);
+            b[c] = out + c * width * kc;
+            b_row[c] = width;
         }
     }
 }
@@ -277,47 +314,126 @@ static void micro_kernel_avx2_4(int kc, const float *a, long a_row, long a_col, 
 }
 #endif
 
-/* C[0..mr-1][0..nr-1] += A (MR x kc, element (i, p) at a[i a_row + p a_col]) times B (kc x NR,
- * row p at b + p b_row: a packed panel, or a narrow row-major B where it lies); = instead of
- * += when store. Rows of A past mr (except for the 4-row kernel and the plain C one) and
- * columns of B past nr must be readable (a packed edge panel has zeros there). */
+#ifdef HAVE_AVX2_KERNEL
+/* The AVX-512 tile: `rows` (at most MR_512) rows of 32 floats in two 16-float registers each,
+ * 24 accumulators at most. rows is a constant in each kernel below, so the loops over it
+ * unroll and the tile stays in registers. Only rows of A below `rows` are read; columns past
+ * nr are left out of C's loads and stores by masks, so an edge tile needs no copy. */
+__attribute__((target("avx512f"), always_inline))
+static inline void tile_avx512(int rows, int kc, const float *a, long a_row, long a_col, const float *b,
+                               long b_row, float *C, long ldc, int nr, bool store)
+{
+    __m512 left[MR_512], right[MR_512];
+    for (int i = 0; i < rows; i++)
+        left[i] = right[i] = _mm512_setzero_ps();
+    for (int p = 0; p < kc; p++, a += a_col, b += b_row) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        for (int i = 0; i < rows; i++) {
+            __m512 ai = _mm512_set1_ps(a[i * a_row]);
+            left[i] = _mm512_fmadd_ps(ai, b0, left[i]);
+            right[i] = _mm512_fmadd_ps(ai, b1, right[i]);
+        }
+    }
+    __mmask16 left_mask = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 right_mask = nr >= 32 ? 0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+#pragma GCC unroll 12 /* as the loop above, so that no accumulator goes through memory */
+    for (int i = 0; i < rows; i++) {
+        float *row = C + i * ldc;
+        if (!store) {
+            left[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(left_mask, row), left[i]);
+            right[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(right_mask, row + 16), right[i]);
+        }
+        _mm512_mask_storeu_ps(row, left_mask, left[i]);
+        _mm512_mask_storeu_ps(row + 16, right_mask, right[i]);
+    }
+}
+
+/* One AVX-512 kernel per panel height, 1 to MR_512 rows (mr is the height it is named for). */
+#define AVX512_KERNEL(rows)                                                                         \
+    __attribute__((target("avx512f")))                                                             \
+    static void micro_kernel_avx512_##rows(int kc, const float *a, long a_row, long a_col,         \
+                                           const float *b, long b_row, float *C, long ldc, int mr, \
+                                           int nr, bool store)                                     \
+    {                                                                                              \
+        (void)mr;                                                                                  \
+        tile_avx512(rows, kc, a, a_row, a_col, b, b_row, C, ldc, nr, store);                       \
+    }
+AVX512_KERNEL(1) AVX512_KERNEL(2) AVX512_KERNEL(3) AVX512_KERNEL(4) AVX512_KERNEL(5)
+AVX512_KERNEL(6) AVX512_KERNEL(7) AVX512_KERNEL(8) AVX512_KERNEL(9) AVX512_KERNEL(10)
+AVX512_KERNEL(11) AVX512_KERNEL(12)
+#endif
+
+/* C[0..mr-1][0..nr-1] += A (mr x kc, element (i, p) at a[i a_row + p a_col]) times B (kc x the
+ * tile's width, row p at b + p b_row: a packed panel, or a narrow row-major B where it lies);
+ * = instead of += when store. Columns of B past nr must be readable (a packed edge panel has
+ * zeros there), and so must rows of A past mr up to the tile's height for the AVX2 6-row
+ * kernel (see reads_past_rows). */
 typedef void micro_kernel_fn(int kc, const float *a, long a_row, long a_col, const float *b, long b_row,
                              float *C, long ldc, int mr, int nr, bool store);
 
-/* The kernel for a panel of mr rows: the 4-row one for mr = 4, the 6-row one otherwise. */
-static micro_kernel_fn *pick_micro_kernel(int mr)
+/* How one path tiles C: row panels of at most mr rows, column panels of nr columns. */
+typedef struct tiling {
+    int path, mr, nr;
+} tiling;
+
+static tiling current_tiling(void)
+{
+    int path = tg_kernel_path();
+    if (path == TG_PATH_AVX512)
+        return (tiling){ path, MR_512, NR_512 };
+    return (tiling){ path, MR, NR };
+}
+
+/* The kernel for a panel of mr rows: on AVX-512 the one of that height; on AVX2 the 4-row one
+ * for mr = 4, the 6-row one otherwise. */
+static micro_kernel_fn *pick_micro_kernel(tiling t, int mr)
 {
 #ifdef HAVE_AVX2_KERNEL
-    if (use_avx2())
+    static micro_kernel_fn *const avx512[MR_512 + 1] = {
+        NULL, micro_kernel_avx512_1, micro_kernel_avx512_2, micro_kernel_avx512_3, micro_kernel_avx512_4,
+        micro_kernel_avx512_5, micro_kernel_avx512_6, micro_kernel_avx512_7, micro_kernel_avx512_8,
+        micro_kernel_avx512_9, micro_kernel_avx512_10, micro_kernel_avx512_11, micro_kernel_avx512_12,
+    };
+    if (t.path == TG_PATH_AVX512)
+        return avx512[mr];
+    if (t.path == TG_PATH_AVX2)
         return mr == 4 ? micro_kernel_avx2_4 : micro_kernel_avx2;
 #endif
     (void)mr;
     return micro_kernel_c;
 }
 
-/* Rows in the panel that starts `left` rows before the end of A: MR, or 4 when 4 or 8 are
- * left (two panels of 4 instead of 6 and a wasteful 2), or what is left. */
-static int panel_rows(int left)
+/* Whether the kernel for a panel of mr rows reads rows of A past mr (the AVX2 6-row kernel on
+ * a shorter panel): such a panel is packed, with zeros below its last row. */
+static bool reads_past_rows(tiling t, int mr)
 {
-    if (left == 4 || left == 8)
+    return t.path == TG_PATH_AVX2 && mr != 4 && mr < MR;
+}
+
+/* Rows in the panel that starts `left` rows before the end of A: the tile's height, or what
+ * is left; on AVX2, 4 when 4 or 8 are left (two panels of 4 instead of 6 and a wasteful 2). */
+static int panel_rows(tiling t, int left)
+{
+    if (t.path == TG_PATH_AVX2 && (left == 4 || left == 8))
         return 4;
-    return left < MR ? left : MR;
+    return left < t.mr ? left : t.mr;
 }
 
 /* ---- the blocked product: C (m x n, row-major) += A B, with A and B given as views ------- */
 
-static _Thread_local float packed_a[MR * KC] __attribute__((aligned(64)));
+static _Thread_local float packed_a[MR_512 * KC] __attribute__((aligned(64)));
 static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
 
-/* A block of B is prepared once and serves every row panel of A. A full panel of MR rows of A
- * is read where it lies when A is row-major (its MR x kc floats stay in L1 across the whole
- * row of C) or a narrow transposed A (its MR values for each p are contiguous); a wide
- * transposed A (whose panel would span kc pages) and the last, partial panel are packed,
- * with zeros below the last rows. */
+/* A block of B is prepared once and serves every row panel of A. A panel of rows of A is read
+ * where it lies when A is row-major (its mr x kc floats stay in L1 across the whole row of C)
+ * or a narrow transposed A (its mr values for each p are contiguous); a wide transposed A
+ * (whose panel would span kc pages) and a short panel that the kernel would read past are
+ * packed, with zeros below the last rows. */
 static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
     const float *b[NC / NR];
     long b_row[NC / NR];
+    tiling t = current_tiling();
     bool a_in_place = A.col == 1 || (A.row == 1 && A.col <= NARROW);
     /* A C larger than L1 (a weight's gradient, or a result whose memory has not been touched
      * since the previous step) is likely not there when a tile is added to it: its rows are
@@ -327,23 +443,24 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool ove
         int nc = n - j0 < NC ? n - j0 : NC;
         for (int p0 = 0; p0 < k; p0 += KC) {
             int kc = k - p0 < KC ? k - p0 : KC;
-            prepare_b(B, p0, kc, j0, nc, packed_b, b, b_row);
+            prepare_b(B, p0, kc, j0, nc, t.nr, packed_b, b, b_row);
             for (int ir = 0, mr; ir < m; ir += mr) {
-                mr = panel_rows(m - ir);
-                micro_kernel_fn *kernel = pick_micro_kernel(mr);
+                mr = panel_rows(t, m - ir);
+                micro_kernel_fn *kernel = pick_micro_kernel(t, mr);
                 const float *a = A.p + ir * A.row + p0 * A.col;
                 long a_row = A.row, a_col = A.col;
-                if ((mr < MR && mr != 4) || !a_in_place) {
-                    pack_a(A, ir, mr, p0, kc, packed_a);
-                    a = packed_a, a_row = 1, a_col = MR;
+                if (reads_past_rows(t, mr) || !a_in_place) {
+                    pack_a(A, ir, mr, t.mr, p0, kc, packed_a);
+                    a = packed_a, a_row = 1, a_col = t.mr;
                 }
-                for (int jr = 0; jr < nc; jr += NR) {
+                for (int jr = 0; jr < nc; jr += t.nr) {
                     float *c = C + (long)ir * n + j0 + jr;
                     if (prefetch_c && !(overwrite && p0 == 0))
                         for (int i = 0; i < mr; i++)
-                            __builtin_prefetch(c + (long)i * n, 1, 3);
-                    kernel(kc, a, a_row, a_col, b[jr / NR], b_row[jr / NR], c, n, mr,
-                           nc - jr < NR ? nc - jr : NR, overwrite && p0 == 0);
+                            for (int j = 0; j < t.nr; j += 16) /* a 64-byte line at a time */
+                                __builtin_prefetch(c + (long)i * n + j, 1, 3);
+                    kernel(kc, a, a_row, a_col, b[jr / t.nr], b_row[jr / t.nr], c, n, mr,
+                           nc - jr < t.nr ? nc - jr : t.nr, overwrite && p0 == 0);
                 }
             }
         }
@@ -423,7 +540,8 @@ static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool over
         gemm_blocked(m, n, k, A, B, C, overwrite);
     } else {
         int per_task = (m + threads - 1) / threads;
-        per_task = (per_task + MR - 1) / MR * MR;
+        int mr = current_tiling().mr;
+        per_task = (per_task + mr - 1) / mr * mr;
         row_split split = { m, n, k, per_task, A, B, C, overwrite };
         tg_parallel_for(threads, gemm_rows_task, &split);
     }
@@ -457,7 +575,8 @@ void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, fl
  * Without libm calls: one exponential by range reduction and a polynomial serves both, within
  * 2 FLT_EPSILON (2.4e-7) relative error (a few units in the last place) where the result is
  * a normal float, and within 3 FLT_TRUE_MIN where it is subnormal (sigmoid below -87.3, down
- * to 0 below -103.97); the AVX2 version does 8 at once. */
+ * to 0 below -103.97); the AVX2 version does 8 at once,
+ * the AVX-512 one 16. */
 
 typedef union { float f; int32_t i; } float_bits;
 
@@ -556,21 +675,89 @@ static void sigmoid_avx2(long n, const float *x, float *y)
     for (; i < n; i++)
         y[i] = sigmoid_one(x[i]);
 }
-#endif
 
-static bool use_avx2(void)
+/* The same for 16 floats at once, the last n % 16 through masks. Bitwise steps go through
+ * the integer view, which AVX-512F has for 512-bit registers. */
+__attribute__((target("avx512f")))
+static __m512 exp_parts16(__m512 y, int shift, __m512 *two_n)
 {
-#ifdef HAVE_AVX2_KERNEL
-    return !generic_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;
-#endif
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), y);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 m = _mm512_set1_ps(1.0f / 40320);
+    static const float taylor[7] = { 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 1.0f / 2, 1.0f };
+    for (int i = 0; i < 7; i++)
+        m = _mm512_fmadd_ps(m, r, _mm512_set1_ps(taylor[i]));
+    __m512i exponent = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(shift + 127));
+    *two_n = _mm512_castsi512_ps(_mm512_slli_epi32(exponent, 23));
+    return _mm512_mul_ps(m, r);
 }
+
+/* The first count lanes of a 16-float vector (all 16 when count >= 16). */
+__attribute__((target("avx512f")))
+static __mmask16 first_lanes(long count)
+{
+    return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+}
+
+__attribute__((target("avx512f")))
+static __m512 tanh16(__m512 v)
+{
+    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 two_n;
+    __m512 a = _mm512_min_ps(_mm512_abs_ps(v), _mm512_set1_ps(9.0f));
+    __m512 m = exp_parts16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)), 0, &two_n);
+    __m512 expm1 = _mm512_fmadd_ps(two_n, m, _mm512_sub_ps(two_n, one));
+    __m512 t = _mm512_div_ps(_mm512_sub_ps(_mm512_setzero_ps(), expm1),
+                             _mm512_add_ps(_mm512_set1_ps(2.0f), expm1));
+    __m512i v_sign = _mm512_and_si512(_mm512_castps_si512(v), sign);
+    t = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), v_sign));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), t, v);
+}
+
+__attribute__((target("avx512f")))
+static __m512 sigmoid16(__m512 v)
+{
+    const __m512 scale = _mm512_set1_ps(SCALE);
+    __m512 two_n;
+    __m512 a = _mm512_min_ps(_mm512_abs_ps(v), _mm512_set1_ps(104.0f));
+    __m512 m = exp_parts16(_mm512_sub_ps(_mm512_setzero_ps(), a), SCALE_SHIFT, &two_n);
+    __m512 e = _mm512_fmadd_ps(two_n, m, two_n); /* 2^SCALE_SHIFT e^-|x|, as sigmoid_one */
+    __m512 top = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ), e, scale);
+    __m512 s = _mm512_div_ps(top, _mm512_add_ps(scale, e));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), s, v);
+}
+
+__attribute__((target("avx512f")))
+static void tanh_avx512(long n, const float *x, float *y)
+{
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 lanes = first_lanes(n - i);
+        _mm512_mask_storeu_ps(y + i, lanes, tanh16(_mm512_maskz_loadu_ps(lanes, x + i)));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void sigmoid_avx512(long n, const float *x, float *y)
+{
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 lanes = first_lanes(n - i);
+        _mm512_mask_storeu_ps(y + i, lanes, sigmoid16(_mm512_maskz_loadu_ps(lanes, x + i)));
+    }
+}
+#endif
 
 void tg_kernel_tanh(long n, const float *x, float *y)
 {
 #ifdef HAVE_AVX2_KERNEL
-    if (use_avx2()) {
+    int path = tg_kernel_path();
+    if (path == TG_PATH_AVX512) {
+        tanh_avx512(n, x, y);
+        return;
+    }
+    if (path == TG_PATH_AVX2) {
         tanh_avx2(n, x, y);
         return;
     }
@@ -582,7 +769,12 @@ void tg_kernel_tanh(long n, const float *x, float *y)
 void tg_kernel_sigmoid(long n, const float *x, float *y)
 {
 #ifdef HAVE_AVX2_KERNEL
-    if (use_avx2()) {
+    int path = tg_kernel_path();
+    if (path == TG_PATH_AVX512) {
+        sigmoid_avx512(n, x, y);
+        return;
+    }
+    if (path == TG_PATH_AVX2) {
         sigmoid_avx2(n, x, y);
         return;
     }

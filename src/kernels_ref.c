@@ -102,7 +102,7 @@ void tg_ref_add_row_sums(int rows, int cols, const float *X, float *out)
 #ifdef TG_KERNELS_REF
 /* make KERNELS=ref leaves kernels_fast.c out of the library, and the kernels the ops call
  * are these: products run on the caller's thread whatever tg_set_threads asked, and there
- * is no SIMD path for tg_kernel_use_generic to turn off. */
+ * is no SIMD path: tg_kernel_use_path has TG_PATH_C alone. */
 void tg_kernel_matmul(int m, int n, int k, const float *A, const float *B, float *C, int accumulate)
 {
     tg_ref_matmul(m, n, k, A, B, C, accumulate);
@@ -116,7 +116,8 @@ void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, fl
     tg_ref_matmul_tn(m, n, k, A, B, C);
 }
 void tg_kernel_transpose(int rows, int cols, const float *A, float *T) { tg_ref_transpose(rows, cols, A, T); }
-void tg_kernel_use_generic(int on) { (void)on; }
+int tg_kernel_use_path(int path) { return path == TG_PATH_C || path == TG_PATH_BEST ? 0 : -1; }
+int tg_kernel_path(void) { return TG_PATH_C; }
 void tg_kernel_tanh(long n, const float *x, float *y) { tg_ref_tanh(n, x, y); }
 void tg_kernel_sigmoid(long n, const float *x, float *y) { tg_ref_sigmoid(n, x, y); }
 void tg_kernel_axpy(long n, float alpha, const float *x, float *y) { tg_ref_axpy(n, alpha, x, y); }

@@ -1,13 +1,13 @@
 /* test_kernels.c: every fast kernel (src/kernels_fast.c) against its reference
  * (src/kernels_ref.c), within a tolerance that follows from float rounding and that is shown
  * to catch one wrong element: the products at sizes that take every path of the fast code,
- * through the SIMD micro-kernel (where the CPU has one) and the plain C one, on one thread
- * and on two; tanh and sigmoid over the whole float range; the transpose, value for value;
- * axpy and the sums. Then the reference products on a worked example, tanh and sigmoid against
- * their exact values in double over the whole float range and at their edge values, and the
- * thread pool, restarted. In a KERNELS=ref build
- * tg_kernel_* are the reference kernels, so the comparisons hold trivially there and the
- * other tests check the reference kernels the ops then call. */
+ * through each micro-kernel this CPU can run (plain C, AVX2, AVX-512; the suite prints the
+ * ones it cannot, whose tests are left out), on one thread and on two; tanh and sigmoid over
+ * the whole float range; the transpose, value for value; axpy and the sums. Then the reference
+ * products on a worked example, tanh and sigmoid against their exact values in double over the whole float range and at
+ * their edge values, and the thread pool, restarted. In a KERNELS=ref build tg_kernel_* are the
+ * reference kernels, so the comparisons hold trivially there and the other tests check the
+ * reference kernels the ops then call. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <check.h>
 #include <float.h>
@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +64,31 @@ static float *absolute(long n, const float *x)
     for (long i = 0; i < n; i++)
         a[i] = fabsf(x[i]);
     return a;
+}
+
+/* ---- the paths ------------------------------------------------------------------------------
+ * The instruction sets this CPU and this build can run (tg_kernel_use_path), found when the
+ * suite is made: each test that compares paths loops over these alone. */
+static int paths[TG_PATH_BEST];
+static int n_paths;
+
+static void find_paths(void)
+{
+    n_paths = 0;
+    for (int path = TG_PATH_C; path < TG_PATH_BEST; path++) {
+        if (tg_kernel_use_path(path) == 0)
+            paths[n_paths++] = path;
+        else
+            printf("kernels: %s path not on this host (or not in this build): skipped\n",
+                   tg_kernel_path_name(path));
+    }
+    tg_kernel_use_path(TG_PATH_BEST);
+}
+
+/* Makes the kernels take paths[i]. */
+static void use_path(int i)
+{
+    ck_assert_int_eq(tg_kernel_use_path(paths[i]), 0);
 }
 
 /* ---- products ------------------------------------------------------------------------------ */
@@ -115,35 +141,42 @@ static void free_pair(product_pair pair)
     free(pair.scale);
 }
 
-/* Sizes that take every path of kernels_fast.c (tiles MR = 6, NR = 16, blocks KC = NC = 256,
- * TINY = 8^3 multiply-adds, THIN = 4, NARROW = 64, parallel from 2^20 multiply-adds). */
+/* Sizes that take every path of kernels_fast.c (tiles MR = 6, NR = 16, and 12 x 32 on
+ * AVX-512, blocks KC = NC = 256, TINY = 8^3 multiply-adds, THIN = 4, NARROW = 64, parallel
+ * from 2^20 multiply-adds), and the odd sizes 1, 2, 15, 17, 31, 33 and 1023. */
 static const int SIZES[][3] = {
-    { 1, 1, 1 }, { 7, 7, 7 }, { 8, 8, 8 },                    /* tiny: direct loops */
+    { 1, 1, 1 }, { 2, 2, 2 }, { 7, 7, 7 }, { 8, 8, 8 },      /* tiny: direct loops */
     { 1, 40, 3 }, { 40, 1, 50 }, { 257, 5, 3 }, { 9, 3, 70 }, /* thin: n or k under 4 */
+    { 1023, 2, 31 },
     { 6, 16, 4 }, { 33, 33, 33 }, { 13, 17, 300 },             /* blocked, k past one KC */
+    { 15, 17, 31 }, { 17, 15, 33 }, { 31, 33, 17 }, { 33, 31, 15 }, { 17, 33, 1023 },
     { 100, 70, 257 }, { 75, 260, 19 }, { 70, 300, 520 },       /* wide: packed, n past one NC */
+    { 15, 1023, 17 }, { 2, 1023, 5 },
     { 32, 32, 32 }, { 12, 48, 70 }, { 64, 64, 300 }, { 7, 40, 33 }, /* narrow: read in place */
     { 4, 33, 17 }, { 8, 20, 40 }, { 34, 50, 64 },              /* ending in panels of 4 rows */
-    { 200, 170, 257 }, { 517, 70, 260 },                       /* split over threads */
+    { 11, 31, 9 }, { 12, 32, 20 }, { 13, 33, 40 }, { 23, 48, 50 }, /* around the 12 x 32 tile */
+    { 24, 64, 64 }, { 25, 65, 70 }, { 36, 63, 257 }, { 37, 97, 300 },
+    { 200, 170, 257 }, { 517, 70, 260 }, { 1023, 33, 31 },     /* split over threads */
 };
 #define N_SIZES ((int)(sizeof SIZES / sizeof SIZES[0]))
 
-/* Loop index i: bit 0 asks for the plain C micro-kernel, bit 1 for two threads. */
+/* Loop index i: path paths[i / 2], on two threads when i is odd. */
 START_TEST(test_fast_products_match_the_reference)
 {
-    tg_kernel_use_generic(_i & 1);
-    ck_assert_int_eq(tg_set_threads(_i & 2 ? 2 : 1), _i & 2 ? 2 : 1);
+    use_path(_i / 2);
+    ck_assert_int_eq(tg_set_threads(_i % 2 ? 2 : 1), _i % 2 ? 2 : 1);
     for (int kind = NN; kind <= NN_OVERWRITE; kind++)
         for (int s = 0; s < N_SIZES; s++) {
             int m = SIZES[s][0], n = SIZES[s][1], k = SIZES[s][2];
             product_pair pair = run_both(kind, m, n, k);
             long bad = first_mismatch(pair.count, pair.fast, pair.ref, pair.scale, k + 1);
-            ck_assert_msg(bad < 0, "product %d at %dx%dx%d: C[%ld] %.9g, reference %.9g", kind, m, n, k,
-                          bad, bad < 0 ? 0.0 : pair.fast[bad], bad < 0 ? 0.0 : pair.ref[bad]);
+            ck_assert_msg(bad < 0, "%s product %d at %dx%dx%d: C[%ld] %.9g, reference %.9g",
+                          tg_kernel_path_name(paths[_i / 2]), kind, m, n, k, bad,
+                          bad < 0 ? 0.0 : pair.fast[bad], bad < 0 ? 0.0 : pair.ref[bad]);
             free_pair(pair);
         }
     ck_assert_int_eq(tg_set_threads(1), 1);
-    tg_kernel_use_generic(0);
+    tg_kernel_use_path(TG_PATH_BEST);
 }
 END_TEST
 
@@ -306,11 +339,11 @@ static void assert_no_miss(const char *name, map_miss m, const char *against)
  * both everywhere else by the bits. */
 START_TEST(test_fast_tanh_and_sigmoid_match_the_reference_over_the_whole_range)
 {
-    tg_kernel_use_generic(_i);
+    use_path(_i);
     assert_no_miss("tanh", map_mismatch(tg_kernel_tanh, tg_ref_tanh, tanh, -20.0f, 20.0f, -1), "reference");
     assert_no_miss("sigmoid", map_mismatch(tg_kernel_sigmoid, tg_ref_sigmoid, sigmoid_exact, -110.0f, 30.0f, -1),
                    "reference");
-    tg_kernel_use_generic(0);
+    tg_kernel_use_path(TG_PATH_BEST);
 }
 END_TEST
 
@@ -323,30 +356,37 @@ START_TEST(test_the_map_comparison_reports_one_element_twice_the_tolerance_off)
 }
 END_TEST
 
-/* Loop index: 0 the fastest path, 1 the plain C one, 2 the reference kernels. */
-static map_fn *tanh_under_test(int i) { return i == 2 ? tg_ref_tanh : tg_kernel_tanh; }
-static map_fn *sigmoid_under_test(int i) { return i == 2 ? tg_ref_sigmoid : tg_kernel_sigmoid; }
+/* Loop index i < n_paths: the fast kernels on paths[i] (returns true); i = n_paths: the
+ * reference kernels (false). */
+static bool test_fast_on_path(int i)
+{
+    if (i == n_paths)
+        return false;
+    use_path(i);
+    return true;
+}
 
 START_TEST(test_tanh_and_sigmoid_are_within_the_error_bound_over_the_whole_range)
 {
-    tg_kernel_use_generic(_i == 1);
-    assert_no_miss("tanh", exact_mismatch(tanh_under_test(_i), tanh, -20.0f, 20.0f), "exact");
-    assert_no_miss("sigmoid", exact_mismatch(sigmoid_under_test(_i), sigmoid_exact, -110.0f, 30.0f), "exact");
-    tg_kernel_use_generic(0);
+    bool fast = test_fast_on_path(_i);
+    assert_no_miss("tanh", exact_mismatch(fast ? tg_kernel_tanh : tg_ref_tanh, tanh, -20.0f, 20.0f), "exact");
+    assert_no_miss("sigmoid", exact_mismatch(fast ? tg_kernel_sigmoid : tg_ref_sigmoid, sigmoid_exact, -110.0f,
+                                             30.0f), "exact");
+    tg_kernel_use_path(TG_PATH_BEST);
 }
 END_TEST
 
 START_TEST(test_tanh_and_sigmoid_edge_values)
 {
-    tg_kernel_use_generic(_i == 1);
     float x[7] = { 0.0f, -0.0f, 1e-30f, INFINITY, -INFINITY, NAN, 1e6f }, t[7], s[7];
-    tanh_under_test(_i)(7, x, t);
-    sigmoid_under_test(_i)(7, x, s);
+    bool fast = test_fast_on_path(_i);
+    (fast ? tg_kernel_tanh : tg_ref_tanh)(7, x, t);
+    (fast ? tg_kernel_sigmoid : tg_ref_sigmoid)(7, x, s);
     ck_assert(t[0] == 0.0f && !signbit(t[0]) && t[1] == 0.0f && signbit(t[1]));
     ck_assert_float_eq(t[2], 1e-30f);
     ck_assert(t[3] == 1.0f && t[4] == -1.0f && isnan(t[5]) && t[6] == 1.0f);
     ck_assert(s[0] == 0.5f && s[3] == 1.0f && s[4] == 0.0f && isnan(s[5]) && s[6] == 1.0f);
-    tg_kernel_use_generic(0);
+    tg_kernel_use_path(TG_PATH_BEST);
 }
 END_TEST
 
@@ -354,8 +394,9 @@ END_TEST
 
 START_TEST(test_fast_transpose_moves_every_value_as_the_reference)
 {
-    static const int shapes[][2] = { { 1, 1 }, { 1, 9 }, { 7, 9 }, { 8, 8 }, { 33, 17 }, { 64, 40 }, { 16, 130 } };
-    tg_kernel_use_generic(_i);
+    static const int shapes[][2] = { { 1, 1 }, { 1, 9 }, { 2, 15 }, { 7, 9 }, { 8, 8 }, { 33, 17 }, { 31, 16 },
+                                     { 64, 40 }, { 16, 130 } };
+    use_path(_i);
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int rows = shapes[s][0], cols = shapes[s][1];
         long count = (long)rows * cols;
@@ -373,7 +414,7 @@ START_TEST(test_fast_transpose_moves_every_value_as_the_reference)
         free(got);
         free(want);
     }
-    tg_kernel_use_generic(0);
+    tg_kernel_use_path(TG_PATH_BEST);
 }
 END_TEST
 
@@ -465,8 +506,9 @@ Suite *kernels_suite(void)
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("products");
     tcase_set_timeout(tc, 60);
-    /* loop bit 0: the plain C micro-kernel; bit 1: two threads */
-    tcase_add_loop_test(tc, test_fast_products_match_the_reference, 0, 4);
+    find_paths();
+    /* loop i: path paths[i / 2], two threads when i is odd */
+    tcase_add_loop_test(tc, test_fast_products_match_the_reference, 0, 2 * n_paths);
     tcase_add_test(tc, test_the_product_comparison_reports_one_wrong_element);
     tcase_add_test(tc, test_reference_products_match_a_worked_example);
     tcase_add_test(tc, test_overwriting_product_ignores_what_c_held);
@@ -474,12 +516,12 @@ Suite *kernels_suite(void)
     suite_add_tcase(s, tc);
     TCase *maps = tcase_create("maps and sums");
     tcase_set_timeout(maps, 60);
-    /* loop 0: the fastest path; loop 1: the plain C one; loop 2 (where given): the reference */
-    tcase_add_loop_test(maps, test_fast_tanh_and_sigmoid_match_the_reference_over_the_whole_range, 0, 2);
+    /* loop i: path paths[i]; i = n_paths (where given): the reference kernels */
+    tcase_add_loop_test(maps, test_fast_tanh_and_sigmoid_match_the_reference_over_the_whole_range, 0, n_paths);
     tcase_add_test(maps, test_the_map_comparison_reports_one_element_twice_the_tolerance_off);
-    tcase_add_loop_test(maps, test_tanh_and_sigmoid_are_within_the_error_bound_over_the_whole_range, 0, 3);
-    tcase_add_loop_test(maps, test_tanh_and_sigmoid_edge_values, 0, 3);
-    tcase_add_loop_test(maps, test_fast_transpose_moves_every_value_as_the_reference, 0, 2);
+    tcase_add_loop_test(maps, test_tanh_and_sigmoid_are_within_the_error_bound_over_the_whole_range, 0, n_paths + 1);
+    tcase_add_loop_test(maps, test_tanh_and_sigmoid_edge_values, 0, n_paths + 1);
+    tcase_add_loop_test(maps, test_fast_transpose_moves_every_value_as_the_reference, 0, n_paths);
     tcase_add_test(maps, test_fast_axpy_and_sums_match_the_reference);
     tcase_add_test(maps, test_fast_row_sums_match_the_reference);
     suite_add_tcase(s, maps);
