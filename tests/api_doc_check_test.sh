@@ -17,15 +17,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/api_doc_check_test.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { # check DESCRIPTION COMMAND...: pass when the command succeeds
-    description=$1
-    shift
-    if "$@"; then pass "$description"; else fail "$description"; fi
-}
+. "$(dirname "$0")/support/checks.sh"
 
 # A fresh scratch repository in $tree that passes the check: 2 header names in docs/api.md,
 # and 6 names the pages mention (2 in api.md, 3 in notes.md, 1 in README.md), 8 checks.
@@ -124,5 +116,4 @@ printf '%s\n' 'Old name: tg_gone.' >> "$tree/README.md"
 run_check docs/api.md include/tapegrad.h docs/notes.md
 check "pages given as arguments: only those are read (exit 0)" test "$status" = 0
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -20,15 +20,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/charlm_smoke.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { # check DESCRIPTION COMMAND...: pass when the command succeeds
-    description=$1
-    shift
-    if "$@"; then pass "$description"; else fail "$description"; fi
-}
+. "$(dirname "$0")/support/checks.sh"
 
 awk 'BEGIN { for (i = 0; i < 300; i++) print "hello world" }' > "$tmp/text.txt"
 small="--hidden 16 --steps 12 --batch 4 --seed 1"
@@ -166,5 +158,4 @@ check "a --save path that is a directory: exit 1" test "$status" = 1
 check "... saying so" grep -q "dir.ckpt: it is a directory" "$tmp/savedir.err"
 check "... before training" test -z "$(grep '^iter' "$tmp/savedir.log")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

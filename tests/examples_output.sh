@@ -17,15 +17,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/examples_output.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { # check DESCRIPTION COMMAND...: pass when the command succeeds
-    description=$1
-    shift
-    if "$@"; then pass "$description"; else fail "$description"; fi
-}
+. "$(dirname "$0")/support/checks.sh"
 
 # The number of the first line of file $1 that matches the pattern $2, or 0.
 line_of() {
@@ -63,5 +55,4 @@ check "... labels its unclipped runs' divergence as expected" \
 check "... and every line on stderr says what the lab expects" \
     test "$(grep -c '(expected: ' "$tmp/explosion.err")" = 3
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

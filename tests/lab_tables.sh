@@ -33,15 +33,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/lab_tables.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { # check DESCRIPTION COMMAND...: pass when the command succeeds
-    description=$1
-    shift
-    if "$@"; then pass "$description"; else fail "$description"; fi
-}
+. "$(dirname "$0")/support/checks.sh"
 
 # The output of a command line "PROGRAM FLAGS", run once: the file's name.
 output_of() {
@@ -153,5 +145,4 @@ if [ "$long" = yes ]; then
              $1 == "norm" && $(NF - 2) == "no" { b = 1 } END { exit !(a && b) }' "$long_run"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -20,15 +20,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/lab_truncated.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { # check DESCRIPTION COMMAND...: pass when the command succeeds
-    description=$1
-    shift
-    if "$@"; then pass "$description"; else fail "$description"; fi
-}
+. "$(dirname "$0")/support/checks.sh"
 
 "$lab" --quick --out "$tmp" > "$tmp/out" 2> "$tmp/err"
 status=$?
@@ -75,5 +67,4 @@ check "--help exits 0 and prints usage" test "$?" = 0 -a -n "$(grep '^usage: lab
 "$lab" --frobnicate > /dev/null 2>&1
 check "an unknown flag exits 2" test "$?" = 2
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary

@@ -21,15 +21,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/seed_cell_backward.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { # check DESCRIPTION COMMAND...: pass when the command succeeds
-    description=$1
-    shift
-    if "$@"; then pass "$description"; else fail "$description"; fi
-}
+. "$(dirname "$0")/support/checks.sh"
 
 "$seed_cell" --backward > "$tmp/out" 2> "$tmp/err"
 status=$?
@@ -130,5 +122,4 @@ same_excerpt() {
 check "$doc has an excerpt of seed_cell --backward ($lines lines)" test "$lines" -gt 20
 check "... which is what it prints now" same_excerpt "$tmp/excerpt" "$tmp/now"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary
