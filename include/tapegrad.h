@@ -83,6 +83,12 @@ void        tg_tape_reset(tg_tape *tape);           /* forget all nodes and the 
 const char *tg_tape_error(const tg_tape *tape);     /* the first error since the last reset, or NULL;
                                                        a NULL tape gets a message saying so */
 size_t      tg_tape_reserved_bytes(const tg_tape *tape); /* memory the arena holds from the system */
+/* Inference (PyTorch's torch.no_grad()): while on is nonzero, every tensor made on the tape,
+ * parameters' results included, has no grad, and no node is kept for tg_backward (which then
+ * fails: the loss has no grad). Ops compute the same values. Kept over resets; off by default.
+ * A forward that resets such a tape before each call allocates nothing once the arena fits
+ * one call: how charlm samples. */
+void        tg_tape_set_no_grad(tg_tape *tape, int on);
 
 /* A parameter: rows x cols, data and grad zero-filled, owned by the caller. NULL on a bad size. */
 tg_tensor  *tg_param_new(int rows, int cols);
