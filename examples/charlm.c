@@ -126,6 +126,7 @@ static const char *const OPTIMIZERS[] = { "sgd", "momentum", "adagrad", "adam" }
 static const tg_optimizer_kind KINDS[] = { TG_SGD, TG_MOMENTUM, TG_ADAGRAD, TG_ADAM };
 static const float DEFAULT_LR[] = { 2.0f, 0.2f, 0.1f, 0.01f };
 #define N_OPTIMIZERS (int)(sizeof OPTIMIZERS / sizeof OPTIMIZERS[0])
+#define DEFAULT_OPTIMIZER 3      /* adam */
 
 /* The command line. A number left at 0 (clip at -1, a name at NULL) was not given: it comes
  * from the checkpoint when resuming, else from the defaults (settle_options). */
@@ -289,7 +290,7 @@ static bool settle_options(options *opt, const run_info *saved)
             opt->clip = saved->clip;
     }
     opt->cell = opt->cell < 0 ? GRU : opt->cell;
-    opt->optimizer = opt->optimizer < 0 ? 3 : opt->optimizer;   /* adam */
+    opt->optimizer = opt->optimizer < 0 ? DEFAULT_OPTIMIZER : opt->optimizer;
     opt->hidden = opt->hidden ? opt->hidden : 128;
     opt->layers = opt->layers ? opt->layers : 1;
     opt->steps = opt->steps ? opt->steps : 32;
@@ -404,7 +405,7 @@ static bool vocab_from_hex(vocab *v, const char *hex)
     bool present[N_BYTES] = { false };
     size_t n = strlen(hex);
     int last = -1;
-    for (size_t i = 0; i + 1 < n + 1 && n % 2 == 0 && i < n; i += 2) {
+    for (size_t i = 0; n % 2 == 0 && i < n; i += 2) {
         unsigned byte;
         if (!isxdigit((unsigned char)hex[i]) || !isxdigit((unsigned char)hex[i + 1])
             || sscanf(hex + i, "%2x", &byte) != 1 || (int)byte <= last)
@@ -837,22 +838,32 @@ static int add_settings(tg_checkpoint *ck, const model *m, const vocab *v, const
     return rc == 0 ? tg_checkpoint_set(ck, "vocabulary", hex, err) : rc;
 }
 
+/* The streams' carried states as tensors over w's buffers, named stream.h_l<l> (and
+ * stream.c_l<l> for an LSTM), H x B each. Returns how many. */
+static int stream_states(const model *m, const trainer *w, tg_tensor states[2 * MAX_LAYERS],
+                         char names[2 * MAX_LAYERS][NAME_SIZE])
+{
+    const size_t block = (size_t)m->hidden * (size_t)w->chunk.batch;
+    const int n = (m->has_c ? 2 : 1) * m->layers;
+    for (int k = 0; k < n; k++) {
+        int l = k % m->layers;
+        states[k] = (tg_tensor){ .rows = m->hidden, .cols = w->chunk.batch,
+                                 .data = (k < m->layers ? w->chunk.h : w->chunk.c) + l * block };
+        snprintf(names[k], NAME_SIZE, "stream.%s_l%d", k < m->layers ? "h" : "c", l);
+    }
+    return n;
+}
+
 /* The trainer's state: the optimizer's, every stream's position in the training text (of
- * train_bytes bytes) and its carried states, stream.h_l<l> (and stream.c_l<l>), H x B. The
- * tensors live in states and names until the checkpoint is written. */
+ * train_bytes bytes) and its carried states. The tensors live in states and names until the
+ * checkpoint is written. */
 static int add_streams(tg_checkpoint *ck, const model *m, const trainer *w, size_t train_bytes,
                        tg_tensor states[2 * MAX_LAYERS], char names[2 * MAX_LAYERS][NAME_SIZE],
                        char *positions, tg_error *err)
 {
     int rc = tg_checkpoint_add_optimizer(ck, w->optimizer, m->names, err);
-    const size_t block = (size_t)m->hidden * (size_t)w->chunk.batch;
-    for (int k = 0; rc == 0 && k < (m->has_c ? 2 : 1) * m->layers; k++) {
-        int l = k % m->layers;
-        float *data = (k < m->layers ? w->chunk.h : w->chunk.c) + l * block;
-        states[k] = (tg_tensor){ .rows = m->hidden, .cols = w->chunk.batch, .data = data };
-        snprintf(names[k], NAME_SIZE, "stream.%s_l%d", k < m->layers ? "h" : "c", l);
+    for (int k = 0, n = stream_states(m, w, states, names); rc == 0 && k < n; k++)
         rc = tg_checkpoint_add(ck, names[k], &states[k], err);
-    }
     positions[0] = '\0';
     for (int b = 0; b < w->chunk.batch; b++)
         sprintf(positions + strlen(positions), "%s%zu", b ? " " : "", w->pos[b]);
@@ -983,27 +994,19 @@ static bool load_trainer(trainer *w, const model *m, const tg_metadata *md, cons
     }
     if (opt->lr > 0.0f)
         w->optimizer->lr = opt->lr;
-    double saved_bytes = 0.0;
     const char *size = tg_metadata_get(md, "stream.text_bytes");
-    if (size)
-        saved_bytes = strtod(size, NULL);
-    if (saved_bytes != (double)train_bytes || !read_positions(md, w->pos, opt->batch, train_bytes)) {
-        printf("the training text is not the one %s was saved with (%.0f bytes): the streams "
-               "start afresh\n", path, saved_bytes);
+    if (!size || strtod(size, NULL) != (double)train_bytes
+        || !read_positions(md, w->pos, opt->batch, train_bytes)) {
+        printf("%s: %s: the streams start afresh\n", path, size ? "the training text is not the "
+               "one it was saved with" : "no streams saved");
         return true;
     }
     tg_named named[2 * MAX_LAYERS];
     tg_tensor states[2 * MAX_LAYERS];
     char names[2 * MAX_LAYERS][NAME_SIZE];
-    const size_t block = (size_t)m->hidden * (size_t)opt->batch;
-    int n = (m->has_c ? 2 : 1) * m->layers;
-    for (int k = 0; k < n; k++) {
-        int l = k % m->layers;
-        states[k] = (tg_tensor){ .rows = m->hidden, .cols = opt->batch,
-                                 .data = (k < m->layers ? w->chunk.h : w->chunk.c) + l * block };
-        snprintf(names[k], NAME_SIZE, "stream.%s_l%d", k < m->layers ? "h" : "c", l);
+    int n = stream_states(m, w, states, names);
+    for (int k = 0; k < n; k++)
         named[k] = (tg_named){ names[k], &states[k] };
-    }
     if (tg_load(path, named, n, &err) != 0) {
         complain("%s", err.message);
         return false;
