@@ -545,7 +545,7 @@ static void fill_curve(chart_data *d, int i, const curve *c)
 {
     for (int k = 0; k < STEPS; k++)
         d->ratio[i][k] = (float)mean_ratio(c, k);
-    d->series[i] = (tg_series){ d->label[i], d->k, d->ratio[i], STEPS };
+    d->series[i] = (tg_series){ d->label[i], d->k, d->ratio[i], STEPS, TG_SERIES_LINE };
 }
 
 /* Fills d from res; a curve of the first table is labelled "rho = 0.5", after the model's
