@@ -597,7 +597,7 @@ static bool write_outputs(const measurements *res, const char *dir)
 int main(int argc, char **argv)
 {
     program = "lab_gradient_norms";
-    lab_options opt = lab_parse_args(argc, argv, USAGE);
+    lab_options opt = lab_parse_args(argc, argv, USAGE, LAB_DEFAULTS);
     if (!is_directory(opt.out))
         return 1;
     measurements res = { .n_seeds = opt.quick ? QUICK_SEEDS : SEEDS };

@@ -433,7 +433,7 @@ static bool write_mse_chart(const row *rows, int n_rows, const char *dir)
 int main(int argc, char **argv)
 {
     program = "lab_truncated";
-    lab_options opt = lab_parse_args(argc, argv, USAGE);
+    lab_options opt = lab_parse_args(argc, argv, USAGE, LAB_DEFAULTS);
     if (!is_directory(opt.out))
         return 1;
     const sweep *sweeps = opt.quick ? QUICK_SWEEPS : SWEEPS;

@@ -464,6 +464,23 @@ long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *
  * arguments. */
 int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_error *err);
 
+/* The copy (memory) task of Hochreiter & Schmidhuber 1997 in the form of Arjovsky, Shah &
+ * Bengio 2016: see `length` symbols, wait, then recall them in order. A sequence has
+ * 2 * length + delay steps, each input one-hot over TG_COPY_INPUTS rows: steps 0 .. length-1
+ * show symbols drawn uniformly from 0 .. TG_COPY_SYMBOLS-1; every later step shows
+ * TG_COPY_BLANK except step length + delay - 1, which shows TG_COPY_DELIMITER ("recall now");
+ * the last `length` steps are the recall steps, whose targets are the shown symbols in order.
+ * x holds steps * TG_COPY_INPUTS * batch floats (step t's TG_COPY_INPUTS x batch input at
+ * x + t * TG_COPY_INPUTS * batch); y holds length * batch class indices (the target of recall
+ * step i, column b, at y[i * batch + b]). Guessing scores a cross-entropy of ln 8 per recall
+ * step. Returns 0, or -1 (and writes nothing), with err saying why, on bad arguments
+ * (length and delay must be >= 1). */
+#define TG_COPY_SYMBOLS 8     /* symbols 0..7 to remember */
+#define TG_COPY_BLANK 8       /* the input row of a blank step */
+#define TG_COPY_DELIMITER 9   /* the input row of the "recall now" step */
+#define TG_COPY_INPUTS 10     /* rows of a step's one-hot input */
+int tg_task_copy(tg_rng *rng, int length, int delay, int batch, float *x, int *y, tg_error *err);
+
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 
 /* Files are written atomically: to a new PATH.tmp.PID.N in the same directory, then renamed
