@@ -4,14 +4,30 @@
  * tg_parallel_for hands out a job. Nothing is allocated per job, so a training step stays
  * allocation-free with threads on. The pool has one owner at a time (the `owner` mutex): a
  * caller that finds it taken by another thread's product, or by tg_set_threads, runs its
- * tasks on its own thread instead of waiting. */
+ * tasks on its own thread instead of waiting. Built with TG_SINGLE_THREAD (the WebAssembly
+ * build, which has no threads) it is no pool: every task runs on the caller's thread. */
+#include "tapegrad.h"
+#include "threads.h"
+
+#ifdef TG_SINGLE_THREAD
+int tg_thread_count(void) { return 1; }
+
+void tg_parallel_for(int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
+{
+    for (int task = 0; task < n_tasks; task++)
+        fn(ctx, task);
+}
+
+int tg_set_threads(int n)
+{
+    (void)n;
+    return 1;
+}
+#else
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-#include "tapegrad.h"
-#include "threads.h"
 
 #define MAX_THREADS 64
 /* How many times a waiting thread looks, with a pause between looks, before it sleeps: long
@@ -163,3 +179,4 @@ int tg_set_threads(int n)
     pthread_mutex_unlock(&pool.owner);
     return in_effect;
 }
+#endif
