@@ -489,8 +489,9 @@ int tg_task_copy(tg_rng *rng, int length, int delay, int batch, float *x, int *y
 
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 
-/* Files are written atomically: to a new PATH.tmp.PID.N in the same directory, then renamed
- * over PATH, so a failed write never leaves half a file (nor its temporary file). A symbolic
+/* Files are written atomically: to a new PATH.tmp.PID.N in the same directory, synced to disk
+ * (fsync), then renamed over PATH, so a failed write never leaves half a file (nor its
+ * temporary file). A symbolic
  * link is written through: the file it ends at is replaced the same way, and the link stays.
  * A replaced file keeps its permissions; a new one gets 0666 less the umask. */
 
