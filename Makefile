@@ -196,6 +196,8 @@ check: check-deps
 	sh tests/examples_output.sh $(BUILD)/examples
 	sh tests/seed_cell_backward.sh $(BUILD)/examples/seed_cell
 	sh tests/lab_truncated.sh $(BUILD)/examples/lab_truncated
+	sh tests/lab_flags.sh $(BUILD)/examples
+	sh tests/exercises_check.sh $(BUILD)
 	$(if $(filter ref,$(KERNELS)),@echo "lab_tables.sh: skipped with KERNELS=ref: docs/bptt.md's numbers are the default kernels' and the diverging runs of experiment C differ in rounding",sh tests/lab_tables.sh $(BUILD)/examples)
 	@mkdir -p $(BUILD)/lab-quick
 	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
