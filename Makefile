@@ -269,6 +269,7 @@ WEB_PAGE    := $(addprefix build/web/,index.html app.js worker.js wasi.js style.
 WEB_NATIVE  := $(BUILD)/web-native/print_native
 WEB_SINGLE  := $(BUILD)/web-native/print_native_single
 WEB_LAB     := examples/web/lab_web.c examples/web/lab_web.h
+WEB_PORT    ?= 8000
 
 web-deps:
 	@sh tests/install-web.sh
@@ -316,4 +317,4 @@ web-test: web $(WEB_NATIVE)
 	node tests/web_test.js build/web $(WEB_NATIVE)
 
 web-serve: web
-	node tests/web_test.js --serve build/web
+	node tests/web_server.js build/web $(WEB_PORT)
