@@ -5,7 +5,8 @@
 // print_native's (the same C code, natively) within 1e-5 relative, while the same comparison
 // fails against another seed; that a training run's first 100 losses equal print_native's and
 // that the loss falls; that a run that blows up shows "diverged at step N" and no NaN; that
-// bad field values get a message; the seed cell's numbers; and that no request leaves
+// bad field values get a message; the seed cell's numbers; that the page answers while the
+// largest curve is computed (in the worker); and that no request leaves
 // loopback (chromium is also told that every other host does not exist). Writes
 // DIR/screenshot.png; the last line says "N passed, N failed" (exit status 1 if any failed).
 //     node tests/web_test.js DIR PRINT_NATIVE       e.g. build/web build/web-native/print_native
@@ -79,6 +80,7 @@ class Browser {
 
 // ---- helpers ---------------------------------------------------------------------------------
 
+const e = (x) => x.toExponential(1);   // a worst difference, for the report
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // print_native's output as rows of numbers.
@@ -179,7 +181,7 @@ async function run(browser, url, dir, printNative) {
     worstRelative(f.values, native(printNative, [...curveFlags(f.settings), ...extra]).map((r) => r[1]));
   const first = await flow();
   const worst = sameAsNative(first);
-  check(`the first curve (rho ${first.settings.rho}) equals print_native's within 1e-5`,
+  check(`the first curve (rho ${first.settings.rho}) equals print_native's within 1e-5 (${e(worst)})`,
         worst <= TOLERANCE, `worst relative difference ${worst}`);
 
   await evaluate("document.getElementById('flow-rho').focus()");
@@ -188,8 +190,10 @@ async function run(browser, url, dir, printNative) {
                                            windowsVirtualKeyCode: 39 });
   const moved = await until("window.lab.flow.settings.rho !== 0.9 && window.lab.flow.settings.rho", 5000);
   const afterKey = await flow();
-  check(`the arrow key on the rho slider moves rho (to ${moved}) and the curve changes`,
-        Math.abs(moved - 0.91) < 1e-9 && worstRelative(afterKey.values, first.values) > 1e-3);
+  const wKey = sameAsNative(afterKey);
+  check(`the arrow key on the rho slider moves rho (to ${moved}), the curve changes and equals ` +
+        `print_native's within 1e-5 (${e(wKey)})`, Math.abs(moved - 0.91) < 1e-9 &&
+        worstRelative(afterKey.values, first.values) > 1e-3 && wKey <= TOLERANCE);
 
   const setSlider = async (rho) => {
     await evaluate(`(() => { const r = document.getElementById('flow-rho'); r.value = '${rho}';
@@ -200,12 +204,12 @@ async function run(browser, url, dir, printNative) {
   for (const rho of [0.5, 1.1, 1.5]) {
     const f = await setSlider(rho);
     const w = sameAsNative(f);
-    check(`rho ${rho} on the slider: the curve equals print_native's within 1e-5`,
+    check(`rho ${rho} on the slider: the curve equals print_native's within 1e-5 (${e(w)})`,
           f.settings.rho === rho && w <= TOLERANCE, `worst relative difference ${w}`);
   }
   const atRho15 = await flow();
   const otherSeed = sameAsNative(atRho15, ["--seed", String(atRho15.settings.seed + 1)]);
-  check("the same comparison fails against print_native with another seed",
+  check(`the same comparison fails against print_native with another seed (${e(otherSeed)})`,
         !(otherSeed <= TOLERANCE), `worst relative difference only ${otherSeed}`);
 
   await evaluate(`(() => { const c = document.getElementById('flow-cell'); c.value = '1';
@@ -215,7 +219,7 @@ async function run(browser, url, dir, printNative) {
   await until("window.lab.flow.settings.cell === 1 && window.lab.flow.settings.of === 1", 5000);
   const lstm = await flow();
   const wLstm = sameAsNative(lstm);
-  check("the LSTM's curve of dL/dx equals print_native's within 1e-5", wLstm <= TOLERANCE,
+  check(`the LSTM's curve of dL/dx equals print_native's within 1e-5 (${e(wLstm)})`, wLstm <= TOLERANCE,
         `worst relative difference ${wLstm}`);
 
   // ---- bad fields ----------------------------------------------------------------------------
@@ -253,7 +257,7 @@ async function run(browser, url, dir, printNative) {
   const nativeValues = nativeSeed.slice(0, seed.steps).flatMap((r) => r.slice(1))
     .concat(nativeSeed[seed.steps + 1].slice(1), nativeSeed[seed.steps + 2].slice(1));
   const wSeed = worstRelative(pageSeed, nativeValues);
-  check("the seed cell's a_t, h_t, grads, dL/dW_h and L equal print_native's within 1e-5",
+  check(`the seed cell's a_t, h_t, grads, dL/dW_h and L equal print_native's within 1e-5 (${e(wSeed)})`,
         wSeed <= TOLERANCE, `worst relative difference ${wSeed}`);
 
   // ---- training ------------------------------------------------------------------------------
@@ -264,7 +268,7 @@ async function run(browser, url, dir, printNative) {
   const train = await evaluate("JSON.stringify(window.lab.train)").then(JSON.parse);
   const nativeLosses = native(printNative, trainFlags(train.settings, 100)).map((r) => r[1]);
   const wTrain = worstRelative(train.losses.slice(0, 100), nativeLosses);
-  check("the first 100 training losses equal print_native's within 1e-5", wTrain <= TOLERANCE,
+  check(`the first 100 training losses equal print_native's within 1e-5 (${e(wTrain)})`, wTrain <= TOLERANCE,
         `worst relative difference ${wTrain}`);
   const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
   // fixed steps, so that the run (the same floats every time) gives the same verdict
@@ -293,6 +297,19 @@ async function run(browser, url, dir, printNative) {
         nativeBlown.length === diverged && blown.losses.every(Number.isFinite) &&
         !/NaN/.test(await evaluate("document.body.innerText")), `${state} / ${nativeLine}`);
   await setField("train-lr", "0.01");
+
+  // ---- the largest curve, in the worker: the page answers meanwhile --------------------------
+  await evaluate(`(() => { const c = document.getElementById('flow-cell'); c.value = '1';
+                  c.dispatchEvent(new Event('input')); })()`);
+  for (const [id, value] of [["flow-hidden", "128"], ["flow-steps", "300"], ["flow-runs", "10"]])
+    await setField(id, value);
+  await sleep(300);
+  const asked = Date.now();
+  await evaluate("document.getElementById('flow-hidden').value");
+  const answered = Date.now() - asked;
+  const big = await until("window.lab.flow.settings.runs === 10 && window.lab.flow", 120000);
+  check(`the page answers in ${answered} ms while the largest LSTM curve is computed`,
+        answered < 500 && big && big.values.length === 300 && big.settings.hidden === 128);
 
   // ---- what the browser saw ------------------------------------------------------------------
   await sleep(200);

@@ -1,5 +1,5 @@
 // app.js: the gradient lab's main thread: reads the fields, calls the engine (lab.wasm through
-// wasi.js) for the gradient-flow curve and the seed cell, hands training to worker.js, and
+// wasi.js) for the seed cell, hands the gradient-flow curve and training to worker.js, and
 // draws the charts on canvases. window.lab exposes what the page shows, for tests/web_test.js.
 "use strict";
 
@@ -17,7 +17,8 @@ function numberIn(id, name, whole) {
   const field = $(id), text = field.value.trim(), value = Number(text);
   if (text === "" || !Number.isFinite(value) || (whole && !Number.isInteger(value))) {
     field.classList.add("bad");
-    throw new FieldError(`${name}: "${field.value}" is not ${whole ? "a whole number" : "a number"}`);
+    const kind = whole ? "a whole number" : "a number";
+    throw new FieldError(`${name}: "${field.value}" is not ${kind}`);
   }
   return value;
 }
@@ -58,7 +59,8 @@ function drawChart(canvas, { title, xLabel, yLabel, log, series }) {
     yHi = yHi > yLo ? yHi * 1.05 : yLo + 1;
   }
   const X = (x) => box.left + (x - xMin) / (xMax - xMin) * (box.right - box.left);
-  const Y = (y) => box.bottom - ((log ? Math.log10(y) : y) - yLo) / (yHi - yLo) * (box.bottom - box.top);
+  const Y = (y) => box.bottom -
+    ((log ? Math.log10(y) : y) - yLo) / (yHi - yLo) * (box.bottom - box.top);
   drawAxes(ctx, box, { xMin, xMax, yLo, yHi, log, X, Y, xLabel, yLabel });
   series.forEach((s, i) => drawLine(ctx, s, s.color || COLORS[i % COLORS.length], shown, X, Y));
   drawLegend(ctx, box, series);
@@ -154,17 +156,37 @@ function flowSettings() {
   };
 }
 
-function updateFlow(engine) {
+// The curve is computed in worker.js (a large one takes seconds): one request at a time, and
+// while one is out only the latest settings wait for their turn.
+let flowBusy = false, flowWaiting = null, firstCurve;
+const firstCurveDrawn = new Promise((resolve) => { firstCurve = resolve; });
+
+function requestFlow() {
   const rnn = choiceIn("flow-cell") === 0, rhoQ = rnn && choiceIn("flow-init") === 0;
   $("flow-rho").disabled = !rhoQ;
   $("flow-forget").disabled = choiceIn("flow-cell") !== 1;
   $("flow-rho-value").textContent = Number($("flow-rho").value).toFixed(2);
   let s;
   try { s = flowSettings(); } catch (e) { return showMessage("flow", e.message, FLOW_FIELDS); }
-  const result = engine.curve(s);
+  if (flowBusy) {
+    flowWaiting = s;
+  } else {
+    flowBusy = true;
+    worker.postMessage({ type: "curve", settings: s });
+  }
+}
+
+function onCurve({ settings: s, result }) {
+  flowBusy = false;
+  if (flowWaiting) {
+    flowBusy = true;
+    worker.postMessage({ type: "curve", settings: flowWaiting });
+    flowWaiting = null;
+  }
   showMessage("flow", result.message, FLOW_FIELDS);
   if (!result.ok) return;
   lab.flow = { settings: s, values: result.values };
+  const rhoQ = s.cell === 0 && s.init === 0;
   const of = s.of === 0 ? "h" : "x", cell = ["rnn", "lstm", "gru"][s.cell];
   const series = [{ label: `${cell}${rhoQ ? `, rho = ${s.rho.toFixed(2)}` : ""}`,
                     points: result.values.map((v, k) => [k, v]) }];
@@ -175,6 +197,7 @@ function updateFlow(engine) {
     title: `||dL/d${of}_(T-k)|| / ||dL/d${of}_T||, T = ${s.steps}, hidden ${s.hidden}`,
     xLabel: "k, steps back from T", yLabel: "gradient norm ratio (log)", log: true, series,
   });
+  firstCurve();
 }
 
 // ---- training (in worker.js) -----------------------------------------------------------------
@@ -223,13 +246,16 @@ function drawTraining() {
 
 function onWorkerMessage({ data }) {
   const t = lab.train;
-  if (data.type === "steps") {
+  if (data.type === "curve") {
+    onCurve(data);
+  } else if (data.type === "steps") {
     t.losses.push(...data.losses);
     t.norms.push(...data.norms);
     t.step = t.losses.length;
     const recent = t.losses.slice(-50), mean = recent.reduce((a, b) => a + b, 0) / recent.length;
     if (trainState === "running")
-      setTrainState("running", `step ${t.step}: loss ${mean.toPrecision(4)} (mean of the last ${recent.length})`);
+      setTrainState("running",
+                    `step ${t.step}: loss ${mean.toPrecision(4)} (mean of the last ${recent.length})`);
     if (!trainDrawPending) { trainDrawPending = true; requestAnimationFrame(drawTraining); }
   } else if (data.type === "diverged") {
     t.divergedAt = data.step;
@@ -297,10 +323,18 @@ function updateSeed(engine) {
 
 async function start() {
   const engine = await loadLab("lab.wasm");
-  const redraw = (fn) => { let queued = false;
-    return () => { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; fn(engine); }); } }; };
-  const flow = redraw(updateFlow), seed = redraw(updateSeed);
-  for (const el of document.querySelectorAll("#flow input, #flow select")) el.addEventListener("input", flow);
+  // fn(engine) at the next frame, once however many events come before it
+  const redraw = (fn) => {
+    let queued = false;
+    return () => {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(() => { queued = false; fn(engine); });
+    };
+  };
+  const flow = redraw(requestFlow), seed = redraw(updateSeed);
+  for (const el of document.querySelectorAll("#flow input, #flow select"))
+    el.addEventListener("input", flow);
   for (const el of document.querySelectorAll("#seed input")) el.addEventListener("input", seed);
   for (const el of document.querySelectorAll("#train input"))
     el.addEventListener("input", () => el.classList.remove("bad"));
@@ -312,9 +346,10 @@ async function start() {
     setTrainState("paused", `paused at step ${lab.train.step}`); };
   $("train-reset").onclick = resetTraining;
   setTrainState("idle", "Not started.");
-  updateFlow(engine);
+  requestFlow();
   updateSeed(engine);
   drawTraining();
+  await firstCurveDrawn;
   $("status").textContent = "Engine loaded.";
   lab.ready = true;
 }

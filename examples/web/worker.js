@@ -1,6 +1,7 @@
-// worker.js: trains in a Web Worker, so that the page never freezes: runs lab.wasm's training
-// steps in slices of about 30 ms, posting each slice's losses and gradient norms, until paused,
-// reset, diverged, or at MAX_STEPS.
+// worker.js: the page's long computations, in a Web Worker so that the page never freezes:
+// the gradient-flow curve on request, and training: lab.wasm's training steps in slices of
+// about 30 ms, posting each slice's losses and gradient norms, until paused, reset, diverged,
+// or at MAX_STEPS. A curve asked for during training is computed between two slices.
 "use strict";
 importScripts("wasi.js");
 
@@ -40,7 +41,9 @@ function halt() {
 }
 
 function handle(msg) {
-  if (msg.type === "start") {
+  if (msg.type === "curve") {
+    postMessage({ type: "curve", settings: msg.settings, result: engine.curve(msg.settings) });
+  } else if (msg.type === "start") {
     halt();
     const r = engine.trainStart(msg.settings);
     if (!r.ok) return postMessage({ type: "error", message: r.message });
