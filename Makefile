@@ -258,7 +258,7 @@ clean:
 # src/files.c (POSIX file I/O, which the lab does not use) and with TG_SINGLE_THREAD (no pool).
 # There the fast kernels take their plain C path, the one print_native takes natively, so that
 # the page and print_native compute the same floats; the x86 helpers left unused by that path
-# would warn. Only wasi-libc's headers: -nostdlibinc keeps the host's /usr/include out.
+# would warn (unused). Only wasi-libc's headers: -nostdlibinc keeps the host's /usr/include out.
 WEB_CC      ?= clang
 WEB_INCLUDE ?= /usr/include/wasm32-wasi
 WEB_CFLAGS  := --target=wasm32-wasi -nostdlibinc -isystem $(WEB_INCLUDE) -Iinclude $(WARN) -O2 \
@@ -274,7 +274,7 @@ WEB_PORT    ?= 8000
 web-deps:
 	@sh tests/install-web.sh
 
-build/web-obj/kernels_fast.o: WEB_CFLAGS += -Wno-unused-variable -Wno-unused-parameter
+build/web-obj/kernels_fast.o: WEB_CFLAGS += -Wno-unused-variable -Wno-unused-parameter -Wno-unused-function
 build/web-obj/%.o: src/%.c include/tapegrad.h $(wildcard src/*.h) | web-deps
 	@mkdir -p $(@D)
 	$(WEB_CC) $(WEB_CFLAGS) -c $< -o $@
