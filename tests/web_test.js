@@ -50,7 +50,16 @@ class Browser {
         buffered = buffered.slice(end + 1);
       }
     });
-    this.exited = new Promise((resolve) => this.proc.on("exit", resolve));
+    // chromium missing or gone: every call still waiting fails instead of hanging
+    const failAll = (why) => {
+      for (const { reject, method } of this.pending.values()) reject(new Error(`${method}: ${why}`));
+      this.pending.clear();
+    };
+    this.proc.on("error", (e) => failAll(`cannot run ${CHROMIUM}: ${e.message}`));
+    this.exited = new Promise((resolve) => this.proc.on("exit", (code) => {
+      failAll(`${CHROMIUM} exited (${code})`);
+      resolve();
+    }));
   }
 
   dispatch(msg) {
@@ -64,6 +73,8 @@ class Browser {
   }
 
   send(method, params = {}, sessionId) {
+    if (this.proc.exitCode !== null || !this.proc.pid)
+      return Promise.reject(new Error(`${method}: ${CHROMIUM} is not running`));
     const id = this.nextId++;
     const msg = { id, method, params, ...(sessionId ? { sessionId } : {}) };
     this.proc.stdio[3].write(JSON.stringify(msg) + "\0");
@@ -73,6 +84,7 @@ class Browser {
   on(listener) { this.listeners.push(listener); }
 
   async close() {
+    if (!this.proc.pid) return;    // it never started
     try { await this.send("Browser.close"); } catch (e) { this.proc.kill(); }
     await this.exited;
   }
@@ -318,6 +330,13 @@ async function run(browser, url, dir, printNative) {
         outside.join(", "));
   check("no console errors or exceptions", errors.length === 0, errors.join(" | "));
 }
+
+const WATCHDOG_MS = 300000;   // the whole test, at most
+setTimeout(() => {
+  console.log(`FAIL the test did not finish in ${WATCHDOG_MS / 1000} s`);
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+}, WATCHDOG_MS).unref();
 
 main().catch((e) => {
   console.log(`FAIL the test itself failed: ${e.stack || e}`);
