@@ -245,6 +245,10 @@ async function run(browser, url, dir, printNative) {
   await setField("flow-hidden", "abc");
   const notNumber = await until("/abc/.test(document.getElementById('flow-message').textContent)", 5000);
   check("hidden = abc gets a message", notNumber);
+  await setField("flow-hidden", "4294967346");   // 2^32 + 50: would wrap around to 50
+  const wraps = await until("/4294967346/.test(document.getElementById('flow-message').textContent)",
+                            5000);
+  check("hidden = 2^32 + 50 gets a message (it is not taken for 50)", wraps);
   await setField("flow-hidden", "50");
   await evaluate(`(() => { const c = document.getElementById('flow-cell'); c.value = '0';
                   c.dispatchEvent(new Event('input'));

@@ -15,9 +15,11 @@ class FieldError extends Error {}
 // Ranges are checked by the engine (lab_web.c), whose message names the setting.
 function numberIn(id, name, whole) {
   const field = $(id), text = field.value.trim(), value = Number(text);
-  if (text === "" || !Number.isFinite(value) || (whole && !Number.isInteger(value))) {
+  // a whole number must fit the engine's int: WebAssembly would wrap a larger one around
+  if (text === "" || !Number.isFinite(value) ||
+      (whole && !(Number.isInteger(value) && Math.abs(value) <= 2147483647))) {
     field.classList.add("bad");
-    const kind = whole ? "a whole number" : "a number";
+    const kind = whole ? "a whole number (of at most 10 digits)" : "a number";
     throw new FieldError(`${name}: "${field.value}" is not ${kind}`);
   }
   return value;
@@ -230,8 +232,8 @@ function setTrainState(state, text, diverged) {
 
 function drawTraining() {
   trainDrawPending = false;
-  const t = lab.train, first = 1;
-  const points = (values) => values.map((v, i) => [first + i, v]);
+  const t = lab.train;
+  const points = (values) => values.map((v, i) => [i + 1, v]);   // steps count from 1
   drawChart($("train-loss"), {
     title: "loss (MSE) per step", xLabel: "step", yLabel: "loss (log)", log: true,
     series: [{ label: "loss", points: points(t.losses) },
