@@ -219,6 +219,7 @@ function trainSettings() {
 }
 
 let worker, trainState = "idle";   // idle, running, paused, ended
+let trainRun = 0;                  // the run the worker's messages must belong to
 let trainDrawPending = false;
 
 function setTrainState(state, text, diverged) {
@@ -250,14 +251,17 @@ function onWorkerMessage({ data }) {
   const t = lab.train;
   if (data.type === "curve") {
     onCurve(data);
+  } else if (data.type === "failed") {
+    $("status").textContent = `The worker's ${data.message}`;
+  } else if (data.run !== trainRun) {
+    return;                        // from a run already reset or replaced
   } else if (data.type === "steps") {
     t.losses.push(...data.losses);
     t.norms.push(...data.norms);
     t.step = t.losses.length;
     const recent = t.losses.slice(-50), mean = recent.reduce((a, b) => a + b, 0) / recent.length;
-    if (trainState === "running")
-      setTrainState("running",
-                    `step ${t.step}: loss ${mean.toPrecision(4)} (mean of the last ${recent.length})`);
+    const text = `step ${t.step}: loss ${mean.toPrecision(4)} (mean of the last ${recent.length})`;
+    if (trainState === "running") setTrainState("running", text);
     if (!trainDrawPending) { trainDrawPending = true; requestAnimationFrame(drawTraining); }
   } else if (data.type === "diverged") {
     t.divergedAt = data.step;
@@ -279,12 +283,13 @@ function startTraining() {
   try { s = trainSettings(); } catch (e) { return showMessage("train", e.message, TRAIN_FIELDS); }
   showMessage("train", "", TRAIN_FIELDS);
   lab.train = { losses: [], norms: [], step: 0, settings: s };
-  worker.postMessage({ type: "start", settings: s });
+  worker.postMessage({ type: "start", settings: s, run: ++trainRun });
   setTrainState("running", "starting");
 }
 
 function resetTraining() {
   worker.postMessage({ type: "reset" });
+  trainRun++;
   lab.train = { losses: [], norms: [], step: 0 };
   setTrainState("idle", "Not started.");
   drawTraining();
@@ -344,8 +349,10 @@ async function start() {
   worker.onmessage = onWorkerMessage;
   worker.onerror = (e) => showMessage("train", `the training worker failed: ${e.message}`, {});
   $("train-start").onclick = startTraining;
-  $("train-pause").onclick = () => { worker.postMessage({ type: "pause" });
-    setTrainState("paused", `paused at step ${lab.train.step}`); };
+  $("train-pause").onclick = () => {
+    worker.postMessage({ type: "pause" });
+    setTrainState("paused", `paused at step ${lab.train.step} (for new settings: Reset, Start)`);
+  };
   $("train-reset").onclick = resetTraining;
   setTrainState("idle", "Not started.");
   requestFlow();

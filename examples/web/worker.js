@@ -8,6 +8,7 @@ importScripts("wasi.js");
 const SLICE_MS = 30;
 const MAX_STEPS = 20000;          // the cap on one run's length
 let engine = null, running = false, step = 0, queued = [], timer = null;
+let run = 0;                      // the page's number for the run, sent back with its messages
 
 // Runs steps for about SLICE_MS and posts them; then again, unless stopped.
 function slice() {
@@ -21,14 +22,14 @@ function slice() {
     step += Math.max(r.ran, 0);
     if (r.ran !== 1) break;
   }
-  postMessage({ type: "steps", losses, norms });
+  postMessage({ type: "steps", run, losses, norms });
   if (r && r.ran !== 1) {
     running = false;
-    postMessage(r.divergedAt ? { type: "diverged", step: r.divergedAt, message: r.message }
-                             : { type: "error", message: r.message });
+    postMessage(r.divergedAt ? { type: "diverged", run, step: r.divergedAt, message: r.message }
+                             : { type: "error", run, message: r.message });
   } else if (step >= MAX_STEPS) {
     running = false;
-    postMessage({ type: "done" });
+    postMessage({ type: "done", run });
   } else {
     timer = setTimeout(slice, 0);   // lets pause and reset in between
   }
@@ -45,8 +46,9 @@ function handle(msg) {
     postMessage({ type: "curve", settings: msg.settings, result: engine.curve(msg.settings) });
   } else if (msg.type === "start") {
     halt();
+    run = msg.run;
     const r = engine.trainStart(msg.settings);
-    if (!r.ok) return postMessage({ type: "error", message: r.message });
+    if (!r.ok) return postMessage({ type: "error", run, message: r.message });
     step = 0;
     running = true;
     slice();
@@ -67,4 +69,5 @@ loadLab("lab.wasm").then((lab) => {
   engine = lab;
   queued.forEach(handle);
   queued = [];
-}).catch((e) => postMessage({ type: "error", message: `the engine failed to load: ${e.message}` }));
+}).catch((e) => postMessage({ type: "failed",
+                               message: `the engine failed to load: ${e.message}` }));
