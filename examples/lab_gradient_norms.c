@@ -545,7 +545,7 @@ static void fill_curve(chart_data *d, int i, const curve *c)
 {
     for (int k = 0; k < STEPS; k++)
         d->ratio[i][k] = (float)mean_ratio(c, k);
-    d->series[i] = (tg_series){ d->label[i], d->k, d->ratio[i], STEPS };
+    d->series[i] = (tg_series){ d->label[i], d->k, d->ratio[i], STEPS, TG_SERIES_LINE };
 }
 
 /* Fills d from res; a curve of the first table is labelled "rho = 0.5", after the model's
@@ -597,7 +597,7 @@ static bool write_outputs(const measurements *res, const char *dir)
 int main(int argc, char **argv)
 {
     program = "lab_gradient_norms";
-    lab_options opt = lab_parse_args(argc, argv, USAGE);
+    lab_options opt = lab_parse_args(argc, argv, USAGE, LAB_DEFAULTS);
     if (!is_directory(opt.out))
         return 1;
     measurements res = { .n_seeds = opt.quick ? QUICK_SEEDS : SEEDS };

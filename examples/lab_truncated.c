@@ -405,7 +405,7 @@ static bool write_mse_chart(const row *rows, int n_rows, const char *dir)
     for (const row *r = rows; r < rows + n_rows; r++) {
         if (r->window == FULL) {
             snprintf(label[n_series], LABEL_SIZE, "%s, T = %d", r->task->name, r->steps);
-            series[n_series] = (tg_series){ label[n_series], &k[n], &mse[n], 0 };
+            series[n_series] = (tg_series){ label[n_series], &k[n], &mse[n], 0, TG_SERIES_LINE };
             n_series++;
             continue;
         }
@@ -420,8 +420,8 @@ static bool write_mse_chart(const row *rows, int n_rows, const char *dir)
     }
     const float *ks = series[longest].x;
     int n_k = series[longest].n;
-    series[n_series++] = (tg_series){ "predicting the mean: 1/6", ks, baseline, n_k };
-    series[n_series++] = (tg_series){ "solved: 0.01", ks, solved, n_k };
+    series[n_series++] = (tg_series){ "predicting the mean: 1/6", ks, baseline, n_k, TG_SERIES_LINE };
+    series[n_series++] = (tg_series){ "solved: 0.01", ks, solved, n_k, TG_SERIES_LINE };
     tg_chart chart = { "Truncated BPTT: median test MSE against the window k",
                        "k (steps the backward reaches)", "test MSE (log scale)", 1, series,
                        n_series };
@@ -433,7 +433,7 @@ static bool write_mse_chart(const row *rows, int n_rows, const char *dir)
 int main(int argc, char **argv)
 {
     program = "lab_truncated";
-    lab_options opt = lab_parse_args(argc, argv, USAGE);
+    lab_options opt = lab_parse_args(argc, argv, USAGE, LAB_DEFAULTS);
     if (!is_directory(opt.out))
         return 1;
     const sweep *sweeps = opt.quick ? QUICK_SWEEPS : SWEEPS;

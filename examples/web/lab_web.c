@@ -108,12 +108,12 @@ static int add_run(tg_tape *tape, tg_cell *cell, const curve_settings *s, tg_rng
 static int check_curve(const curve_settings *s, int seeds, int seed)
 {
     if (check_int("cell", s->cell, LAB_RNN, LAB_GRU) ||
-        check_int("hidden", s->hidden, 1, LAB_MAX_HIDDEN) ||
+        check_int("hidden", s->hidden, 1, LAB_CURVE_MAX_HIDDEN) ||
         check_int("T", s->steps, 2, LAB_MAX_STEPS) || check_real("rho", s->rho, 0.0f, 2.0f) ||
         check_int("init", s->init, LAB_INIT_RHO_Q, LAB_INIT_PYTORCH) ||
         check_real("forget bias", s->forget_bias, -10.0f, 10.0f) ||
         check_int("gradient of", s->of, LAB_OF_H, LAB_OF_X) ||
-        check_int("runs", seeds, 1, LAB_MAX_SEEDS) || check_int("seed", seed, 0, MAX_SEED))
+        check_int("runs", seeds, 1, LAB_CURVE_MAX_SEEDS) || check_int("seed", seed, 0, MAX_SEED))
         return -1;
     return 0;
 }
