@@ -260,7 +260,7 @@ clean:
 # src/files.c (POSIX file I/O, which the lab does not use) and with TG_SINGLE_THREAD (no pool).
 # There the fast kernels take their plain C path, the one print_native takes natively, so that
 # the page and print_native compute the same floats; the x86 helpers left unused by that path
-# would warn. Only wasi-libc's headers: -nostdlibinc keeps the host's /usr/include out.
+# would warn (unused). Only wasi-libc's headers: -nostdlibinc keeps the host's /usr/include out.
 WEB_CC      ?= clang
 WEB_INCLUDE ?= /usr/include/wasm32-wasi
 WEB_CFLAGS  := --target=wasm32-wasi -nostdlibinc -isystem $(WEB_INCLUDE) -Iinclude $(WARN) -O2 \
@@ -271,11 +271,12 @@ WEB_PAGE    := $(addprefix build/web/,index.html app.js worker.js wasi.js style.
 WEB_NATIVE  := $(BUILD)/web-native/print_native
 WEB_SINGLE  := $(BUILD)/web-native/print_native_single
 WEB_LAB     := examples/web/lab_web.c examples/web/lab_web.h
+WEB_PORT    ?= 8000
 
 web-deps:
 	@sh tests/install-web.sh
 
-build/web-obj/kernels_fast.o: WEB_CFLAGS += -Wno-unused-variable -Wno-unused-parameter
+build/web-obj/kernels_fast.o: WEB_CFLAGS += -Wno-unused-variable -Wno-unused-parameter -Wno-unused-function
 build/web-obj/%.o: src/%.c include/tapegrad.h $(wildcard src/*.h) | web-deps
 	@mkdir -p $(@D)
 	$(WEB_CC) $(WEB_CFLAGS) -c $< -o $@
@@ -318,4 +319,4 @@ web-test: web $(WEB_NATIVE)
 	node tests/web_test.js build/web $(WEB_NATIVE)
 
 web-serve: web
-	node tests/web_test.js --serve build/web
+	node tests/web_server.js build/web $(WEB_PORT)

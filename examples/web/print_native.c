@@ -27,7 +27,7 @@ static const char USAGE[] =
     "  --runs N    runs averaged (geometric mean), 1 to 10 (default 2)\n"
     "--train: the adding problem, one line 'step loss gradient_norm' per step, and a last line\n"
     "'diverged at step N: why' if it diverged:\n"
-    "  --cell, --hidden N (1 to 64, default 32), --steps N (T, 2 to 200, default 20)\n"
+    "  --cell, --hidden N (1 to 64, default 32), --steps N (T, 2 to 200, default 10)\n"
     "  --batch N   1 to 64 (default 20)             --train-steps N  (default 100)\n"
     "  --optimizer sgd|momentum|adagrad|adam (default adam)   --lr X (default 0.01)\n"
     "  --clip off|norm|value (default norm)         --clip-at X (default 1)\n"
@@ -145,7 +145,7 @@ static options parse_args(int argc, char **argv)
     }
     if (o.mode == TRAIN) {   /* the training panel's defaults differ from the curve's */
         o.hidden = o.hidden_given ? o.hidden : 32;
-        o.steps = o.steps_given ? o.steps : 20;
+        o.steps = o.steps_given ? o.steps : 10;
     }
     if (o.mode == SEED_CELL) {
         o.seed = o.seed_given ? o.seed : 42;
