@@ -50,7 +50,7 @@ static int check_real(const char *what, float value, float lo, float hi)
 
 /* ---- the gradient-ratio curve ------------------------------------------------------------ */
 
-static double curve_values[LAB_MAX_STEPS];
+static double curve_values[LAB_CURVE_MAX_STEPS];
 
 double *lab_curve_values(void) { return curve_values; }
 
@@ -82,7 +82,7 @@ static tg_cell *curve_cell(const curve_settings *s, tg_rng *rng)
 static int add_run(tg_tape *tape, tg_cell *cell, const curve_settings *s, tg_rng *data,
                    int n_seeds, double *sum_log10)
 {
-    tg_tensor *h[LAB_MAX_STEPS + 1], *x[LAB_MAX_STEPS + 1];   /* hidden x 1, input x 1 */
+    tg_tensor *h[LAB_CURVE_MAX_STEPS + 1], *x[LAB_CURVE_MAX_STEPS + 1];   /* hidden x 1, input x 1 */
     tg_tape_reset(tape);
     tg_cell_state state = tg_cell_zero_state(tape, cell, 1);
     h[0] = state.h;
@@ -109,7 +109,7 @@ static int check_curve(const curve_settings *s, int seeds, int seed)
 {
     if (check_int("cell", s->cell, LAB_RNN, LAB_GRU) ||
         check_int("hidden", s->hidden, 1, LAB_CURVE_MAX_HIDDEN) ||
-        check_int("T", s->steps, 2, LAB_MAX_STEPS) || check_real("rho", s->rho, 0.0f, 2.0f) ||
+        check_int("T", s->steps, 2, LAB_CURVE_MAX_STEPS) || check_real("rho", s->rho, 0.0f, 2.0f) ||
         check_int("init", s->init, LAB_INIT_RHO_Q, LAB_INIT_PYTORCH) ||
         check_real("forget bias", s->forget_bias, -10.0f, 10.0f) ||
         check_int("gradient of", s->of, LAB_OF_H, LAB_OF_X) ||
@@ -127,7 +127,7 @@ int lab_curve(int cell, int hidden, int steps, float rho, int init, float forget
     tg_tape *tape = tg_tape_new();
     if (!tape)
         return fail("out of memory");
-    double sum_log10[LAB_MAX_STEPS] = { 0 };
+    double sum_log10[LAB_CURVE_MAX_STEPS] = { 0 };
     tg_rng seeds_rng = tg_rng_new((uint64_t)seed);
     int status = 0;
     for (int r = 0; status == 0 && r < seeds; r++) {   /* run r: as lab_gradient_norms's seed r */

@@ -17,7 +17,7 @@
 /* The caps that keep a laptop responsive (and the buffers small). */
 enum {
     LAB_CURVE_MAX_HIDDEN = 128,  /* curve: hidden units */
-    LAB_MAX_STEPS = 300,         /* curve: T */
+    LAB_CURVE_MAX_STEPS = 300,   /* curve: T */
     LAB_CURVE_MAX_SEEDS = 10,    /* curve: runs averaged */
     LAB_TRAIN_MAX_HIDDEN = 64,   /* training: hidden units */
     LAB_TRAIN_MAX_STEPS = 200,   /* training: T of the adding problem */
