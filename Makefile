@@ -9,6 +9,8 @@
 #   make fuzz       the checkpoint loader under libFuzzer for FUZZ_SECONDS (clang)
 #   make tsan       two threads training at once on the pool, under ThreadSanitizer (clang)
 #   make hostile    the damaged-checkpoint corpus at full size (HOSTILE_COUNT files)
+#   make web        the browser lab in build/web/ (WebAssembly; installs clang, wasi-libc if missing)
+#   make web-test   the lab in headless Chromium   make web-serve  serve it on a local URL
 #   KERNELS=ref     with any of these: the library on the reference kernels alone
 #                   (src/kernels_ref.c, no src/kernels_fast.c), built under build/ref
 CC      ?= cc
