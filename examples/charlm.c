@@ -1291,9 +1291,9 @@ static bool write_plot(const trainer *w, const options *opt, int vocab_size)
     float ends[2] = { x[0], x[n - 1] };
     float uniform[2] = { logf((float)vocab_size), logf((float)vocab_size) };
     tg_series series[] = {
-        { "loss of each chunk", x, w->losses, n },
-        { "smoothed", x, w->smoothed, n },
-        { "ln V: a uniform guess", ends, uniform, 2 },
+        { "loss of each chunk", x, w->losses, n, TG_SERIES_LINE },
+        { "smoothed", x, w->smoothed, n, TG_SERIES_LINE },
+        { "ln V: a uniform guess", ends, uniform, 2, TG_SERIES_LINE },
     };
     char title[160];
     snprintf(title, sizeof title, "charlm: %s, %d x %d hidden, %s, chunks of %d steps x %d streams",

@@ -117,17 +117,103 @@ static inline bool is_directory(const char *dir)
     return true;
 }
 
+/* The five settings that every lab program parses the same way (lab_flag): a program takes
+ * the ones that make sense for it (lab_options.takes) and refuses the others with a reason. */
+typedef enum lab_knob {
+    LAB_LR,       /* --lr X: the learning rate, 0 < X <= LAB_MAX_LR */
+    LAB_HIDDEN,   /* --hidden N: hidden units, 1 to LAB_MAX_HIDDEN */
+    LAB_RHO,      /* --rho X: W_h = X Q (Q orthogonal), 0 < X <= LAB_MAX_RHO */
+    LAB_CLIP,     /* --clip X: clip the gradient's norm to X, 0 < X <= LAB_MAX_CLIP */
+    LAB_SEEDS,    /* --seeds N: runs from N seeds, 1 to LAB_MAX_SEEDS */
+    LAB_KNOBS
+} lab_knob;
+
+#define LAB_MAX_LR 10.0f
+#define LAB_MAX_RHO 10.0f
+#define LAB_MAX_CLIP 1e6f
+enum { LAB_MAX_HIDDEN = 512, LAB_MAX_SEEDS = 100 };
+
+static const char *const LAB_KNOB_FLAGS[LAB_KNOBS] = { "--lr", "--hidden", "--rho", "--clip",
+                                                       "--seeds" };
+
+/* The bit of lab_options.takes and .given for a knob. */
+#define LAB_BIT(knob) (1u << (knob))
+
 /* The flags every lab program takes, and the defaults every lab's --help text gives. */
 typedef struct lab_options {
     unsigned long long seed;   /* --seed N */
     bool quick;                /* --quick: a short run, for tests */
     const char *out;           /* --out DIR: where the CSV and SVG files go */
+    unsigned takes;            /* LAB_BIT()s of the knobs the program takes (set before parsing) */
+    const char *why_not[LAB_KNOBS];  /* why it refuses a knob it does not take (NULL: "PROGRAM
+                                        has no such setting") */
+    unsigned given;            /* LAB_BIT()s of the knobs on the command line */
+    float lr, rho, clip;       /* --lr, --rho, --clip: valid when given */
+    int hidden, seeds;         /* --hidden, --seeds: valid when given */
 } lab_options;
 
 #define LAB_DEFAULTS ((lab_options){ .seed = 1, .quick = false, .out = "results" })
 
-/* Reads argv[*i] into opt when it is a flag every lab program takes: --help (no -h) prints
- * usage and exits; --quick, --seed N, --out DIR (*i moves past the value). False for others. */
+/* True when the command line gave knob. */
+static inline bool lab_given(const lab_options *opt, lab_knob knob)
+{
+    return (opt->given & LAB_BIT(knob)) != 0;
+}
+
+/* The value of a real-valued knob's flag, in (0, hi]: refused with the reason otherwise. */
+static inline float lab_real(const char *flag, const char *text, float hi)
+{
+    if (!text)
+        usage_error("%s needs a value", flag);
+    char *end;
+    errno = 0;
+    float value = strtof(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(value))
+        usage_error("%s %s: not a finite number", flag, text);
+    if (value <= 0.0f)
+        usage_error("%s %s: must be > 0", flag, text);
+    if (value > hi)
+        usage_error("%s %s: must be at most %g", flag, text, (double)hi);
+    return value;
+}
+
+/* The value of a whole-number knob's flag, in [lo, hi]: refused with the reason otherwise. */
+static inline int lab_whole(const char *flag, const char *text, int lo, int hi)
+{
+    if (!text)
+        usage_error("%s needs a value", flag);
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0')
+        usage_error("%s %s: not a whole number", flag, text);
+    if (value < lo || value > hi)
+        usage_error("%s %s: must be from %d to %d", flag, text, lo, hi);
+    return (int)value;
+}
+
+/* Reads knob's value (text) into opt, or refuses the flag when the program does not take it. */
+static inline void lab_knob_flag(lab_options *opt, lab_knob knob, const char *text)
+{
+    const char *flag = LAB_KNOB_FLAGS[knob];
+    if (!(opt->takes & LAB_BIT(knob)))
+        usage_error("%s: %s", flag, opt->why_not[knob] ? opt->why_not[knob]
+                                                        : "this program has no such setting");
+    switch (knob) {
+    case LAB_LR: opt->lr = lab_real(flag, text, LAB_MAX_LR); break;
+    case LAB_HIDDEN: opt->hidden = lab_whole(flag, text, 1, LAB_MAX_HIDDEN); break;
+    case LAB_RHO: opt->rho = lab_real(flag, text, LAB_MAX_RHO); break;
+    case LAB_CLIP: opt->clip = lab_real(flag, text, LAB_MAX_CLIP); break;
+    case LAB_SEEDS: opt->seeds = lab_whole(flag, text, 1, LAB_MAX_SEEDS); break;
+    case LAB_KNOBS: break;
+    }
+    opt->given |= LAB_BIT(knob);
+}
+
+/* Reads argv[*i] into opt when it is a flag every lab program parses: --help (no -h) prints
+ * usage and exits; --quick, --seed N, --out DIR, and the five knobs --lr, --hidden, --rho,
+ * --clip, --seeds (refused with a reason when opt->takes lacks them; *i moves past a value).
+ * False for others. */
 static inline bool lab_flag(int argc, char **argv, int *i, const char *usage, lab_options *opt)
 {
     const char *flag = argv[*i];
@@ -137,7 +223,12 @@ static inline bool lab_flag(int argc, char **argv, int *i, const char *usage, la
         return true;
     }
     const char *value = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (strcmp(flag, "--seed") == 0)
+    int knob = 0;
+    while (knob < LAB_KNOBS && strcmp(flag, LAB_KNOB_FLAGS[knob]) != 0)
+        knob++;
+    if (knob < LAB_KNOBS)
+        lab_knob_flag(opt, (lab_knob)knob, value);
+    else if (strcmp(flag, "--seed") == 0)
         opt->seed = (unsigned long long)whole_number(flag, value, 0, LLONG_MAX);
     else if (strcmp(flag, "--out") == 0) {
         if (!value)
@@ -149,10 +240,10 @@ static inline bool lab_flag(int argc, char **argv, int *i, const char *usage, la
     return true;
 }
 
-/* The command line of a lab that takes only the flags every lab takes. */
-static inline lab_options lab_parse_args(int argc, char **argv, const char *usage)
+/* The command line of a lab that takes only the flags every lab parses; opt holds the
+ * defaults and what the program takes (LAB_DEFAULTS with .takes and .why_not set). */
+static inline lab_options lab_parse_args(int argc, char **argv, const char *usage, lab_options opt)
 {
-    lab_options opt = LAB_DEFAULTS;
     for (int i = 1; i < argc; i++)
         if (!lab_flag(argc, argv, &i, usage, &opt))
             usage_error("unknown flag '%s'", argv[i]);

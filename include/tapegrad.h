@@ -470,6 +470,23 @@ long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *
  * arguments. */
 int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_error *err);
 
+/* The copy (memory) task of Hochreiter & Schmidhuber 1997 in the form of Arjovsky, Shah &
+ * Bengio 2016: see `length` symbols, wait, then recall them in order. A sequence has
+ * 2 * length + delay steps, each input one-hot over TG_COPY_INPUTS rows: steps 0 .. length-1
+ * show symbols drawn uniformly from 0 .. TG_COPY_SYMBOLS-1; every later step shows
+ * TG_COPY_BLANK except step length + delay - 1, which shows TG_COPY_DELIMITER ("recall now");
+ * the last `length` steps are the recall steps, whose targets are the shown symbols in order.
+ * x holds steps * TG_COPY_INPUTS * batch floats (step t's TG_COPY_INPUTS x batch input at
+ * x + t * TG_COPY_INPUTS * batch); y holds length * batch class indices (the target of recall
+ * step i, column b, at y[i * batch + b]). Guessing scores a cross-entropy of ln 8 per recall
+ * step. Returns 0, or -1 (and writes nothing), with err saying why, on bad arguments
+ * (length and delay must be >= 1). */
+#define TG_COPY_SYMBOLS 8     /* symbols 0..7 to remember */
+#define TG_COPY_BLANK 8       /* the input row of a blank step */
+#define TG_COPY_DELIMITER 9   /* the input row of the "recall now" step */
+#define TG_COPY_INPUTS 10     /* rows of a step's one-hot input */
+int tg_task_copy(tg_rng *rng, int length, int delay, int batch, float *x, int *y, tg_error *err);
+
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 
 /* Files are written atomically: to a new PATH.tmp.PID.N in the same directory, synced to disk
@@ -478,12 +495,20 @@ int tg_task_adding(tg_rng *rng, int steps, int batch, float *x, float *y, tg_err
  * link is written through: the file it ends at is replaced the same way, and the link stays.
  * A replaced file keeps its permissions; a new one gets 0666 less the umask. */
 
+/* How a series is drawn. TG_SERIES_LINE: a solid line (dashed too past the 8th series).
+ * TG_SERIES_MARKED: the line with a marker at each point, its shape (circle, square,
+ * triangle, diamond) changing from series to series, so that lines drawn on top of each
+ * other can be told apart. TG_SERIES_REFERENCE: a thin dashed line without markers, for a
+ * baseline or a threshold. */
+typedef enum tg_series_style { TG_SERIES_LINE, TG_SERIES_MARKED, TG_SERIES_REFERENCE } tg_series_style;
+
 /* One line of a chart: n points (x[i], y[i]). A NULL or empty label keeps the series out
  * of the legend. Text is UTF-8: the writers refuse any that is not. */
 typedef struct tg_series {
     const char *label;
     const float *x, *y;
     int n;
+    tg_series_style style;   /* last, so that an initialiser may leave it out: TG_SERIES_LINE */
 } tg_series;
 
 typedef struct tg_chart {
@@ -505,6 +530,31 @@ int tg_chart_write_svg(const tg_chart *chart, const char *path, tg_error *err);
  * with 9 significant digits (floats read back exactly), labels quoted when needed and
  * written byte for byte; texts that are not UTF-8 are refused as by tg_chart_write_svg. */
 int tg_chart_write_csv(const tg_chart *chart, const char *path, tg_error *err);
+
+/* A grid of values drawn as coloured cells (a heatmap). values holds rows x cols floats,
+ * row-major; row 0 is drawn at the bottom. The grid spans x_min..x_max across its columns
+ * and y_min..y_max up its rows, which the axes' ticks label. Colours run from dark blue
+ * (low) through green to yellow (high) over lo..hi, values outside it are clamped to its
+ * ends; lo >= hi (e.g. both 0): the range of the finite values drawn. With log_values the
+ * colour follows log10 of the value. NaN, Inf (and, on a log scale, values <= 0) are drawn
+ * grey. A colour bar labelled value_label sits right of the grid. */
+typedef struct tg_heatmap {
+    const char *title, *x_label, *y_label, *value_label;   /* NULL or "" leaves them out */
+    int rows, cols;
+    const float *values;                /* rows x cols */
+    float x_min, x_max, y_min, y_max;   /* the grid's extent: min < max, finite */
+    int log_values;                     /* nonzero: colour by log10(value) */
+    float lo, hi;                       /* the colour scale; lo >= hi: the data's range */
+} tg_heatmap;
+
+/* Write the heatmap as a standalone SVG (cells of equal colour next to each other in a row
+ * are merged into one rectangle), with the texts handled as by tg_chart_write_svg. Returns 0;
+ * -1 with err saying why on a NULL map or path, rows or cols below 1 or a grid of more than
+ * TG_HEATMAP_MAX_CELLS cells, NULL values, an extent that is not finite with min < max, a
+ * colour range that is not finite (or, on a log scale, lo <= 0 with lo < hi), text that is
+ * not UTF-8, or a failed write. */
+#define TG_HEATMAP_MAX_CELLS 1000000
+int tg_heatmap_write_svg(const tg_heatmap *map, const char *path, tg_error *err);
 
 /* Write text[0..n-1] (any bytes: a table of your own) to path in one piece, as the charts and
  * checkpoints are written. Returns 0; -1 with err saying why ("path: cannot write: No space

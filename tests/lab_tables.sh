@@ -11,7 +11,8 @@
 # shows the loss growing by the square of 1 - 2 lr (1 + ||h||^2), lr 0.05 unclipped does not
 # diverge, and value clipping diverges at +-5 and not at +-1 or below.
 # Blocks whose flags hold --long (lab_explosion --long: about 5 s alone, longer on a loaded
-# machine) are checked only with --long: `make experiments` passes it, `make check` does not.
+# machine), and plain lab_copy's (its full sweep: about 20 s on two cores), are checked only
+# with --long: `make experiments` passes it, `make check` does not.
 # Run from the repository root:
 #     sh tests/lab_tables.sh BUILD/examples [--long] [DOC]
 # The last line says "N passed, N failed"; the exit status is 1 when any check failed.
@@ -99,7 +100,7 @@ grep -n '^<!-- lab: .*: begin -->$' "$doc" | sed 's/^\([0-9]*\):<!-- lab: \(.*\)
 check "$doc marks the lab's tables (<!-- lab: PROGRAM FLAGS: begin -->)" test -s "$tmp/blocks"
 while read -r line command; do
     case " $command " in
-        *" --long "*) if [ "$long" = no ]; then echo "skip $command (line $line): checked by make experiments (--long)"; continue; fi ;;
+        *" --long "*|" lab_copy ") if [ "$long" = no ]; then echo "skip $command (line $line): checked by make experiments (--long)"; continue; fi ;;
     esac
     awk -v from="$line" -v end="<!-- lab: $command: end -->" \
         'NR > from && $0 == end { exit } NR > from && !/^```/ { print }' "$doc" > "$tmp/block"

@@ -118,6 +118,7 @@ END_TEST
 /* h_t = w h_{t-1} + u x_t, with scalars w = W_h and u = W_x (hidden 1, input 1, batch 1). */
 typedef struct linear_cell {
     tg_tensor *w, *u;
+    tg_tensor *params[2];     /* w, u: the cell's and the model's parameter list */
 } linear_cell;
 
 static tg_cell_state linear_step(tg_tape *tape, void *impl, tg_tensor *x_t, tg_cell_state prev)
@@ -140,10 +141,12 @@ static void linear_model(model *m, linear_cell *impl, tg_cell *cell)
     impl->u = tg_param_new(1, 1);
     impl->w->data[0] = LW;
     impl->u->data[0] = LU;
+    impl->params[0] = impl->w;
+    impl->params[1] = impl->u;
     *cell = (tg_cell){ .name = "linear", .input_size = 1, .hidden_size = 1, .n_params = 2,
-                       .params = { impl->w, impl->u }, .impl = impl, .step = linear_step };
+                       .params = impl->params, .impl = impl, .step = linear_step };
     *m = (model){ .cell = cell, .W_y = tg_param_new(1, 1), .b_y = tg_param_new(1, 1),
-                  .params = { impl->w, impl->u }, .n_params = 2 };
+                  .params = impl->params, .n_params = 2 };
     m->W_y->data[0] = 1.0f;
 }
 
