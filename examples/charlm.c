@@ -20,10 +20,10 @@
  * B streams start at evenly spaced points of the training text and each reads on where its
  * last chunk ended (wrapping around at the end).
  *
- * Held-out text: the last 10% of the text (or --val FILE) is never trained on. Each report
+ * Validation: the last 10% of the text (or --val FILE) is held out, never trained on. Each report
  * gives the training loss (the mean over the chunks since the last report) and the loss on the
  * held-out text, read whole from zero states on a tape that records no gradients
- * (tg_tape_set_no_grad); when the held-out loss rises while the training loss falls, the model
+ * (tg_tape_set_no_grad); when this validation loss rises while the training loss falls, the model
  * is learning the training text by heart, and a warning says so.
  *
  * To generate, the model reads a byte (a forward on the no-grad tape), turns its logits into
@@ -82,7 +82,7 @@ static const char USAGE[] =
     "              [--plot FILE.svg] [--max-memory SIZE]\n"
     "Trains a character-level language model (a stack of recurrent layers reading one-hot\n"
     "bytes, a linear readout, softmax cross-entropy) with truncated BPTT, printing the training\n"
-    "and held-out loss in nats per byte and bits per character, then writes text sampled from\n"
+    "and validation loss in nats per byte and bits per character, then writes text sampled from\n"
     "it. Run from the repository root, it learns the project's own docs (" DEFAULT_TEXT ",\n"
     "concatenated in sorted order) in about a minute.\n"
     "  --text FILE        the text to learn (default " DEFAULT_TEXT "); its last 10% is held out\n"
@@ -1197,13 +1197,13 @@ static void progress_show(progress *p, int iter, int iters, float smoothed_loss)
 }
 
 /* The report line of an iteration: the training loss (the mean since the last report) and the
- * held-out loss, each in nats per byte (9 digits: a float's exact value) and bits per char. */
+ * validation loss, each in nats per byte (9 digits: a float's exact value) and bits per char. */
 static void report(long iter, double train_loss, const double *held_out)
 {
     printf("iter %7ld  train %.9g nats/byte (%.4f bits/char)", iter, train_loss,
            train_loss / log(2.0));
     if (held_out)
-        printf("  held-out %.9g nats/byte (%.4f bits/char)", *held_out, *held_out / log(2.0));
+        printf("  validation %.9g nats/byte (%.4f bits/char)", *held_out, *held_out / log(2.0));
     putchar('\n');
 }
 
@@ -1216,7 +1216,7 @@ typedef struct trend {
 static void warn_if_memorising(trend *last, double train_loss, double held_out)
 {
     if (last->any && held_out > last->held_out && train_loss < last->train)
-        printf("warning: the held-out loss rose (%.4f -> %.4f) while the training loss fell "
+        printf("warning: the validation loss rose (%.4f -> %.4f) while the training loss fell "
                "(%.4f -> %.4f): the model is learning the training text by heart\n",
                last->held_out, held_out, last->train, train_loss);
     *last = (trend){ true, train_loss, held_out };
@@ -1431,9 +1431,9 @@ static int prepare_data(const options *opt, bool resumed, vocab *v, text *t, tex
         return 2;
     }
     if (need_text)
-        printf("text: %s, %zu bytes to train on, %zu held out (%s); vocabulary of %d bytes (a "
+        printf("text: %s, %zu bytes to train on, %zu for validation (%s); vocabulary of %d bytes (a "
                "uniform guess scores ln %d = %.2f nats, %.2f bits)\n", t->name, t->n, val->n,
-               val->n >= 2 ? val->name : "too few: no held-out loss", v->size, v->size,
+               val->n >= 2 ? val->name : "too few: no validation loss", v->size, v->size,
                log((double)v->size), log2((double)v->size));
     return 0;
 }
