@@ -59,6 +59,7 @@
 enum {
     N_BYTES = 256,
     LOG_LINES = 20,                        /* loss lines on stdout in a run */
+    MAX_REPORTS = 2 * LOG_LINES,           /* report lines at most: iters / (iters / 20) + 1 */
     TICKS = 10,                            /* progress lines (off a terminal) and checkpoints */
     BAR_WIDTH = 24,
     PATH_SIZE = 4096,
@@ -672,6 +673,8 @@ typedef struct trainer {
     size_t *pos;                       /* B: where each stream reads next in the training text */
     long iteration;                    /* iterations done, those before a resume included */
     float *losses, *smoothed;          /* iters each: every chunk's loss, and smoothed */
+    float val_iter[MAX_REPORTS], val_loss[MAX_REPORTS];   /* the validation loss of each report */
+    int n_reports;
 } trainer;
 
 static void trainer_free(trainer *w)
@@ -1251,6 +1254,10 @@ static bool train(trainer *w, evaluator *e, model *m, const text *t, const text 
             double held_out = 0.0;
             if (e && !held_out_loss(e, m, val, &held_out))
                 return false;
+            if (e && w->n_reports < MAX_REPORTS) {
+                w->val_iter[w->n_reports] = (float)w->iteration;
+                w->val_loss[w->n_reports++] = (float)held_out;
+            }
             progress_clear(&p);
             report(w->iteration, window / n, e ? &held_out : NULL);
             if (e)
@@ -1276,8 +1283,8 @@ static bool train(trainer *w, evaluator *e, model *m, const text *t, const text 
     return true;
 }
 
-/* The loss curve as an SVG chart: every chunk's loss, the smoothed loss and ln V. False (and
- * a message) on failure. */
+/* The loss curve as an SVG chart: every chunk's loss, the smoothed loss, the validation loss
+ * of each report and ln V. False (and a message) on failure. */
 static bool write_plot(const trainer *w, const options *opt, int vocab_size)
 {
     int n = opt->iters;
@@ -1293,14 +1300,15 @@ static bool write_plot(const trainer *w, const options *opt, int vocab_size)
     tg_series series[] = {
         { "loss of each chunk", x, w->losses, n, TG_SERIES_LINE },
         { "smoothed", x, w->smoothed, n, TG_SERIES_LINE },
-        { "ln V: a uniform guess", ends, uniform, 2, TG_SERIES_LINE },
+        { "ln V: a uniform guess", ends, uniform, 2, TG_SERIES_REFERENCE },
+        { "validation", w->val_iter, w->val_loss, w->n_reports, TG_SERIES_MARKED },
     };
     char title[160];
     snprintf(title, sizeof title, "charlm: %s, %d x %d hidden, %s, chunks of %d steps x %d streams",
              CELLS[opt->cell], opt->layers, opt->hidden, OPTIMIZERS[opt->optimizer], opt->steps,
              opt->batch);
     tg_chart chart = { title, "iteration", "cross-entropy, nats per byte (log scale)", 1,
-                       series, 3 };
+                       series, w->n_reports > 0 ? 4 : 3 };
     tg_error err;
     int status = tg_chart_write_svg(&chart, opt->plot, &err);
     if (status != 0)
