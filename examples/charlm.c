@@ -1439,8 +1439,8 @@ static int prepare_data(const options *opt, bool resumed, vocab *v, text *t, tex
         return 2;
     }
     if (need_text)
-        printf("text: %s, %zu bytes to train on, %zu for validation (%s); vocabulary of %d bytes (a "
-               "uniform guess scores ln %d = %.2f nats, %.2f bits)\n", t->name, t->n, val->n,
+        printf("text: %s, %zu bytes to train on, %zu for validation (%s); vocabulary of %d "
+               "bytes (a uniform guess scores ln %d = %.2f nats, %.2f bits)\n", t->name, t->n, val->n,
                val->n >= 2 ? val->name : "too few: no validation loss", v->size, v->size,
                log((double)v->size), log2((double)v->size));
     return 0;

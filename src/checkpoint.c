@@ -419,7 +419,8 @@ static int add_saved(tg_checkpoint *ck, const char *name, int rows, int cols, in
         return tg_error_set(err, call, "the name '%.*s' is empty, not UTF-8 or __metadata__",
                             TG_NAME_SHOWN, name);
     if (!tg_size_ok(rows, cols))
-        return tg_error_set(err, call, "%.*s has a bad size %dx%d", TG_NAME_SHOWN, name, rows, cols);
+        return tg_error_set(err, call, "%.*s has a bad size %dx%d", TG_NAME_SHOWN, name, rows,
+                            cols);
     for (int i = 0; i < ck->n; i++)
         if (strcmp(ck->tensors[i].name, name) == 0)
             return tg_error_set(err, call, "%.*s is added twice", TG_NAME_SHOWN, name);
@@ -449,7 +450,8 @@ static int add_module(tg_checkpoint *ck, const stored_module *m, tg_error *err)
                                  : check_module(m, m->call, cells, err);
     for (int l = 0; rc == 0 && l < m->num_layers; l++)
         for (int i = 0; rc == 0 && i < TG_STATE_DICT_SIZE; i++) {
-            const float *data = m->table->params[i].how == TG_STORED_AS_IS ? cells[l].params[i]->data : NULL;
+            const tg_stored how = m->table->params[i].how;
+            const float *data = how == TG_STORED_AS_IS ? cells[l].params[i]->data : NULL;
             rc = add_saved(ck, names + NAME_SIZE * (TG_STATE_DICT_SIZE * l + i),
                            m->table->gates * m->hidden_size, cols_of(&cells[l], i),
                            is_bias(i) ? 1 : 2, data, err);
@@ -467,7 +469,8 @@ int tg_checkpoint_add_rnn(tg_checkpoint *ck, const tg_rnn *rnn, tg_error *err)
 
 int tg_checkpoint_add_lstm(tg_checkpoint *ck, const tg_lstm *lstm, tg_error *err)
 {
-    stored_module m = MODULE_VIEW(&tg_lstm_cell_checkpoint, "tg_checkpoint_add_lstm", lstm, lstm_layer);
+    stored_module m = MODULE_VIEW(&tg_lstm_cell_checkpoint, "tg_checkpoint_add_lstm", lstm,
+                                  lstm_layer);
     return add_module(ck, &m, err);
 }
 
@@ -572,7 +575,8 @@ static bool state_name(char *out, const char *name, const char *buffer)
 /* The number of buffers opt keeps per parameter. */
 static int buffers_of(const tg_optimizer *opt)
 {
-    return tg_optimizer_state_name(opt->kind, 1) ? 2 : tg_optimizer_state_name(opt->kind, 0) ? 1 : 0;
+    const char *second = tg_optimizer_state_name(opt->kind, 1);
+    return second ? 2 : tg_optimizer_state_name(opt->kind, 0) ? 1 : 0;
 }
 
 /* How many parameters opt keeps buffers for (0 for TG_SGD, which keeps none). */

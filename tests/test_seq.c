@@ -487,8 +487,10 @@ static long forward_into(seq_model *m, tg_tape *tape, bool no_grad, const float 
 START_TEST(test_no_grad_forward_equals_recording_one_and_allocates_nothing_after_warm_up)
 {
     const long n = (long)(DT + 4) * DH * DB;
-    float *x = malloc((size_t)DT * DI * DB * sizeof(float)), *s = malloc(4 * DH * DB * sizeof(float));
-    float *recorded = calloc((size_t)n, sizeof(float)), *inferred = calloc((size_t)n, sizeof(float));
+    float *x = malloc((size_t)DT * DI * DB * sizeof(float));
+    float *s = malloc(4 * DH * DB * sizeof(float));
+    float *recorded = calloc((size_t)n, sizeof(float));
+    float *inferred = calloc((size_t)n, sizeof(float));
     tg_rng rng = tg_rng_new(12);
     for (long k = 0; k < (long)DT * DI * DB; k++)
         x[k] = tg_rng_normal(&rng);
@@ -500,7 +502,8 @@ START_TEST(test_no_grad_forward_equals_recording_one_and_allocates_nothing_after
         tg_tape_set_no_grad(inference, 1);
         forward_into(&m, recording, false, x, s, recorded);
         forward_into(&m, inference, true, x, s, inferred);
-        ck_assert_msg(same_floats(recorded, inferred, n), "kind %d: inference gave other values", kind);
+        ck_assert_msg(same_floats(recorded, inferred, n), "kind %d: inference gave other values",
+                      kind);
         ck_assert_int_eq(tg_tape_nodes(inference, NULL, 0), 0);
         size_t reserved = tg_tape_reserved_bytes(inference);
         long allocations = forward_into(&m, inference, true, x, s, inferred);
