@@ -654,7 +654,8 @@ int tg_gru_load(tg_gru *gru, const char *path, tg_error *err);
 /* A whole training run in one file: a checkpoint is built up in memory (tensors by reference,
  * metadata by copy) and written at once, atomically (one rename). A tensor with one column is
  * stored 1-D, [rows], as PyTorch stores a bias; tg_load reads it back into rows x 1. The
- * metadata are string pairs in the header's "__metadata__", after "format": "pt". */
+ * metadata are string pairs in the header's "__metadata__", after "format": "pt". A refused
+ * add leaves the checkpoint as it was. */
 typedef struct tg_checkpoint tg_checkpoint;
 
 tg_checkpoint *tg_checkpoint_new(tg_error *err);           /* NULL when out of memory */

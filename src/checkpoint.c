@@ -408,6 +408,20 @@ void tg_checkpoint_free(tg_checkpoint *ck)
     free(ck);
 }
 
+/* Forgets what was added after ck held n tensors and n_meta metadata keys: a call that adds
+ * several and fails part way changes nothing (a value it replaced stays replaced). */
+static int roll_back(tg_checkpoint *ck, int n, int n_meta)
+{
+    while (ck->n > n)
+        free((char *)ck->tensors[--ck->n].name);
+    while (ck->n_meta > n_meta) {
+        ck->n_meta--;
+        free((char *)ck->meta[ck->n_meta].key);
+        free((char *)ck->meta[ck->n_meta].value);
+    }
+    return -1;
+}
+
 /* Adds a rows x cols tensor (1-D when dims is 1) under name; data NULL stores zeros. */
 static int add_saved(tg_checkpoint *ck, const char *name, int rows, int cols, int dims,
                      const float *data, tg_error *err)
@@ -444,6 +458,9 @@ int tg_checkpoint_add(tg_checkpoint *ck, const char *name, const tg_tensor *t, t
 
 static int add_module(tg_checkpoint *ck, const stored_module *m, tg_error *err)
 {
+    if (!ck)
+        return tg_error_set(err, m->call, "ck is NULL");
+    const int before = ck->n;
     stored_cell *cells = m->module ? calloc((size_t)m->num_layers, sizeof *cells) : NULL;
     char *names = cells ? module_names(m->num_layers) : NULL;
     int rc = m->module && !names ? tg_error_set(err, m->call, "out of memory")
@@ -458,7 +475,7 @@ static int add_module(tg_checkpoint *ck, const stored_module *m, tg_error *err)
         }
     free(names);
     free(cells);
-    return rc;
+    return rc == 0 ? 0 : roll_back(ck, before, ck->n_meta);
 }
 
 int tg_checkpoint_add_rnn(tg_checkpoint *ck, const tg_rnn *rnn, tg_error *err)
@@ -597,6 +614,7 @@ int tg_checkpoint_add_optimizer(tg_checkpoint *ck, const tg_optimizer *opt,
         return tg_error_set(err, call, "%s is NULL", !ck ? "ck" : !opt ? "opt" : "names");
     if ((unsigned)opt->kind > TG_ADAM)
         return tg_error_set(err, call, "unknown kind %d", (int)opt->kind);
+    const int before = ck->n, meta_before = ck->n_meta;
     char text[64];
     int rc = tg_checkpoint_set(ck, "optimizer.kind", OPTIMIZER_KINDS[opt->kind], err);
     for (int i = 0; rc == 0 && i < N_SETTINGS; i++) {
@@ -612,13 +630,14 @@ int tg_checkpoint_add_optimizer(tg_checkpoint *ck, const tg_optimizer *opt,
         for (int which = 0; rc == 0 && which < buffers_of(opt); which++) {
             char name[NAME_SIZE * 4];
             tg_tensor t = { 0 };
-            if (!names[i] || !state_name(name, names[i], tg_optimizer_state_name(opt->kind, which)))
-                return tg_error_set(err, call, "names[%d] is NULL or too long", i);
-            rc = tg_optimizer_state_tensor(opt, i, which, &t, err);
+            const char *buffer = tg_optimizer_state_name(opt->kind, which);
+            rc = !names[i] || !state_name(name, names[i], buffer)
+                     ? tg_error_set(err, call, "names[%d] is NULL or too long", i)
+                     : tg_optimizer_state_tensor(opt, i, which, &t, err);
             if (rc == 0)
                 rc = tg_checkpoint_add(ck, name, &t, err);
         }
-    return rc;
+    return rc == 0 ? 0 : roll_back(ck, before, meta_before);
 }
 
 /* The settings and steps saved in md, parsed into values[] and *steps: 0, or -1 with err. */

@@ -643,6 +643,35 @@ START_TEST(test_optimizer_state_round_trips_and_resumes_exactly)
 }
 END_TEST
 
+/* An add refused part way leaves the checkpoint as it was: a GRU whose second layer's name is
+ * taken, an optimizer with a NULL name; the file written afterwards holds neither. */
+START_TEST(test_refused_adds_leave_the_checkpoint_as_it_was)
+{
+    tg_gru *gru = tg_gru_new(3, 4, 2, 0.0f, 1, NULL);
+    tg_tensor *w = tg_param_new(2, 2);
+    tg_optimizer *adam = tg_optimizer_new(TG_ADAM, gru->params, gru->n_params, 0.01f, NULL);
+    const char *names[8] = { "a", "b", "c", "d", "e", NULL, "g", "h" };
+    tg_error err;
+    tg_checkpoint *ck = tg_checkpoint_new(NULL);
+    ck_assert_int_eq(tg_checkpoint_add(ck, "weight_ih_l1", w, &err), 0);
+    ck_assert_int_ne(tg_checkpoint_add_gru(ck, gru, &err), 0);
+    ck_assert_msg(strstr(err.message, "weight_ih_l1 is added twice"), "%s", err.message);
+    ck_assert_int_ne(tg_checkpoint_add_optimizer(ck, adam, names, &err), 0);
+    ck_assert_msg(strstr(err.message, "names[5] is NULL"), "%s", err.message);
+    char path[PATH_SIZE];
+    ck_assert_int_eq(tg_checkpoint_write(ck, scratch_path(path, "partial.safetensors"), &err), 0);
+    tg_checkpoint_free(ck);
+    ck_assert_int_ne(tg_gru_load(gru, path, &err), 0);
+    ck_assert_msg(strstr(err.message, "no tensor named weight_ih_l0"), "%s", err.message);
+    tg_metadata *md = tg_load_metadata(path, &err);
+    ck_assert_int_eq(md->n, 1);   /* "format" alone */
+    tg_metadata_free(md);
+    tg_optimizer_free(adam);
+    tg_param_free(w);
+    tg_gru_free(gru);
+}
+END_TEST
+
 Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -675,6 +704,7 @@ Suite *checkpoint_suite(void)
     tcase_add_checked_fixture(runs, scratch_dir_make, scratch_dir_remove);
     tcase_add_test(runs, test_one_checkpoint_holds_module_readout_and_metadata);
     tcase_add_test(runs, test_optimizer_state_round_trips_and_resumes_exactly);
+    tcase_add_test(runs, test_refused_adds_leave_the_checkpoint_as_it_was);
     suite_add_tcase(s, runs);
     return s;
 }
