@@ -20,11 +20,11 @@
  * B streams start at evenly spaced points of the training text and each reads on where its
  * last chunk ended (wrapping around at the end).
  *
- * Validation: the last 10% of the text (or --val FILE) is held out, never trained on. Each report
- * gives the training loss (the mean over the chunks since the last report) and the loss on the
- * held-out text, read whole from zero states on a tape that records no gradients
- * (tg_tape_set_no_grad); when this validation loss rises while the training loss falls, the model
- * is learning the training text by heart, and a warning says so.
+ * Validation: the last 10% of the text (or --val FILE) is held out, never trained on. Each
+ * report gives the training loss (the mean over the chunks since the last report) and the loss
+ * on the held-out text (its first 64 KiB), read from zero states on a tape that records no
+ * gradients (tg_tape_set_no_grad); when this validation loss rises while the training loss
+ * falls, the model is learning the training text by heart, and a warning says so.
  *
  * To generate, the model reads a byte (a forward on the no-grad tape), turns its logits into
  * p_i = exp(logit_i / temperature) / sum_j exp(logit_j / temperature), draws the next byte from
@@ -71,6 +71,7 @@ enum {
 };
 #define DEFAULT_TEXT "docs/*.md"
 #define VAL_SHARE 0.1            /* of the text, held out for validation without --val */
+#define VAL_SCORED 65536         /* bytes of the validation text scored at each report, at most */
 #define SMOOTHING 0.95           /* the smoothed loss weighs the loss k iterations back by
                                     SMOOTHING^k (a bias-corrected moving average, as in Adam) */
 #define REDRAW_SECONDS 0.1       /* a terminal's progress bar is redrawn at most this often */
@@ -87,6 +88,7 @@ static const char USAGE[] =
     "it. Run from the repository root, it learns the project's own docs (" DEFAULT_TEXT ",\n"
     "concatenated in sorted order) in about a minute.\n"
     "  --text FILE        the text to learn (default " DEFAULT_TEXT "); its last 10% is held out\n"
+    "                     for validation (each report scores its first 64 KiB at most)\n"
     "  --val FILE         hold out this text instead, and train on all of --text\n"
     "  --cell NAME        rnn, lstm or gru (default gru)\n"
     "  --hidden H         hidden units per layer, 1 to 1024 (default 128)\n"
@@ -764,22 +766,25 @@ static void evaluator_free(evaluator *e)
     pass_free(&e->chunk);
 }
 
+/* The bytes of val that each report scores: its first VAL_SCORED at most. */
+static size_t scored(const text *val) { return val->n < VAL_SCORED ? val->n : VAL_SCORED; }
+
 /* A pass of at most --batch streams over val (each predicting one byte at least). False when
  * out of memory. */
 static bool evaluator_init(evaluator *e, const model *m, const options *opt, const text *val)
 {
-    size_t streams = val->n - 1 < (size_t)opt->batch ? val->n - 1 : (size_t)opt->batch;
+    size_t streams = scored(val) - 1 < (size_t)opt->batch ? scored(val) - 1 : (size_t)opt->batch;
     e->tape = tg_tape_new();
     tg_tape_set_no_grad(e->tape, 1);
     return pass_init(&e->chunk, m, opt->steps, (int)streams) && e->tape;
 }
 
-/* The mean cross-entropy, in nats per byte, of every byte of val the streams predict. False
- * (and a message) on failure. */
+/* The mean cross-entropy, in nats per byte, of every byte of val's first VAL_SCORED that the
+ * streams predict. False (and a message) on failure. */
 static bool held_out_loss(evaluator *e, const model *m, const text *val, double *loss)
 {
     pass *p = &e->chunk;
-    const size_t B = (size_t)p->batch, span = (val->n - 1) / B;   /* bytes each stream predicts */
+    const size_t B = (size_t)p->batch, span = (scored(val) - 1) / B;   /* each stream predicts */
     memset(p->h, 0, state_bytes(m, p));
     memset(p->c, 0, state_bytes(m, p));
     double sum = 0.0;
