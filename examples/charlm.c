@@ -1060,15 +1060,15 @@ static double node_bytes(double rows, double cols, bool grad, double extra)
  * the one-hot input (V x B, a constant), L layers, the readout (V x B), its cross-entropy
  * (1 x 1, keeping the B classes) and the running sum (1 x 1); per chunk every layer's carried
  * state (constants) and the mean; and, at most, one copy of every weight that backward keeps
- * transposed. */
-static double tape_bytes(const model *m, const options *opt, int vocab_size)
+ * transposed. With grads false: the validation's tape, the same nodes without grads. */
+static double tape_bytes(const model *m, const options *opt, int vocab_size, bool grads)
 {
     const int k = m->cell;
     double V = vocab_size, H = opt->hidden, B = opt->batch, L = m->layers;
-    double cell = 2.0 * node_bytes(GATES[k] * H, B, true, 0.0)
-                  + SMALL_NODES[k] * node_bytes(H, B, true, 0.0);
-    double step = node_bytes(V, B, false, 0.0) + L * cell + node_bytes(V, B, true, 0.0)
-                  + node_bytes(1, 1, true, B * sizeof(int)) + node_bytes(1, 1, true, 0.0);
+    double cell = 2.0 * node_bytes(GATES[k] * H, B, grads, 0.0)
+                  + SMALL_NODES[k] * node_bytes(H, B, grads, 0.0);
+    double step = node_bytes(V, B, false, 0.0) + L * cell + node_bytes(V, B, grads, 0.0)
+                  + node_bytes(1, 1, grads, B * sizeof(int)) + node_bytes(1, 1, grads, 0.0);
     double weights = 0.0;
     for (int i = 0; i < m->n_params; i++)
         weights += ceil((double)m->params[i]->rows * m->params[i]->cols * sizeof(float)
@@ -1127,7 +1127,7 @@ static void format_bytes(char out[32], double bytes)
              bytes, UNITS[u]);
 }
 
-/* What a training run will need: its tape and all of it, in bytes. */
+/* What a training run will need: its tape and all of it (the validation tape too), in bytes. */
 typedef struct memory_estimate {
     double tape, total;
 } memory_estimate;
@@ -1140,8 +1140,9 @@ typedef struct memory_estimate {
 static bool memory_fits(const model *m, const options *opt, int vocab_size, size_t text_room,
                         memory_estimate *e)
 {
-    e->tape = tape_bytes(m, opt, vocab_size);
-    e->total = e->tape + other_bytes(m, opt, vocab_size, text_room);
+    e->tape = tape_bytes(m, opt, vocab_size, true);
+    e->total = e->tape + tape_bytes(m, opt, vocab_size, false)
+               + other_bytes(m, opt, vocab_size, text_room);
     const char *source;
     double machine = memory_available(&source);
     bool over_cap = opt->max_memory > 0.0 && e->total > opt->max_memory;
