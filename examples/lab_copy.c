@@ -75,7 +75,7 @@ static const char USAGE[] =
     "steps) with Adam for 2500 steps at lr 0.003 and 0.01 from 3 seeds; prints the median test\n"
     "loss and recall accuracy of each against the ln 8 = 2.079 of guessing, and writes\n"
     "DIR/copy_results.csv (every run) and DIR/copy_loss.svg (the training loss of each cell at\n"
-    "its best lr). Takes about half a minute on two cores.\n"
+    "its best lr). Takes about 25 s of CPU time, shared by two threads.\n"
     "  --seed N    seed for the weights and the data, 0 or more (default 1)\n"
     "  --lr X      train at this Adam learning rate only, instead of the sweep\n"
     "  --hidden N  hidden units of every cell (default 32)\n"
