@@ -480,7 +480,7 @@ static bool write_test_mse_chart(const run_result *runs, int n_runs, const char 
     int n_series = 0, n_points = 0;
     for (int c = 0; c < N_CELLS; c++)
         for (int clip = 0; clip <= 1; clip++) {
-            tg_series line = { label[n_series], &T[n_points], &mse[n_points], 0 };
+            tg_series line = { label[n_series], &T[n_points], &mse[n_points], 0, TG_SERIES_LINE };
             for (int i = 0; i < n_runs; i++)
                 if (runs[i].cell == &CELLS[c] && runs[i].clipped == clip) {
                     T[n_points] = (float)runs[i].steps;
@@ -493,7 +493,7 @@ static bool write_test_mse_chart(const run_result *runs, int n_runs, const char 
             series[n_series++] = line;
         }
     snprintf(label[n_series], LABEL_SIZE, "predicting the mean: 1/6");
-    series[n_series] = (tg_series){ label[n_series], T, baseline, series[0].n };
+    series[n_series] = (tg_series){ label[n_series], T, baseline, series[0].n, TG_SERIES_LINE };
     tg_chart chart = { "Adding problem: test MSE after training", "T (sequence length)",
                        "test MSE (log scale)", 1, series, n_series + 1 };
     return write_chart(&chart, dir, "adding_test_mse", false);
@@ -517,7 +517,7 @@ static bool write_outputs(const run_result *runs, int n_runs, const settings *s,
     for (int i = 0; i < n_runs; i++) {
         snprintf(label[i], LABEL_SIZE, "%s T=%d, clipping %s", runs[i].cell->name, runs[i].steps,
                  clipping_name(runs[i].clipped));
-        series[i] = (tg_series){ label[i], step, runs[i].smoothed, n_points };
+        series[i] = (tg_series){ label[i], step, runs[i].smoothed, n_points, TG_SERIES_LINE };
     }
     char title[128];
     snprintf(title, sizeof title, "Adding problem: training loss (mean of the last %d steps)",

@@ -488,14 +488,17 @@ static bool write_outputs(const arm_summary *summaries, int n_seeds, int train_s
     for (int a = 0; a < N_ARMS; a++) {
         snprintf(loss_label[a], sizeof loss_label[a], "%s: loss", ARMS[a].name);
         snprintf(norm_label[a], sizeof norm_label[a], "%s: grad norm", ARMS[a].name);
-        both[a] = (tg_series){ loss_label[a], step, summaries[a].median_loss, train_steps };
+        both[a] = (tg_series){ loss_label[a], step, summaries[a].median_loss, train_steps,
+                               TG_SERIES_LINE };
         both[N_ARMS + a] = (tg_series){ norm_label[a], step, summaries[a].median_grad_norm,
-                                        train_steps };
+                                        train_steps, TG_SERIES_LINE };
     }
     tg_series loss[N_ARMS], norm[N_ARMS];
     for (int a = 0; a < N_ARMS; a++) {
-        loss[a] = (tg_series){ ARMS[a].name, step, summaries[a].median_loss, train_steps };
-        norm[a] = (tg_series){ ARMS[a].name, step, summaries[a].median_grad_norm, train_steps };
+        loss[a] = (tg_series){ ARMS[a].name, step, summaries[a].median_loss, train_steps,
+                               TG_SERIES_LINE };
+        norm[a] = (tg_series){ ARMS[a].name, step, summaries[a].median_grad_norm, train_steps,
+                               TG_SERIES_LINE };
     }
     char loss_title[96], norm_title[96];
     snprintf(loss_title, sizeof loss_title, "W_h = 1.5 Q: training loss (median of %d seeds)",

@@ -567,7 +567,7 @@ static void fill_curve(chart_data *d, int i, const curve *c)
 {
     for (int k = 0; k < STEPS; k++)
         d->ratio[i][k] = (float)mean_ratio(c, k);
-    d->series[i] = (tg_series){ d->label[i], d->k, d->ratio[i], STEPS };
+    d->series[i] = (tg_series){ d->label[i], d->k, d->ratio[i], STEPS, TG_SERIES_LINE };
 }
 
 /* Fills d from res, the first table's curves (model-major) packed at the front, then the

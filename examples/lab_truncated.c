@@ -414,7 +414,7 @@ static bool write_mse_chart(const row *rows, int n_rows, const char *dir)
     for (const row *r = rows; r < rows + n_rows; r++) {
         if (r->window == FULL) {
             snprintf(label[n_series], LABEL_SIZE, "%s, T = %d", r->task->name, r->steps);
-            series[n_series] = (tg_series){ label[n_series], &k[n], &mse[n], 0 };
+            series[n_series] = (tg_series){ label[n_series], &k[n], &mse[n], 0, TG_SERIES_LINE };
             n_series++;
             continue;
         }
@@ -429,8 +429,8 @@ static bool write_mse_chart(const row *rows, int n_rows, const char *dir)
     }
     const float *ks = series[longest].x;
     int n_k = series[longest].n;
-    series[n_series++] = (tg_series){ "predicting the mean: 1/6", ks, baseline, n_k };
-    series[n_series++] = (tg_series){ "solved: 0.01", ks, solved, n_k };
+    series[n_series++] = (tg_series){ "predicting the mean: 1/6", ks, baseline, n_k, TG_SERIES_LINE };
+    series[n_series++] = (tg_series){ "solved: 0.01", ks, solved, n_k, TG_SERIES_LINE };
     tg_chart chart = { "Truncated BPTT: median test MSE against the window k",
                        "k (steps the backward reaches)", "test MSE (log scale)", 1, series,
                        n_series };

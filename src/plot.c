@@ -1,8 +1,10 @@
 /* plot.c: charts with no dependencies. tg_chart_write_svg draws a chart's series as a
  * standalone SVG line chart (frame, "nice" ticks on a linear or logarithmic y axis, grid,
- * one coloured line per series, a legend); tg_chart_write_csv writes the same points as a
- * table. Both refuse texts that are not well-formed UTF-8, and write a temporary file next to
- * the target and rename it into place, so a failed write never leaves half a file behind. */
+ * one coloured line per series, with markers or dashed as the series asks, a legend);
+ * tg_chart_write_csv writes the same points as a table; tg_heatmap_write_svg draws a grid of
+ * values as coloured cells with the same axes and a colour bar. All refuse texts that are not
+ * well-formed UTF-8, and write a temporary file next to the target and rename it into place,
+ * so a failed write never leaves half a file behind. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -159,6 +161,9 @@ static int check_arguments(const tg_chart *chart, const char *path, const char *
             return tg_error_set(err, path, "series %d: n is negative (%d)", i, s->n);
         if (s->n > 0 && (!s->x || !s->y))
             return tg_error_set(err, path, "series %d: x or y is NULL with n %d", i, s->n);
+        if (s->style != TG_SERIES_LINE && s->style != TG_SERIES_MARKED
+            && s->style != TG_SERIES_REFERENCE)
+            return tg_error_set(err, path, "series %d: unknown style %d", i, (int)s->style);
     }
     return check_texts(chart, path, err);
 }
@@ -452,8 +457,41 @@ static const char *const DASHES[] = { "none", "7 4", "2 3", "9 3 2 3" };
 #define N_COLOURS (int)(sizeof COLOURS / sizeof COLOURS[0])
 #define N_DASHES (int)(sizeof DASHES / sizeof DASHES[0])
 
+#define REFERENCE_DASHES "6 4"
+#define MARKER_SIZE 3.5       /* a marker's half-width */
+
 static const char *series_colour(int k) { return COLOURS[k % N_COLOURS]; }
-static const char *series_dashes(int k) { return DASHES[k / N_COLOURS % N_DASHES]; }
+
+static const char *series_dashes(const tg_series *s, int k)
+{
+    return s->style == TG_SERIES_REFERENCE ? REFERENCE_DASHES : DASHES[k / N_COLOURS % N_DASHES];
+}
+
+static double series_width(const tg_series *s) { return s->style == TG_SERIES_REFERENCE ? 1.2 : 1.8; }
+
+/* A marker of series k's shape (circle, square, triangle, diamond, in turn) centred at (x, y). */
+static void put_marker(writer *w, int k, double x, double y, const char *colour)
+{
+    double r = MARKER_SIZE;
+    switch (k % 4) {
+    case 0:
+        put(w, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"%.2f\"", x, y, r);
+        break;
+    case 1:
+        put(w, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"", x - r * 0.9,
+            y - r * 0.9, 1.8 * r, 1.8 * r);
+        break;
+    case 2:
+        put(w, "<polygon points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f\"", x, y - 1.2 * r, x + 1.1 * r,
+            y + 0.8 * r, x - 1.1 * r, y + 0.8 * r);
+        break;
+    default:
+        put(w, "<polygon points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f %.2f,%.2f\"", x, y - 1.3 * r,
+            x + 1.1 * r, y, x, y + 1.3 * r, x - 1.1 * r, y);
+    }
+    put(w, " fill=\"%s\" stroke=\"white\" stroke-width=\"0.8\" stroke-dasharray=\"none\"/>\n",
+        colour);
+}
 
 static void put_header(writer *w, const layout *l)
 {
@@ -547,11 +585,14 @@ static int run_end(const tg_series *s, int i, bool log_y)
     return i;
 }
 
-/* Points [from, to) of s: a polyline, or a dot when the run is a single point. */
+/* Points [from, to) of s: a polyline, or a dot when the run is a single point (and s has
+ * no markers to show it). */
 static void put_run(writer *w, const layout *l, const tg_series *s, int from, int to,
                     const char *colour)
 {
     if (to - from == 1) {
+        if (s->style == TG_SERIES_MARKED)
+            return;
         put(w, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.5\" fill=\"%s\" stroke=\"none\"/>\n",
             to_px(l, s->x[from]), to_py(l, s->y[from]), colour);
         return;
@@ -562,13 +603,14 @@ static void put_run(writer *w, const layout *l, const tg_series *s, int from, in
     put(w, "\"/>\n");
 }
 
-/* One series: a polyline per run of drawable points, so the line breaks at the others. */
+/* One series: a polyline per run of drawable points, so the line breaks at the others, and
+ * a marker on each drawable point when it asks for them. */
 static void put_series(writer *w, const layout *l, const tg_chart *chart, int k)
 {
     const tg_series *s = &chart->series[k];
-    put(w, "<g fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" stroke-dasharray=\"%s\" "
+    put(w, "<g fill=\"none\" stroke=\"%s\" stroke-width=\"%g\" stroke-dasharray=\"%s\" "
            "stroke-linejoin=\"round\" stroke-linecap=\"round\">\n",
-        series_colour(k), series_dashes(k));
+        series_colour(k), series_width(s), series_dashes(s, k));
     for (int i = 0; i < s->n;) {
         if (!drawable(s, i, chart->log_y)) {
             i++;
@@ -578,6 +620,9 @@ static void put_series(writer *w, const layout *l, const tg_chart *chart, int k)
         put_run(w, l, s, i, end, series_colour(k));
         i = end;
     }
+    for (int i = 0; s->style == TG_SERIES_MARKED && i < s->n; i++)
+        if (drawable(s, i, chart->log_y))
+            put_marker(w, k, to_px(l, s->x[i]), to_py(l, s->y[i]), series_colour(k));
     put(w, "</g>\n");
 }
 
@@ -594,9 +639,12 @@ static void put_legend(writer *w, const layout *l, const tg_chart *chart)
     for (int k = 0; k < chart->n_series; k++) {
         if (!has_text(chart->series[k].label))
             continue;
-        put(w, "<g stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"%s\">\n",
-            series_colour(k), series_dashes(k));
+        const tg_series *s = &chart->series[k];
+        put(w, "<g stroke=\"%s\" stroke-width=\"%g\" stroke-dasharray=\"%s\">\n",
+            series_colour(k), series_width(s) + 0.2, series_dashes(s, k));
         put_line(w, x + 10, row_y, x + 10 + LEGEND_SWATCH, row_y);
+        if (s->style == TG_SERIES_MARKED)
+            put_marker(w, k, x + 10 + LEGEND_SWATCH / 2, row_y, series_colour(k));
         put(w, "</g>\n");
         put_text(w, x + 10 + LEGEND_SWATCH + 8, row_y + LEGEND_SIZE * 0.35, "start",
                  LEGEND_SIZE, chart->series[k].label);
@@ -654,4 +702,224 @@ int tg_chart_write_csv(const tg_chart *chart, const char *path, tg_error *err)
     if (check_arguments(chart, path, "tg_chart_write_csv", err) != 0)
         return -1;
     return write_atomically(path, chart, write_csv_body, err);
+}
+
+/* ---- heatmaps -------------------------------------------------------------------------------- */
+
+#define HEATMAP_PLOT_WIDTH 540.0
+#define HEATMAP_PLOT_HEIGHT 320.0
+#define COLOUR_BAR_WIDTH 16.0
+#define COLOUR_LEVELS 64       /* the colours a cell can take, so that equal neighbours merge */
+#define MISSING_COLOUR "#bbbbbb"
+
+/* viridis (van der Walt & Smith), sampled at 9 points: dark blue to yellow, its lightness
+ * rising all the way, so that a lighter cell always means a larger value. */
+static const unsigned char VIRIDIS[][3] = {
+    { 68, 1, 84 },    { 71, 44, 122 },  { 59, 81, 139 },  { 44, 113, 142 }, { 33, 144, 141 },
+    { 39, 173, 129 }, { 92, 200, 99 },  { 170, 220, 50 }, { 253, 231, 37 },
+};
+#define N_VIRIDIS (int)(sizeof VIRIDIS / sizeof VIRIDIS[0])
+
+/* The colour of level 0..COLOUR_LEVELS-1 as #rrggbb, interpolated along VIRIDIS. */
+static void level_colour(int level, char colour[8])
+{
+    double at = (double)level / (COLOUR_LEVELS - 1) * (N_VIRIDIS - 1);
+    int i = at >= N_VIRIDIS - 1 ? N_VIRIDIS - 2 : (int)at;
+    double f = at - i;
+    int rgb[3];
+    for (int c = 0; c < 3; c++)
+        rgb[c] = (int)lround(VIRIDIS[i][c] + f * (VIRIDIS[i + 1][c] - VIRIDIS[i][c]));
+    snprintf(colour, 8, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
+}
+
+/* A value on the colour scale's own axis: log10 of it on a log scale, NaN when it has none. */
+static double scale_value(const tg_heatmap *map, float v)
+{
+    if (!isfinite(v) || (map->log_values && v <= 0))
+        return NAN;
+    return map->log_values ? log10(v) : v;
+}
+
+/* The colour scale's ends on its own axis: lo..hi, or the range of the cells' values. */
+static range colour_range(const tg_heatmap *map)
+{
+    if (map->lo < map->hi)
+        return (range){ scale_value(map, map->lo), scale_value(map, map->hi) };
+    range r = EMPTY_RANGE;
+    for (long i = 0; i < (long)map->rows * map->cols; i++) {
+        double v = scale_value(map, map->values[i]);
+        if (!isnan(v))
+            extend(&r, v);
+    }
+    return widen(r);
+}
+
+/* The colour level of a cell, -1 for a value that has none (drawn grey). */
+static int cell_level(const tg_heatmap *map, range r, float value)
+{
+    double v = scale_value(map, value);
+    if (isnan(v))
+        return -1;
+    double f = (v - r.lo) / (r.hi - r.lo);
+    f = f < 0 ? 0 : f > 1 ? 1 : f;
+    return (int)lround(f * (COLOUR_LEVELS - 1));
+}
+
+/* A linear axis over exactly lo..hi, with the 1-2-5 ticks that fall inside. */
+static axis exact_axis(double lo, double hi, int target)
+{
+    axis a = linear_axis((range){ lo, hi }, target);
+    int kept = 0;
+    double slack = (hi - lo) * 1e-9;
+    for (int i = 0; i < a.n_ticks; i++)
+        if (a.ticks[i] >= lo - slack && a.ticks[i] <= hi + slack)
+            a.ticks[kept++] = a.ticks[i];
+    a.n_ticks = kept;
+    a.lo = lo;
+    a.hi = hi;
+    return a;
+}
+
+/* The texts of a heatmap as a chart's, for the helpers the two share. */
+static tg_chart heatmap_texts(const tg_heatmap *map)
+{
+    return (tg_chart){ map->title, map->x_label, map->y_label, 0, NULL, 0, };
+}
+
+static layout heatmap_layout(const tg_heatmap *map)
+{
+    layout l = { .has_points = true };
+    l.y = exact_axis(map->y_min, map->y_max, 6);
+    l.left = MARGIN + (has_text(map->y_label) ? LABEL_SIZE + 8 : 0)
+             + widest_tick_label(&l.y, TICK_SIZE) + TICK_LENGTH + 4;
+    l.top = TOP;
+    l.right = l.left + HEATMAP_PLOT_WIDTH;
+    l.bottom = l.top + HEATMAP_PLOT_HEIGHT;
+    l.legend_width = COLOUR_BAR_WIDTH + 60 + (has_text(map->value_label) ? LABEL_SIZE + 8 : 0);
+    l.width = fmax(l.right + MARGIN + l.legend_width + MARGIN,
+                   text_width(map->title, TITLE_SIZE) + 2 * MARGIN);
+    l.height = l.bottom + BOTTOM;
+    l.x = exact_axis(map->x_min, map->x_max, 8);
+    return l;
+}
+
+/* Row r's cells, each run of one colour as one rectangle. */
+static void put_heatmap_row(writer *w, const layout *l, const tg_heatmap *map, range scale, int r)
+{
+    double cell_w = (l->right - l->left) / map->cols, cell_h = (l->bottom - l->top) / map->rows;
+    double y = l->bottom - (r + 1) * cell_h;
+    const float *row = map->values + (size_t)r * (size_t)map->cols;
+    for (int c = 0, end; c < map->cols; c = end) {
+        int level = cell_level(map, scale, row[c]);
+        for (end = c + 1; end < map->cols && cell_level(map, scale, row[end]) == level; end++)
+            continue;
+        char colour[8];
+        if (level >= 0)
+            level_colour(level, colour);
+        put(w, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>\n",
+            l->left + c * cell_w, y, (end - c) * cell_w, cell_h,
+            level >= 0 ? colour : MISSING_COLOUR);
+    }
+}
+
+/* The colour bar right of the grid: every level, low at the bottom, with ticks on the scale's
+ * own axis (powers of ten on a log scale) and value_label beside it. */
+static void put_colour_bar(writer *w, const layout *l, const tg_heatmap *map, range scale)
+{
+    double x = l->right + MARGIN, h = (l->bottom - l->top) / COLOUR_LEVELS;
+    put(w, "<g class=\"colour-bar\" stroke=\"none\">\n");
+    for (int level = 0; level < COLOUR_LEVELS; level++) {
+        char colour[8];
+        level_colour(level, colour);
+        put(w, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>\n", x,
+            l->bottom - (level + 1) * h, COLOUR_BAR_WIDTH, h + 0.3, colour);
+    }
+    put(w, "</g>\n");
+    axis a = exact_axis(scale.lo, scale.hi, 5);
+    char label[TICK_LABEL_SIZE];
+    for (int i = 0; i < a.n_ticks; i++) {
+        double py = l->bottom - axis_fraction(&a, a.ticks[i]) * (l->bottom - l->top);
+        put(w, "<g stroke=\"#333333\">\n");
+        put_line(w, x + COLOUR_BAR_WIDTH, py, x + COLOUR_BAR_WIDTH + TICK_LENGTH, py);
+        put(w, "</g>\n");
+        if (map->log_values)
+            snprintf(label, sizeof label, "1e%g", a.ticks[i]);
+        else
+            format_tick(label, &a, i);
+        put_text(w, x + COLOUR_BAR_WIDTH + TICK_LENGTH + 3, py + TICK_SIZE * 0.35, "start",
+                 TICK_SIZE, label);
+    }
+    if (has_text(map->value_label)) {
+        put(w, "<g transform=\"translate(%.2f %.2f) rotate(90)\">\n", l->width - MARGIN - 4,
+            (l->top + l->bottom) / 2);
+        put_text(w, 0, 0, "middle", LABEL_SIZE, map->value_label);
+        put(w, "</g>\n");
+    }
+}
+
+static void write_heatmap_body(writer *w, const tg_heatmap *map)
+{
+    layout l = heatmap_layout(map);
+    range scale = colour_range(map);
+    tg_chart texts = heatmap_texts(map);
+    put_header(w, &l);
+    put(w, "<g class=\"cells\" stroke=\"none\" shape-rendering=\"crispEdges\">\n");
+    for (int r = 0; r < map->rows; r++)
+        put_heatmap_row(w, &l, map, scale, r);
+    put(w, "</g>\n");
+    put_ticks(w, &l);
+    put_frame_and_labels(w, &l, &texts);
+    put_colour_bar(w, &l, map, scale);
+    put(w, "</svg>\n");
+}
+
+/* 0 when map can be drawn to path, else -1 with the reason. */
+static int check_heatmap(const tg_heatmap *map, const char *path, tg_error *err)
+{
+    tg_error_clear(err);
+    if (!path)
+        return tg_error_set(err, "tg_heatmap_write_svg", "path is NULL");
+    if (!map)
+        return tg_error_set(err, path, "map is NULL");
+    if (map->rows < 1 || map->cols < 1
+        || (long long)map->rows * map->cols > TG_HEATMAP_MAX_CELLS)
+        return tg_error_set(err, path, "a grid of %d x %d cells (1 to %d cells)", map->rows,
+                            map->cols, TG_HEATMAP_MAX_CELLS);
+    if (!map->values)
+        return tg_error_set(err, path, "values is NULL");
+    if (!(isfinite(map->x_min) && isfinite(map->x_max) && map->x_min < map->x_max
+          && isfinite(map->y_min) && isfinite(map->y_max) && map->y_min < map->y_max))
+        return tg_error_set(err, path, "the extent x %g..%g, y %g..%g is not finite with min < max",
+                            (double)map->x_min, (double)map->x_max, (double)map->y_min,
+                            (double)map->y_max);
+    if (!isfinite(map->lo) || !isfinite(map->hi)
+        || (map->log_values && map->lo < map->hi && map->lo <= 0))
+        return tg_error_set(err, path, "the colour range %g..%g is not finite%s",
+                            (double)map->lo, (double)map->hi,
+                            map->log_values ? " and positive on a log scale" : "");
+    tg_chart texts = heatmap_texts(map);
+    if (check_texts(&texts, path, err) != 0)
+        return -1;
+    return check_utf8(map->value_label, "the value label", path, err);
+}
+
+typedef struct heatmap_file {
+    const tg_heatmap *map;
+} heatmap_file;
+
+static bool write_heatmap_file(FILE *file, void *ctx)
+{
+    const heatmap_file *h = ctx;
+    writer w = { file, false, 0 };
+    write_heatmap_body(&w, h->map);
+    errno = w.error;
+    return !w.failed;
+}
+
+int tg_heatmap_write_svg(const tg_heatmap *map, const char *path, tg_error *err)
+{
+    if (check_heatmap(map, path, err) != 0)
+        return -1;
+    heatmap_file h = { map };
+    return tg_write_file_atomically(path, write_heatmap_file, &h, err);
 }

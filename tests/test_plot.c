@@ -1,7 +1,9 @@
-/* test_plot.c: the chart writer. Its SVG is well-formed XML (by a small checker that is
- * itself shown to reject malformed snippets), escapes markup in all text, has 1-2-5 and
- * power-of-ten ticks, and breaks lines at the points it cannot draw; its CSV quotes labels
- * and reads back exactly; a failure returns -1, names the path and leaves no file behind. */
+/* test_plot.c: the chart and heatmap writers. Their SVG is well-formed XML (by a small checker
+ * that is itself shown to reject malformed snippets), escapes markup in all text, has 1-2-5
+ * and power-of-ten ticks, and breaks lines at the points it cannot draw; marked series carry
+ * a marker per point and reference series are dashed; a heatmap's colours follow its values;
+ * the CSV quotes labels and reads back exactly; a failure returns -1, names the path and
+ * leaves no file behind. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <ctype.h>
@@ -394,7 +396,7 @@ static void assert_series_styles_differ(const char *doc, int n_series)
 START_TEST(test_svg_is_well_formed_with_frame_axes_lines_and_legend)
 {
     const float a[] = { 0.1f, 0.4f, 0.9f, 1.6f }, b[] = { 2, 1, 0, -1 }, c[] = { 5, 5, 4, 4 };
-    tg_series series[] = { { "alpha", XS, a, 4 }, { "beta", XS, b, 4 }, { "gamma", XS, c, 4 } };
+    tg_series series[] = { { "alpha", XS, a, 4, TG_SERIES_LINE }, { "beta", XS, b, 4, TG_SERIES_LINE }, { "gamma", XS, c, 4, TG_SERIES_LINE } };
     tg_chart chart = { "Loss", "epoch", "value", 0, series, 3 };
     char *doc = write_and_read_svg(&chart);
     assert_well_formed(doc);
@@ -421,7 +423,7 @@ START_TEST(test_svg_gives_twelve_series_twelve_distinct_styles)
     for (int k = 0; k < 12; k++) {
         for (int i = 0; i < 3; i++)
             ys[k][i] = (float)(k + i);
-        series[k] = (tg_series){ "s", XS, ys[k], 3 };
+        series[k] = (tg_series){ "s", XS, ys[k], 3, TG_SERIES_LINE };
     }
     tg_chart chart = { "many", "x", "y", 0, series, 12 };
     char *doc = write_and_read_svg(&chart);
@@ -434,7 +436,7 @@ END_TEST
 START_TEST(test_svg_escapes_markup_in_title_axis_labels_and_legend)
 {
     const float y[] = { 1, 2 };
-    tg_series series[] = { { "\"q\" <&> tab\there\x01", XS, y, 2 } };
+    tg_series series[] = { { "\"q\" <&> tab\there\x01", XS, y, 2, TG_SERIES_LINE } };
     tg_chart chart = { "a<b> & \"c\"", "x & y", "<y>", 0, series, 1 };
     char *doc = write_and_read_svg(&chart);
     assert_well_formed(doc);
@@ -456,7 +458,7 @@ END_TEST
 START_TEST(test_svg_writes_multibyte_utf8_labels_exactly)
 {
     const float y[] = { 1, 2 };
-    tg_series series[] = { { "λ = 0.5 ✓", XS, y, 2 } };
+    tg_series series[] = { { "λ = 0.5 ✓", XS, y, 2, TG_SERIES_LINE } };
     tg_chart chart = { "Verlust über Zeit – 損失 (𝜃 → ∞) 😀", "température °C",
                        "\xED\x9F\xBF \xEE\x80\x80 \xF4\x8F\xBF\xBF", 0, series, 1 };
     char *doc = write_and_read_svg(&chart);
@@ -475,7 +477,7 @@ END_TEST
 START_TEST(test_svg_replaces_characters_that_xml_forbids)
 {
     const float y[] = { 1, 2 };
-    tg_series series[] = { { "\xEF\xBF\xBD \xEF\xBF\xBD \xEF\xBF\xBC", XS, y, 2 } };
+    tg_series series[] = { { "\xEF\xBF\xBD \xEF\xBF\xBD \xEF\xBF\xBC", XS, y, 2, TG_SERIES_LINE } };
     tg_chart chart = { "a\x01" "b\x1F" "c\td\ne\rf\x7F", "\xEF\xBF\xBE or \xEF\xBF\xBF", NULL, 0, series, 1 };
     char *doc = write_and_read_svg(&chart);
     assert_well_formed(doc);
@@ -490,7 +492,7 @@ START_TEST(test_svg_breaks_lines_at_nan_and_inf)
 {
     const float y[] = { 1, 2, NAN, 3, 4, INFINITY, 5, 6, -INFINITY, 7 };
     const float gx[] = { 0, NAN, 2, 3 }, gy[] = { 1, 1, 2, 3 };
-    tg_series series[] = { { "gaps in y", XS, y, 10 }, { "gap in x", gx, gy, 4 } };
+    tg_series series[] = { { "gaps in y", XS, y, 10, TG_SERIES_LINE }, { "gap in x", gx, gy, 4, TG_SERIES_LINE } };
     tg_chart chart = { "gaps", "x", "y", 0, series, 2 };
     char *doc = write_and_read_svg(&chart);
     assert_well_formed(doc);
@@ -505,7 +507,7 @@ END_TEST
 START_TEST(test_svg_log_y_leaves_out_nonpositive_values)
 {
     const float y[] = { 1, 0.1f, -1, 0.01f, 1e-3f, 0, 1e-4f, 1e-5f, NAN, 1e-6f };
-    tg_series series[] = { { "decay", XS, y, 10 } };
+    tg_series series[] = { { "decay", XS, y, 10, TG_SERIES_LINE } };
     tg_chart chart = { "log", "step", "norm", 1, series, 1 };
     char *doc = write_and_read_svg(&chart);
     assert_well_formed(doc);
@@ -520,7 +522,7 @@ END_TEST
 START_TEST(test_svg_log_ticks_are_powers_of_ten_labelled_readably)
 {
     const float y[] = { 1e-6f, 3e-4f, 0.05f, 7.0f, 100.0f };
-    tg_series series[] = { { "norm", XS, y, 5 } };
+    tg_series series[] = { { "norm", XS, y, 5, TG_SERIES_LINE } };
     tg_chart chart = { "log", "step", "norm", 1, series, 1 };
     char *doc = write_and_read_svg(&chart);
     static const char *const labels[] = { ">1e-6</text>", ">1e-5</text>", ">1e-4</text>",
@@ -551,7 +553,7 @@ static int y_tick_values(const char *doc, double *values, int max)
 static void assert_nice_ticks_cover(float lo, float hi)
 {
     const float y[] = { lo, hi };
-    tg_series series[] = { { "s", XS, y, 2 } };
+    tg_series series[] = { { "s", XS, y, 2, TG_SERIES_LINE } };
     tg_chart chart = { "t", "x", "y", 0, series, 1 };
     char *doc = write_and_read_svg(&chart);
     double v[64];
@@ -589,9 +591,9 @@ START_TEST(test_svg_degenerate_and_extreme_ranges_give_finite_coordinates)
     const float one[] = { 3 }, flat[] = { 2, 2, 2 }, same_x[] = { 4, 4, 4 }, rising[] = { 1, 2, 3 };
     const float huge[] = { -FLT_MAX, FLT_MAX, 0 }, tiny[] = { FLT_TRUE_MIN, 2 * FLT_TRUE_MIN, 0 };
     const tg_series cases[][1] = {
-        { { "single point", one, one, 1 } }, { { "flat", XS, flat, 3 } },
-        { { "same x", same_x, rising, 3 } }, { { "huge", XS, huge, 3 } },
-        { { "tiny", XS, tiny, 3 } },         { { "zero points", XS, one, 0 } },
+        { { "single point", one, one, 1, TG_SERIES_LINE } }, { { "flat", XS, flat, 3, TG_SERIES_LINE } },
+        { { "same x", same_x, rising, 3, TG_SERIES_LINE } }, { { "huge", XS, huge, 3, TG_SERIES_LINE } },
+        { { "tiny", XS, tiny, 3, TG_SERIES_LINE } },         { { "zero points", XS, one, 0, TG_SERIES_LINE } },
     };
     for (int log_y = 0; log_y <= 1; log_y++) {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -608,8 +610,8 @@ END_TEST
 START_TEST(test_svg_without_drawable_points_has_axes_and_a_note)
 {
     const float nan3[] = { NAN, NAN, NAN }, negative[] = { -1, 0, -3 };
-    tg_series all_nan[] = { { "nothing", XS, nan3, 3 } };
-    tg_series nonpositive[] = { { "nothing positive", XS, negative, 3 } };
+    tg_series all_nan[] = { { "nothing", XS, nan3, 3, TG_SERIES_LINE } };
+    tg_series nonpositive[] = { { "nothing positive", XS, negative, 3, TG_SERIES_LINE } };
     const tg_chart charts[] = { { "empty", "x", "y", 0, NULL, 0 },
                                 { "not a number", "x", "y", 0, all_nan, 1 },
                                 { "log of negatives", "x", "y", 1, nonpositive, 1 },
@@ -630,10 +632,226 @@ END_TEST
 
 /* ---- CSV -------------------------------------------------------------------------------- */
 
+/* Whether the span holds needle. */
+static bool span_has(span s, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= s.n; i++)
+        if (memcmp(s.s + i, needle, n) == 0)
+            return true;
+    return false;
+}
+
+/* The group (its opening tag) that holds the first polyline after from. */
+static span group_of_polyline(const char *from)
+{
+    return enclosing_group(from, strstr(from, "<polyline"));
+}
+
+START_TEST(test_svg_marked_series_have_a_marker_per_drawable_point_shaped_per_series)
+{
+    const float a[] = { 1, 2, 3, 4 }, b[] = { 1, NAN, 3, 4 }, c[] = { 4, 3, 2, 1 };
+    tg_series series[] = { { "circles", XS, a, 4, TG_SERIES_MARKED },
+                           { "squares", XS, b, 4, TG_SERIES_MARKED },
+                           { "plain", XS, c, 4, TG_SERIES_LINE } };
+    tg_chart chart = { "markers", "x", "y", 0, series, 3 };
+    char *doc = write_and_read_svg(&chart);
+    assert_well_formed(doc);
+    /* 4 + 3 drawable points, and one marker in each marked series' legend row */
+    ck_assert_int_eq(count_of(doc, "stroke=\"white\" stroke-width=\"0.8\""), 4 + 3 + 2);
+    ck_assert_int_eq(count_of(doc, "<circle"), 4 + 1);
+    ck_assert_int_eq(count_of(doc, "<rect x=") - count_of(doc, "fill=\"none\" stroke=\"#333333\"")
+                     - count_of(doc, "stroke=\"#cccccc\""), 3 + 1);
+    /* the NaN leaves the second series' first point alone: its marker, and no dot */
+    ck_assert_int_eq(count_of(doc, "<polyline"), 3);
+    free(doc);
+}
+END_TEST
+
+START_TEST(test_svg_reference_series_is_thin_dashed_and_without_markers)
+{
+    const float y[] = { 2, 3, 5 }, level[] = { 1, 1, 1 };
+    tg_series series[] = { { "data", XS, y, 3, TG_SERIES_LINE },
+                           { "baseline", XS, level, 3, TG_SERIES_REFERENCE } };
+    tg_chart chart = { "reference", "x", "y", 0, series, 2 };
+    char *doc = write_and_read_svg(&chart);
+    assert_well_formed(doc);
+    span line = group_of_polyline(doc);
+    span reference = group_of_polyline(strstr(doc, "<polyline") + 1);
+    ck_assert_msg(span_has(line, "stroke-dasharray=\"none\""), "%.*s", (int)line.n, line.s);
+    ck_assert_msg(span_has(reference, "stroke-dasharray=\"6 4\"")
+                      && span_has(reference, "stroke-width=\"1.2\""),
+                  "%.*s", (int)reference.n, reference.s);
+    ck_assert_int_eq(count_of(doc, "stroke=\"white\" stroke-width=\"0.8\""), 0);
+    ck_assert_int_eq(count_of(doc, "stroke-dasharray=\"6 4\""), 2);   /* line and legend */
+    free(doc);
+}
+END_TEST
+
+/* ---- heatmaps ---------------------------------------------------------------------------- */
+
+static char *write_and_read_heatmap(const tg_heatmap *map)
+{
+    char path[PATH_SIZE];
+    tg_error err = { "" };
+    int rc = tg_heatmap_write_svg(map, scratch_path(path, "map.svg"), &err);
+    ck_assert_msg(rc == 0, "tg_heatmap_write_svg failed: %s", err.message);
+    return read_file(path);
+}
+
+/* The fill colours of the cells' rectangles, in the order written (row 0 first), into
+ * fills[][8]; returns how many. */
+static int cell_fills(const char *doc, char fills[][8], int max)
+{
+    const char *p = strstr(doc, "<g class=\"cells\"");
+    ck_assert_ptr_nonnull(p);
+    const char *end = strstr(p, "</g>");
+    int n = 0;
+    for (p = strstr(p, "<rect"); p && p < end; p = strstr(p + 1, "<rect")) {
+        const char *fill = strstr(p, "fill=\"#");
+        ck_assert_int_lt(n, max);
+        memcpy(fills[n], fill + 6, 7);
+        fills[n++][7] = '\0';
+    }
+    return n;
+}
+
+/* The relative luminance of #rrggbb (Rec. 709 weights on the coded values). */
+static double luminance(const char *colour)
+{
+    unsigned r, g, b;
+    ck_assert_int_eq(sscanf(colour, "#%2x%2x%2x", &r, &g, &b), 3);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+static tg_heatmap one_row(const float *values, int cols)
+{
+    return (tg_heatmap){ .title = "map", .x_label = "t", .y_label = "step", .value_label = "v",
+                         .rows = 1, .cols = cols, .values = values, .x_min = 0.5f,
+                         .x_max = cols + 0.5f, .y_min = 0, .y_max = 1 };
+}
+
+START_TEST(test_heatmap_is_well_formed_with_axes_labels_and_colour_bar)
+{
+    float values[3 * 4];
+    for (int i = 0; i < 12; i++)
+        values[i] = (float)i;
+    tg_heatmap map = { "Gradient <&>", "t", "step", "||dL/dx||", 3, 4, values, 0.5f, 4.5f,
+                       0, 300, 0, 0, 0 };
+    char *doc = write_and_read_heatmap(&map);
+    assert_well_formed(doc);
+    assert_no_nonfinite_numbers(doc);
+    ck_assert_int_eq(count_of(doc, ">Gradient &lt;&amp;&gt;</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">step</text>"), 1);
+    ck_assert_int_eq(count_of(doc, ">||dL/dx||</text>"), 1);
+    char fills[16][8];
+    ck_assert_int_eq(cell_fills(doc, fills, 16), 12);   /* all values differ: no merging */
+    ck_assert_int_eq(count_of(doc, ">300</text>"), 1);  /* the y axis ends at its extent */
+    ck_assert_int_eq(count_of(doc, ">400</text>"), 0);
+    free(doc);
+}
+END_TEST
+
+/* Larger values are lighter (viridis' lightness rises): the lowest is dark blue, the highest
+ * yellow; on a log scale, values a decade apart are evenly spaced; NaN and (on the log scale)
+ * 0 are grey; equal neighbours merge into one rectangle. */
+START_TEST(test_heatmap_colours_follow_values)
+{
+    const float linear[] = { 1, 2, 2, 3, 4 };
+    tg_heatmap map = one_row(linear, 5);
+    char *doc = write_and_read_heatmap(&map);
+    char fills[8][8];
+    ck_assert_int_eq(cell_fills(doc, fills, 8), 4);
+    ck_assert_str_eq(fills[0], "#440154");
+    ck_assert_str_eq(fills[3], "#fde725");
+    for (int i = 1; i < 4; i++)
+        ck_assert_msg(luminance(fills[i]) > luminance(fills[i - 1]), "%s then %s", fills[i - 1],
+                      fills[i]);
+    free(doc);
+
+    const float decades[] = { 1e-4f, 1e-3f, NAN, 1e-2f, 0, 1e-1f, 1 };
+    map = one_row(decades, 7);
+    map.log_values = 1;
+    doc = write_and_read_heatmap(&map);
+    ck_assert_int_eq(cell_fills(doc, fills, 8), 7);
+    ck_assert_str_eq(fills[2], "#bbbbbb");
+    ck_assert_str_eq(fills[4], "#bbbbbb");
+    const int shown[] = { 0, 1, 3, 5, 6 };
+    for (int i = 1; i < 5; i++)
+        ck_assert_msg(luminance(fills[shown[i]]) > luminance(fills[shown[i - 1]]), "cell %d",
+                      shown[i]);
+    free(doc);
+
+    /* the same values on the range 3..5: 1, 2, 2 and 3 all take its lowest colour */
+    map = one_row(linear, 5);
+    map.lo = 3;
+    map.hi = 5;
+    doc = write_and_read_heatmap(&map);
+    ck_assert_int_eq(cell_fills(doc, fills, 8), 2);
+    ck_assert_str_eq(fills[0], "#440154");
+    ck_assert_msg(luminance(fills[1]) > luminance(fills[0]) && strcmp(fills[1], "#fde725") != 0,
+                  "4 on 3..5: %s", fills[1]);
+    free(doc);
+}
+END_TEST
+
+static void assert_heatmap_fails_with(const tg_heatmap *map, const char *path, const char *want)
+{
+    tg_error err = { "" };
+    ck_assert_int_eq(tg_heatmap_write_svg(map, path, &err), -1);
+    char expected[PATH_SIZE + 128];
+    snprintf(expected, sizeof expected, want, path ? path : "tg_heatmap_write_svg");
+    ck_assert_str_eq(err.message, expected);
+    ck_assert_int_eq(tg_heatmap_write_svg(map, path, NULL), -1);
+}
+
+START_TEST(test_heatmap_refuses_bad_arguments_and_writes_nothing)
+{
+    const float v[] = { 1, 2, 3 };
+    char path[PATH_SIZE];
+    scratch_path(path, "map.svg");
+    tg_heatmap good = one_row(v, 3), map = good;
+    assert_heatmap_fails_with(&map, NULL, "%s: path is NULL");
+    assert_heatmap_fails_with(NULL, path, "%s: map is NULL");
+    map.rows = 0;
+    assert_heatmap_fails_with(&map, path, "%s: a grid of 0 x 3 cells (1 to 1000000 cells)");
+    map = good;
+    map.rows = 1001;
+    map.cols = 1000;
+    assert_heatmap_fails_with(&map, path, "%s: a grid of 1001 x 1000 cells (1 to 1000000 cells)");
+    map = good;
+    map.values = NULL;
+    assert_heatmap_fails_with(&map, path, "%s: values is NULL");
+    map = good;
+    map.x_max = map.x_min;
+    assert_heatmap_fails_with(&map, path,
+                              "%s: the extent x 0.5..0.5, y 0..1 is not finite with min < max");
+    map = good;
+    map.y_max = INFINITY;
+    assert_heatmap_fails_with(&map, path,
+                              "%s: the extent x 0.5..3.5, y 0..inf is not finite with min < max");
+    map = good;
+    map.lo = NAN;
+    assert_heatmap_fails_with(&map, path, "%s: the colour range nan..0 is not finite");
+    map = good;
+    map.log_values = 1;
+    map.hi = 1;
+    assert_heatmap_fails_with(&map, path,
+                              "%s: the colour range 0..1 is not finite and positive on a log scale");
+    map = good;
+    map.value_label = "ok \xFF";
+    assert_heatmap_fails_with(&map, path, "%s: the value label is not valid UTF-8 at byte 3");
+    map = good;
+    map.title = "\x80";
+    assert_heatmap_fails_with(&map, path, "%s: the title is not valid UTF-8 at byte 0");
+    scratch_dir_assert_holds(0);
+}
+END_TEST
+
 START_TEST(test_csv_has_the_header_and_one_row_per_point)
 {
     const float a[] = { 1, 2, 3 }, b[] = { NAN, 5 };
-    tg_series series[] = { { "a", XS, a, 3 }, { "b", XS, b, 2 }, { "empty", XS, a, 0 } };
+    tg_series series[] = { { "a", XS, a, 3, TG_SERIES_LINE }, { "b", XS, b, 2, TG_SERIES_LINE }, { "empty", XS, a, 0, TG_SERIES_LINE } };
     tg_chart chart = { "t", "x", "y", 0, series, 3 };
     char *csv = write_and_read_csv(&chart);
     ck_assert_str_eq(csv, "series,x,y\na,0,1\na,1,2\na,2,3\nb,0,nan\nb,1,5\n");
@@ -647,7 +865,7 @@ START_TEST(test_csv_values_read_back_equal_the_inputs)
     const float y[] = { 1.0f / 3, FLT_MIN, -FLT_MAX, 7e-30f, -0.0f,
                         NAN,      INFINITY, -INFINITY, 0.7f };
     enum { N = sizeof x / sizeof x[0] };
-    tg_series series[] = { { "v", x, y, N } };
+    tg_series series[] = { { "v", x, y, N, TG_SERIES_LINE } };
     tg_chart chart = { "t", "x", "y", 0, series, 1 };
     char *csv = write_and_read_csv(&chart);
     const char *p = csv + strlen("series,x,y\n");
@@ -671,9 +889,9 @@ END_TEST
 START_TEST(test_csv_quotes_labels_with_comma_quote_or_newline)
 {
     const float v[] = { 1 };
-    tg_series series[] = { { "a,b", XS, v, 1 },       { "say \"hi\"", XS, v, 1 },
-                           { "two\nlines", XS, v, 1 }, { "plain 'text'", XS, v, 1 },
-                           { "", XS, v, 1 },           { NULL, XS, v, 1 } };
+    tg_series series[] = { { "a,b", XS, v, 1, TG_SERIES_LINE },       { "say \"hi\"", XS, v, 1, TG_SERIES_LINE },
+                           { "two\nlines", XS, v, 1, TG_SERIES_LINE }, { "plain 'text'", XS, v, 1, TG_SERIES_LINE },
+                           { "", XS, v, 1, TG_SERIES_LINE },           { NULL, XS, v, 1, TG_SERIES_LINE } };
     tg_chart chart = { "t", "x", "y", 0, series, 6 };
     char *csv = write_and_read_csv(&chart);
     ck_assert_str_eq(csv, "series,x,y\n"
@@ -690,8 +908,8 @@ END_TEST
 START_TEST(test_csv_writes_multibyte_utf8_labels_exactly)
 {
     const float v[] = { 1 };
-    tg_series series[] = { { "λ = 0.5, ✓", XS, v, 1 }, { "損失 😀", XS, v, 1 },
-                           { "\xED\x9F\xBF\xEE\x80\x80\xF4\x8F\xBF\xBF", XS, v, 1 } };
+    tg_series series[] = { { "λ = 0.5, ✓", XS, v, 1, TG_SERIES_LINE }, { "損失 😀", XS, v, 1, TG_SERIES_LINE },
+                           { "\xED\x9F\xBF\xEE\x80\x80\xF4\x8F\xBF\xBF", XS, v, 1, TG_SERIES_LINE } };
     tg_chart chart = { "über", "x", "y", 0, series, 3 };
     char *csv = write_and_read_csv(&chart);
     ck_assert_str_eq(csv, "series,x,y\n"
@@ -712,7 +930,7 @@ static const char *const WRITER_NAMES[] = { "tg_chart_write_svg", "tg_chart_writ
 START_TEST(test_missing_directory_gives_an_error_naming_the_path)
 {
     const float v[] = { 1, 2 };
-    tg_series series[] = { { "s", XS, v, 2 } };
+    tg_series series[] = { { "s", XS, v, 2, TG_SERIES_LINE } };
     tg_chart chart = { "t", "x", "y", 0, series, 1 };
     char path[PATH_SIZE], want[PATH_SIZE + 64];
     scratch_path(path, "missing/a.out");
@@ -744,7 +962,7 @@ START_TEST(test_bad_arguments_give_an_error_and_write_nothing)
     const float v[] = { 1, 2, 3 };
     char path[PATH_SIZE];
     scratch_path(path, "a.out");
-    tg_series good = { "s", XS, v, 3 };
+    tg_series good = { "s", XS, v, 3, TG_SERIES_LINE };
     tg_chart chart = { "t", "x", "y", 0, &good, 1 };
     assert_fails_with(&chart, NULL, "%s: path is NULL");
     assert_fails_with(NULL, path, "%s: chart is NULL");
@@ -752,13 +970,15 @@ START_TEST(test_bad_arguments_give_an_error_and_write_nothing)
     assert_fails_with(&chart, path, "%s: n_series is negative (-1)");
     chart = (tg_chart){ "t", "x", "y", 0, NULL, 2 };
     assert_fails_with(&chart, path, "%s: series is NULL with n_series 2");
-    tg_series bad[] = { good, { "s", XS, v, -4 } };
+    tg_series bad[] = { good, { "s", XS, v, -4, TG_SERIES_LINE } };
     chart = (tg_chart){ "t", "x", "y", 0, bad, 2 };
     assert_fails_with(&chart, path, "%s: series 1: n is negative (-4)");
-    bad[1] = (tg_series){ "s", NULL, v, 3 };
+    bad[1] = (tg_series){ "s", NULL, v, 3, TG_SERIES_LINE };
     assert_fails_with(&chart, path, "%s: series 1: x or y is NULL with n 3");
-    bad[1] = (tg_series){ "s", XS, NULL, 3 };
+    bad[1] = (tg_series){ "s", XS, NULL, 3, TG_SERIES_LINE };
     assert_fails_with(&chart, path, "%s: series 1: x or y is NULL with n 3");
+    bad[1] = (tg_series){ "s", XS, v, 3, (tg_series_style)7 };
+    assert_fails_with(&chart, path, "%s: series 1: unknown style 7");
     scratch_dir_assert_holds(0);
 }
 END_TEST
@@ -790,7 +1010,7 @@ START_TEST(test_texts_that_are_not_utf8_are_refused_naming_the_text_and_byte)
         for (int where = 0; where < 4; where++) {
             const char *texts[4] = { "t", "x", "y", "s" };
             texts[where] = NOT_UTF8[i].text;
-            tg_series series[] = { { "é", XS, v, 2 }, { NULL, XS, v, 2 }, { texts[3], XS, v, 2 } };
+            tg_series series[] = { { "é", XS, v, 2, TG_SERIES_LINE }, { NULL, XS, v, 2, TG_SERIES_LINE }, { texts[3], XS, v, 2, TG_SERIES_LINE } };
             tg_chart chart = { texts[0], texts[1], texts[2], 0, series, 3 };
             snprintf(want, sizeof want, "%%s: %s is not valid UTF-8 at byte %d", names[where],
                      NOT_UTF8[i].at);
@@ -804,7 +1024,7 @@ END_TEST
 START_TEST(test_failed_rename_leaves_no_temporary_file)
 {
     const float v[] = { 1, 2 };
-    tg_series series[] = { { "s", XS, v, 2 } };
+    tg_series series[] = { { "s", XS, v, 2, TG_SERIES_LINE } };
     tg_chart chart = { "t", "x", "y", 0, series, 1 };
     char path[PATH_SIZE];
     ck_assert_int_eq(mkdir(scratch_path(path, "taken"), 0700), 0);
@@ -822,7 +1042,7 @@ START_TEST(test_failed_write_leaves_no_file_and_says_why)
     static float many[5000];
     for (int i = 0; i < 5000; i++)
         many[i] = (float)i;
-    tg_series series[] = { { "many", many, many, 5000 } };
+    tg_series series[] = { { "many", many, many, 5000, TG_SERIES_LINE } };
     tg_chart chart = { "t", "x", "y", 0, series, 1 };
     char path[PATH_SIZE], want[PATH_SIZE + 64];
     scratch_path(path, "big.out");
@@ -852,7 +1072,7 @@ START_TEST(test_writing_again_replaces_the_whole_file_and_clears_the_error)
     for (int i = 0; i < 100; i++)
         many[i] = (float)i;
     const float one[] = { 1 };
-    tg_series big[] = { { "big", many, many, 100 } }, small[] = { { "small", XS, one, 1 } };
+    tg_series big[] = { { "big", many, many, 100, TG_SERIES_LINE } }, small[] = { { "small", XS, one, 1, TG_SERIES_LINE } };
     tg_chart chart = { "t", "x", "y", 0, big, 1 };
     char path[PATH_SIZE];
     scratch_path(path, "chart.csv");
@@ -887,6 +1107,11 @@ Suite *plot_suite(void)
     tcase_add_test(svg, test_svg_linear_ticks_step_by_1_2_or_5_cover_the_data_and_stay_short);
     tcase_add_test(svg, test_svg_degenerate_and_extreme_ranges_give_finite_coordinates);
     tcase_add_test(svg, test_svg_without_drawable_points_has_axes_and_a_note);
+    tcase_add_test(svg, test_svg_marked_series_have_a_marker_per_drawable_point_shaped_per_series);
+    tcase_add_test(svg, test_svg_reference_series_is_thin_dashed_and_without_markers);
+    tcase_add_test(svg, test_heatmap_is_well_formed_with_axes_labels_and_colour_bar);
+    tcase_add_test(svg, test_heatmap_colours_follow_values);
+    tcase_add_test(errors, test_heatmap_refuses_bad_arguments_and_writes_nothing);
     tcase_add_test(csv, test_csv_has_the_header_and_one_row_per_point);
     tcase_add_test(csv, test_csv_values_read_back_equal_the_inputs);
     tcase_add_test(csv, test_csv_quotes_labels_with_comma_quote_or_newline);
