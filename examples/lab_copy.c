@@ -478,9 +478,9 @@ static bool write_loss_chart(const row *rows, const settings *s, const char *dir
             curve[p] = (float)median(at, s->n_seeds);
         }
         snprintf(labels[c], LABEL_SIZE, "%s, lr %g", CELLS[c], (double)best->first->lr);
-        series[c] = (tg_series){ labels[c], steps, curve, points };
+        series[c] = (tg_series){ labels[c], steps, curve, points, TG_SERIES_LINE };
     }
-    series[N_CELLS] = (tg_series){ "guessing: ln 8", steps, guess, points };
+    series[N_CELLS] = (tg_series){ "guessing: ln 8", steps, guess, points, TG_SERIES_REFERENCE };
     char title[128];
     snprintf(title, sizeof title, "The copy task (%d symbols, delay %d): training loss",
              s->length, s->delay);
