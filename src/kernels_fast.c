@@ -19,7 +19,7 @@
 /* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MR x KC panel of A (6 KiB) in
  * L1, and the MR x NR tile of C in registers (MR_512 x NR_512 on the AVX-512 path: 24 of its
  * 32 vector registers). */
-enum { MR = 6, NR = 16, MR_512 = 12, NR_512 = 32, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4 };
+enum { MR = 6, NR = 16, MR_512 = 12, NR_512 = 32, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4, SCALAR_MAX = 64 };
 /* Products with fewer multiply-adds than this stay on one thread: below it, handing a job to
  * the workers would cost a noticeable share of the product (docs/performance.md, Threads). */
 #define PARALLEL_MIN (1L << 20)
@@ -577,10 +577,28 @@ static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool over
     tg_parallel_for((total + per_task - 1) / per_task, gemm_task, &split);
 }
 
+/* The plainest loops, for products of a few multiply-adds (a batch of one, a hidden size of
+ * a few): kept scalar, because the vectorised loops' set-up costs many times their work. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-vectorize")))
+#endif
+static void gemm_scalar(int m, int n, int k, view A, view B, float *C, bool overwrite)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float sum = 0.0f;
+            for (int p = 0; p < k; p++)
+                sum += at(A, i, p) * at(B, p, j);
+            C[(long)i * n + j] = overwrite ? sum : C[(long)i * n + j] + sum;
+        }
+}
+
 /* C += A B, or C = A B when overwrite (C's old values are never read then). */
 static void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
-    if ((long)m * n * k <= TINY || n < THIN || k < THIN)
+    if ((long)m * n * k <= SCALAR_MAX)
+        gemm_scalar(m, n, k, A, B, C, overwrite);
+    else if ((long)m * n * k <= TINY || n < THIN || k < THIN)
         gemm_direct(m, n, k, A, B, C, overwrite);
     else
         gemm_packed(m, n, k, A, B, C, overwrite);
@@ -880,10 +898,10 @@ TG_ELEMENTWISE
 static void axpy_range(void *ctx, long first, long n)
 {
     const map_args *m = ctx;
-    const float *x = m->x + first;
+    const float *x = m->x + first, alpha = m->alpha;
     float *y = m->y + first;
     for (long i = 0; i < n; i++)
-        y[i] += m->alpha * x[i];
+        y[i] += alpha * x[i];
 }
 
 void tg_kernel_axpy(long n, float alpha, const float *x, float *y)
