@@ -86,6 +86,11 @@ window_answers() {
         && grep -Eq '^first -1 +8 +full BPTT .* 2/2$' "$1"
 }
 
+# Exercise 8: the orthogonal RNN solves the quick copy task on every seed at rho = 1, on none
+# at rho = 0.3.
+orthogonal_rho_1_answers() { grep -Eq '^orthogonal +0\.010 .* 3/3$' "$1"; }
+orthogonal_rho_03_answers() { grep -Eq '^orthogonal +0\.010 .* 0/3$' "$1"; }
+
 # The check of a command (as the doc writes it), or nothing when there is none.
 answers_of() {
     case $1 in
@@ -95,9 +100,12 @@ answers_of() {
         "CK_RUN_SUITE=gated CK_RUN_CASE=steps build/tests/run_tests") echo gated_steps_answers ;;
         "build/examples/lab_explosion --quick --clip 0.5") echo clip_05_answers ;;
         "build/examples/lab_truncated --quick") echo window_answers ;;
+        "build/examples/lab_copy --quick --seeds 3") echo orthogonal_rho_1_answers ;;
+        "build/examples/lab_copy --quick --seeds 3 --rho 0.3") echo orthogonal_rho_03_answers ;;
     esac
 }
-ALL_ANSWERS="seed_cell_answers rho_08_answers forget_bias_answers gated_steps_answers clip_05_answers window_answers"
+ALL_ANSWERS="seed_cell_answers rho_08_answers forget_bias_answers gated_steps_answers clip_05_answers
+    window_answers orthogonal_rho_1_answers orthogonal_rho_03_answers"
 
 # ---- the section's commands -----------------------------------------------------------------
 

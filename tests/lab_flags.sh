@@ -85,7 +85,7 @@ refuses() {
 
 # The bad values every program refuses, flag by flag: VALUE REASON pairs.
 bad_lr() { takes "$1" --lr "$2" 0 "must be > 0" -0.1 "must be > 0" abc "not a finite number" \
-    11 "must be at most 10" inf "not a finite number"; }
+    11 "must be at most 10" inf "not a finite number" 1e-50 "out of a float's range"; }
 bad_hidden() { takes "$1" --hidden "$2" 0 "must be from 1 to 512" 513 "must be from 1 to 512" \
     2.5 "not a whole number"; }
 bad_rho() { takes "$1" --rho "$2" 0 "must be > 0" 11 "must be at most 10" nan "not a finite number"; }
