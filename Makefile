@@ -9,6 +9,8 @@
 #   make fuzz       the checkpoint loader under libFuzzer for FUZZ_SECONDS (clang)
 #   make tsan       two threads training at once on the pool, under ThreadSanitizer (clang)
 #   make hostile    the damaged-checkpoint corpus at full size (HOSTILE_COUNT files)
+#   make web        the browser lab in build/web/ (WebAssembly; installs clang, wasi-libc if missing)
+#   make web-test   the lab in headless Chromium   make web-serve  serve it on a local URL
 #   KERNELS=ref     with any of these: the library on the reference kernels alone
 #                   (src/kernels_ref.c, no src/kernels_fast.c), built under build/ref
 CC      ?= cc
@@ -37,7 +39,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 TEST_SRC := $(wildcard tests/*.c tests/support/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
-.PHONY: all demo experiments figures bench bench-floor check sanitize valgrind fuzz tsan hostile clean check-deps install uninstall install-test
+.PHONY: all demo experiments figures bench bench-floor check sanitize valgrind fuzz tsan hostile clean check-deps install uninstall install-test web web-deps web-test web-serve web-native-check
 
 all: $(LIB) $(EXAMPLES)
 
@@ -207,6 +209,8 @@ check: check-deps
 	sh tests/examples_output.sh $(BUILD)/examples
 	sh tests/seed_cell_backward.sh $(BUILD)/examples/seed_cell
 	sh tests/lab_truncated.sh $(BUILD)/examples/lab_truncated
+	sh tests/lab_flags.sh $(BUILD)/examples
+	sh tests/exercises_check.sh $(BUILD)
 	$(if $(filter ref,$(KERNELS)),@echo "lab_tables.sh: skipped with KERNELS=ref: docs/bptt.md's numbers are the default kernels' and the diverging runs of experiment C differ in rounding",sh tests/lab_tables.sh $(BUILD)/examples)
 	@mkdir -p $(BUILD)/lab-quick
 	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
@@ -260,3 +264,72 @@ tsan:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- The gradient lab in the browser (docs/web.md) -------------------------------------------
+#   make web        build/web/: the page (examples/web/) and the library compiled to WebAssembly
+#   make web-test   the page in headless chromium, held to the native numbers (tests/web_test.js)
+#   make web-serve  serve build/web/ on 127.0.0.1 and print its URL
+# The library's own src/*.c for wasm32-wasi (clang, lld and Debian's wasi-libc), but for
+# src/files.c (POSIX file I/O, which the lab does not use) and with TG_SINGLE_THREAD (no pool).
+# There the fast kernels take their plain C path, the one print_native takes natively, so that
+# the page and print_native compute the same floats; the x86 helpers left unused by that path
+# would warn (unused). Only wasi-libc's headers: -nostdlibinc keeps the host's /usr/include out.
+WEB_CC      ?= clang
+WEB_INCLUDE ?= /usr/include/wasm32-wasi
+WEB_CFLAGS  := --target=wasm32-wasi -nostdlibinc -isystem $(WEB_INCLUDE) -Iinclude $(WARN) -O2 \
+               -DTG_SINGLE_THREAD
+WEB_SRC     := $(filter-out src/files.c,$(wildcard src/*.c))
+WEB_OBJ     := $(WEB_SRC:src/%.c=build/web-obj/%.o)
+WEB_PAGE    := $(addprefix build/web/,index.html app.js worker.js wasi.js style.css bptt.md)
+WEB_NATIVE  := $(BUILD)/web-native/print_native
+WEB_SINGLE  := $(BUILD)/web-native/print_native_single
+WEB_LAB     := examples/web/lab_web.c examples/web/lab_web.h
+WEB_PORT    ?= 8000
+
+web-deps:
+	@sh tests/install-web.sh
+
+build/web-obj/kernels_fast.o: WEB_CFLAGS += -Wno-unused-variable -Wno-unused-parameter -Wno-unused-function
+build/web-obj/%.o: src/%.c include/tapegrad.h $(wildcard src/*.h) | web-deps
+	@mkdir -p $(@D)
+	$(WEB_CC) $(WEB_CFLAGS) -c $< -o $@
+
+build/web-obj/libtapegrad.a: $(WEB_OBJ)
+	rm -f $@ && llvm-ar rcs $@ $^
+
+build/web/lab.wasm: $(WEB_LAB) build/web-obj/libtapegrad.a
+	@mkdir -p $(@D)
+	$(WEB_CC) $(WEB_CFLAGS) -mexec-model=reactor examples/web/lab_web.c build/web-obj/libtapegrad.a \
+	    -lm -o $@
+
+build/web/%: examples/web/%
+	@mkdir -p $(@D)
+	cp $< $@
+
+build/web/bptt.md: docs/bptt.md
+	@mkdir -p $(@D)
+	cp $< $@
+
+web: build/web/lab.wasm $(WEB_PAGE)
+
+# The same lab_web.c natively, and again with the single-thread threads.c in the library.
+$(WEB_NATIVE): examples/web/print_native.c $(WEB_LAB) examples/cli.h src/kernels.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) examples/web/print_native.c examples/web/lab_web.c $(LIB) \
+	    $(LDLIBS) -o $@
+
+$(WEB_SINGLE): examples/web/print_native.c $(WEB_LAB) examples/cli.h src/threads.c $(OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -DTG_SINGLE_THREAD examples/web/print_native.c \
+	    examples/web/lab_web.c src/threads.c $(filter-out $(BUILD)/obj/threads.o,$(OBJ)) -lm -o $@
+
+WEB_NATIVE_NEEDS := $(WEB_NATIVE) $(WEB_SINGLE) $(BUILD)/examples/lab_gradient_norms $(BUILD)/examples/seed_cell
+web-native-check: $(WEB_NATIVE_NEEDS)
+	sh tests/web_native.sh $(BUILD)
+check: web-native-check
+
+web-test: web $(WEB_NATIVE)
+	node tests/web_test.js build/web $(WEB_NATIVE)
+
+web-serve: web
+	node tests/web_server.js build/web $(WEB_PORT)

@@ -1,33 +1,42 @@
-/* charlm.c: a character-level language model. A recurrent cell reads a text one byte at a
- * time, learns to predict the next byte, and then writes new text one sampled byte at a time.
+/* charlm.c: a character-level language model. A stack of recurrent layers reads a text one
+ * byte at a time, learns to predict the next byte, and then writes new text one sampled byte
+ * at a time.
  *
  * The model, for B streams of text side by side as columns (V: the number of distinct bytes
- * in the text, H: the hidden size; an LSTM carries c beside h):
+ * in the text, H: the hidden size, L: the layers; an LSTM carries c beside h):
  *
- *     x_t      = one-hot of the byte at t                        V x B
- *     h_t      = cell(x_t, h_{t-1})   (rnn, lstm or gru)         H x B
- *     logits_t = W_y h_t + b_y                                   V x B
+ *     x_t      = one-hot of the byte at t                                   V x B
+ *     h_t      = module(x_t, the states at t - 1)  (tg_rnn, tg_lstm or tg_gru,  H x B
+ *                L layers: layer l > 0 reads layer l-1's h_t)
+ *     logits_t = W_y h_t + b_y   (W_y: V x H, b_y: V: torch's nn.Linear)      V x B
  *     loss     = mean over t of cross_entropy(logits_t, the byte at t + 1)
  *
- * A model that knows nothing gives every byte probability 1/V, a loss of ln V nats per byte.
- * Truncated BPTT: the text is far too long for one tape, so each iteration records a chunk of
- * T steps, backpropagates through those alone and updates the weights. The state is not reset
- * between chunks: the last h (and c) of a chunk becomes the first state of the next, copied
- * into a plain tg_constant with no history. So the forward pass still sees context from earlier
- * chunks while gradients stop at the chunk's start (the tape is reset every chunk). The B
- * streams start at evenly spaced points of the text and each reads on where its last chunk
- * ended (wrapping around at the end). To generate, the model reads a byte, turns its logits
- * into p_i = exp(logit_i / temperature) / sum_j exp(logit_j / temperature), draws the next
- * byte from p and reads that: temperature 1 samples the model as it is, below 1 favours its
- * likeliest guesses (safer, more repetitive), above 1 flattens p (more surprise, more typos).
+ * A model that knows nothing gives every byte probability 1/V, a loss of ln V nats per byte
+ * (ln V / ln 2 bits). Truncated BPTT: the text is far too long for one tape, so each iteration
+ * records a chunk of T steps, backpropagates through those alone and updates the weights. The
+ * states are not reset between chunks: every layer's last h (and c) of a chunk becomes the
+ * first state of the next, copied into a plain tg_constant with no history. So the forward
+ * pass still sees context from earlier chunks while gradients stop at the chunk's start. The
+ * B streams start at evenly spaced points of the training text and each reads on where its
+ * last chunk ended (wrapping around at the end).
  *
- * Checkpoints are two safetensors files, because tg_cell_save and tg_save each write a whole
- * file: FILE holds the cell alone under PyTorch's names (it loads into torch.nn.RNNCell,
- * LSTMCell or GRUCell), and FILE.readout holds "readout.weight" (V x H), "readout.bias"
- * (V x 1) and "vocab" (256 x 1: 1 for each byte of the vocabulary, else 0; the classes are
- * those bytes in increasing order). A resumed run takes its vocabulary from the checkpoint,
- * needs the same --cell and --hidden, and starts the optimizer's state (e.g. Adam's moments)
- * and the streams' positions afresh. */
+ * Held-out text: the last 10% of the text (or --val FILE) is never trained on. Each report
+ * gives the training loss (the mean over the chunks since the last report) and the loss on the
+ * held-out text, read whole from zero states on a tape that records no gradients
+ * (tg_tape_set_no_grad); when the held-out loss rises while the training loss falls, the model
+ * is learning the training text by heart, and a warning says so.
+ *
+ * To generate, the model reads a byte (a forward on the no-grad tape), turns its logits into
+ * p_i = exp(logit_i / temperature) / sum_j exp(logit_j / temperature), draws the next byte from
+ * p and reads that: temperature 1 samples the model as it is, below 1 favours its likeliest
+ * guesses (safer, more repetitive), above 1 flattens p (more surprise, more typos).
+ *
+ * A checkpoint is one safetensors file (docs/checkpoints.md): the module under torch's names
+ * (weight_ih_l0, ...), readout.weight and readout.bias as nn.Linear's, the optimizer's state
+ * (optimizer.<param>.exp_avg, ...), the streams' states (stream.h_l<l>, stream.c_l<l>) and, in
+ * its metadata, the cell, sizes, vocabulary, iteration count, optimizer settings and stream
+ * positions. So --resume FILE continues the run exactly: 2N iterations, or N then a resume
+ * for N more, print the same losses bit for bit. */
 #define _POSIX_C_SOURCE 200809L   /* glob() for the default text, isatty() for the progress bar,
                                      mkstemp() to try --save's directory */
 
@@ -45,7 +54,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "model.h"
 #include "tapegrad.h"
 
 enum {
@@ -54,26 +62,34 @@ enum {
     TICKS = 10,                            /* progress lines (off a terminal) and checkpoints */
     BAR_WIDTH = 24,
     PATH_SIZE = 4096,
+    NAME_SIZE = 48,                        /* a parameter's or a stream tensor's name */
+    MAX_LAYERS = 8,
     MAX_TEXT_BYTES = 1 << 30,
+    DEFAULT_SAMPLE = 200,
+    UNKNOWN_SHOWN = 8,                     /* unknown bytes named in a message */
 };
 #define DEFAULT_TEXT "docs/*.md"
-#define READOUT_SUFFIX ".readout"
+#define VAL_SHARE 0.1            /* of the text, held out for validation without --val */
 #define SMOOTHING 0.95           /* the smoothed loss weighs the loss k iterations back by
                                     SMOOTHING^k (a bias-corrected moving average, as in Adam) */
 #define REDRAW_SECONDS 0.1       /* a terminal's progress bar is redrawn at most this often */
 
 static const char USAGE[] =
-    "usage: charlm [--text FILE] [--cell rnn|lstm|gru] [--hidden H] [--steps T] [--batch B]\n"
-    "              [--iters N] [--optimizer sgd|momentum|adagrad|adam] [--lr X] [--clip X]\n"
-    "              [--seed S] [--save FILE] [--resume FILE] [--sample N] [--temperature X]\n"
-    "              [--prime STRING] [--plot FILE.svg] [--max-memory SIZE]\n"
-    "Trains a character-level language model (a recurrent cell reading one-hot bytes, a linear\n"
-    "readout, softmax cross-entropy) with truncated BPTT, printing the loss in nats per byte,\n"
-    "then writes text sampled from it if asked. Run from the repository root, it learns the\n"
-    "project's own docs (" DEFAULT_TEXT ", concatenated in sorted order) in under a minute.\n"
-    "  --text FILE        the text to learn (default " DEFAULT_TEXT ")\n"
+    "usage: charlm [--text FILE] [--val FILE] [--cell rnn|lstm|gru] [--hidden H] [--layers L]\n"
+    "              [--steps T] [--batch B] [--iters N] [--optimizer sgd|momentum|adagrad|adam]\n"
+    "              [--lr X] [--clip X] [--seed S] [--save FILE] [--resume FILE]\n"
+    "              [--unknown drop|CHAR] [--sample N] [--temperature X] [--prime STRING]\n"
+    "              [--plot FILE.svg] [--max-memory SIZE]\n"
+    "Trains a character-level language model (a stack of recurrent layers reading one-hot\n"
+    "bytes, a linear readout, softmax cross-entropy) with truncated BPTT, printing the training\n"
+    "and held-out loss in nats per byte and bits per character, then writes text sampled from\n"
+    "it. Run from the repository root, it learns the project's own docs (" DEFAULT_TEXT ",\n"
+    "concatenated in sorted order) in about a minute.\n"
+    "  --text FILE        the text to learn (default " DEFAULT_TEXT "); its last 10% is held out\n"
+    "  --val FILE         hold out this text instead, and train on all of --text\n"
     "  --cell NAME        rnn, lstm or gru (default gru)\n"
-    "  --hidden H         hidden units, 1 to 1024 (default 128)\n"
+    "  --hidden H         hidden units per layer, 1 to 1024 (default 128)\n"
+    "  --layers L         layers stacked, 1 to 8 (default 1)\n"
     "  --steps T          bytes per chunk: BPTT reaches T steps back, 1 to 1000 (default 32)\n"
     "  --batch B          streams read side by side, 1 to 1024 (default 32)\n"
     "  --iters N          training iterations (chunks), 0 to 1000000 (default 600)\n"
@@ -82,12 +98,17 @@ static const char USAGE[] =
     "                     adam 0.01)\n"
     "  --clip X           clip the gradient norm at X, 0 = off (default 5)\n"
     "  --seed S           seed for the weights and the sampling, 0 or more (default 1)\n"
-    "  --save FILE        write a checkpoint every 10% of the run and at its end: the cell to\n"
-    "                     FILE, the readout and the vocabulary to FILE" READOUT_SUFFIX "\n"
-    "  --resume FILE      start from a checkpoint saved with the same --cell and --hidden\n"
-    "                     (with --iters 0 no text is read)\n"
+    "  --save FILE        write a checkpoint, one file, every 10% of the run and at its end\n"
+    "  --resume FILE      continue the run saved in FILE exactly where it stopped: the model,\n"
+    "                     the optimizer's state, the streams and the settings come from it, so\n"
+    "                     --cell, --hidden, --layers, --batch and --optimizer are not needed\n"
+    "                     (given, they must agree); --steps, --lr and --clip may change.\n"
+    "                     With --iters 0 no text is read\n"
+    "  --unknown drop|CHAR  with --resume, a text byte outside the checkpoint's vocabulary is\n"
+    "                     dropped, or read as CHAR (a byte of the vocabulary); without it such\n"
+    "                     a byte stops the run, naming it\n"
     "  --sample N         after training, write N bytes drawn from the model, 0 to 1000000\n"
-    "                     (default 0)\n"
+    "                     (default 200)\n"
     "  --temperature X    divide the logits by X before the softmax, above 0 (default 0.8)\n"
     "  --prime STRING     text the model reads (and prints) before it samples (default: it\n"
     "                     starts from a newline, not printed)\n"
@@ -100,17 +121,18 @@ static const char USAGE[] =
     "Exit status: 0 on success, 1 on a runtime failure, 2 on a bad command line.\n";
 
 static const char *const CELLS[] = { "rnn", "lstm", "gru" };
+enum { RNN, LSTM, GRU, N_CELLS };
 static const char *const OPTIMIZERS[] = { "sgd", "momentum", "adagrad", "adam" };
 static const tg_optimizer_kind KINDS[] = { TG_SGD, TG_MOMENTUM, TG_ADAGRAD, TG_ADAM };
 static const float DEFAULT_LR[] = { 2.0f, 0.2f, 0.1f, 0.01f };
-#define N_CELLS (int)(sizeof CELLS / sizeof CELLS[0])
 #define N_OPTIMIZERS (int)(sizeof OPTIMIZERS / sizeof OPTIMIZERS[0])
 
+/* The command line. A number left at 0 (clip at -1, a name at NULL) was not given: it comes
+ * from the checkpoint when resuming, else from the defaults (settle_options). */
 typedef struct options {
-    const char *text, *cell, *optimizer, *save, *resume, *prime, *plot;
-    char save_readout[PATH_SIZE], resume_readout[PATH_SIZE];   /* FILE.readout */
-    int hidden, steps, batch, iters, sample;
-    tg_optimizer_kind kind;
+    const char *text, *val, *save, *resume, *prime, *plot, *unknown;
+    int cell, optimizer;               /* index into CELLS, OPTIMIZERS; -1: not given */
+    int hidden, layers, steps, batch, iters, sample;
     float lr, clip, temperature;
     double max_memory;                 /* bytes; 0: no cap but the machine's */
     unsigned long long seed;
@@ -131,13 +153,6 @@ static int one_of(const char *flag, const char *text, const char *const *names, 
     }
     usage_error("%s needs one of %s, got '%s'", flag, list, text);
     return -1;
-}
-
-/* out = path + READOUT_SUFFIX: the second file of a checkpoint. */
-static void readout_path(const char *flag, const char *path, char out[PATH_SIZE])
-{
-    if (snprintf(out, PATH_SIZE, "%s" READOUT_SUFFIX, path) >= PATH_SIZE)
-        usage_error("%s: the path is too long", flag);
 }
 
 /* The value of flag, a size of 1 byte or more: a number of bytes, or a number followed by K,
@@ -163,15 +178,17 @@ static double byte_size(const char *flag, const char *text)
 
 static options parse_args(int argc, char **argv)
 {
-    options opt = { .cell = "gru", .hidden = 128, .steps = 32, .batch = 32, .iters = 600,
-                    .optimizer = "adam", .clip = 5.0f, .seed = 1, .temperature = 0.8f };
+    options opt = { .cell = -1, .optimizer = -1, .iters = 600, .sample = DEFAULT_SAMPLE,
+                    .clip = -1.0f, .seed = 1, .temperature = 0.8f };
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         help_if_asked(flag, USAGE, true);
         const char *value = i + 1 < argc ? argv[++i] : NULL;
         const char **string = strcmp(flag, "--text") == 0 ? &opt.text
+                            : strcmp(flag, "--val") == 0 ? &opt.val
                             : strcmp(flag, "--save") == 0 ? &opt.save
                             : strcmp(flag, "--resume") == 0 ? &opt.resume
+                            : strcmp(flag, "--unknown") == 0 ? &opt.unknown
                             : strcmp(flag, "--prime") == 0 ? &opt.prime
                             : strcmp(flag, "--plot") == 0 ? &opt.plot : NULL;
         if (string) {
@@ -179,11 +196,13 @@ static options parse_args(int argc, char **argv)
                 usage_error("%s needs a value", flag);
             *string = value;
         } else if (strcmp(flag, "--cell") == 0)
-            opt.cell = CELLS[one_of(flag, value, CELLS, N_CELLS)];
+            opt.cell = one_of(flag, value, CELLS, N_CELLS);
         else if (strcmp(flag, "--optimizer") == 0)
-            opt.optimizer = OPTIMIZERS[one_of(flag, value, OPTIMIZERS, N_OPTIMIZERS)];
+            opt.optimizer = one_of(flag, value, OPTIMIZERS, N_OPTIMIZERS);
         else if (strcmp(flag, "--hidden") == 0)
             opt.hidden = (int)whole_number(flag, value, 1, 1024);
+        else if (strcmp(flag, "--layers") == 0)
+            opt.layers = (int)whole_number(flag, value, 1, MAX_LAYERS);
         else if (strcmp(flag, "--steps") == 0)
             opt.steps = (int)whole_number(flag, value, 1, 1000);
         else if (strcmp(flag, "--batch") == 0)
@@ -205,19 +224,78 @@ static options parse_args(int argc, char **argv)
         else
             usage_error("unknown flag '%s'", flag);
     }
-    int k = one_of("--optimizer", opt.optimizer, OPTIMIZERS, N_OPTIMIZERS);
-    opt.kind = KINDS[k];
-    if (opt.lr == 0.0f)
-        opt.lr = DEFAULT_LR[k];
     if (opt.plot && opt.iters == 0)
         usage_error("--plot needs --iters above 0");
     if (opt.prime && opt.sample == 0)
         usage_error("--prime needs --sample above 0");
-    if (opt.save)
-        readout_path("--save", opt.save, opt.save_readout);
-    if (opt.resume)
-        readout_path("--resume", opt.resume, opt.resume_readout);
+    if (opt.unknown && !opt.resume)
+        usage_error("--unknown is for --resume: a new run's vocabulary is its text's");
+    if (opt.unknown && strcmp(opt.unknown, "drop") != 0 && strlen(opt.unknown) != 1)
+        usage_error("--unknown needs 'drop' or one character, got '%s'", opt.unknown);
     return opt;
+}
+
+/* What a checkpoint says about its run (read_run), and what settle_options fills in. */
+typedef struct run_info {
+    int cell, layers, hidden, batch, steps, optimizer;   /* optimizer -1: none saved */
+    float clip;
+    long iteration;                   /* iterations done */
+} run_info;
+
+/* A flag given (given) against the checkpoint's setting: true when not given or the same
+ * (same); else a message naming both, and false. */
+static bool agrees(const char *flag, bool given, bool same, const char *shown_given,
+                   const char *shown_saved, const char *path)
+{
+    if (!given || same)
+        return true;
+    complain("%s %s conflicts with %s, which was saved with %s %s: leave %s out to resume it",
+             flag, shown_given, path, flag, shown_saved, flag);
+    return false;
+}
+
+static bool number_agrees(const char *flag, int given, int saved, const char *path)
+{
+    char a[16], b[16];
+    snprintf(a, sizeof a, "%d", given);
+    snprintf(b, sizeof b, "%d", saved);
+    return agrees(flag, given != 0, given == saved, a, b, path);
+}
+
+/* Fills the options not given: from the checkpoint's run when resuming (flags that must agree
+ * with it are checked), else the defaults. False (and a message) on a conflict. */
+static bool settle_options(options *opt, const run_info *saved)
+{
+    if (saved) {
+        const char *path = opt->resume;
+        bool ok = agrees("--cell", opt->cell >= 0, opt->cell == saved->cell,
+                         opt->cell >= 0 ? CELLS[opt->cell] : "", CELLS[saved->cell], path)
+                  && number_agrees("--hidden", opt->hidden, saved->hidden, path)
+                  && number_agrees("--layers", opt->layers, saved->layers, path)
+                  && number_agrees("--batch", opt->batch, saved->batch, path)
+                  && agrees("--optimizer", opt->optimizer >= 0 && saved->optimizer >= 0,
+                            opt->optimizer == saved->optimizer,
+                            opt->optimizer >= 0 ? OPTIMIZERS[opt->optimizer] : "",
+                            saved->optimizer >= 0 ? OPTIMIZERS[saved->optimizer] : "", path);
+        if (!ok)
+            return false;
+        opt->cell = saved->cell, opt->hidden = saved->hidden, opt->layers = saved->layers;
+        opt->batch = saved->batch;
+        if (opt->optimizer < 0)
+            opt->optimizer = saved->optimizer;
+        if (opt->steps == 0)
+            opt->steps = saved->steps;
+        if (opt->clip < 0.0f)
+            opt->clip = saved->clip;
+    }
+    opt->cell = opt->cell < 0 ? GRU : opt->cell;
+    opt->optimizer = opt->optimizer < 0 ? 3 : opt->optimizer;   /* adam */
+    opt->hidden = opt->hidden ? opt->hidden : 128;
+    opt->layers = opt->layers ? opt->layers : 1;
+    opt->steps = opt->steps ? opt->steps : 32;
+    opt->batch = opt->batch ? opt->batch : 32;
+    opt->clip = opt->clip < 0.0f ? 5.0f : opt->clip;
+    return true;
 }
 
 /* ---- the text and its vocabulary --------------------------------------------------------- */
@@ -311,33 +389,170 @@ static bool read_text(text *t, const char *path)
     return ok;
 }
 
-/* Replaces every byte of t by its class in v, the vocabulary of source (named in messages).
- * False (and a message) when a byte is not in v. */
-static bool encode(text *t, const vocab *v, const char *source)
+/* The vocabulary as text for the checkpoint: two hex digits per byte, in class order. */
+static void vocab_hex(const vocab *v, char out[2 * N_BYTES + 1])
 {
+    for (int i = 0; i < v->size; i++)
+        snprintf(out + 2 * i, 3, "%02x", v->byte[i]);
+    out[2 * v->size] = '\0';
+}
+
+/* The vocabulary from vocab_hex's text: 2 to 256 bytes in increasing order. False when the
+ * text is not that. */
+static bool vocab_from_hex(vocab *v, const char *hex)
+{
+    bool present[N_BYTES] = { false };
+    size_t n = strlen(hex);
+    int last = -1;
+    for (size_t i = 0; i + 1 < n + 1 && n % 2 == 0 && i < n; i += 2) {
+        unsigned byte;
+        if (!isxdigit((unsigned char)hex[i]) || !isxdigit((unsigned char)hex[i + 1])
+            || sscanf(hex + i, "%2x", &byte) != 1 || (int)byte <= last)
+            return false;
+        present[byte] = true;
+        last = (int)byte;
+    }
+    vocab_from_mask(v, present);
+    return n % 2 == 0 && v->size >= 2;
+}
+
+/* Replaces every byte of t by its class in v, the vocabulary of source (named in messages).
+ * A byte outside v is dropped (unknown is "drop"), read as the byte unknown[0], or without
+ * --unknown stops the run: the message names the bytes (the first UNKNOWN_SHOWN kinds), how
+ * often each occurs, and the way forward. False (and a message) then. */
+static bool encode(text *t, const vocab *v, const char *unknown, const char *source)
+{
+    size_t count[N_BYTES] = { 0 }, missing = 0;
+    int kinds = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (v->class_of[t->data[i]] < 0) {
+            kinds += count[t->data[i]]++ == 0;
+            missing++;
+        }
+    if (missing > 0 && !unknown) {
+        char list[256] = "", byte[16];
+        for (int b = 0, shown = 0; b < N_BYTES && shown < UNKNOWN_SHOWN; b++)
+            if (count[b] > 0) {
+                describe_byte(byte, b);
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s x%zu",
+                         shown++ ? ", " : "", byte, count[b]);
+            }
+        complain("%s has %zu bytes outside the vocabulary of %s: %s%s; pass --unknown drop to "
+                 "leave them out, or --unknown CHAR to read them as CHAR, a byte it has",
+                 t->name, missing, source, list, kinds > UNKNOWN_SHOWN ? ", ..." : "");
+        return false;
+    }
+    int mapped = -1;
+    if (missing > 0 && strcmp(unknown, "drop") != 0
+        && (mapped = v->class_of[(unsigned char)unknown[0]]) < 0) {
+        char byte[16];
+        describe_byte(byte, (unsigned char)unknown[0]);
+        complain("--unknown %s: byte %s is not in the vocabulary of %s either", unknown, byte,
+                 source);
+        return false;
+    }
+    size_t kept = 0;
     for (size_t i = 0; i < t->n; i++) {
         int c = v->class_of[t->data[i]];
-        if (c < 0) {
-            char byte[16];
-            describe_byte(byte, t->data[i]);
-            complain("%s has byte %s at offset %zu, which is not in the vocabulary of %s",
-                     t->name, byte, i, source);
-            return false;
-        }
-        t->data[i] = (unsigned char)c;
+        if (c >= 0 || mapped >= 0)
+            t->data[kept++] = (unsigned char)(c >= 0 ? c : mapped);
     }
+    if (missing > 0)
+        printf("%s: %zu bytes outside the vocabulary %s\n", t->name, missing,
+               mapped < 0 ? "dropped" : "read as --unknown's byte");
+    t->n = kept;
+    return true;
+}
+
+/* Moves the last VAL_SHARE of t into val (the held-out text), when that is 2 bytes or more. */
+static bool hold_out(text *t, text *val)
+{
+    size_t n = (size_t)((double)t->n * VAL_SHARE);
+    if (n < 2)
+        return true;
+    val->data = malloc(n);
+    if (!val->data) {
+        complain("out of memory");
+        return false;
+    }
+    memcpy(val->data, t->data + t->n - n, n);
+    val->n = val->room = n;
+    t->n -= n;
+    snprintf(val->name, sizeof val->name, "the last %.0f%%", 100.0 * VAL_SHARE);
     return true;
 }
 
 /* ---- the model --------------------------------------------------------------------------- */
 
-/* The cell (V inputs, H hidden units) and its readout W_y: V x H, b_y: V x 1 (model.h), with
- * PyTorch's init. False when out of memory (model_free cleans up either way). */
-static bool model_init(model *m, const char *cell_name, int vocab_size, int hidden, tg_rng *rng)
+/* The module (V inputs, H hidden units, L layers) and its readout, nn.Linear(H, V). */
+typedef struct model {
+    int cell, vocab, hidden, layers;
+    bool has_c;                        /* the LSTM carries c beside h */
+    tg_rnn *rnn;                       /* one of the three, as cell says */
+    tg_lstm *lstm;
+    tg_gru *gru;
+    tg_tensor *W_y, *b_y;              /* the readout: V x H, V x 1 */
+    tg_tensor **params;                /* the module's, then W_y and b_y */
+    int n_params;
+    const char **names;                /* n_params: each one's name for the optimizer's state */
+    char *name_text;                   /* where the names live */
+} model;
+
+static void model_free(model *m)
 {
-    if (!model_new(m, cell_name, vocab_size, hidden, vocab_size, tg_rng_next(rng)))
+    tg_rnn_free(m->rnn);
+    tg_lstm_free(m->lstm);
+    tg_gru_free(m->gru);
+    tg_param_free(m->W_y);
+    tg_param_free(m->b_y);
+    free(m->params);
+    free(m->names);
+    free(m->name_text);
+}
+
+/* The name of the module's parameter i of a layer in the checkpoint: torch's for the weights
+ * and the GRU's biases; the RNN's and LSTM's one b (bias_ih + bias_hh) is bias_l<l>. */
+static void param_name(char out[NAME_SIZE], int cell, int layer, int i)
+{
+    static const char *const GATED[] = { "weight_ih", "weight_hh", "bias_ih", "bias_hh" };
+    static const char *const ONE_BIAS[] = { "weight_ih", "weight_hh", "bias" };
+    snprintf(out, NAME_SIZE, "%s_l%d", cell == GRU ? GATED[i] : ONE_BIAS[i], layer);
+}
+
+/* The module with PyTorch's init and the readout (W_y uniform in +-1/sqrt(H), b_y = 0), with
+ * the parameter list. False when out of memory (model_free cleans up either way). */
+static bool model_init(model *m, int cell, int vocab_size, int hidden, int layers, tg_rng *rng)
+{
+    *m = (model){ .cell = cell, .vocab = vocab_size, .hidden = hidden, .layers = layers,
+                  .has_c = cell == LSTM };
+    uint64_t seed = tg_rng_next(rng);
+    tg_tensor **module = NULL;
+    int n = 0;
+    if (cell == RNN && (m->rnn = tg_rnn_new(vocab_size, hidden, layers, TG_TANH, 0.0f, seed, NULL)))
+        module = m->rnn->params, n = m->rnn->n_params;
+    if (cell == LSTM && (m->lstm = tg_lstm_new(vocab_size, hidden, layers, 0.0f, seed, NULL)))
+        module = m->lstm->params, n = m->lstm->n_params;
+    if (cell == GRU && (m->gru = tg_gru_new(vocab_size, hidden, layers, 0.0f, seed, NULL)))
+        module = m->gru->params, n = m->gru->n_params;
+    m->W_y = tg_param_new(vocab_size, hidden);
+    m->b_y = tg_param_new(vocab_size, 1);
+    m->params = malloc((size_t)(n + 2) * sizeof *m->params);
+    m->names = malloc((size_t)(n + 2) * sizeof *m->names);
+    m->name_text = malloc((size_t)(n + 2) * NAME_SIZE);
+    if (!module || !m->W_y || !m->b_y || !m->params || !m->names || !m->name_text)
         return false;
-    model_init_readout(m, rng);
+    for (int i = 0; i < n + 2; i++) {
+        char *name = m->name_text + (size_t)i * NAME_SIZE;
+        if (i < n)
+            param_name(name, cell, i / (n / layers), i % (n / layers));
+        else
+            snprintf(name, NAME_SIZE, "%s", i == n ? "readout.weight" : "readout.bias");
+        m->params[i] = i < n ? module[i] : i == n ? m->W_y : m->b_y;
+        m->names[i] = name;
+    }
+    m->n_params = n + 2;
+    float bound = 1.0f / sqrtf((float)hidden);
+    tg_init_uniform(m->W_y, -bound, bound, rng, NULL);
     return true;
 }
 
@@ -354,89 +569,334 @@ static tg_tensor *one_hot(tg_tape *tape, const model *m, float *scratch, const i
 {
     for (int b = 0; b < batch; b++)
         scratch[classes[b] * batch + b] = 1.0f;
-    tg_tensor *x = tg_constant(tape, m->cell->input_size, batch, scratch);
+    tg_tensor *x = tg_constant(tape, m->vocab, batch, scratch);
     for (int b = 0; b < batch; b++)
         scratch[classes[b] * batch + b] = 0.0f;
     return x;
 }
 
-/* The state carried from one chunk (or sampled byte) to the next, outside any tape. */
-typedef struct carry {
-    float *h, *c;                      /* H x B each; c is unused by cells without one */
-} carry;
+/* One forward pass of `batch` streams over up to `steps` bytes, from states carried over from
+ * the last pass, and what it needs, allocated once. */
+typedef struct pass {
+    int steps, batch;
+    float *one_hot;                    /* V x B zeros */
+    int *classes, *targets;            /* steps x B each: the bytes read and the bytes after */
+    tg_tensor **x, **outputs;          /* steps each: V x B and H x B */
+    tg_tensor **h0, **c0, **h_n, **c_n;   /* layers each, H x B */
+    float *h, *c;                      /* layers x H x B: the carried states, outside any tape */
+} pass;
 
-static bool carry_init(carry *s, int hidden, int batch)
+static void pass_free(pass *p)
 {
-    size_t n = (size_t)hidden * (size_t)batch;
-    *s = (carry){ calloc(n, sizeof(float)), calloc(n, sizeof(float)) };   /* h = c = 0 */
-    return s->h && s->c;
+    void *blocks[] = { p->one_hot, p->classes, p->targets, p->x, p->outputs, p->h0, p->c0,
+                       p->h_n, p->c_n, p->h, p->c };
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+        free(blocks[i]);
 }
 
-static void carry_free(carry *s)
+/* States start at zero. False when out of memory (pass_free cleans up either way). */
+static bool pass_init(pass *p, const model *m, int steps, int batch)
 {
-    free(s->h);
-    free(s->c);
+    size_t T = (size_t)steps, B = (size_t)batch, L = (size_t)m->layers;
+    size_t states = L * (size_t)m->hidden * B;
+    *p = (pass){ steps, batch, calloc((size_t)m->vocab * B, sizeof(float)),
+                 malloc(T * B * sizeof(int)), malloc(T * B * sizeof(int)),
+                 calloc(T, sizeof(tg_tensor *)), calloc(T, sizeof(tg_tensor *)),
+                 calloc(L, sizeof(tg_tensor *)), calloc(L, sizeof(tg_tensor *)),
+                 calloc(L, sizeof(tg_tensor *)), calloc(L, sizeof(tg_tensor *)),
+                 calloc(states, sizeof(float)), calloc(states, sizeof(float)) };
+    return p->one_hot && p->classes && p->targets && p->x && p->outputs && p->h0 && p->c0
+           && p->h_n && p->c_n && p->h && p->c;
 }
 
-/* The carried state as new tape constants: the start of a fresh history, detached from the
- * last (truncated BPTT: no gradient flows back into the previous chunk). */
-static tg_cell_state carry_in(tg_tape *tape, const model *m, const carry *s, int batch)
+static size_t state_bytes(const model *m, const pass *p)
 {
-    return (tg_cell_state){ tg_constant(tape, m->cell->hidden_size, batch, s->h),
-                            m->cell->has_c ? tg_constant(tape, m->cell->hidden_size, batch, s->c) : NULL };
+    return (size_t)m->layers * (size_t)m->hidden * (size_t)p->batch * sizeof(float);
 }
 
-static void carry_out(carry *s, const model *m, tg_cell_state state, int batch)
+/* Records the module over classes[0 .. steps-1] from the carried states (as new constants: a
+ * fresh history, so no gradient flows into the last pass) into outputs, h_n (and c_n). 0, or
+ * -1 with the tape's error set. */
+static int pass_forward(tg_tape *tape, const model *m, pass *p, int steps)
 {
-    size_t bytes = (size_t)m->cell->hidden_size * (size_t)batch * sizeof(float);
-    memcpy(s->h, state.h->data, bytes);
-    if (m->cell->has_c)
-        memcpy(s->c, state.c->data, bytes);
-}
-
-/* ---- checkpoints ------------------------------------------------------------------------- */
-
-/* The vocabulary as a 256 x 1 tensor over mask: 1 for each byte in it, else 0. */
-static tg_tensor vocab_tensor(float mask[N_BYTES])
-{
-    return (tg_tensor){ .rows = N_BYTES, .cols = 1, .data = mask };
-}
-
-/* Writes the cell to path and the readout and vocabulary to readout_path. False (and a
- * message) on failure. */
-static bool save_checkpoint(const model *m, const vocab *v, const char *path,
-                            const char *readout_path)
-{
-    float mask[N_BYTES] = { 0 };
-    for (int i = 0; i < v->size; i++)
-        mask[v->byte[i]] = 1.0f;
-    tg_tensor vocab_mask = vocab_tensor(mask);
-    tg_named named[] = { { "readout.weight", m->W_y }, { "readout.bias", m->b_y },
-                         { "vocab", &vocab_mask } };
-    tg_error err;
-    if (tg_cell_save(m->cell, path, &err) != 0 || tg_save(readout_path, named, 3, &err) != 0) {
-        complain("%s", err.message);
-        return false;
+    const int B = p->batch;
+    const size_t block = (size_t)m->hidden * (size_t)B;
+    for (int s = 0; s < steps; s++)
+        p->x[s] = one_hot(tape, m, p->one_hot, p->classes + (size_t)s * B, B);   /* V x B */
+    for (int l = 0; l < m->layers; l++) {
+        p->h0[l] = tg_constant(tape, m->hidden, B, p->h + l * block);             /* H x B */
+        p->c0[l] = m->has_c ? tg_constant(tape, m->hidden, B, p->c + l * block) : NULL;
     }
+    if (m->lstm)
+        return tg_lstm_forward(tape, m->lstm, p->x, steps, p->h0, p->c0, p->outputs, p->h_n,
+                               p->c_n);
+    if (m->gru)
+        return tg_gru_forward(tape, m->gru, p->x, steps, p->h0, p->outputs, p->h_n);
+    return tg_rnn_forward(tape, m->rnn, p->x, steps, p->h0, p->outputs, p->h_n);
+}
+
+/* pass_forward, then the mean over the steps of the cross-entropy of the targets: 1 x 1, or
+ * NULL with the tape's error set. */
+static tg_tensor *pass_loss(tg_tape *tape, const model *m, pass *p, int steps)
+{
+    if (pass_forward(tape, m, p, steps) != 0)
+        return NULL;
+    tg_tensor *total = NULL;                                                      /* 1 x 1 */
+    for (int s = 0; s < steps; s++) {
+        tg_tensor *logits = readout(tape, m, p->outputs[s]);                      /* V x B */
+        tg_tensor *loss = tg_cross_entropy(tape, logits, p->targets + (size_t)s * p->batch);
+        total = total ? tg_add(tape, total, loss) : loss;
+    }
+    return tg_scale(tape, total, 1.0f / (float)steps);
+}
+
+/* Every layer's last state becomes the start of the next pass. */
+static void pass_carry(pass *p, const model *m)
+{
+    const size_t block = (size_t)m->hidden * (size_t)p->batch;
+    for (int l = 0; l < m->layers; l++) {
+        memcpy(p->h + l * block, p->h_n[l]->data, block * sizeof(float));
+        if (m->has_c)
+            memcpy(p->c + l * block, p->c_n[l]->data, block * sizeof(float));
+    }
+}
+
+/* ---- training ---------------------------------------------------------------------------- */
+
+/* Everything a training step uses, allocated once before the first. */
+typedef struct trainer {
+    tg_tape *tape;
+    tg_optimizer *optimizer;
+    pass chunk;                        /* T steps x B streams, and the streams' states */
+    size_t *pos;                       /* B: where each stream reads next in the training text */
+    long iteration;                    /* iterations done, those before a resume included */
+    float *losses, *smoothed;          /* iters each: every chunk's loss, and smoothed */
+} trainer;
+
+static void trainer_free(trainer *w)
+{
+    tg_tape_free(w->tape);
+    tg_optimizer_free(w->optimizer);
+    pass_free(&w->chunk);
+    free(w->pos);
+    free(w->losses);
+    free(w->smoothed);
+}
+
+/* The streams start at evenly spaced points of a text of n bytes. */
+static void spread_streams(size_t *pos, int batch, size_t n)
+{
+    for (size_t b = 0; b < (size_t)batch; b++)
+        pos[b] = b * n / (size_t)batch;
+}
+
+/* False when out of memory (trainer_free cleans up either way). */
+static bool trainer_init(trainer *w, model *m, const options *opt, size_t text_size)
+{
+    size_t iters = (size_t)opt->iters;
+    w->tape = tg_tape_new();
+    w->optimizer = tg_optimizer_new(KINDS[opt->optimizer], m->params, m->n_params,
+                                    opt->lr > 0.0f ? opt->lr : DEFAULT_LR[opt->optimizer], NULL);
+    w->pos = malloc((size_t)opt->batch * sizeof *w->pos);
+    w->losses = malloc(iters * sizeof *w->losses);
+    w->smoothed = malloc(iters * sizeof *w->smoothed);
+    if (!pass_init(&w->chunk, m, opt->steps, opt->batch) || !w->tape || !w->optimizer || !w->pos
+        || !w->losses || !w->smoothed)
+        return false;
+    spread_streams(w->pos, opt->batch, text_size);
     return true;
 }
 
-/* Makes sure, before training, that the checkpoint at path and readout_path can be written:
- * that neither is a directory, and that a file can be made beside them (a temporary one,
- * removed at once). False (and a message naming path and the reason) when not. */
-static bool can_save(const char *path, const char *readout_path)
+/* One iteration: forward over a chunk, backward, clip, update, and carry the states on. Sets
+ * *loss_out. False (and a message) on failure. */
+static bool train_step(trainer *w, model *m, const text *t, const options *opt, float *loss_out)
+{
+    long iter = w->iteration + 1;
+    pass *p = &w->chunk;
+    for (int s = 0; s < opt->steps; s++)
+        for (int b = 0; b < opt->batch; b++) {
+            size_t here = (w->pos[b] + (size_t)s) % t->n;
+            p->classes[s * opt->batch + b] = t->data[here];
+            p->targets[s * opt->batch + b] = t->data[(here + 1) % t->n];
+        }
+    tg_tape_reset(w->tape);                   /* forget the last chunk, keep the memory */
+    tg_zero_grad(m->params, m->n_params, NULL);
+    tg_tensor *loss = pass_loss(w->tape, m, p, opt->steps);
+    if (loss && !isfinite(loss->data[0])) {
+        complain("the loss is not finite at iteration %ld; try a smaller --lr", iter);
+        return false;
+    }
+    if (tg_backward(w->tape, loss) != 0) {
+        complain("%s", tg_tape_error(w->tape));
+        return false;
+    }
+    if (opt->clip > 0.0f && isnan(tg_clip_grad_norm(m->params, m->n_params, opt->clip))) {
+        complain("a gradient is not finite at iteration %ld; try a smaller --lr", iter);
+        return false;
+    }
+    tg_error err;
+    if (tg_optimizer_step(w->optimizer, &err) != 0) {
+        complain("iteration %ld: %s; try a smaller --lr or a --clip", iter, err.message);
+        return false;
+    }
+    pass_carry(p, m);
+    for (int b = 0; b < opt->batch; b++)
+        w->pos[b] = (w->pos[b] + (size_t)opt->steps) % t->n;
+    w->iteration = iter;
+    *loss_out = loss->data[0];
+    return true;
+}
+
+/* The loss on the held-out text: its bytes split among the streams of e's pass, each read from
+ * zero states in chunks of up to T steps on a tape that records no gradients. */
+typedef struct evaluator {
+    tg_tape *tape;                     /* no-grad */
+    pass chunk;
+} evaluator;
+
+static void evaluator_free(evaluator *e)
+{
+    tg_tape_free(e->tape);
+    pass_free(&e->chunk);
+}
+
+/* A pass of at most --batch streams over val (each predicting one byte at least). False when
+ * out of memory. */
+static bool evaluator_init(evaluator *e, const model *m, const options *opt, const text *val)
+{
+    size_t streams = val->n - 1 < (size_t)opt->batch ? val->n - 1 : (size_t)opt->batch;
+    e->tape = tg_tape_new();
+    tg_tape_set_no_grad(e->tape, 1);
+    return pass_init(&e->chunk, m, opt->steps, (int)streams) && e->tape;
+}
+
+/* The mean cross-entropy, in nats per byte, of every byte of val the streams predict. False
+ * (and a message) on failure. */
+static bool held_out_loss(evaluator *e, const model *m, const text *val, double *loss)
+{
+    pass *p = &e->chunk;
+    const size_t B = (size_t)p->batch, span = (val->n - 1) / B;   /* bytes each stream predicts */
+    memset(p->h, 0, state_bytes(m, p));
+    memset(p->c, 0, state_bytes(m, p));
+    double sum = 0.0;
+    for (size_t start = 0; start < span; start += (size_t)p->steps) {
+        int steps = span - start < (size_t)p->steps ? (int)(span - start) : p->steps;
+        for (size_t s = 0; s < (size_t)steps; s++)
+            for (size_t b = 0; b < B; b++) {
+                size_t at = b * span + start + s;
+                p->classes[s * B + b] = val->data[at];
+                p->targets[s * B + b] = val->data[at + 1];
+            }
+        tg_tape_reset(e->tape);
+        tg_tensor *chunk = pass_loss(e->tape, m, p, steps);
+        if (!chunk) {
+            complain("%s", tg_tape_error(e->tape));
+            return false;
+        }
+        sum += (double)chunk->data[0] * steps;
+        pass_carry(p, m);
+    }
+    *loss = sum / (double)span;
+    return true;
+}
+
+/* ---- checkpoints: one file per run --------------------------------------------------------- */
+
+static int add_module(tg_checkpoint *ck, const model *m, tg_error *err)
+{
+    return m->lstm ? tg_checkpoint_add_lstm(ck, m->lstm, err)
+         : m->gru ? tg_checkpoint_add_gru(ck, m->gru, err) : tg_checkpoint_add_rnn(ck, m->rnn, err);
+}
+
+static int load_module(model *m, const char *path, tg_error *err)
+{
+    return m->lstm ? tg_lstm_load(m->lstm, path, err)
+         : m->gru ? tg_gru_load(m->gru, path, err) : tg_rnn_load(m->rnn, path, err);
+}
+
+static int set_number(tg_checkpoint *ck, const char *key, double value, tg_error *err)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%.9g", value);
+    return tg_checkpoint_set(ck, key, text, err);
+}
+
+/* The run's settings and the vocabulary as the checkpoint's metadata. */
+static int add_settings(tg_checkpoint *ck, const model *m, const vocab *v, const options *opt,
+                        long iteration, tg_error *err)
+{
+    char hex[2 * N_BYTES + 1];
+    vocab_hex(v, hex);
+    int rc = tg_checkpoint_set(ck, "cell", CELLS[m->cell], err);
+    const char *keys[] = { "layers", "hidden_size", "input_size", "iteration", "steps", "batch",
+                           "clip" };
+    double values[] = { m->layers, m->hidden, m->vocab, (double)iteration, opt->steps, opt->batch,
+                        opt->clip };
+    for (size_t i = 0; rc == 0 && i < sizeof keys / sizeof keys[0]; i++)
+        rc = set_number(ck, keys[i], values[i], err);
+    return rc == 0 ? tg_checkpoint_set(ck, "vocabulary", hex, err) : rc;
+}
+
+/* The trainer's state: the optimizer's, every stream's position in the training text (of
+ * train_bytes bytes) and its carried states, stream.h_l<l> (and stream.c_l<l>), H x B. The
+ * tensors live in states and names until the checkpoint is written. */
+static int add_streams(tg_checkpoint *ck, const model *m, const trainer *w, size_t train_bytes,
+                       tg_tensor states[2 * MAX_LAYERS], char names[2 * MAX_LAYERS][NAME_SIZE],
+                       char *positions, tg_error *err)
+{
+    int rc = tg_checkpoint_add_optimizer(ck, w->optimizer, m->names, err);
+    const size_t block = (size_t)m->hidden * (size_t)w->chunk.batch;
+    for (int k = 0; rc == 0 && k < (m->has_c ? 2 : 1) * m->layers; k++) {
+        int l = k % m->layers;
+        float *data = (k < m->layers ? w->chunk.h : w->chunk.c) + l * block;
+        states[k] = (tg_tensor){ .rows = m->hidden, .cols = w->chunk.batch, .data = data };
+        snprintf(names[k], NAME_SIZE, "stream.%s_l%d", k < m->layers ? "h" : "c", l);
+        rc = tg_checkpoint_add(ck, names[k], &states[k], err);
+    }
+    positions[0] = '\0';
+    for (int b = 0; b < w->chunk.batch; b++)
+        sprintf(positions + strlen(positions), "%s%zu", b ? " " : "", w->pos[b]);
+    if (rc == 0)
+        rc = tg_checkpoint_set(ck, "stream.positions", positions, err);
+    return rc == 0 ? set_number(ck, "stream.text_bytes", (double)train_bytes, err) : rc;
+}
+
+/* Writes the run to path as one file, atomically; w is NULL when there was no training (the
+ * model and its settings alone). False (and a message) on failure. */
+static bool save_checkpoint(const model *m, const vocab *v, const trainer *w, const options *opt,
+                            size_t train_bytes, const char *path)
+{
+    tg_error err = { "out of memory" };
+    tg_checkpoint *ck = tg_checkpoint_new(&err);
+    tg_tensor states[2 * MAX_LAYERS];
+    char names[2 * MAX_LAYERS][NAME_SIZE];
+    char *positions = malloc(w ? (size_t)w->chunk.batch * 21 + 1 : 1);
+    bool ok = ck && positions && add_module(ck, m, &err) == 0
+              && tg_checkpoint_add(ck, "readout.weight", m->W_y, &err) == 0
+              && tg_checkpoint_add(ck, "readout.bias", m->b_y, &err) == 0
+              && add_settings(ck, m, v, opt, w ? w->iteration : 0, &err) == 0
+              && (!w || add_streams(ck, m, w, train_bytes, states, names, positions, &err) == 0)
+              && tg_checkpoint_write(ck, path, &err) == 0;
+    if (!ok)
+        complain("%s", err.message);
+    tg_checkpoint_free(ck);
+    free(positions);
+    return ok;
+}
+
+/* Makes sure, before training, that a checkpoint at path can be written: that it is not a
+ * directory, and that a file can be made beside it (a temporary one, removed at once). False
+ * (and a message naming path and the reason) when not. */
+static bool can_save(const char *path)
 {
     struct stat st;
-    const char *directory = stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? path
-                          : stat(readout_path, &st) == 0 && S_ISDIR(st.st_mode) ? readout_path
-                          : NULL;
-    if (directory) {
-        complain("--save %s: cannot write %s: it is a directory", path, directory);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        complain("--save %s: cannot write %s: it is a directory", path, path);
         return false;
     }
     char probe[PATH_SIZE];
     int fd = -1;
-    if (snprintf(probe, sizeof probe, "%s.XXXXXX", readout_path) < (int)sizeof probe)
+    if (snprintf(probe, sizeof probe, "%s.XXXXXX", path) < (int)sizeof probe)
         fd = mkstemp(probe);
     else
         errno = ENAMETOOLONG;
@@ -449,37 +909,115 @@ static bool can_save(const char *path, const char *readout_path)
     return true;
 }
 
-/* Reads the vocabulary saved in readout_path. False (and a message) on failure. */
-static bool load_vocab(vocab *v, const char *readout_path)
+/* A whole number in lo..hi from metadata key: false (and a message) when absent or not one. */
+static bool meta_number(const tg_metadata *md, const char *path, const char *key, double lo,
+                        double hi, double *value)
 {
-    float mask[N_BYTES];
-    tg_tensor vocab_mask = vocab_tensor(mask);
-    tg_named named = { "vocab", &vocab_mask };
+    const char *text = tg_metadata_get(md, key);
+    char *end = NULL;
+    *value = text ? strtod(text, &end) : NAN;
+    if (text && end != text && *end == '\0' && *value >= lo && *value <= hi)
+        return true;
+    complain("%s: metadata %s is %s, not a number in %g..%g: not a charlm checkpoint?", path, key,
+             text ? text : "absent", lo, hi);
+    return false;
+}
+
+/* What the checkpoint's metadata says about its run, and its vocabulary. False (and a
+ * message) when something is missing or wrong. */
+static bool read_run(const tg_metadata *md, const char *path, run_info *r, vocab *v)
+{
+    const char *cell = tg_metadata_get(md, "cell"), *kind = tg_metadata_get(md, "optimizer.kind");
+    const char *hex = tg_metadata_get(md, "vocabulary");
+    r->cell = r->optimizer = -1;
+    for (int i = 0; cell && i < N_CELLS; i++)
+        r->cell = strcmp(cell, CELLS[i]) == 0 ? i : r->cell;
+    for (int i = 0; kind && i < N_OPTIMIZERS; i++)
+        r->optimizer = strcmp(kind, OPTIMIZERS[i]) == 0 ? i : r->optimizer;
+    if (r->cell < 0 || !hex || !vocab_from_hex(v, hex)) {
+        complain("%s: no charlm run in its metadata (a cell rnn, lstm or gru and a vocabulary of "
+                 "2 bytes or more)", path);
+        return false;
+    }
+    double layers, hidden, input, batch, steps, clip, iteration;
+    bool ok = meta_number(md, path, "layers", 1, MAX_LAYERS, &layers)
+              && meta_number(md, path, "hidden_size", 1, 1024, &hidden)
+              && meta_number(md, path, "input_size", v->size, v->size, &input)
+              && meta_number(md, path, "batch", 1, 1024, &batch)
+              && meta_number(md, path, "steps", 1, 1000, &steps)
+              && meta_number(md, path, "clip", 0, INFINITY, &clip)
+              && meta_number(md, path, "iteration", 0, LONG_MAX, &iteration);
+    *r = (run_info){ r->cell, (int)layers, (int)hidden, (int)batch, (int)steps, r->optimizer,
+                     (float)clip, (long)iteration };
+    return ok;
+}
+
+/* The stream positions saved in md, if it has B of them, each below train_bytes. */
+static bool read_positions(const tg_metadata *md, size_t *pos, int batch, size_t train_bytes)
+{
+    const char *text = tg_metadata_get(md, "stream.positions");
+    for (int b = 0; text && b < batch; b++) {
+        char *end;
+        errno = 0;
+        unsigned long long p = strtoull(text, &end, 10);
+        if (end == text || errno != 0 || p >= train_bytes)
+            return false;
+        pos[b] = (size_t)p;
+        text = end;
+    }
+    return text && *text == '\0';
+}
+
+/* The trainer's state from the checkpoint at path: the optimizer's (unless the file has none:
+ * then it starts afresh), and the streams' positions and states when the training text has
+ * the size it had (else they start afresh, and a line says so). False (and a message). */
+static bool load_trainer(trainer *w, const model *m, const tg_metadata *md, const char *path,
+                         const options *opt, size_t train_bytes)
+{
     tg_error err;
-    if (tg_load(readout_path, &named, 1, &err) != 0) {
+    if (!tg_metadata_get(md, "optimizer.kind"))
+        printf("%s holds no optimizer state: %s starts afresh\n", path, OPTIMIZERS[opt->optimizer]);
+    else if (tg_optimizer_load(w->optimizer, path, m->names, &err) != 0) {
         complain("%s", err.message);
         return false;
     }
-    bool present[N_BYTES];
-    for (int b = 0; b < N_BYTES; b++)
-        present[b] = mask[b] != 0.0f;
-    vocab_from_mask(v, present);
-    if (v->size < 2) {
-        complain("%s: the vocabulary has %d bytes, fewer than 2", readout_path, v->size);
+    if (opt->lr > 0.0f)
+        w->optimizer->lr = opt->lr;
+    double saved_bytes = 0.0;
+    const char *size = tg_metadata_get(md, "stream.text_bytes");
+    if (size)
+        saved_bytes = strtod(size, NULL);
+    if (saved_bytes != (double)train_bytes || !read_positions(md, w->pos, opt->batch, train_bytes)) {
+        printf("the training text is not the one %s was saved with (%.0f bytes): the streams "
+               "start afresh\n", path, saved_bytes);
+        return true;
+    }
+    tg_named named[2 * MAX_LAYERS];
+    tg_tensor states[2 * MAX_LAYERS];
+    char names[2 * MAX_LAYERS][NAME_SIZE];
+    const size_t block = (size_t)m->hidden * (size_t)opt->batch;
+    int n = (m->has_c ? 2 : 1) * m->layers;
+    for (int k = 0; k < n; k++) {
+        int l = k % m->layers;
+        states[k] = (tg_tensor){ .rows = m->hidden, .cols = opt->batch,
+                                 .data = (k < m->layers ? w->chunk.h : w->chunk.c) + l * block };
+        snprintf(names[k], NAME_SIZE, "stream.%s_l%d", k < m->layers ? "h" : "c", l);
+        named[k] = (tg_named){ names[k], &states[k] };
+    }
+    if (tg_load(path, named, n, &err) != 0) {
+        complain("%s", err.message);
         return false;
     }
     return true;
 }
 
-/* Loads the readout from readout_path and the cell from path. False (and a message) on
- * failure. */
-static bool load_checkpoint(model *m, const char *path, const char *readout_path)
+/* The model's weights from the checkpoint at path. False (and a message) on failure. */
+static bool load_model(model *m, const char *path)
 {
     tg_named named[] = { { "readout.weight", m->W_y }, { "readout.bias", m->b_y } };
     tg_error err;
-    if (tg_load(readout_path, named, 2, &err) != 0 || tg_cell_load(m->cell, path, &err) != 0) {
-        complain("%s (resume with the --cell and --hidden the checkpoint was saved with)",
-                 err.message);
+    if (load_module(m, path, &err) != 0 || tg_load(path, named, 2, &err) != 0) {
+        complain("%s", err.message);
         return false;
     }
     return true;
@@ -490,7 +1028,7 @@ static bool load_checkpoint(model *m, const char *path, const char *readout_path
 /* Most of a run's memory is its tape: one chunk, T steps of B streams, with every tensor's
  * data and grad. What the tape holds follows src/tape.c: each node takes NODE_BYTES of
  * bookkeeping, then its result's values rounded up to TAPE_ALIGN bytes, twice when it has a
- * grad. What one step of each cell records follows src/rnn.c and src/gated.c: two products
+ * grad. What one step of each layer records follows src/rnn.c and src/gated.c: two products
  * of GATES x H rows (the input's and the state's), then SMALL_NODES nodes of H rows (gates,
  * their activations and products). tests/charlm_smoke.sh checks the estimate against the
  * tape of a real run. */
@@ -507,25 +1045,24 @@ static double node_bytes(double rows, double cols, bool grad, double extra)
     return ceil((NODE_BYTES + (grad ? 2.0 : 1.0) * values + extra) / TAPE_ALIGN) * TAPE_ALIGN;
 }
 
-/* Bytes of the tape for one chunk of training (V: vocab_size, H: hidden): per step the
- * one-hot input (V x B, a constant), the cell, the readout (V x B), its cross-entropy (1 x 1,
- * keeping the B classes) and the running sum (1 x 1); per chunk the carried state (constants)
- * and the mean; and, at most, one copy of every weight that backward keeps transposed. */
+/* Bytes of the tape for one chunk of training (V: vocab_size, H: hidden, L layers): per step
+ * the one-hot input (V x B, a constant), L layers, the readout (V x B), its cross-entropy
+ * (1 x 1, keeping the B classes) and the running sum (1 x 1); per chunk every layer's carried
+ * state (constants) and the mean; and, at most, one copy of every weight that backward keeps
+ * transposed. */
 static double tape_bytes(const model *m, const options *opt, int vocab_size)
 {
-    int k = 0;
-    while (strcmp(opt->cell, CELLS[k]) != 0)
-        k++;
-    double V = vocab_size, H = opt->hidden, B = opt->batch;
+    const int k = m->cell;
+    double V = vocab_size, H = opt->hidden, B = opt->batch, L = m->layers;
     double cell = 2.0 * node_bytes(GATES[k] * H, B, true, 0.0)
                   + SMALL_NODES[k] * node_bytes(H, B, true, 0.0);
-    double step = node_bytes(V, B, false, 0.0) + cell + node_bytes(V, B, true, 0.0)
+    double step = node_bytes(V, B, false, 0.0) + L * cell + node_bytes(V, B, true, 0.0)
                   + node_bytes(1, 1, true, B * sizeof(int)) + node_bytes(1, 1, true, 0.0);
     double weights = 0.0;
     for (int i = 0; i < m->n_params; i++)
         weights += ceil((double)m->params[i]->rows * m->params[i]->cols * sizeof(float)
                         / TAPE_ALIGN) * TAPE_ALIGN;
-    return opt->steps * step + (m->cell->has_c ? 2.0 : 1.0) * node_bytes(H, B, false, 0.0)
+    return opt->steps * step + L * (m->has_c ? 2.0 : 1.0) * node_bytes(H, B, false, 0.0)
            + node_bytes(1, 1, true, 0.0) + weights;
 }
 
@@ -534,15 +1071,14 @@ static double tape_bytes(const model *m, const options *opt, int vocab_size)
  * buffers and the text's. */
 static double other_bytes(const model *m, const options *opt, int vocab_size, size_t text_room)
 {
-    static const double STATE_PER_VALUE[] = { [TG_SGD] = 0, [TG_MOMENTUM] = 1, [TG_ADAGRAD] = 1,
-                                               [TG_ADAM] = 2 };
+    static const double STATE_PER_VALUE[] = { 0, 1, 1, 2 };   /* as OPTIMIZERS */
     double values = 0.0;
     for (int i = 0; i < m->n_params; i++)
         values += (double)m->params[i]->rows * m->params[i]->cols;
-    double H = opt->hidden, B = opt->batch;
-    double buffers = (2.0 * H * B + vocab_size * B + 2.0 * opt->iters) * sizeof(float)
-                     + B * (2.0 * sizeof(int) + sizeof(size_t));
-    return (2.0 + STATE_PER_VALUE[opt->kind]) * values * sizeof(float) + buffers
+    double H = opt->hidden, B = opt->batch, L = m->layers;
+    double buffers = (2.0 * L * H * B + vocab_size * B + 2.0 * opt->iters) * sizeof(float)
+                     + B * (2.0 * opt->steps * sizeof(int) + sizeof(size_t));
+    return (2.0 + STATE_PER_VALUE[opt->optimizer]) * values * sizeof(float) + buffers
            + (double)text_room;
 }
 
@@ -617,109 +1153,7 @@ static bool memory_fits(const model *m, const options *opt, int vocab_size, size
     return false;
 }
 
-/* ---- training ---------------------------------------------------------------------------- */
-
-/* Everything a training step uses, allocated once before the first. */
-typedef struct trainer {
-    tg_tape *tape;
-    tg_optimizer *optimizer;
-    carry state;                       /* H x B: the state at the end of the last chunk */
-    float *one_hot;                    /* V x B scratch, zeros */
-    int *inputs, *targets;             /* B classes each */
-    size_t *pos;                       /* B: where each stream reads next */
-    float *losses, *smoothed;          /* iters each: every chunk's loss, and smoothed */
-} trainer;
-
-static void trainer_free(trainer *w)
-{
-    tg_tape_free(w->tape);
-    tg_optimizer_free(w->optimizer);
-    carry_free(&w->state);
-    free(w->one_hot);
-    free(w->inputs);
-    free(w->targets);
-    free(w->pos);
-    free(w->losses);
-    free(w->smoothed);
-}
-
-/* False when out of memory (trainer_free cleans up either way). */
-static bool trainer_init(trainer *w, model *m, const options *opt, size_t text_size)
-{
-    size_t batch = (size_t)opt->batch, iters = (size_t)opt->iters;
-    w->tape = tg_tape_new();
-    w->optimizer = tg_optimizer_new(opt->kind, m->params, m->n_params, opt->lr, NULL);
-    w->one_hot = calloc((size_t)m->cell->input_size * batch, sizeof *w->one_hot);
-    w->inputs = malloc(batch * sizeof *w->inputs);
-    w->targets = malloc(batch * sizeof *w->targets);
-    w->pos = malloc(batch * sizeof *w->pos);
-    w->losses = malloc(iters * sizeof *w->losses);
-    w->smoothed = malloc(iters * sizeof *w->smoothed);
-    if (!carry_init(&w->state, m->cell->hidden_size, opt->batch) || !w->tape || !w->optimizer
-        || !w->one_hot || !w->inputs || !w->targets || !w->pos || !w->losses || !w->smoothed)
-        return false;
-    for (size_t b = 0; b < batch; b++)
-        w->pos[b] = b * text_size / batch;        /* evenly spaced starts */
-    return true;
-}
-
-/* The forward pass over the next chunk of every stream, recorded on the tape: the mean over
- * its steps of the cross-entropy of the next byte. Sets *last to the chunk's last state. NULL
- * with the tape's error set on failure. */
-static tg_tensor *chunk_loss(trainer *w, const model *m, const text *t, int steps, int batch,
-                             tg_cell_state *last)
-{
-    tg_tape *tape = w->tape;
-    tg_cell_state state = carry_in(tape, m, &w->state, batch);          /* h (and c): H x B */
-    tg_tensor *total = NULL;                                            /* 1 x 1 */
-    for (int s = 0; s < steps; s++) {
-        for (int b = 0; b < batch; b++) {
-            size_t here = (w->pos[b] + (size_t)s) % t->n;
-            w->inputs[b] = t->data[here];
-            w->targets[b] = t->data[(here + 1) % t->n];
-        }
-        tg_tensor *x = one_hot(tape, m, w->one_hot, w->inputs, batch);  /* V x B */
-        state = tg_cell_step(tape, m->cell, x, state);                  /* H x B */
-        tg_tensor *logits = readout(tape, m, state.h);                  /* V x B */
-        tg_tensor *loss = tg_cross_entropy(tape, logits, w->targets);   /* 1 x 1 */
-        total = total ? tg_add(tape, total, loss) : loss;
-    }
-    *last = state;
-    return tg_scale(tape, total, 1.0f / (float)steps);
-}
-
-/* One iteration: forward over a chunk, backward, clip, update, and carry the state on. Sets
- * *loss_out. False (and a message) on failure. */
-static bool train_step(trainer *w, model *m, const text *t, const options *opt, int iter,
-                       float *loss_out)
-{
-    tg_tape_reset(w->tape);                   /* forget the last chunk, keep the memory */
-    tg_zero_grad(m->params, m->n_params, NULL);
-    tg_cell_state last;
-    tg_tensor *loss = chunk_loss(w, m, t, opt->steps, opt->batch, &last);
-    if (loss && !isfinite(loss->data[0])) {
-        complain("the loss is not finite at iteration %d; try a smaller --lr", iter);
-        return false;
-    }
-    if (tg_backward(w->tape, loss) != 0) {
-        complain("%s", tg_tape_error(w->tape));
-        return false;
-    }
-    if (opt->clip > 0.0f && isnan(tg_clip_grad_norm(m->params, m->n_params, opt->clip))) {
-        complain("a gradient is not finite at iteration %d; try a smaller --lr", iter);
-        return false;
-    }
-    tg_error err;
-    if (tg_optimizer_step(w->optimizer, &err) != 0) {
-        complain("iteration %d: %s; try a smaller --lr or a --clip", iter, err.message);
-        return false;
-    }
-    carry_out(&w->state, m, last, opt->batch);
-    for (int b = 0; b < opt->batch; b++)
-        w->pos[b] = (w->pos[b] + (size_t)opt->steps) % t->n;
-    *loss_out = loss->data[0];
-    return true;
-}
+/* ---- progress and the training loop ------------------------------------------------- */
 
 /* Progress on stderr: a bar redrawn in place on a terminal, else a line every tick. */
 typedef struct progress {
@@ -759,36 +1193,70 @@ static void progress_show(progress *p, int iter, int iters, float smoothed_loss)
         complain("%s", line);
 }
 
-/* Trains for opt->iters iterations: LOG_LINES loss lines on stdout, progress on stderr, a
- * checkpoint (with --save) every tick and at the end. False on failure. */
-static bool train(trainer *w, model *m, const text *t, const vocab *v, const options *opt)
+/* The report line of an iteration: the training loss (the mean since the last report) and the
+ * held-out loss, each in nats per byte (9 digits: a float's exact value) and bits per char. */
+static void report(long iter, double train_loss, const double *held_out)
+{
+    printf("iter %7ld  train %.9g nats/byte (%.4f bits/char)", iter, train_loss,
+           train_loss / log(2.0));
+    if (held_out)
+        printf("  held-out %.9g nats/byte (%.4f bits/char)", *held_out, *held_out / log(2.0));
+    putchar('\n');
+}
+
+/* The losses of the last report, to tell when the held-out loss turns up. */
+typedef struct trend {
+    bool any;
+    double train, held_out;
+} trend;
+
+static void warn_if_memorising(trend *last, double train_loss, double held_out)
+{
+    if (last->any && held_out > last->held_out && train_loss < last->train)
+        printf("warning: the held-out loss rose (%.4f -> %.4f) while the training loss fell "
+               "(%.4f -> %.4f): the model is learning the training text by heart\n",
+               last->held_out, held_out, last->train, train_loss);
+    *last = (trend){ true, train_loss, held_out };
+}
+
+/* Trains for opt->iters iterations: LOG_LINES report lines on stdout (with the held-out loss
+ * when e is not NULL), progress on stderr, a checkpoint (with --save) every tick and at the
+ * end. False on failure. */
+static bool train(trainer *w, evaluator *e, model *m, const text *t, const text *val,
+                  const vocab *v, const options *opt)
 {
     bool terminal = isatty(fileno(stderr));
     progress p = { .terminal = terminal, .shared = terminal && isatty(fileno(stdout)),
                    .start = now(), .chars_per_iter = (long)opt->steps * opt->batch };
     int log_every = opt->iters > LOG_LINES ? opt->iters / LOG_LINES : 1;
     int tick_every = opt->iters > TICKS ? opt->iters / TICKS : 1;
-    double window = 0.0;                      /* the sum of the losses since the last log line */
+    double window = 0.0;                      /* the sum of the losses since the last report */
     double average = 0.0, weight = 0.0;       /* the moving average and its total weight */
+    trend last = { false, 0.0, 0.0 };
     for (int iter = 1; iter <= opt->iters; iter++) {
         float loss;
-        if (!train_step(w, m, t, opt, iter, &loss))
+        if (!train_step(w, m, t, opt, &loss))
             return false;
         w->losses[iter - 1] = loss;
         average = SMOOTHING * average + (1.0 - SMOOTHING) * loss;
         weight = SMOOTHING * weight + (1.0 - SMOOTHING);
         w->smoothed[iter - 1] = (float)(average / weight);
         window += loss;
-        bool last = iter == opt->iters;
-        if (iter % log_every == 0 || last) {
+        bool end = iter == opt->iters;
+        if (iter % log_every == 0 || end) {
             int n = iter % log_every == 0 ? log_every : iter % log_every;
+            double held_out = 0.0;
+            if (e && !held_out_loss(e, m, val, &held_out))
+                return false;
             progress_clear(&p);
-            printf("iter %7d  loss %.5g  (mean of the last %d)\n", iter, window / n, n);
+            report(w->iteration, window / n, e ? &held_out : NULL);
+            if (e)
+                warn_if_memorising(&last, window / n, held_out);
             fflush(stdout);
             window = 0.0;
         }
-        bool tick = iter % tick_every == 0 || last;
-        if (tick && opt->save && !save_checkpoint(m, v, opt->save, opt->save_readout))
+        bool tick = iter % tick_every == 0 || end;
+        if (tick && opt->save && !save_checkpoint(m, v, w, opt, t->n, opt->save))
             return false;
         if (tick || (p.terminal && now() - p.last_drawn >= REDRAW_SECONDS))
             progress_show(&p, iter, opt->iters, w->smoothed[iter - 1]);
@@ -816,8 +1284,8 @@ static bool write_plot(const trainer *w, const options *opt, int vocab_size)
         return false;
     }
     for (int i = 0; i < n; i++)
-        x[i] = (float)(i + 1);
-    float ends[2] = { 1.0f, (float)n };
+        x[i] = (float)(w->iteration - n + i + 1);
+    float ends[2] = { x[0], x[n - 1] };
     float uniform[2] = { logf((float)vocab_size), logf((float)vocab_size) };
     tg_series series[] = {
         { "loss of each chunk", x, w->losses, n, TG_SERIES_LINE },
@@ -825,8 +1293,9 @@ static bool write_plot(const trainer *w, const options *opt, int vocab_size)
         { "ln V: a uniform guess", ends, uniform, 2, TG_SERIES_LINE },
     };
     char title[160];
-    snprintf(title, sizeof title, "charlm: %s cell, hidden %d, %s, chunks of %d steps x %d streams",
-             opt->cell, opt->hidden, opt->optimizer, opt->steps, opt->batch);
+    snprintf(title, sizeof title, "charlm: %s, %d x %d hidden, %s, chunks of %d steps x %d streams",
+             CELLS[opt->cell], opt->layers, opt->hidden, OPTIMIZERS[opt->optimizer], opt->steps,
+             opt->batch);
     tg_chart chart = { title, "iteration", "cross-entropy, nats per byte (log scale)", 1,
                        series, 3 };
     tg_error err;
@@ -839,19 +1308,18 @@ static bool write_plot(const trainer *w, const options *opt, int vocab_size)
 
 /* ---- sampling ---------------------------------------------------------------------------- */
 
-/* Feeds class c to the model with batch 1, carrying the state in s. Returns the logits of the
- * next byte (V x 1, valid until the next call), or NULL (and a message). */
-static tg_tensor *read_byte(tg_tape *tape, const model *m, carry *s, float *scratch, int c)
+/* Feeds class c to the model (batch 1) on a no-grad tape, carrying the states in p. Returns
+ * the logits of the next byte (V x 1, valid until the next call), or NULL (and a message). */
+static tg_tensor *read_byte(tg_tape *tape, const model *m, pass *p, int c)
 {
     tg_tape_reset(tape);
-    tg_cell_state state = carry_in(tape, m, s, 1);                      /* H x 1 */
-    state = tg_cell_step(tape, m->cell, one_hot(tape, m, scratch, &c, 1), state);
-    tg_tensor *logits = readout(tape, m, state.h);                      /* V x 1 */
+    p->classes[0] = c;
+    tg_tensor *logits = pass_forward(tape, m, p, 1) == 0 ? readout(tape, m, p->outputs[0]) : NULL;
     if (!logits) {
         complain("%s", tg_tape_error(tape));
         return NULL;
     }
-    carry_out(s, m, state, 1);
+    pass_carry(p, m);
     return logits;
 }
 
@@ -877,39 +1345,38 @@ static int draw(const tg_tensor *logits, float temperature, double *p, tg_rng *r
 }
 
 /* Prints --prime and then opt->sample bytes drawn from the model, and a newline. The model
- * starts from h = 0 (and c = 0) and reads the prime, or a newline when there is none. False
- * (and a message) on failure. */
+ * starts from zero states and reads the prime, or a newline when there is none. False (and a
+ * message) on failure. */
 static bool sample(const model *m, const vocab *v, const options *opt, tg_rng *rng)
 {
     tg_tape *tape = tg_tape_new();
-    carry s;
-    bool ok = carry_init(&s, m->cell->hidden_size, 1);
-    float *scratch = calloc((size_t)v->size, sizeof *scratch);
-    double *p = malloc((size_t)v->size * sizeof *p);
-    if (!ok || !tape || !scratch || !p) {
+    tg_tape_set_no_grad(tape, 1);          /* inference: nothing recorded for a backward */
+    pass p;
+    bool ok = pass_init(&p, m, 1, 1);
+    double *probs = malloc((size_t)v->size * sizeof *probs);
+    if (!ok || !tape || !probs) {
         complain("out of memory");
         ok = false;
     }
     tg_tensor *logits = NULL;
     for (const char *q = opt->prime; ok && q && *q; q++) {
         putchar(*q);
-        ok = (logits = read_byte(tape, m, &s, scratch, v->class_of[(unsigned char)*q])) != NULL;
+        ok = (logits = read_byte(tape, m, &p, v->class_of[(unsigned char)*q])) != NULL;
     }
     if (ok && !opt->prime) {
         int start = v->class_of['\n'] >= 0 ? v->class_of['\n'] : 0;   /* else the first byte */
-        ok = (logits = read_byte(tape, m, &s, scratch, start)) != NULL;
+        ok = (logits = read_byte(tape, m, &p, start)) != NULL;
     }
     for (int i = 0; ok && i < opt->sample; i++) {
-        int c = draw(logits, opt->temperature, p, rng);
+        int c = draw(logits, opt->temperature, probs, rng);
         putchar(v->byte[c]);
         if (i + 1 < opt->sample)
-            ok = (logits = read_byte(tape, m, &s, scratch, c)) != NULL;
+            ok = (logits = read_byte(tape, m, &p, c)) != NULL;
     }
     if (ok)
         putchar('\n');
-    free(p);
-    free(scratch);
-    carry_free(&s);
+    free(probs);
+    pass_free(&p);
     tg_tape_free(tape);
     return ok;
 }
@@ -925,32 +1392,34 @@ static int missing_byte(const char *s, const vocab *v)
     return -1;
 }
 
-/* Sets up the vocabulary (from the checkpoint, or else from the text) and the text (read and
- * encoded when there is training to do, or a vocabulary to find). Returns 0, 1 (a runtime
- * failure) or 2 (a --prime outside the vocabulary). */
-static int prepare_data(const options *opt, vocab *v, text *t)
+/* The texts (read and encoded when there is training to do, or a vocabulary to find) and the
+ * vocabulary (from the checkpoint when resumed, else from the texts); without --val the last
+ * VAL_SHARE of the text is held out. Returns 0, 1 (a runtime failure) or 2 (a --prime outside
+ * the vocabulary). */
+static int prepare_data(const options *opt, bool resumed, vocab *v, text *t, text *val)
 {
-    bool need_text = opt->iters > 0 || !opt->resume;
-    if (opt->resume && !load_vocab(v, opt->resume_readout))
+    bool need_text = opt->iters > 0 || !resumed;
+    if (need_text && (!read_text(t, opt->text) || (opt->val && !read_text(val, opt->val))))
         return 1;
-    if (need_text && !read_text(t, opt->text))
-        return 1;
-    if (need_text && t->n < 2) {
-        complain("%s has %zu bytes; it needs at least 2", t->name, t->n);
-        return 1;
-    }
-    if (!opt->resume) {
+    if (!resumed) {
         bool present[N_BYTES] = { false };
-        for (size_t i = 0; i < t->n; i++)
-            present[t->data[i]] = true;
+        for (size_t i = 0; i < t->n + val->n; i++)
+            present[i < t->n ? t->data[i] : val->data[i - t->n]] = true;
         vocab_from_mask(v, present);
         if (v->size < 2) {
             complain("%s holds one distinct byte only: there is nothing to predict", t->name);
             return 1;
         }
     }
-    if (need_text && !encode(t, v, opt->resume ? opt->resume : t->name))
+    const char *source = resumed ? opt->resume : t->name;
+    if (need_text && (!encode(t, v, opt->unknown, source)
+                      || (opt->val && !encode(val, v, opt->unknown, source))
+                      || (!opt->val && !hold_out(t, val))))
         return 1;
+    if (need_text && t->n < 2) {
+        complain("%s has %zu bytes to train on; it needs at least 2", t->name, t->n);
+        return 1;
+    }
     int missing = missing_byte(opt->prime, v);
     if (missing >= 0) {
         char byte[16];
@@ -959,57 +1428,99 @@ static int prepare_data(const options *opt, vocab *v, text *t)
         return 2;
     }
     if (need_text)
-        printf("text: %s, %zu bytes, vocabulary of %d bytes (a uniform guess scores ln %d = "
-               "%.2f)\n", t->name, t->n, v->size, v->size, log((double)v->size));
+        printf("text: %s, %zu bytes to train on, %zu held out (%s); vocabulary of %d bytes (a "
+               "uniform guess scores ln %d = %.2f nats, %.2f bits)\n", t->name, t->n, val->n,
+               val->n >= 2 ? val->name : "too few: no held-out loss", v->size, v->size,
+               log((double)v->size), log2((double)v->size));
     return 0;
 }
 
-static int run(const options *opt)
+/* The checkpoint's run, when resuming: its metadata (to free) and settings, and the
+ * vocabulary. Returns 0, 1 (unreadable) or 2 (a flag conflicts with it). */
+static int read_resume(options *opt, tg_metadata **md, vocab *v)
 {
-    vocab v;
-    text t = { 0 };
-    model m = { 0 };
+    run_info saved;
+    tg_error err;
+    if (opt->resume && !(*md = tg_load_metadata(opt->resume, &err))) {
+        complain("%s", err.message);
+        return 1;
+    }
+    if (opt->resume && !read_run(*md, opt->resume, &saved, v))
+        return 1;
+    return settle_options(opt, opt->resume ? &saved : NULL) ? 0 : 2;
+}
+
+/* Builds the model, trains it (with the held-out loss when there is held-out text) and saves
+ * it. Returns 0 or 1. */
+static int fit(options *opt, model *m, const vocab *v, const text *t, const text *val,
+               const tg_metadata *md)
+{
     trainer w = { 0 };
-    tg_rng rng = tg_rng_new(opt->seed);
+    evaluator e = { 0 };
     memory_estimate need = { 0 };
-    bool training = opt->iters > 0;
-    int status = training && opt->save && !can_save(opt->save, opt->save_readout)
-                     ? 1 : prepare_data(opt, &v, &t);
-    if (status == 0 && !model_init(&m, opt->cell, v.size, opt->hidden, &rng)) {
+    bool training = opt->iters > 0, held_out = training && val->n >= 2;
+    int status = 0;
+    if (training && !memory_fits(m, opt, v->size, t->room, &need))
+        status = 1;
+    if (status == 0 && training && (!trainer_init(&w, m, opt, t->n)
+                                    || (held_out && !evaluator_init(&e, m, opt, val)))) {
         complain("out of memory");
         status = 1;
     }
-    if (status == 0 && training && !memory_fits(&m, opt, v.size, t.room, &need))
+    if (status == 0 && md && !load_model(m, opt->resume))
         status = 1;
-    if (status == 0 && training && !trainer_init(&w, &m, opt, t.n)) {
-        complain("out of memory");
+    if (status == 0 && md && training && !load_trainer(&w, m, md, opt->resume, opt, t->n))
         status = 1;
-    }
-    if (status == 0 && opt->resume && !load_checkpoint(&m, opt->resume, opt->resume_readout))
-        status = 1;
+    if (status == 0 && md && training)
+        w.iteration = (long)strtod(tg_metadata_get(md, "iteration"), NULL);
     if (status == 0 && training) {
         char total[32], tape[32];
         format_bytes(total, need.total);
         format_bytes(tape, need.tape);
-        printf("model: %s cell, hidden %d%s%s; %s lr %g, clip %g; %d iterations of %d steps x %d "
-               "streams; memory about %s, %s of it the tape\n", opt->cell, opt->hidden,
-               opt->resume ? ", resumed from " : "", opt->resume ? opt->resume : "",
-               opt->optimizer, opt->lr, opt->clip, opt->iters, opt->steps, opt->batch, total, tape);
+        printf("model: %s, %d layer%s of %d%s%s; %s lr %g, clip %g; %d iterations of %d steps x "
+               "%d streams; memory about %s, %s of it the tape\n", CELLS[opt->cell], opt->layers,
+               opt->layers > 1 ? "s" : "", opt->hidden, md ? ", resumed from " : "",
+               md ? opt->resume : "", OPTIMIZERS[opt->optimizer], w.optimizer->lr, opt->clip,
+               opt->iters, opt->steps, opt->batch, total, tape);
         fflush(stdout);
-        if (!train(&w, &m, &t, &v, opt) || (opt->plot && !write_plot(&w, opt, v.size)))
+        if (!train(&w, held_out ? &e : NULL, m, t, val, v, opt)
+            || (opt->plot && !write_plot(&w, opt, v->size)))
             status = 1;
-    } else if (status == 0 && opt->save
-               && !save_checkpoint(&m, &v, opt->save, opt->save_readout))
+    } else if (status == 0 && opt->save && !save_checkpoint(m, v, NULL, opt, 0, opt->save))
         status = 1;
+    trainer_free(&w);
+    evaluator_free(&e);
+    return status;
+}
+
+static int run(options *opt)
+{
+    vocab v;
+    text t = { 0 }, val = { 0 };
+    model m = { 0 };
+    tg_metadata *md = NULL;
+    tg_rng rng = tg_rng_new(opt->seed);
+    int status = read_resume(opt, &md, &v);
+    if (status == 0 && opt->iters > 0 && opt->save && !can_save(opt->save))
+        status = 1;
+    if (status == 0)
+        status = prepare_data(opt, md != NULL, &v, &t, &val);
+    if (status == 0 && !model_init(&m, opt->cell, v.size, opt->hidden, opt->layers, &rng)) {
+        complain("out of memory");
+        status = 1;
+    }
+    if (status == 0)
+        status = fit(opt, &m, &v, &t, &val, md);
     if (status == 0 && opt->sample > 0) {
         if (opt->iters > 0)
             printf("\nsample (temperature %g):\n", opt->temperature);
         if (!sample(&m, &v, opt, &rng))
             status = 1;
     }
-    trainer_free(&w);
     model_free(&m);
+    tg_metadata_free(md);
     free(t.data);
+    free(val.data);
     return status;
 }
 

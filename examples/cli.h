@@ -145,8 +145,8 @@ typedef struct lab_options {
     bool quick;                /* --quick: a short run, for tests */
     const char *out;           /* --out DIR: where the CSV and SVG files go */
     unsigned takes;            /* LAB_BIT()s of the knobs the program takes (set before parsing) */
-    const char *why_not[LAB_KNOBS];  /* why it refuses a knob it does not take (NULL: "PROGRAM
-                                        has no such setting") */
+    const char *why_not[LAB_KNOBS];  /* why it refuses a knob it does not take (NULL: "this
+                                        program has no such setting") */
     unsigned given;            /* LAB_BIT()s of the knobs on the command line */
     float lr, rho, clip;       /* --lr, --rho, --clip: valid when given */
     int hidden, seeds;         /* --hidden, --seeds: valid when given */
@@ -168,7 +168,9 @@ static inline float lab_real(const char *flag, const char *text, float hi)
     char *end;
     errno = 0;
     float value = strtof(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !isfinite(value))
+    if (end != text && *end == '\0' && errno == ERANGE)
+        usage_error("%s %s: out of a float's range", flag, text);
+    if (end == text || *end != '\0' || !isfinite(value))
         usage_error("%s %s: not a finite number", flag, text);
     if (value <= 0.0f)
         usage_error("%s %s: must be > 0", flag, text);

@@ -71,7 +71,8 @@ enum {
 #define DIVERGED_FACTOR 10.0f  /* a loss above this times the first step's counts as diverged */
 
 static const char USAGE[] =
-    "usage: lab_explosion [--seed N] [--quick] [--long] [--out DIR]\n"
+    "usage: lab_explosion [--seed N] [--quick] [--long] [--lr X] [--hidden N] [--rho X]\n"
+    "                     [--clip X] [--seeds N] [--out DIR]\n"
     "Trains a tanh RNN with W_h = 1.5 Q on the adding problem (T = 50) from 5 seeds, with no\n"
     "clipping, with norm clipping at 1 and with value clipping at +-5; counts the runs that\n"
     "diverge and writes DIR/explosion_results.csv (the table), DIR/explosion_curves.csv and\n"
@@ -83,6 +84,12 @@ static const char USAGE[] =
     "  --long      instead: the RNN of lab_adding's earlier SGD version at T = 50 (PyTorch's\n"
     "              init, lr 0.1) for 40,000 steps, unclipped and norm-clipped; prints\n"
     "              only (a few seconds to a minute)\n"
+    "  --lr X      the SGD learning rate of the three arms and the value sweep (default 0.1)\n"
+    "  --hidden N  hidden units (default 16)\n"
+    "  --rho X     W_h = X Q (default 1.5)\n"
+    "  --clip X    the norm clipping arm clips the gradient's norm to X (default 1)\n"
+    "  --seeds N   runs per arm from N seeds (default 5)\n"
+    "  (--long takes none of these five: it runs lab_adding's settings)\n"
     "  --out DIR   an existing directory for the CSV and SVG files (default results)\n"
     "  --help      print this and exit\n";
 
@@ -97,18 +104,20 @@ typedef struct arm {
     float limit;              /* the norm, or the largest |value|, clipping allows */
 } arm;
 
-/* The charted arms, in explosion_results.csv at LEARNING_RATE. */
-static const arm ARMS[] = {
+/* The charted arms, in explosion_results.csv at LEARNING_RATE (--lr changes every lr here and
+ * in VALUE_SWEEP, --clip the norm clipping's limit: apply_flags). */
+static arm ARMS[] = {
     { "no clipping", LEARNING_RATE, NO_CLIPPING, 0.0f },
     { "norm clipping at 1", LEARNING_RATE, NORM_CLIPPING, 1.0f },
     { "value clipping at +-5", LEARNING_RATE, VALUE_CLIPPING, 5.0f },
 };
 #define N_ARMS (int)(sizeof ARMS / sizeof ARMS[0])
+enum { NORM_ARM = 1 };        /* ARMS[NORM_ARM]: norm clipping */
 
 /* The arms of the printed tables only: unclipped below the readout's threshold, and the
  * sweep of value clipping's limit. */
 static const arm LOWER_LR_ARM = { "no clipping, lr 0.05", LOWER_LEARNING_RATE, NO_CLIPPING, 0.0f };
-static const arm VALUE_SWEEP[] = {
+static arm VALUE_SWEEP[] = {
     { "value clipping at +-10", LEARNING_RATE, VALUE_CLIPPING, 10.0f },
     { "value clipping at +-5", LEARNING_RATE, VALUE_CLIPPING, 5.0f },
     { "value clipping at +-2", LEARNING_RATE, VALUE_CLIPPING, 2.0f },
@@ -118,6 +127,13 @@ static const arm VALUE_SWEEP[] = {
 };
 #define N_SWEEP (int)(sizeof VALUE_SWEEP / sizeof VALUE_SWEEP[0])
 enum { N_ALL_ARMS = N_ARMS + 1 + N_SWEEP };
+
+/* What the flags change, set once by main (apply_flags): W_h = rho Q, the hidden size and the
+ * charted arms' and the sweep's learning rate. */
+static struct {
+    float rho, lr;
+    int hidden;
+} setup = { RHO, LEARNING_RATE, HIDDEN };
 
 /* Clips the gradient as a says, given its norm (finite: train_step has skipped the step when a
  * gradient is not finite). True when the clipping changed a value. */
@@ -145,7 +161,7 @@ static bool clip_gradient(const arm *a, tg_tensor *const *params, int n, float n
 static bool model_init(model *m, float rho, uint64_t seed)
 {
     tg_rng rng = tg_rng_new(seed);
-    bool made = model_new(m, "rnn", INPUT_SIZE, HIDDEN, 1, tg_rng_next(&rng));
+    bool made = model_new(m, "rnn", INPUT_SIZE, setup.hidden, 1, tg_rng_next(&rng));
     tg_rnn_cell *rnn = made ? m->cell->impl : NULL;    /* what tg_cell_new("rnn", ...) wraps */
     if (!made || (rho > 0.0f && tg_init_orthogonal(rnn->W_h, rho, &rng, NULL) != 0)) {
         model_free(m);
@@ -333,7 +349,7 @@ typedef struct arm_summary {
 /* Fills the summary of the n_seeds runs of one arm. */
 static void summarise(const run_record *runs, int n_seeds, int train_steps, arm_summary *out)
 {
-    float values[SEEDS];
+    float values[LAB_MAX_SEEDS];
     out->diverged = out->clipped = out->taken = 0;
     out->max_grad_norm = 0.0f;
     int n_growths = 0;
@@ -399,7 +415,7 @@ static void print_table(const arm_summary *summaries, int n_seeds, int train_ste
            "run overflowed). grad norm: the norm of the whole gradient, before clipping; at step\n"
            "1 it is the same in every arm, as the arms start from the same weights. clipped\n"
            "steps: the share of the steps taken on which the clipping changed the gradient.\n\n",
-           STEPS, RHO, HIDDEN, LEARNING_RATE, BATCH, train_steps, n_seeds, seed, n_seeds,
+           STEPS, setup.rho, setup.hidden, setup.lr, BATCH, train_steps, n_seeds, seed, n_seeds,
            DIVERGED_FACTOR, train_steps < FINAL_WINDOW ? train_steps : FINAL_WINDOW);
     print_arm_header();
     for (int a = 0; a < N_ARMS; a++)
@@ -438,7 +454,7 @@ static void print_readout_table(const arm_summary *unclipped, const arm_summary 
 static void print_sweep_table(const arm_summary *sweep, int n_seeds)
 {
     printf("\nValue clipping's limit, swept: the same runs at lr %.2g, each value of the gradient\n"
-           "cut to [-limit, limit].\n\n", LEARNING_RATE);
+           "cut to [-limit, limit].\n\n", setup.lr);
     print_arm_header();
     for (int i = 0; i < N_SWEEP; i++)
         print_arm_line(&VALUE_SWEEP[i], &sweep[i], n_seeds);
@@ -459,8 +475,8 @@ static bool write_table_csv(const arm_summary *summaries, int n_seeds, int train
     for (int a = 0; a < N_ARMS; a++)
         table_add(&t, "%s,%d,%d,%.6g,%.6g,%.6g,%d,%g,%d,%d,%g,%d\n", ARMS[a].name,
                 summaries[a].diverged, n_seeds, summaries[a].median_final_loss,
-                summaries[a].median_first_grad_norm, summaries[a].max_grad_norm, STEPS, RHO, HIDDEN,
-                BATCH, LEARNING_RATE, train_steps);
+                summaries[a].median_first_grad_norm, summaries[a].max_grad_norm, STEPS, setup.rho,
+                setup.hidden, BATCH, setup.lr, train_steps);
     return write_table(&t, path);
 }
 
@@ -526,7 +542,7 @@ static const char *expectation_note(const struct expectation *e, int diverged, i
     return as_expected ? e->expected : e->unexpected;
 }
 
-/* Runs one arm from every seed (runs[0 .. n_seeds-1]) at W_h = RHO Q and summarises them.
+/* Runs one arm from every seed (runs[0 .. n_seeds-1]) at W_h = rho Q and summarises them.
  * False on error. */
 static bool run_arm(tg_tape *tape, const arm *a, uint64_t seed, int n_seeds, int train_steps,
                     run_record *runs, arm_summary *summary)
@@ -536,7 +552,7 @@ static bool run_arm(tg_tape *tape, const arm *a, uint64_t seed, int n_seeds, int
         run_seeds s;
         s.init = tg_rng_next(&seeds);
         s.data = tg_rng_next(&seeds);
-        if (!run(tape, a, RHO, s, train_steps, &runs[i]))
+        if (!run(tape, a, setup.rho, s, train_steps, &runs[i]))
             return false;
     }
     summarise(runs, n_seeds, train_steps, summary);
@@ -643,10 +659,13 @@ done:
     return status;
 }
 
-/* The command line: the flags of every lab, and --long. */
+/* The command line: the flags of every lab (all five of --lr, --hidden, --rho, --clip and
+ * --seeds), and --long, which takes none of those five: it is lab_adding's run as it is. */
 static lab_options parse_args(int argc, char **argv, bool *long_run)
 {
     lab_options opt = LAB_DEFAULTS;
+    opt.takes = LAB_BIT(LAB_LR) | LAB_BIT(LAB_HIDDEN) | LAB_BIT(LAB_RHO) | LAB_BIT(LAB_CLIP)
+                | LAB_BIT(LAB_SEEDS);
     *long_run = false;
     for (int i = 1; i < argc; i++) {
         if (lab_flag(argc, argv, &i, USAGE, &opt))
@@ -655,7 +674,32 @@ static lab_options parse_args(int argc, char **argv, bool *long_run)
             usage_error("unknown flag '%s'", argv[i]);
         *long_run = true;
     }
+    for (int knob = 0; *long_run && knob < LAB_KNOBS; knob++)
+        if (lab_given(&opt, (lab_knob)knob))
+            usage_error("%s: --long trains lab_adding's RNN with lab_adding's settings, as they "
+                        "are", LAB_KNOB_FLAGS[knob]);
     return opt;
+}
+
+/* Sets what --rho, --hidden and --lr change (setup), and the norm clipping's limit (--clip). */
+static void apply_flags(const lab_options *opt)
+{
+    static char norm_arm_name[48];
+    if (lab_given(opt, LAB_RHO))
+        setup.rho = opt->rho;
+    if (lab_given(opt, LAB_HIDDEN))
+        setup.hidden = opt->hidden;
+    if (lab_given(opt, LAB_LR))
+        setup.lr = opt->lr;
+    for (int a = 0; a < N_ARMS; a++)
+        ARMS[a].lr = setup.lr;
+    for (int a = 0; a < N_SWEEP; a++)
+        VALUE_SWEEP[a].lr = setup.lr;
+    if (lab_given(opt, LAB_CLIP)) {
+        ARMS[NORM_ARM].limit = opt->clip;
+        snprintf(norm_arm_name, sizeof norm_arm_name, "norm clipping at %g", (double)opt->clip);
+        ARMS[NORM_ARM].name = norm_arm_name;
+    }
 }
 
 int main(int argc, char **argv)
@@ -667,13 +711,14 @@ int main(int argc, char **argv)
         return 1;
     if (long_run)
         return run_long(opt.seed);
-    int n_seeds = opt.quick ? QUICK_SEEDS : SEEDS;
+    apply_flags(&opt);
+    int n_seeds = lab_given(&opt, LAB_SEEDS) ? opt.seeds : opt.quick ? QUICK_SEEDS : SEEDS;
     int train_steps = opt.quick ? QUICK_TRAIN_STEPS : TRAIN_STEPS;
     /* every per-step series in one block: 2 per run, 2 per charted arm, and the step numbers */
     int n_curves = 2 * N_ALL_ARMS * n_seeds + 2 * N_ARMS + 1;
     float *block = malloc((size_t)n_curves * (size_t)train_steps * sizeof *block);
     tg_tape *tape = tg_tape_new();
-    run_record runs[N_ALL_ARMS * SEEDS] = { { 0 } };
+    run_record runs[N_ALL_ARMS * LAB_MAX_SEEDS] = { { 0 } };
     arm_summary summaries[N_ALL_ARMS] = { { 0 } };
     int status = 1;
     if (!block || !tape) {

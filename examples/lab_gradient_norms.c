@@ -70,8 +70,17 @@ static const int TABLE_KS[] = { 1, 10, 25, 50, 99 };
 #define N_RHOS (int)(sizeof RHOS / sizeof RHOS[0])
 #define N_TABLE_KS (int)(sizeof TABLE_KS / sizeof TABLE_KS[0])
 
+/* What the flags change, set once by main: the hidden size (--hidden) and the rhos of the first
+ * table (RHOS, or --rho's one). */
+static struct {
+    int hidden;
+    int n_rhos;
+    float rhos[N_RHOS];
+} setup;
+
 static const char USAGE[] =
-    "usage: lab_gradient_norms [--seed N] [--quick] [--out DIR]\n"
+    "usage: lab_gradient_norms [--seed N] [--quick] [--hidden N] [--rho X] [--seeds N]\n"
+    "                          [--out DIR]\n"
     "Measures ||dL/dh_{T-k}|| / ||dL/dh_T|| for k = 0..99 (T = 100, hidden 50) in a tanh RNN\n"
     "cell and the same cell without tanh, with W_h = rho Q for rho = 0.5, 0.9, 1, 1.1, 1.5,\n"
     "and prints it at a few k next to rho^k; then for two non-normal W_h (sigma_max above 1,\n"
@@ -80,6 +89,10 @@ static const char USAGE[] =
     "curve) and the charts DIR/gradient_norms_tanh.svg, DIR/gradient_norms_linear.svg and\n"
     "DIR/gradient_norms_gated.svg.\n"
     "  --seed N    seed for the weights and the inputs, 0 or more (default 1)\n"
+    "  --hidden N  hidden units of every cell, 1 to 512 (default 50); the power iterations\n"
+    "              take time in N^2\n"
+    "  --rho X     the first table and its charts at W_h = X Q only, instead of the five rhos\n"
+    "  --seeds N   average over N seeds (default 10)\n"
     "  --quick     average over 2 seeds instead of 10 (for tests)\n"
     "  --out DIR   an existing directory for the CSV and SVG files (default results)\n"
     "  --help      print this and exit\n";
@@ -101,7 +114,7 @@ typedef struct model_kind {
  * PyTorch's init (uniform in +-1/sqrt(hidden)) and b = 0. NULL when out of memory. */
 static tg_cell *tanh_rnn(float rho, tg_rng *rng)
 {
-    tg_cell *cell = tg_cell_new("rnn", INPUT_SIZE, HIDDEN, tg_rng_next(rng), NULL);
+    tg_cell *cell = tg_cell_new("rnn", INPUT_SIZE, setup.hidden, tg_rng_next(rng), NULL);
     if (!cell)
         return NULL;
     tg_rnn_cell *rnn = cell->impl;
@@ -181,7 +194,7 @@ static const nonnormal_kind NONNORMAL[] = {
  * linear. NULL when out of memory. */
 static tg_cell *nonnormal_rnn(const nonnormal_kind *kind, bool linear, tg_rng *rng)
 {
-    tg_cell *cell = tg_cell_new("rnn", INPUT_SIZE, HIDDEN, tg_rng_next(rng), NULL);
+    tg_cell *cell = tg_cell_new("rnn", INPUT_SIZE, setup.hidden, tg_rng_next(rng), NULL);
     tg_rnn_cell *rnn = cell ? cell->impl : NULL;
     if (cell && kind->shape && !kind->shape(rnn->W_h, rng)) {
         tg_cell_free(cell);
@@ -194,7 +207,7 @@ static tg_cell *nonnormal_rnn(const nonnormal_kind *kind, bool linear, tg_rng *r
  * on W^T W from a fixed start. */
 static double largest_singular_value(const float *W, int n)
 {
-    double v[HIDDEN], Wv[HIDDEN], norm = 0.0;
+    double v[LAB_MAX_HIDDEN], Wv[LAB_MAX_HIDDEN], norm = 0.0;
     for (int i = 0; i < n; i++)
         v[i] = 1.0 + 0.1 * i;
     for (int it = 0; it < POWER_ITERATIONS; it++) {
@@ -222,7 +235,7 @@ static double largest_singular_value(const float *W, int n)
  * converges when the largest eigenvalues are a complex pair or share their modulus). */
 static double spectral_radius(const float *W, int n)
 {
-    double v[HIDDEN], Wv[HIDDEN], log_growth = 0.0;
+    double v[LAB_MAX_HIDDEN], Wv[LAB_MAX_HIDDEN], log_growth = 0.0;
     for (int i = 0; i < n; i++)
         v[i] = 1.0 + 0.1 * i;
     for (int it = 0; it < POWER_ITERATIONS; it++) {
@@ -266,7 +279,7 @@ static tg_cell *compared_cell(const compared_kind *kind, tg_rng *rng)
 {
     if (kind->rho > 0.0f)
         return tanh_rnn(kind->rho, rng);
-    tg_cell *cell = tg_cell_new(kind->cell, INPUT_SIZE, HIDDEN, tg_rng_next(rng), NULL);
+    tg_cell *cell = tg_cell_new(kind->cell, INPUT_SIZE, setup.hidden, tg_rng_next(rng), NULL);
     if (cell && strcmp(kind->cell, "lstm") == 0)
         tg_lstm_cell_set_forget_bias(cell->impl, kind->forget_bias);  /* impl: a tg_lstm_cell */
     return cell;
@@ -318,7 +331,7 @@ static bool measure_ratios(tg_tape *tape, tg_cell *cell, tg_rng *rng, gradient_o
         state = tg_cell_step(tape, cell, x[t], state);
         h[t] = state.h;
     }
-    tg_tensor *w = tg_constant(tape, HIDDEN, 1, NULL);          /* hidden x 1 */
+    tg_tensor *w = tg_constant(tape, setup.hidden, 1, NULL);          /* hidden x 1 */
     tg_init_normal(w, 0.0f, 1.0f, rng, NULL);
     tg_tensor *loss = tg_sum(tape, tg_mul(tape, w, h[STEPS]));  /* 1 x 1 */
     if (tg_backward(tape, loss) != 0) {
@@ -376,8 +389,8 @@ static bool add_nonnormal(tg_tape *tape, const nonnormal_kind *kind, uint64_t mo
     tg_cell *cell = nonnormal_rnn(kind, false, &rng);
     if (cell) {
         const tg_tensor *W_h = ((tg_rnn_cell *)cell->impl)->W_h;
-        n->sigma_max += largest_singular_value(W_h->data, HIDDEN) / n_seeds;
-        n->spectral_radius += spectral_radius(W_h->data, HIDDEN) / n_seeds;
+        n->sigma_max += largest_singular_value(W_h->data, setup.hidden) / n_seeds;
+        n->spectral_radius += spectral_radius(W_h->data, setup.hidden) / n_seeds;
     }
     if (!add_run(tape, cell, data_seed, OF_STATE, n_seeds, &n->tanh, tanh_ratio))
         return false;
@@ -404,13 +417,13 @@ static bool measure_all(tg_tape *tape, uint64_t seed, measurements *res)
     for (int s = 0; s < res->n_seeds; s++) {
         uint64_t model_seed = tg_rng_next(&seeds), data_seed = tg_rng_next(&seeds);
         for (int m = 0; m < N_MODELS; m++)
-            for (int r = 0; r < N_RHOS; r++) {
+            for (int r = 0; r < setup.n_rhos; r++) {
                 tg_rng rng = tg_rng_new(model_seed);
                 curve *c = &res->rho_curves[m][r];
-                if (!add_run(tape, MODELS[m].make(RHOS[r], &rng), data_seed, OF_STATE,
+                if (!add_run(tape, MODELS[m].make(setup.rhos[r], &rng), data_seed, OF_STATE,
                              res->n_seeds, c, ratio))
                     return false;
-                c->check = fmax(c->check, claim_check(MODELS[m].claim, RHOS[r], ratio));
+                c->check = fmax(c->check, claim_check(MODELS[m].claim, setup.rhos[r], ratio));
             }
         for (int n = 0; n < N_NONNORMAL; n++)
             if (!add_nonnormal(tape, &NONNORMAL[n], model_seed, data_seed, res->n_seeds,
@@ -459,6 +472,14 @@ static void print_check(claim c, double check)
         printf("max %.3f %s\n", check, verdict);
 }
 
+/* rho as the tables and charts show it: with one decimal (0.5, 1.0), or more when it has them. */
+static const char *rho_text(char text[16], float rho)
+{
+    bool one_decimal = fabsf(10.0f * rho - roundf(10.0f * rho)) < 1e-4f;
+    snprintf(text, 16, one_decimal ? "%.1f" : "%g", (double)rho);
+    return text;
+}
+
 static void print_rho_table(const measurements *res)
 {
     printf("Gradient norm ratio ||dL/dh_{T-k}|| / ||dL/dh_T||, T = %d, hidden %d,\n"
@@ -468,14 +489,15 @@ static void print_rho_table(const measurements *res)
            "check, over every seed and k = 1..%d: the linear cell must follow rho^k to float\n"
            "rounding (dev = max |ratio/rho^k - 1| < %.0e); the tanh cell must stay at or below\n"
            "it (max = max ratio/rho^k <= 1).\n\n",
-           STEPS, HIDDEN, res->n_seeds, 1.0 / sqrt(HIDDEN), INPUT_SIZE,
+           STEPS, setup.hidden, res->n_seeds, 1.0 / sqrt(setup.hidden), INPUT_SIZE,
            (double)(INPUT_STD * INPUT_STD),
            STEPS - 1, EXACT_TOLERANCE);
     print_k_header("rho", 12, "check");
-    for (int r = 0; r < N_RHOS; r++) {
-        printf("%-4.1f %-7s", RHOS[r], "rho^k");
+    for (int r = 0; r < setup.n_rhos; r++) {
+        char rho[16];
+        printf("%-4s %-7s", rho_text(rho, setup.rhos[r]), "rho^k");
         for (int i = 0; i < N_TABLE_KS; i++)
-            printf("  %11.3e", pow(RHOS[r], TABLE_KS[i]));
+            printf("  %11.3e", pow(setup.rhos[r], TABLE_KS[i]));
         printf("\n");
         for (int m = 0; m < N_MODELS; m++) {
             printf("%-4s %-7s", "", MODELS[m].name);
@@ -521,7 +543,7 @@ static void print_gated_table(const measurements *res)
            "per gate, and how much of the state a step keeps is set by the gates, not by the\n"
            "singular values of one matrix.\n"
            "per step: the mean factor from one step back to the next, k = 1..%d.\n\n",
-           1.0 / sqrt(HIDDEN), STEPS - 1);
+           1.0 / sqrt(setup.hidden), STEPS - 1);
     print_k_header("cell", 24, "per step");
     for (int g = 0; g < N_COMPARED; g++) {
         printf("%-24s", COMPARED[g].label);
@@ -548,23 +570,27 @@ static void fill_curve(chart_data *d, int i, const curve *c)
     d->series[i] = (tg_series){ d->label[i], d->k, d->ratio[i], STEPS, TG_SERIES_LINE };
 }
 
-/* Fills d from res; a curve of the first table is labelled "rho = 0.5", after the model's
- * name when with_model. */
-static void fill_series(chart_data *d, const measurements *res, bool with_model)
+/* Fills d from res, the first table's curves (model-major) packed at the front, then the
+ * gated; a curve of the first table is labelled "rho = 0.5", after the model's name when
+ * with_model. Returns the number of curves. */
+static int fill_series(chart_data *d, const measurements *res, bool with_model)
 {
     for (int k = 0; k < STEPS; k++)
         d->k[k] = (float)k;
     for (int m = 0; m < N_MODELS; m++)
-        for (int r = 0; r < N_RHOS; r++) {
-            int i = m * N_RHOS + r;
-            snprintf(d->label[i], LABEL_SIZE, "%s%srho = %.1f", with_model ? MODELS[m].name : "",
-                     with_model ? " " : "", RHOS[r]);
+        for (int r = 0; r < setup.n_rhos; r++) {
+            int i = m * setup.n_rhos + r;
+            char rho[16];
+            snprintf(d->label[i], LABEL_SIZE, "%s%srho = %s", with_model ? MODELS[m].name : "",
+                     with_model ? " " : "", rho_text(rho, setup.rhos[r]));
             fill_curve(d, i, &res->rho_curves[m][r]);
         }
+    int gated = N_MODELS * setup.n_rhos;
     for (int g = 0; g < N_COMPARED; g++) {
-        snprintf(d->label[N_RHO_CURVES + g], LABEL_SIZE, "%s", COMPARED[g].label);
-        fill_curve(d, N_RHO_CURVES + g, &res->compared[g]);
+        snprintf(d->label[gated + g], LABEL_SIZE, "%s", COMPARED[g].label);
+        fill_curve(d, gated + g, &res->compared[g]);
     }
+    return gated + N_COMPARED;
 }
 
 /* DIR/gradient_norms.csv with every curve, DIR/gradient_norms_MODEL.svg per model of the
@@ -572,9 +598,9 @@ static void fill_series(chart_data *d, const measurements *res, bool with_model)
 static bool write_outputs(const measurements *res, const char *dir)
 {
     chart_data d;
-    fill_series(&d, res, true);
+    int n_curves = fill_series(&d, res, true), gated_from = N_MODELS * setup.n_rhos;
     tg_chart all = { "Gradient norm ratio vs distance", "k (steps back from T)",
-                     "||dL/dh_{T-k}|| / ||dL/dh_T||", 1, d.series, N_CURVES };
+                     "||dL/dh_{T-k}|| / ||dL/dh_T||", 1, d.series, n_curves };
     if (!write_chart(&all, dir, "gradient_norms", true))
         return false;
     fill_series(&d, res, false);
@@ -584,23 +610,34 @@ static bool write_outputs(const measurements *res, const char *dir)
                  MODELS[m].name);
         snprintf(name, sizeof name, "gradient_norms_%s", MODELS[m].name);
         tg_chart chart = { title, "k, steps back from T = 100",
-                           "gradient norm ratio (log scale)", 1, &d.series[m * N_RHOS], N_RHOS };
+                           "gradient norm ratio (log scale)", 1, &d.series[m * setup.n_rhos],
+                           setup.n_rhos };
         if (!write_chart(&chart, dir, name, false))
             return false;
     }
     tg_chart gated = { "Gated cells vs the RNN: ||dL/dx_{T-k}|| / ||dL/dx_T||",
                        "k, steps back from T = 100", "gradient norm ratio (log scale)", 1,
-                       &d.series[N_RHO_CURVES], N_COMPARED };
+                       &d.series[gated_from], N_COMPARED };
     return write_chart(&gated, dir, "gradient_norms_gated", false);
 }
 
 int main(int argc, char **argv)
 {
     program = "lab_gradient_norms";
-    lab_options opt = lab_parse_args(argc, argv, USAGE, LAB_DEFAULTS);
+    lab_options defaults = LAB_DEFAULTS;
+    defaults.takes = LAB_BIT(LAB_HIDDEN) | LAB_BIT(LAB_RHO) | LAB_BIT(LAB_SEEDS);
+    defaults.why_not[LAB_LR] = defaults.why_not[LAB_CLIP] =
+        "lab_gradient_norms trains nothing: it measures the gradient at the initial weights";
+    lab_options opt = lab_parse_args(argc, argv, USAGE, defaults);
     if (!is_directory(opt.out))
         return 1;
-    measurements res = { .n_seeds = opt.quick ? QUICK_SEEDS : SEEDS };
+    setup.hidden = lab_given(&opt, LAB_HIDDEN) ? opt.hidden : HIDDEN;
+    setup.n_rhos = lab_given(&opt, LAB_RHO) ? 1 : N_RHOS;
+    memcpy(setup.rhos, RHOS, sizeof RHOS);
+    if (lab_given(&opt, LAB_RHO))
+        setup.rhos[0] = opt.rho;
+    measurements res = { .n_seeds = lab_given(&opt, LAB_SEEDS) ? opt.seeds
+                                    : opt.quick ? QUICK_SEEDS : SEEDS };
     tg_tape *tape = tg_tape_new();
     if (!tape) {
         complain("out of memory");

@@ -47,6 +47,12 @@ enum {
 #define BASELINE_MSE (1.0 / 6.0)   /* the MSE of always predicting the mean target, 1 */
 #define SOLVED_MSE 0.01            /* below this: "solved" */
 
+/* What the flags change, set once by main: the hidden size (--hidden) and Adam's lr (--lr). */
+static struct {
+    int hidden;
+    float lr;
+} setup = { HIDDEN, LEARNING_RATE };
+
 /* The two tasks: tg_task_adding's sequences as they are, whose two markers are both 1, and
  * the same sequences with the first marker turned into -1. */
 typedef struct task {
@@ -79,7 +85,7 @@ static const sweep QUICK_SWEEPS[] = {
 #define MAX_ROWS (N_TASKS * N_SWEEPS * MAX_WINDOWS)
 
 static const char USAGE[] =
-    "usage: lab_truncated [--seed N] [--quick] [--out DIR]\n"
+    "usage: lab_truncated [--seed N] [--quick] [--lr X] [--hidden N] [--seeds N] [--out DIR]\n"
     "Trains a GRU with truncated BPTT (the forward over the whole sequence, the backward over\n"
     "the last k steps only) on the adding problem and on a variant whose first marker is -1,\n"
     "at T = 20 (k = 5, 10, 15, 20) and T = 50 (k = 5, 10, 20, 40, 50), and with plain full\n"
@@ -88,6 +94,9 @@ static const char USAGE[] =
     "DIR/truncated.svg (test MSE against k). Takes about 20 s on one core.\n"
     "  --seed N    seed for the weights and the data, 0 or more (default 1)\n"
     "  --quick     T = 8, k = 2, 4, 6 and 8, 2 seeds, 1000 steps (under a second, for tests)\n"
+    "  --lr X      Adam's learning rate (default 0.01)\n"
+    "  --hidden N  the GRU's hidden units (default 8)\n"
+    "  --seeds N   train every row from N seeds (default 3)\n"
     "  --out DIR   an existing directory for the output files (default results)\n"
     "  --help      print this and exit\n";
 
@@ -99,7 +108,7 @@ typedef struct row {
     int steps, window;             /* T, and k (FULL: plain full BPTT) */
     double first_in_window;        /* the share of training sequences, over every seed, whose
                                       first marker lies within the last k steps */
-    double test_mse[SEEDS];        /* one per seed */
+    double test_mse[LAB_MAX_SEEDS]; /* one per seed */
     int n_seeds;
 } row;
 
@@ -117,7 +126,7 @@ static bool workspace_new(workspace *w, int longest, int train_steps, int test_b
     *w = (workspace){ .train_steps = train_steps, .test_batches = test_batches,
                       .tape = tg_tape_new(), .x = malloc(x_size * sizeof(float)),
                       .y = malloc(TEST_BATCH * sizeof(float)) };
-    bool carry = carried_state_new(&w->carry, HIDDEN, BATCH);
+    bool carry = carried_state_new(&w->carry, setup.hidden, BATCH);
     return carry && w->tape && w->x && w->y;
 }
 
@@ -133,7 +142,7 @@ static void workspace_free(workspace *w)
 static bool model_init(model *m, uint64_t seed)
 {
     tg_rng rng = tg_rng_new(seed);
-    if (!model_new(m, CELL, INPUT_SIZE, HIDDEN, 1, tg_rng_next(&rng))) {
+    if (!model_new(m, CELL, INPUT_SIZE, setup.hidden, 1, tg_rng_next(&rng))) {
         model_free(m);
         return false;
     }
@@ -231,7 +240,7 @@ static bool run(workspace *w, row *r, int i, run_seeds seeds, long *in_window)
     tg_error err;
     tg_optimizer *adam = NULL;
     bool ok = model_init(&m, seeds.init)
-              && (adam = tg_optimizer_new(TG_ADAM, m.params, m.n_params, LEARNING_RATE, &err));
+              && (adam = tg_optimizer_new(TG_ADAM, m.params, m.n_params, setup.lr, &err));
     if (!ok)
         complain("cannot make the model: %s", adam ? "out of memory" : err.message);
     tg_rng data = tg_rng_new(seeds.data), test = tg_rng_new(seeds.test);
@@ -293,7 +302,7 @@ static bool run_all(workspace *w, row *rows, int n_rows, uint64_t seed)
 /* The median, smallest and largest of the row's test MSEs. */
 static void test_mse_range(const row *r, double *median, double *lo, double *hi)
 {
-    double sorted[SEEDS];
+    double sorted[LAB_MAX_SEEDS];
     memcpy(sorted, r->test_mse, (size_t)r->n_seeds * sizeof(double));
     for (int i = 1; i < r->n_seeds; i++)
         for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
@@ -330,7 +339,7 @@ static void print_header(int train_steps, int test_batches, int n_seeds, unsigne
            "scores 1/6 = %.3f; solved: test MSE < %.2f.\n"
            "first marker in window: the share of training sequences whose first marker lies\n"
            "within the last k steps, where a gradient can reach it.\n\n",
-           HIDDEN, LEARNING_RATE, BATCH, train_steps, n_seeds, n_seeds == 1 ? "" : "s", seed,
+           setup.hidden, setup.lr, BATCH, train_steps, n_seeds, n_seeds == 1 ? "" : "s", seed,
            test_batches, TEST_BATCH, BASELINE_MSE, SOLVED_MSE);
 }
 
@@ -370,7 +379,7 @@ static bool write_table_csv(const row *rows, int n_rows, int train_steps, const 
     for (const row *r = rows; r < rows + n_rows; r++)
         for (int i = 0; i < r->n_seeds; i++)
             table_add(&t, "%s,%d,%d,%d,%s,%d,%d,%g,%d,%.4f,%.9g,%d\n", r->task->short_name,
-                    r->steps, r->window, i + 1, CELL, HIDDEN, BATCH, LEARNING_RATE, train_steps,
+                    r->steps, r->window, i + 1, CELL, setup.hidden, BATCH, setup.lr, train_steps,
                     r->first_in_window, r->test_mse[i], r->test_mse[i] < SOLVED_MSE);
     return write_table(&t, path);
 }
@@ -433,14 +442,24 @@ static bool write_mse_chart(const row *rows, int n_rows, const char *dir)
 int main(int argc, char **argv)
 {
     program = "lab_truncated";
-    lab_options opt = lab_parse_args(argc, argv, USAGE, LAB_DEFAULTS);
+    lab_options defaults = LAB_DEFAULTS;
+    defaults.takes = LAB_BIT(LAB_LR) | LAB_BIT(LAB_HIDDEN) | LAB_BIT(LAB_SEEDS);
+    defaults.why_not[LAB_RHO] = "lab_truncated trains a GRU at PyTorch's init: W_h = rho Q is "
+                                "the tanh RNN's (a GRU's W_h stacks a block per gate)";
+    defaults.why_not[LAB_CLIP] = "lab_truncated does not clip: it compares the truncated "
+                                 "gradient with the full one as they are";
+    lab_options opt = lab_parse_args(argc, argv, USAGE, defaults);
     if (!is_directory(opt.out))
         return 1;
     const sweep *sweeps = opt.quick ? QUICK_SWEEPS : SWEEPS;
     int n_sweeps = opt.quick ? N_QUICK_SWEEPS : N_SWEEPS;
     int train_steps = opt.quick ? QUICK_TRAIN_STEPS : TRAIN_STEPS;
     int test_batches = opt.quick ? QUICK_TEST_BATCHES : TEST_BATCHES;
-    int n_seeds = opt.quick ? QUICK_SEEDS : SEEDS;
+    int n_seeds = lab_given(&opt, LAB_SEEDS) ? opt.seeds : opt.quick ? QUICK_SEEDS : SEEDS;
+    if (lab_given(&opt, LAB_HIDDEN))
+        setup.hidden = opt.hidden;
+    if (lab_given(&opt, LAB_LR))
+        setup.lr = opt.lr;
     row rows[MAX_ROWS];
     int n_rows = plan_rows(sweeps, n_sweeps, n_seeds, rows);
     workspace w;

@@ -83,6 +83,12 @@ void        tg_tape_reset(tg_tape *tape);           /* forget all nodes and the 
 const char *tg_tape_error(const tg_tape *tape);     /* the first error since the last reset, or NULL;
                                                        a NULL tape gets a message saying so */
 size_t      tg_tape_reserved_bytes(const tg_tape *tape); /* memory the arena holds from the system */
+/* Inference (PyTorch's torch.no_grad()): while on is nonzero, every tensor made on the tape,
+ * parameters' results included, has no grad, and no node is kept for tg_backward (which then
+ * fails: the loss has no grad). Ops compute the same values. Kept over resets; off by default.
+ * A forward that resets such a tape before each call allocates nothing once the arena fits
+ * one call: how charlm samples. */
+void        tg_tape_set_no_grad(tg_tape *tape, int on);
 
 /* A parameter: rows x cols, data and grad zero-filled, owned by the caller. NULL on a bad size. */
 tg_tensor  *tg_param_new(int rows, int cols);
@@ -483,8 +489,9 @@ int tg_task_copy(tg_rng *rng, int length, int delay, int batch, float *x, int *y
 
 /* ---- Files: errors, charts and tables ----------------------------------------------------- */
 
-/* Files are written atomically: to a new PATH.tmp.PID.N in the same directory, then renamed
- * over PATH, so a failed write never leaves half a file (nor its temporary file). A symbolic
+/* Files are written atomically: to a new PATH.tmp.PID.N in the same directory, synced to disk
+ * (fsync), then renamed over PATH, so a failed write never leaves half a file (nor its
+ * temporary file). A symbolic
  * link is written through: the file it ends at is replaced the same way, and the link stays.
  * A replaced file keeps its permissions; a new one gets 0666 less the umask. */
 
@@ -587,6 +594,16 @@ void          tg_optimizer_free(tg_optimizer *opt);          /* NULL is fine */
  * +Inf"), or a setting its kind uses is invalid (lr, momentum, eps must be finite and
  * >= 0, betas in [0, 1), kind unchanged, steps >= 0). */
 int           tg_optimizer_step(tg_optimizer *opt, tg_error *err);
+/* The state kept for params[param] (to save and restore a run: see tg_checkpoint_add_optimizer):
+ * *out is set to a tensor of that parameter's shape whose data is the optimizer's own buffer
+ * (read and write it; grad and node NULL). which: 0 is momentum's v, Adagrad's s or Adam's m;
+ * 1 is Adam's v. -1 with err when opt or out is NULL, param is out of range, or the kind keeps
+ * no such buffer (TG_SGD keeps none). */
+int           tg_optimizer_state_tensor(const tg_optimizer *opt, int param, int which,
+                                        tg_tensor *out, tg_error *err);
+/* torch.optim's name for buffer `which` of a kind: "momentum_buffer", "sum", "exp_avg",
+ * "exp_avg_sq"; NULL when the kind keeps no such buffer. */
+const char   *tg_optimizer_state_name(tg_optimizer_kind kind, int which);
 
 /* ---- Checkpoints (safetensors) ------------------------------------------------------------
  * The safetensors format: an 8-byte little-endian header length, a JSON header mapping each
@@ -633,6 +650,56 @@ int tg_lstm_save(const tg_lstm *lstm, const char *path, tg_error *err);
 int tg_lstm_load(tg_lstm *lstm, const char *path, tg_error *err);
 int tg_gru_save(const tg_gru *gru, const char *path, tg_error *err);
 int tg_gru_load(tg_gru *gru, const char *path, tg_error *err);
+
+/* A whole training run in one file: a checkpoint is built up in memory (tensors by reference,
+ * metadata by copy) and written at once, atomically (one rename). A tensor with one column is
+ * stored 1-D, [rows], as PyTorch stores a bias; tg_load reads it back into rows x 1. The
+ * metadata are string pairs in the header's "__metadata__", after "format": "pt". */
+typedef struct tg_checkpoint tg_checkpoint;
+
+tg_checkpoint *tg_checkpoint_new(tg_error *err);           /* NULL when out of memory */
+void tg_checkpoint_free(tg_checkpoint *ck);                /* NULL is fine */
+/* Adds t under name; t's data must stay valid until tg_checkpoint_write. -1 with err on a
+ * NULL argument, an empty or non-UTF-8 name, "__metadata__", a name already added, a tensor
+ * without data or with a bad size. */
+int tg_checkpoint_add(tg_checkpoint *ck, const char *name, const tg_tensor *t, tg_error *err);
+/* Adds every layer of a module under nn.RNN / LSTM / GRU's names, as tg_rnn_save does. */
+int tg_checkpoint_add_rnn(tg_checkpoint *ck, const tg_rnn *rnn, tg_error *err);
+int tg_checkpoint_add_lstm(tg_checkpoint *ck, const tg_lstm *lstm, tg_error *err);
+int tg_checkpoint_add_gru(tg_checkpoint *ck, const tg_gru *gru, tg_error *err);
+/* Adds the optimizer's state: for each of its parameters i, named names[i] (e.g.
+ * "weight_ih_l0"), its buffers as "optimizer.<names[i]>.<torch's name>" (exp_avg, exp_avg_sq,
+ * ...; tg_optimizer_state_name), and the metadata optimizer.kind ("sgd", "momentum",
+ * "adagrad" or "adam"), optimizer.lr, .momentum, .beta1, .beta2, .eps (9 significant digits:
+ * floats read back exactly) and optimizer.steps. names must hold one name per parameter. */
+int tg_checkpoint_add_optimizer(tg_checkpoint *ck, const tg_optimizer *opt,
+                                const char *const *names, tg_error *err);
+/* Sets metadata key to value (both UTF-8; key not "format"), replacing an earlier value. */
+int tg_checkpoint_set(tg_checkpoint *ck, const char *key, const char *value, tg_error *err);
+/* Writes everything added to path (a temporary file in its directory, synced, renamed). */
+int tg_checkpoint_write(const tg_checkpoint *ck, const char *path, tg_error *err);
+
+/* The metadata of a safetensors file: n key/value pairs, in the file's order. */
+typedef struct tg_metadata_entry {
+    const char *key, *value;
+} tg_metadata_entry;
+typedef struct tg_metadata {
+    int n;
+    tg_metadata_entry *entries;
+} tg_metadata;
+
+/* Reads a file's metadata (after checking its header); free with tg_metadata_free. NULL, with
+ * err saying why, when the file cannot be read or its header is bad. A file without metadata
+ * gives n = 0. */
+tg_metadata *tg_load_metadata(const char *path, tg_error *err);
+const char  *tg_metadata_get(const tg_metadata *md, const char *key); /* NULL when absent */
+void         tg_metadata_free(tg_metadata *md);                       /* NULL is fine */
+/* Restores what tg_checkpoint_add_optimizer saved into an optimizer over the same parameters
+ * (names as when saved): every buffer, steps and the settings. -1, with err saying why and
+ * nothing changed, when the file's optimizer.kind is not opt's, a setting is missing or not a
+ * number, or a buffer is missing or has another shape. */
+int tg_optimizer_load(tg_optimizer *opt, const char *path, const char *const *names,
+                      tg_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* checkpoint.c: the cells' and the modules' checkpoints, under PyTorch's state_dict names, so
  * that a file loads into torch.nn.RNNCell, LSTMCell or GRUCell, or nn.RNN, LSTM or GRU (layer
- * l's tensors named weight_ih_l<l>, ...), and back. What each name holds comes
+ * l's tensors named weight_ih_l<l>, ...), and back; and tg_checkpoint, a whole training run in
+ * one file (modules, other tensors, the optimizer's state, metadata). What each name holds comes
  * from the cell's table (src/checkpoint.h), beside the cell's definition: this file holds
  * no cell's layout. */
 #include <stdbool.h>
@@ -10,7 +11,10 @@
 
 #include "checkpoint.h"
 #include "error.h"
+#include "optim.h"
 #include "safetensors.h"
+#include "tape.h"
+#include "utf8.h"
 
 static const char *const STATE_DICT_NAMES[TG_STATE_DICT_SIZE] = {
     [TG_WEIGHT_IH] = "weight_ih", [TG_WEIGHT_HH] = "weight_hh",
@@ -347,4 +351,340 @@ int tg_gru_load(tg_gru *gru, const char *path, tg_error *err)
 {
     stored_module m = MODULE_VIEW(&tg_gru_cell_checkpoint, "tg_gru_load", gru, gru_layer);
     return load_module(&m, path, err);
+}
+
+/* ---- a whole run in one file: tg_checkpoint -------------------------------------------------- */
+
+struct tg_checkpoint {
+    tg_saved *tensors;              /* names owned here, data by reference */
+    int n, capacity;
+    tg_metadata_entry *meta;        /* keys and values owned here */
+    int n_meta, meta_capacity;
+};
+
+static char *copy_text(const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *copy = malloc(len);
+    return copy ? memcpy(copy, s, len) : NULL;
+}
+
+/* Room for one more item of `size` bytes in *items (count used of *capacity). */
+static bool make_room(void **items, int *capacity, int count, size_t size)
+{
+    if (count < *capacity)
+        return true;
+    int more = *capacity ? 2 * *capacity : 16;
+    void *grown = more < 1 << 24 ? realloc(*items, (size_t)more * size) : NULL;
+    if (!grown)
+        return false;
+    *items = grown;
+    *capacity = more;
+    return true;
+}
+
+tg_checkpoint *tg_checkpoint_new(tg_error *err)
+{
+    tg_checkpoint *ck = calloc(1, sizeof *ck);
+    if (!ck)
+        tg_error_set(err, "tg_checkpoint_new", "out of memory");
+    else
+        tg_error_clear(err);
+    return ck;
+}
+
+void tg_checkpoint_free(tg_checkpoint *ck)
+{
+    if (!ck)
+        return;
+    for (int i = 0; i < ck->n; i++)
+        free((char *)ck->tensors[i].name);
+    for (int i = 0; i < ck->n_meta; i++) {
+        free((char *)ck->meta[i].key);
+        free((char *)ck->meta[i].value);
+    }
+    free(ck->tensors);
+    free(ck->meta);
+    free(ck);
+}
+
+/* Adds a rows x cols tensor (1-D when dims is 1) under name; data NULL stores zeros. */
+static int add_saved(tg_checkpoint *ck, const char *name, int rows, int cols, int dims,
+                     const float *data, tg_error *err)
+{
+    const char *call = "tg_checkpoint_add";
+    if (!ck || !name)
+        return tg_error_set(err, call, "%s is NULL", ck ? "name" : "ck");
+    if (!*name || !tg_is_utf8(name) || strcmp(name, "__metadata__") == 0)
+        return tg_error_set(err, call, "the name '%.*s' is empty, not UTF-8 or __metadata__",
+                            TG_NAME_SHOWN, name);
+    if (!tg_size_ok(rows, cols))
+        return tg_error_set(err, call, "%.*s has a bad size %dx%d", TG_NAME_SHOWN, name, rows, cols);
+    for (int i = 0; i < ck->n; i++)
+        if (strcmp(ck->tensors[i].name, name) == 0)
+            return tg_error_set(err, call, "%.*s is added twice", TG_NAME_SHOWN, name);
+    char *copy = copy_text(name);
+    if (!copy || !make_room((void **)&ck->tensors, &ck->capacity, ck->n, sizeof *ck->tensors)) {
+        free(copy);
+        return tg_error_set(err, call, "out of memory");
+    }
+    ck->tensors[ck->n++] = (tg_saved){ copy, rows, cols, dims, data };
+    tg_error_clear(err);
+    return 0;
+}
+
+int tg_checkpoint_add(tg_checkpoint *ck, const char *name, const tg_tensor *t, tg_error *err)
+{
+    if (!t || !t->data)
+        return tg_error_set(err, "tg_checkpoint_add", "%.*s has no tensor data", TG_NAME_SHOWN,
+                            name ? name : "(NULL)");
+    return add_saved(ck, name, t->rows, t->cols, t->cols == 1 ? 1 : 2, t->data, err);
+}
+
+static int add_module(tg_checkpoint *ck, const stored_module *m, tg_error *err)
+{
+    stored_cell *cells = m->module ? calloc((size_t)m->num_layers, sizeof *cells) : NULL;
+    char *names = cells ? module_names(m->num_layers) : NULL;
+    int rc = m->module && !names ? tg_error_set(err, m->call, "out of memory")
+                                 : check_module(m, m->call, cells, err);
+    for (int l = 0; rc == 0 && l < m->num_layers; l++)
+        for (int i = 0; rc == 0 && i < TG_STATE_DICT_SIZE; i++) {
+            const float *data = m->table->params[i].how == TG_STORED_AS_IS ? cells[l].params[i]->data : NULL;
+            rc = add_saved(ck, names + NAME_SIZE * (TG_STATE_DICT_SIZE * l + i),
+                           m->table->gates * m->hidden_size, cols_of(&cells[l], i),
+                           is_bias(i) ? 1 : 2, data, err);
+        }
+    free(names);
+    free(cells);
+    return rc;
+}
+
+int tg_checkpoint_add_rnn(tg_checkpoint *ck, const tg_rnn *rnn, tg_error *err)
+{
+    stored_module m = MODULE_VIEW(&tg_rnn_cell_checkpoint, "tg_checkpoint_add_rnn", rnn, rnn_layer);
+    return add_module(ck, &m, err);
+}
+
+int tg_checkpoint_add_lstm(tg_checkpoint *ck, const tg_lstm *lstm, tg_error *err)
+{
+    stored_module m = MODULE_VIEW(&tg_lstm_cell_checkpoint, "tg_checkpoint_add_lstm", lstm, lstm_layer);
+    return add_module(ck, &m, err);
+}
+
+int tg_checkpoint_add_gru(tg_checkpoint *ck, const tg_gru *gru, tg_error *err)
+{
+    stored_module m = MODULE_VIEW(&tg_gru_cell_checkpoint, "tg_checkpoint_add_gru", gru, gru_layer);
+    return add_module(ck, &m, err);
+}
+
+int tg_checkpoint_set(tg_checkpoint *ck, const char *key, const char *value, tg_error *err)
+{
+    const char *call = "tg_checkpoint_set";
+    if (!ck || !key || !value)
+        return tg_error_set(err, call, "%s is NULL", !ck ? "ck" : !key ? "key" : "value");
+    if (!*key || strcmp(key, "format") == 0 || !tg_is_utf8(key) || !tg_is_utf8(value))
+        return tg_error_set(err, call, "key '%.*s': keys are UTF-8, not empty nor \"format\"; "
+                            "values UTF-8", TG_NAME_SHOWN, key);
+    int at = 0;
+    while (at < ck->n_meta && strcmp(ck->meta[at].key, key) != 0)
+        at++;
+    char *copy = copy_text(value), *key_copy = at < ck->n_meta ? NULL : copy_text(key);
+    bool room = at < ck->n_meta ||
+                (key_copy && make_room((void **)&ck->meta, &ck->meta_capacity, ck->n_meta,
+                                       sizeof *ck->meta));
+    if (!copy || !room) {
+        free(copy);
+        free(key_copy);
+        return tg_error_set(err, call, "out of memory");
+    }
+    if (at < ck->n_meta)
+        free((char *)ck->meta[at].value);
+    else
+        ck->meta[ck->n_meta++].key = key_copy;
+    ck->meta[at].value = copy;
+    tg_error_clear(err);
+    return 0;
+}
+
+int tg_checkpoint_write(const tg_checkpoint *ck, const char *path, tg_error *err)
+{
+    if (!ck || !path)
+        return tg_error_set(err, "tg_checkpoint_write", "%s is NULL", ck ? "path" : "ck");
+    return tg_safetensors_save_with_metadata(path, ck->tensors, ck->n, ck->meta, ck->n_meta, err);
+}
+
+/* ---- the optimizer's state ------------------------------------------------------------------- */
+
+static const char *const OPTIMIZER_KINDS[] = {
+    [TG_SGD] = "sgd", [TG_MOMENTUM] = "momentum", [TG_ADAGRAD] = "adagrad", [TG_ADAM] = "adam",
+};
+/* PyTorch's names for the state buffers of each kind (torch.optim's state_dict). */
+static const char *const TORCH_NAMES[][2] = {
+    [TG_SGD] = { NULL, NULL }, [TG_MOMENTUM] = { "momentum_buffer", NULL },
+    [TG_ADAGRAD] = { "sum", NULL }, [TG_ADAM] = { "exp_avg", "exp_avg_sq" },
+};
+
+const char *tg_optimizer_state_name(tg_optimizer_kind kind, int which)
+{
+    if ((unsigned)kind > TG_ADAM || which < 0 || which > 1)
+        return NULL;
+    return TORCH_NAMES[kind][which];
+}
+
+int tg_optimizer_state_tensor(const tg_optimizer *opt, int param, int which, tg_tensor *out,
+                              tg_error *err)
+{
+    const char *call = "tg_optimizer_state_tensor";
+    if (!opt || !opt->state || !out)
+        return tg_error_set(err, call, "%s is NULL", !out ? "out" : opt ? "opt->state" : "opt");
+    const struct tg_optimizer_state *st = opt->state;
+    if (param < 0 || param >= st->n)
+        return tg_error_set(err, call, "param %d is not in 0..%d", param, st->n - 1);
+    const int kept = st->second ? 2 : st->first ? 1 : 0;
+    if (which < 0 || which >= kept)
+        return tg_error_set(err, call, "%s keeps %d state tensors per parameter; which is %d",
+                            OPTIMIZER_KINDS[st->kind], kept, which);
+    long offset = 0;
+    for (int i = 0; i < param; i++)
+        offset += (long)st->params[i]->rows * st->params[i]->cols;
+    float *buffer = which == 0 ? st->first : st->second;
+    *out = (tg_tensor){ .rows = st->params[param]->rows, .cols = st->params[param]->cols,
+                        .data = buffer + offset };
+    tg_error_clear(err);
+    return 0;
+}
+
+enum { N_SETTINGS = 5 };
+static const char *const SETTINGS[N_SETTINGS] = { "lr", "momentum", "beta1", "beta2", "eps" };
+
+static float *setting(tg_optimizer *opt, int i)
+{
+    float *fields[N_SETTINGS] = { &opt->lr, &opt->momentum, &opt->beta1, &opt->beta2, &opt->eps };
+    return fields[i];
+}
+
+/* "optimizer.<name>.<buffer>" into out (NAME_SIZE * 4 bytes); false when it does not fit. */
+static bool state_name(char *out, const char *name, const char *buffer)
+{
+    return snprintf(out, NAME_SIZE * 4, "optimizer.%s.%s", name, buffer) < NAME_SIZE * 4;
+}
+
+/* The number of buffers opt keeps per parameter. */
+static int buffers_of(const tg_optimizer *opt)
+{
+    return tg_optimizer_state_name(opt->kind, 1) ? 2 : tg_optimizer_state_name(opt->kind, 0) ? 1 : 0;
+}
+
+/* How many parameters opt keeps buffers for (0 for TG_SGD, which keeps none). */
+static int params_of(const tg_optimizer *opt)
+{
+    tg_tensor t = { 0 };
+    int n = 0;
+    while (tg_optimizer_state_tensor(opt, n, 0, &t, NULL) == 0)
+        n++;
+    return n;
+}
+
+int tg_checkpoint_add_optimizer(tg_checkpoint *ck, const tg_optimizer *opt,
+                                const char *const *names, tg_error *err)
+{
+    const char *call = "tg_checkpoint_add_optimizer";
+    if (!ck || !opt || !names)
+        return tg_error_set(err, call, "%s is NULL", !ck ? "ck" : !opt ? "opt" : "names");
+    if ((unsigned)opt->kind > TG_ADAM)
+        return tg_error_set(err, call, "unknown kind %d", (int)opt->kind);
+    char text[64];
+    int rc = tg_checkpoint_set(ck, "optimizer.kind", OPTIMIZER_KINDS[opt->kind], err);
+    for (int i = 0; rc == 0 && i < N_SETTINGS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "optimizer.%s", SETTINGS[i]);
+        snprintf(text, sizeof text, "%.9g", *setting((tg_optimizer *)opt, i));
+        rc = tg_checkpoint_set(ck, key, text, err);
+    }
+    snprintf(text, sizeof text, "%ld", opt->steps);
+    if (rc == 0)
+        rc = tg_checkpoint_set(ck, "optimizer.steps", text, err);
+    for (int i = 0, n = params_of(opt); rc == 0 && i < n; i++)
+        for (int which = 0; rc == 0 && which < buffers_of(opt); which++) {
+            char name[NAME_SIZE * 4];
+            tg_tensor t = { 0 };
+            if (!names[i] || !state_name(name, names[i], tg_optimizer_state_name(opt->kind, which)))
+                return tg_error_set(err, call, "names[%d] is NULL or too long", i);
+            rc = tg_optimizer_state_tensor(opt, i, which, &t, err);
+            if (rc == 0)
+                rc = tg_checkpoint_add(ck, name, &t, err);
+        }
+    return rc;
+}
+
+/* The settings and steps saved in md, parsed into values[] and *steps: 0, or -1 with err. */
+static int read_settings(const tg_metadata *md, const tg_optimizer *opt, const char *path,
+                         float values[N_SETTINGS], long *steps, tg_error *err)
+{
+    const char *kind = tg_metadata_get(md, "optimizer.kind");
+    if (!kind || strcmp(kind, OPTIMIZER_KINDS[opt->kind]) != 0)
+        return tg_error_set(err, path, "the optimizer saved is %s, not %s", kind ? kind : "absent",
+                            OPTIMIZER_KINDS[opt->kind]);
+    for (int i = 0; i <= N_SETTINGS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "optimizer.%s", i < N_SETTINGS ? SETTINGS[i] : "steps");
+        const char *text = tg_metadata_get(md, key);
+        char *end = NULL;
+        double v = text ? strtod(text, &end) : 0.0;
+        if (!text || end == text || *end != '\0')
+            return tg_error_set(err, path, "metadata %s is %s, not a number", key,
+                                text ? text : "absent");
+        if (i < N_SETTINGS)
+            values[i] = (float)v;
+        else
+            *steps = (long)v;
+    }
+    return 0;
+}
+
+int tg_optimizer_load(tg_optimizer *opt, const char *path, const char *const *names,
+                      tg_error *err)
+{
+    const char *call = "tg_optimizer_load";
+    if (!opt || !path || !names)
+        return tg_error_set(err, call, "%s is NULL", !opt ? "opt" : !path ? "path" : "names");
+    if ((unsigned)opt->kind > TG_ADAM)
+        return tg_error_set(err, call, "unknown kind %d", (int)opt->kind);
+    tg_metadata *md = tg_load_metadata(path, err);
+    float values[N_SETTINGS];
+    long steps = 0;
+    int rc = md ? read_settings(md, opt, path, values, &steps, err) : -1;
+    tg_metadata_free(md);
+    const int per = buffers_of(opt), n = params_of(opt), total = n * per;
+    tg_wanted *wants = rc == 0 ? calloc((size_t)total + 1, sizeof *wants) : NULL;
+    char *names_room = wants ? malloc((size_t)total * NAME_SIZE * 4 + 1) : NULL;
+    tg_tensor *buffers = names_room ? calloc((size_t)total + 1, sizeof *buffers) : NULL;
+    if (rc == 0 && !buffers)
+        rc = tg_error_set(err, path, "out of memory");
+    for (int k = 0; rc == 0 && k < total; k++) {
+        char *name = names_room + (size_t)k * NAME_SIZE * 4;
+        tg_optimizer_state_tensor(opt, k / per, k % per, &buffers[k], NULL);
+        if (!names[k / per] || !state_name(name, names[k / per],
+                                           tg_optimizer_state_name(opt->kind, k % per)))
+            rc = tg_error_set(err, call, "names[%d] is NULL or too long", k / per);
+        wants[k] = (tg_wanted){ name, buffers[k].rows, buffers[k].cols, TG_SHAPE_2D_OR_COLUMN,
+                                NULL, 0 };
+    }
+    float *read = rc == 0 ? tg_safetensors_read(path, "the optimizer", wants, total, err) : NULL;
+    if (rc == 0 && !read)
+        rc = -1;
+    for (int k = 0; rc == 0 && k < total; k++)
+        memcpy(buffers[k].data, wants[k].values,
+               (size_t)buffers[k].rows * (size_t)buffers[k].cols * sizeof(float));
+    for (int i = 0; rc == 0 && i < N_SETTINGS; i++)
+        *setting(opt, i) = values[i];
+    if (rc == 0) {
+        opt->steps = steps;
+        tg_error_clear(err);
+    }
+    free(read);
+    free(buffers);
+    free(names_room);
+    free(wants);
+    return rc;
 }

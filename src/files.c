@@ -110,7 +110,8 @@ static int fill_and_rename(int fd, const char *name, const char *target,
         return fail(err, target, "cannot open for writing", error);
     }
     errno = 0;
-    bool written = write_body(file, ctx);
+    /* on the disk (fsync) before the rename makes it the file: a crash leaves old or new */
+    bool written = write_body(file, ctx) && fflush(file) == 0 && fsync(fd) == 0;
     int error = errno;
     errno = 0;
     if (fclose(file) != 0 && written) {

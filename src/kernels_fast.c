@@ -429,7 +429,7 @@ static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
  * or a narrow transposed A (its mr values for each p are contiguous); a wide transposed A
  * (whose panel would span kc pages) and a short panel that the kernel would read past are
  * packed, with zeros below the last rows. */
-static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool overwrite)
+static void gemm_blocked_strided(int m, int n, int k, view A, view B, float *C, long ldc, bool overwrite)
 {
     const float *b[NC / NR];
     long b_row[NC / NR];
@@ -454,17 +454,23 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool ove
                     a = packed_a, a_row = 1, a_col = t.mr;
                 }
                 for (int jr = 0; jr < nc; jr += t.nr) {
-                    float *c = C + (long)ir * n + j0 + jr;
+                    float *c = C + (long)ir * ldc + j0 + jr;
                     if (prefetch_c && !(overwrite && p0 == 0))
                         for (int i = 0; i < mr; i++)
                             for (int j = 0; j < t.nr; j += 16) /* a 64-byte line at a time */
-                                __builtin_prefetch(c + (long)i * n + j, 1, 3);
-                    kernel(kc, a, a_row, a_col, b[jr / t.nr], b_row[jr / t.nr], c, n, mr,
+                                __builtin_prefetch(c + (long)i * ldc + j, 1, 3);
+                    kernel(kc, a, a_row, a_col, b[jr / t.nr], b_row[jr / t.nr], c, ldc, mr,
                            nc - jr < t.nr ? nc - jr : t.nr, overwrite && p0 == 0);
                 }
             }
         }
     }
+}
+
+/* The same for a C whose rows are n floats apart. */
+static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool overwrite)
+{
+    gemm_blocked_strided(m, n, k, A, B, C, n, overwrite);
 }
 
 /* The dot product of n floats at a and b, in LANES partial sums (which vectorise). */
@@ -510,41 +516,65 @@ static void gemm_direct(int m, int n, int k, view A, view B, float *C, bool over
     }
 }
 
-/* A product split by rows of C: task t computes rows t * rows_per_task onwards. */
-typedef struct row_split {
-    int m, n, k, rows_per_task;
+/* A product split into tasks by disjoint blocks of C: task t computes rows (or columns)
+ * t * per_task onwards. Every element of C is computed by the same sequence of operations
+ * whichever block holds it, so the result is the same, bit for bit, for any split and any
+ * thread count. */
+typedef struct product_split {
+    int m, n, k, per_task;
+    bool by_columns;
     view A, B;
     float *C;
     bool overwrite;
-} row_split;
+} product_split;
 
-static void gemm_rows_task(void *ctx, int task)
+static void gemm_task(void *ctx, int task)
 {
-    row_split *s = ctx;
-    int first = task * s->rows_per_task;
-    int rows = s->m - first < s->rows_per_task ? s->m - first : s->rows_per_task;
-    if (rows <= 0)
+    product_split *s = ctx;
+    int first = task * s->per_task, total = s->by_columns ? s->n : s->m;
+    int size = total - first < s->per_task ? total - first : s->per_task;
+    if (size <= 0)
         return;
-    view A = { s->A.p + first * s->A.row, s->A.row, s->A.col };
-    gemm_blocked(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->overwrite);
+    if (s->by_columns) {
+        view B = { s->B.p + first * s->B.col, s->B.row, s->B.col };
+        gemm_blocked_strided(s->m, size, s->k, s->A, B, s->C + first, s->n, s->overwrite);
+    } else {
+        view A = { s->A.p + first * s->A.row, s->A.row, s->A.col };
+        gemm_blocked_strided(size, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->n, s->overwrite);
+    }
 }
 
-/* gemm for products that repay the packing: on this thread or split over the pool. Kept
+/* Products from PARALLEL_MIN multiply-adds are split into tasks of about TASK_WORK each, at
+ * most TASKS_PER_THREAD per thread: the threads claim them as they come free, so one that
+ * starts late or runs slower (its operands in the other core's cache) takes fewer. */
+#define TASK_WORK (1L << 19)
+enum { TASKS_PER_THREAD = 4 };
+
+/* gemm for products that repay the packing: on this thread or split over the pool. A B that
+ * is packed is split by columns (each task packs only its own), anything else by rows. Kept
  * out of line, so that a tiny product does not pay for its stack frame. */
 __attribute__((noinline))
 static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
     long work = (long)m * n * k;
     int threads = tg_thread_count();
-    if (threads == 1 || work < PARALLEL_MIN || m < 2 * MR) {
+    tiling t = current_tiling();
+    bool b_packed = !(B.col == 1 && B.row <= NARROW);
+    bool by_columns = b_packed && n >= 2 * t.nr;
+    int total = by_columns ? n : m, unit = by_columns ? t.nr : t.mr;
+    long tasks = work / TASK_WORK;
+    if (tasks > (long)threads * TASKS_PER_THREAD)
+        tasks = (long)threads * TASKS_PER_THREAD;
+    if (tasks > total / unit)
+        tasks = total / unit;
+    if (threads == 1 || work < PARALLEL_MIN || tasks < 2) {
         gemm_blocked(m, n, k, A, B, C, overwrite);
-    } else {
-        int per_task = (m + threads - 1) / threads;
-        int mr = current_tiling().mr;
-        per_task = (per_task + mr - 1) / mr * mr;
-        row_split split = { m, n, k, per_task, A, B, C, overwrite };
-        tg_parallel_for(threads, gemm_rows_task, &split);
+        return;
     }
+    int per_task = (int)((total + tasks - 1) / tasks);
+    per_task = (per_task + unit - 1) / unit * unit;
+    product_split split = { m, n, k, per_task, by_columns, A, B, C, overwrite };
+    tg_parallel_for((total + per_task - 1) / per_task, gemm_task, &split);
 }
 
 /* C += A B, or C = A B when overwrite (C's old values are never read then). */

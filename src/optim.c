@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "optim.h"
 
 static long count(const tg_tensor *t) { return (long)t->rows * t->cols; }
 
@@ -147,15 +148,6 @@ long tg_clip_grad_value(tg_tensor *const *params, int n, float limit, tg_error *
 }
 
 /* ---- tg_optimizer: SGD, momentum, Adagrad and Adam ------------------------------------------ */
-
-struct tg_optimizer_state {
-    tg_optimizer_kind kind;   /* the kind the buffers were sized for */
-    long total;               /* values over all the parameters */
-    float *first;             /* total values: momentum's v, Adagrad's s, Adam's m; NULL for SGD */
-    float *second;            /* total values: Adam's v; NULL for the others */
-    int n;
-    tg_tensor *params[];      /* n: a copy of the caller's array */
-};
 
 /* State values per parameter value. */
 static int state_per_value(tg_optimizer_kind kind)

@@ -113,6 +113,8 @@ typedef struct header {
     size_t n_dims, dims_capacity;
     char *strings;            /* decoded strings; never longer than the header text */
     bool has_metadata;
+    tg_metadata_entry *meta;  /* the metadata's pairs, in the strings store */
+    size_t n_meta, meta_capacity;
     const entry **by_name;    /* the entries sorted by name, for duplicates and look-ups */
 } header;
 
@@ -121,6 +123,7 @@ static void header_free(header *h)
     free(h->entries);
     free(h->dims);
     free(h->strings);
+    free(h->meta);
     free(h->by_name);
 }
 
@@ -190,14 +193,22 @@ static bool key_is(const char *key, size_t len, const char *word)
     return len == strlen(word) && memcmp(key, word, len) == 0;
 }
 
+/* One "key": "value" pair of the metadata, kept in the header (the strings store holds the
+ * decoded text, which the JSON reader ends with a NUL). */
 static bool metadata_member(tg_json *j, const char *key, size_t key_len, void *context, int depth)
 {
-    (void)key, (void)key_len, (void)context, (void)depth;
+    (void)key_len, (void)depth;
+    header *h = context;
     if (tg_json_next(j) != '"')
         return tg_json_fail(j, "\"" METADATA_KEY "\" must map names to strings");
     const char *s;
     size_t len;
-    return tg_json_string(j, &s, &len);
+    if (!tg_json_string(j, &s, &len))
+        return false;
+    if (!grow((void **)&h->meta, &h->meta_capacity, h->n_meta, sizeof *h->meta))
+        return tg_json_fail(j, "out of memory");
+    h->meta[h->n_meta++] = (tg_metadata_entry){ key, s };
+    return true;
 }
 
 /* The fields of the tensor being parsed, and which of them were seen. */
@@ -324,7 +335,7 @@ static bool header_member(tg_json *j, const char *key, size_t key_len, void *con
     h->has_metadata = true;
     if (tg_json_next(j) != '{')
         return tg_json_fail(j, "\"" METADATA_KEY "\" must be an object");
-    return tg_json_object(j, depth, metadata_member, NULL);
+    return tg_json_object(j, depth, metadata_member, h);
 }
 
 /* Parses text[0..len-1] into h; false with the problem in j->problem. */
@@ -648,6 +659,68 @@ float *tg_safetensors_read(const char *path, const char *who, tg_wanted *wants, 
     return NULL;
 }
 
+/* The metadata of a parsed header as one block: the tg_metadata, its entries and their text. */
+static tg_metadata *copy_metadata(const header *h)
+{
+    size_t text = 0;
+    for (size_t i = 0; i < h->n_meta; i++)
+        text += strlen(h->meta[i].key) + strlen(h->meta[i].value) + 2;
+    tg_metadata *md = malloc(sizeof *md + h->n_meta * sizeof(tg_metadata_entry) + text);
+    if (!md)
+        return NULL;
+    tg_metadata_entry *entries = (tg_metadata_entry *)(md + 1);
+    char *out = (char *)(entries + h->n_meta);
+    for (size_t i = 0; i < h->n_meta; i++) {
+        const char *pair[2] = { h->meta[i].key, h->meta[i].value };
+        for (int k = 0; k < 2; k++) {
+            size_t len = strlen(pair[k]) + 1;
+            memcpy(out, pair[k], len);
+            pair[k] = out;
+            out += len;
+        }
+        entries[i] = (tg_metadata_entry){ pair[0], pair[1] };
+    }
+    *md = (tg_metadata){ (int)h->n_meta, entries };
+    return md;
+}
+
+tg_metadata *tg_load_metadata(const char *path, tg_error *err)
+{
+    if (!path) {
+        tg_error_set(err, "tg_load_metadata", "path is NULL");
+        return NULL;
+    }
+    FILE *file = open_regular_file(path, err);
+    uint64_t size = 0, length = 0;
+    char *text = NULL;
+    header h = { 0 };
+    int rc = file ? file_size(file, path, &size, err) : -1;
+    if (rc == 0)
+        rc = read_header_text(file, path, size, &text, &length, err);
+    if (rc == 0)
+        rc = parse_header(&h, text, (size_t)length, path, err);
+    tg_metadata *md = rc == 0 ? copy_metadata(&h) : NULL;
+    if (rc == 0 && !md)
+        tg_error_set(err, path, "out of memory");
+    else if (md)
+        tg_error_clear(err);
+    header_free(&h);
+    free(text);
+    if (file)
+        fclose(file);
+    return md;
+}
+
+const char *tg_metadata_get(const tg_metadata *md, const char *key)
+{
+    for (int i = 0; md && key && i < md->n; i++)
+        if (strcmp(md->entries[i].key, key) == 0)
+            return md->entries[i].value;
+    return NULL;
+}
+
+void tg_metadata_free(tg_metadata *md) { free(md); }
+
 /* ---- writing a file ------------------------------------------------------------------------ */
 
 /* A growing piece of text; `failed` once memory ran out. */
@@ -707,11 +780,20 @@ static void append_json_string(growing_text *t, const char *s)
     append_text(t, "\"");
 }
 
-/* The JSON header for tensors[0..n-1] stored one after another, padded with spaces to a
- * multiple of 8 bytes so that the data section starts aligned. */
-static void build_header(growing_text *t, const tg_saved *tensors, int n)
+/* The JSON header for tensors[0..n-1] stored one after another, with the metadata "format":
+ * "pt" and then meta[0..n_meta-1], padded with spaces to a multiple of 8 bytes so that the
+ * data section starts aligned. */
+static void build_header(growing_text *t, const tg_saved *tensors, int n,
+                         const tg_metadata_entry *meta, int n_meta)
 {
-    append_text(t, "{\"" METADATA_KEY "\":{\"format\":\"pt\"}");
+    append_text(t, "{\"" METADATA_KEY "\":{\"format\":\"pt\"");
+    for (int i = 0; i < n_meta; i++) {
+        append_text(t, ",");
+        append_json_string(t, meta[i].key);
+        append_text(t, ":");
+        append_json_string(t, meta[i].value);
+    }
+    append_text(t, "}");
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
         const tg_saved *s = &tensors[i];
@@ -781,10 +863,11 @@ static bool write_checkpoint_file(FILE *file, void *ctx)
 }
 
 /* In one piece (src/files.c): path is replaced only when the whole new file is written. */
-int tg_safetensors_save(const char *path, const tg_saved *tensors, int n, tg_error *err)
+int tg_safetensors_save_with_metadata(const char *path, const tg_saved *tensors, int n,
+                                      const tg_metadata_entry *meta, int n_meta, tg_error *err)
 {
     growing_text header_text = { 0 };
-    build_header(&header_text, tensors, n);
+    build_header(&header_text, tensors, n, meta, n_meta);
     if (header_text.failed) {
         free(header_text.s);
         return tg_error_set(err, path, "out of memory");
@@ -795,6 +878,11 @@ int tg_safetensors_save(const char *path, const tg_saved *tensors, int n, tg_err
     if (rc == 0)
         tg_error_clear(err);
     return rc;
+}
+
+int tg_safetensors_save(const char *path, const tg_saved *tensors, int n, tg_error *err)
+{
+    return tg_safetensors_save_with_metadata(path, tensors, n, NULL, 0, err);
 }
 
 /* ---- named tensors ------------------------------------------------------------------------- */

@@ -20,6 +20,10 @@ typedef struct tg_saved {
  * F32, replacing path only once the whole file is written. 0 with err cleared, or -1 with
  * err set. */
 int tg_safetensors_save(const char *path, const tg_saved *tensors, int n, tg_error *err);
+/* The same with meta[0..n_meta-1] (keys distinct, not "format", UTF-8: checked by the caller)
+ * in the header's "__metadata__" after "format": "pt". */
+int tg_safetensors_save_with_metadata(const char *path, const tg_saved *tensors, int n,
+                                      const tg_metadata_entry *meta, int n_meta, tg_error *err);
 
 typedef enum tg_shape_rule {
     TG_SHAPE_2D,              /* [rows, cols] */

@@ -61,6 +61,7 @@ struct tg_tape {
     perturbation perturb;
     bool has_error;
     char error[ERROR_CAPACITY];
+    bool no_grad;               /* tg_tape_set_no_grad: results get no grad and no node list */
 };
 
 /* n rounded up to a multiple of to, a power of two */
@@ -229,6 +230,7 @@ static inline tg_tensor *record(tg_tape *tape, const char *who, const tg_op *op,
                    ? tg_tape_fail(tape, "%s: bad size %dx%d", who, rows, cols)
                    : tg_tape_fail(tape, "%s: a %dx%d result is too large (at most %d values)",
                                   who, rows, cols, INT32_MAX / 2);
+    with_grad = with_grad && !tape->no_grad;
     size_t values = (size_t)rows * (size_t)cols;
     size_t node_bytes = round_up(sizeof(tg_node), ARENA_ALIGN);
     size_t data_bytes = round_up(values * sizeof(float), ARENA_ALIGN);
@@ -256,7 +258,8 @@ static inline tg_tensor *record(tg_tape *tape, const char *who, const tg_op *op,
     node->prev = tape->last;
     if (with_grad)
         memset(node->out.grad, 0, values * sizeof(float));
-    tape->last = node;
+    if (!tape->no_grad)
+        tape->last = node;
     return &node->out;
 }
 
@@ -329,6 +332,8 @@ int tg_tape_nodes(const tg_tape *tape, tg_node_view *out, int max)
 }
 
 bool tg_tape_backward_ran(const tg_tape *tape) { return tape->grads_dirty; }
+
+void tg_tape_set_no_grad(tg_tape *tape, int on) { if (tape) tape->no_grad = on != 0; }
 
 void tg_tape_perturb_input(tg_tape *tape, int ordinal, long element, float delta)
 {

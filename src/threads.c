@@ -1,22 +1,54 @@
-/* threads.c: the worker pool behind tg_set_threads. Between jobs a worker first spins for a
- * while (waking a sleeping thread costs a good share of the time between two of a training
- * step's products: docs/performance.md, Threads), then sleeps on a condition variable until
- * tg_parallel_for hands out a job. Nothing is allocated per job, so a training step stays
- * allocation-free with threads on. The pool has one owner at a time (the `owner` mutex): a
- * caller that finds it taken by another thread's product, or by tg_set_threads, runs its
- * tasks on its own thread instead of waiting. */
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
+/* threads.c: the worker pool behind tg_set_threads. A job's tasks are claimed one at a time
+ * by whichever thread is free, the caller included, so a worker that the system has not
+ * scheduled yet costs nothing but its share of the help: the caller runs the tasks nobody has
+ * claimed and waits only for those in progress. Between jobs a worker spins for a while
+ * (waking a sleeping thread costs a good share of the time between two of a training step's
+ * products: docs/performance.md, Threads), then sleeps on a condition variable. Nothing is
+ * allocated per job, so a training step stays allocation-free with threads on. The pool has
+ * one owner at a time (the `owner` mutex): a caller that finds it taken by another thread's
+ * product, or by tg_set_threads, runs its tasks on its own thread instead of waiting. Built
+ * with TG_SINGLE_THREAD (the WebAssembly build, which has no threads) it is no pool: every
+ * task runs on the caller's thread. */
+#define _POSIX_C_SOURCE 200809L
 
 #include "tapegrad.h"
 #include "threads.h"
 
+#ifdef TG_SINGLE_THREAD
+int tg_thread_count(void) { return 1; }
+
+void tg_parallel_for(int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
+{
+    for (int task = 0; task < n_tasks; task++)
+        fn(ctx, task);
+}
+
+int tg_set_threads(int n)
+{
+    (void)n;
+    return 1;
+}
+#else
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
 #define MAX_THREADS 64
-/* How many times a waiting thread looks, with a pause between looks, before it sleeps: long
- * enough to span the gap between a step's products (docs/performance.md, Threads). */
-#define SPIN_LOOKS 50000
+/* How long a waiting thread spins, with a pause between looks, before it sleeps: long enough
+ * to span the gap between a step's products, short enough not to hold a core that another
+ * process wants for long (docs/performance.md, Threads). */
+#define SPIN_NS 200000L
+/* Looks between two readings of the clock while spinning. */
+#define LOOKS_PER_CLOCK 64
+
+/* The ticket of a job: its number, its task count and the next task to claim, in one word,
+ * so that a claim is one compare-and-swap that cannot take a task of another job. */
+#define TICKET(job, n_tasks, task) ((uint64_t)(job) << 32 | (uint64_t)(n_tasks) << 16 | (uint64_t)(task))
+#define TICKET_JOB(t) ((uint32_t)((t) >> 32))
+#define TICKET_TASKS(t) ((int)((t) >> 16 & 0xFFFF))
+#define TICKET_NEXT(t) ((int)((t) & 0xFFFF))
 
 static struct {
     pthread_mutex_t owner;             /* held for a job handed out, and by tg_set_threads */
@@ -24,14 +56,12 @@ static struct {
     pthread_cond_t wake, done;
     pthread_t workers[MAX_THREADS];
     atomic_int n_threads;              /* workers + the caller; changed only by the owner */
-    atomic_uint job;                   /* bumped for every job handed out */
-    atomic_int pending;                /* workers still busy with the current job */
+    _Atomic uint64_t ticket;           /* the current job (TICKET) */
+    atomic_int finished;               /* tasks of the current job done */
     atomic_bool quit;
-    unsigned first_job;                /* the job number when the workers were started */
-    /* the current job, written before job is bumped and read after it is seen */
+    /* the current job, written before its ticket is published and read after a claim */
     void (*fn)(void *ctx, int task);
     void *ctx;
-    int n_tasks;
 } pool = {
     .owner = PTHREAD_MUTEX_INITIALIZER,
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -42,12 +72,6 @@ static struct {
 
 int tg_thread_count(void) { return atomic_load(&pool.n_threads); }
 
-static void run_share(int thread, int n_threads, void (*fn)(void *, int), void *ctx, int n_tasks)
-{
-    for (int task = thread; task < n_tasks; task += n_threads)
-        fn(ctx, task);
-}
-
 static void pause_briefly(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -55,70 +79,119 @@ static void pause_briefly(void)
 #endif
 }
 
-/* Waits until a job other than `seen` is handed out (true) or the pool is told to quit. */
-static bool wait_for_job(unsigned seen)
+static long clock_ns(void)
 {
-    for (int look = 0; look < SPIN_LOOKS; look++) {
-        if (atomic_load(&pool.quit))
-            return false;
-        if (atomic_load(&pool.job) != seen)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Spins until ready(arg) or SPIN_NS have passed; returns ready(arg). */
+static bool spin_until(bool (*ready)(uint32_t arg), uint32_t arg)
+{
+    long deadline = 0;
+    for (int look = 0;; look++) {
+        if (ready(arg))
             return true;
+        if (look % LOOKS_PER_CLOCK == 0) {
+            long t = clock_ns();
+            if (deadline == 0)
+                deadline = t + SPIN_NS;
+            else if (t > deadline)
+                return false;
+        }
         pause_briefly();
     }
-    pthread_mutex_lock(&pool.lock);
-    while (atomic_load(&pool.job) == seen && !atomic_load(&pool.quit))
-        pthread_cond_wait(&pool.wake, &pool.lock);
-    pthread_mutex_unlock(&pool.lock);
+}
+
+/* Claims and runs tasks of job `job` until none is left; returns how many it ran. A claim
+ * fails once the job is another, so that a late thread never runs a task of a job it did not
+ * see (the job cannot end, and its fn and ctx cannot change, while one of its tasks runs). */
+static int run_claimed_tasks(uint32_t job)
+{
+    int ran = 0;
+    uint64_t t = atomic_load(&pool.ticket);
+    while (TICKET_JOB(t) == job && TICKET_NEXT(t) < TICKET_TASKS(t)) {
+        if (!atomic_compare_exchange_weak(&pool.ticket, &t, t + 1))
+            continue; /* t now holds the ticket as it is */
+        pool.fn(pool.ctx, TICKET_NEXT(t));
+        ran++;
+        t = atomic_load(&pool.ticket);
+    }
+    return ran;
+}
+
+static bool job_other_than(uint32_t seen)
+{
+    return atomic_load(&pool.quit) || TICKET_JOB(atomic_load(&pool.ticket)) != seen;
+}
+
+/* Waits until a job other than `seen` is handed out (true) or the pool is told to quit. */
+static bool wait_for_job(uint32_t seen)
+{
+    if (!spin_until(job_other_than, seen)) {
+        pthread_mutex_lock(&pool.lock);
+        while (TICKET_JOB(atomic_load(&pool.ticket)) == seen && !atomic_load(&pool.quit))
+            pthread_cond_wait(&pool.wake, &pool.lock);
+        pthread_mutex_unlock(&pool.lock);
+    }
     return !atomic_load(&pool.quit);
+}
+
+/* Counts n tasks of the current job as done; whoever finishes the last one wakes the caller. */
+static void finish_tasks(int n, int n_tasks)
+{
+    if (n > 0 && atomic_fetch_add(&pool.finished, n) + n == n_tasks) {
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_signal(&pool.done);
+        pthread_mutex_unlock(&pool.lock);
+    }
 }
 
 static void *worker_main(void *arg)
 {
-    int id = (int)(intptr_t)arg;
-    unsigned seen = pool.first_job; /* jobs from before this worker started are not its own */
+    uint32_t seen = (uint32_t)(uintptr_t)arg; /* jobs from before this worker started are not its own */
     while (wait_for_job(seen)) {
-        seen = atomic_load(&pool.job);
-        run_share(id, atomic_load(&pool.n_threads), pool.fn, pool.ctx, pool.n_tasks);
-        if (atomic_fetch_sub(&pool.pending, 1) == 1) { /* the last one out tells the caller */
-            pthread_mutex_lock(&pool.lock);
-            pthread_cond_signal(&pool.done);
-            pthread_mutex_unlock(&pool.lock);
-        }
+        uint64_t t = atomic_load(&pool.ticket);
+        seen = TICKET_JOB(t);
+        finish_tasks(run_claimed_tasks(seen), TICKET_TASKS(t));
     }
     return NULL;
 }
 
-/* Hands the job to the workers, runs the caller's share and waits for theirs. The caller owns
- * the pool, and the pool has workers (n_threads > 1). */
-static void run_on_pool(int n_threads, int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
+static bool all_finished(uint32_t n_tasks) { return atomic_load(&pool.finished) == (int)n_tasks; }
+
+/* Hands the job to the workers, claims tasks alongside them and waits for those they are
+ * still running. The caller owns the pool, and the pool has workers. */
+static void run_on_pool(int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
 {
     pool.fn = fn;
     pool.ctx = ctx;
-    pool.n_tasks = n_tasks;
-    atomic_store(&pool.pending, n_threads - 1);
+    atomic_store(&pool.finished, 0);
+    uint32_t job = TICKET_JOB(atomic_load(&pool.ticket)) + 1;
     pthread_mutex_lock(&pool.lock);
-    atomic_fetch_add(&pool.job, 1);
+    atomic_store(&pool.ticket, TICKET(job, n_tasks, 0));
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    run_share(0, n_threads, fn, ctx, n_tasks);
-    for (int look = 0; look < SPIN_LOOKS && atomic_load(&pool.pending) > 0; look++)
-        pause_briefly();
+    finish_tasks(run_claimed_tasks(job), n_tasks);
+    if (spin_until(all_finished, (uint32_t)n_tasks))
+        return;
     pthread_mutex_lock(&pool.lock);
-    while (atomic_load(&pool.pending) > 0)
+    while (!all_finished((uint32_t)n_tasks))
         pthread_cond_wait(&pool.done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
 }
 
 void tg_parallel_for(int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
 {
-    bool owner = n_tasks > 1 && atomic_load(&pool.n_threads) > 1 &&
+    bool owner = n_tasks > 1 && n_tasks <= 0xFFFF && atomic_load(&pool.n_threads) > 1 &&
                  pthread_mutex_trylock(&pool.owner) == 0;
     /* read again as the owner: tg_set_threads may have stopped the workers in between */
-    int n_threads = owner ? atomic_load(&pool.n_threads) : 1;
-    if (n_threads > 1)
-        run_on_pool(n_threads, n_tasks, fn, ctx);
+    if (owner && atomic_load(&pool.n_threads) > 1)
+        run_on_pool(n_tasks, fn, ctx);
     else
-        run_share(0, 1, fn, ctx, n_tasks);
+        for (int task = 0; task < n_tasks; task++)
+            fn(ctx, task);
     if (owner)
         pthread_mutex_unlock(&pool.owner);
 }
@@ -139,10 +212,9 @@ static void stop_workers(void)
 /* Starts workers 1 .. n - 1, as many as the system allows; pool.n_threads counts them. */
 static void start_workers(int n)
 {
-    pool.first_job = atomic_load(&pool.job);
+    uintptr_t current_job = TICKET_JOB(atomic_load(&pool.ticket));
     for (int i = 1; i < n; i++) {
-        /* a worker reads pool.n_threads only once a job is handed out, after this loop */
-        if (pthread_create(&pool.workers[i], NULL, worker_main, (void *)(intptr_t)i) != 0)
+        if (pthread_create(&pool.workers[i], NULL, worker_main, (void *)current_job) != 0)
             break;
         atomic_store(&pool.n_threads, i + 1);
     }
@@ -163,3 +235,4 @@ int tg_set_threads(int n)
     pthread_mutex_unlock(&pool.owner);
     return in_effect;
 }
+#endif

@@ -8,9 +8,10 @@
 int tg_thread_count(void);
 
 /* Run fn(ctx, task) for task = 0 .. n_tasks - 1, spread over the pool; returns when all are
- * done. Task t runs on thread t mod the pool's size, the caller being thread 0. Safe to call
- * from several threads at once: the pool serves one caller at a time, and a caller that finds
- * it busy (or being resized by tg_set_threads) runs every task itself. */
+ * done. Each task is claimed by whichever thread is free first (the caller too), so which
+ * thread runs a task must not change what it computes. Safe to call from several threads at
+ * once: the pool serves one caller at a time, and a caller that finds it busy (or being
+ * resized by tg_set_threads) runs every task itself. */
 void tg_parallel_for(int n_tasks, void (*fn)(void *ctx, int task), void *ctx);
 
 #endif

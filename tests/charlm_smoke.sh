@@ -1,9 +1,12 @@
 #!/bin/sh
 # charlm_smoke.sh: an end-to-end check of the charlm example in a few seconds. On a text of
 # "hello world" lines it trains each cell (rnn, lstm, gru) briefly and checks that the loss
-# falls, saves a checkpoint, resumes it to sample 50 bytes of the training alphabet, and checks
-# the exit status and message of a bad flag (2), a missing text (1) and a checkpoint resumed
-# with the wrong sizes (1). It checks charlm's memory estimate against the tape of a real run
+# falls and that the held-out loss is reported, saves a checkpoint (one file), resumes it to
+# sample 50 bytes of the training alphabet, and checks the exit status and message of a bad
+# flag (2), a missing text (1), a flag that conflicts with the checkpoint (2), and a text with
+# bytes outside the checkpoint's vocabulary (1, naming them; --unknown drop or CHAR goes on).
+# A run on a held-out text unlike the training text warns that the model learns by heart, and
+# a default run ends with a sample. It checks charlm's memory estimate against the tape of a real run
 # of each cell, that a run needing more memory than --max-memory or the machine has is refused
 # before it starts, with the estimate, and that a --save path that cannot be written fails
 # before training. Run from the repository root:
@@ -25,14 +28,20 @@ trap 'exit 1' INT TERM HUP
 awk 'BEGIN { for (i = 0; i < 300; i++) print "hello world" }' > "$tmp/text.txt"
 small="--hidden 16 --steps 12 --batch 4 --seed 1"
 
-# The first and last "iter N loss X" lines of a log: true when the last loss is below a
+# The first and last "iter N train X" lines of a log: true when the last loss is below a
 # third of the first.
 loss_fell() {
-    awk '$1 == "iter" && $3 == "loss" { if (first == "") first = $4; last = $4 }
+    awk '$1 == "iter" && $3 == "train" { if (first == "") first = $4; last = $4 }
          END { exit !(first != "" && last + 0 < first / 3) }' "$1"
 }
 
-two_files() { [ -s "$1" ] && [ -s "$2" ]; }
+one_file() { [ -s "$1" ] && [ -z "$(find "$(dirname "$1")" -name "$(basename "$1")?*")" ]; }
+
+# Every report line gives the held-out loss in nats/byte and bits/char.
+held_out_reported() {
+    awk '$1 == "iter" { n++; if ($0 !~ /held-out [0-9.]+ nats\/byte \([0-9.]+ bits\/char\)$/) bad++ }
+         END { exit !(n > 0 && bad == 0) }' "$1"
+}
 
 # 50 sampled bytes, the newline after them, and nothing outside the training alphabet.
 sample_ok() {
@@ -49,7 +58,8 @@ for cell in rnn lstm gru; do
         cat "$tmp/$cell.err"
     fi
     check "$cell: the last printed loss is below a third of the first" loss_fell "$tmp/$cell.log"
-    check "$cell: the checkpoint is two files" two_files "$tmp/$cell.ckpt" "$tmp/$cell.ckpt.readout"
+    check "$cell: every report gives the held-out loss" held_out_reported "$tmp/$cell.log"
+    check "$cell: the checkpoint is one file" one_file "$tmp/$cell.ckpt"
     # shellcheck disable=SC2086
     "$charlm" --resume "$tmp/$cell.ckpt" --cell "$cell" $small --iters 0 --sample 50 \
         > "$tmp/$cell.sample" 2> "$tmp/$cell.sample.err"
@@ -60,13 +70,59 @@ done
 
 # charlm tries --save's directory with a temporary file before training; none is left.
 check "no file is left beside the checkpoints but the checkpoints" \
-    test -z "$(find "$tmp" -name '*.ckpt*' ! -name '*.ckpt' ! -name '*.ckpt.readout')"
+    test -z "$(find "$tmp" -name '*.ckpt*' ! -name '*.ckpt')"
 
 "$charlm" --resume "$tmp/gru.ckpt" --cell gru --hidden 8 --iters 0 --sample 5 \
     > /dev/null 2> "$tmp/mismatch.err"
 status=$?
-check "a checkpoint resumed with another --hidden: exit 1" test "$status" = 1
-check "... with a message naming the checkpoint" grep -q "gru.ckpt" "$tmp/mismatch.err"
+check "a checkpoint resumed with another --hidden: exit 2" test "$status" = 2
+check "... with a message naming the flag, both sizes and the checkpoint" \
+    grep -q -- "--hidden 8 conflicts with .*gru.ckpt, which was saved with --hidden 16" \
+    "$tmp/mismatch.err"
+"$charlm" --resume "$tmp/gru.ckpt" --cell lstm --iters 0 --sample 5 > /dev/null 2> "$tmp/cell.err"
+status=$?
+check "a checkpoint resumed with another --cell: exit 2" test "$status" = 2
+check "... naming both cells" grep -q -- "--cell lstm conflicts with .*--cell gru" "$tmp/cell.err"
+
+# Fine-tuning on a text with bytes the checkpoint's vocabulary lacks: refused with the bytes
+# named, then --unknown drop and --unknown CHAR go on.
+awk 'BEGIN { for (i = 0; i < 100; i++) print "hello world!?" }' > "$tmp/new.txt"
+# shellcheck disable=SC2086
+"$charlm" --text "$tmp/new.txt" --resume "$tmp/gru.ckpt" --iters 2 --sample 0 \
+    > /dev/null 2> "$tmp/unknown.err"
+status=$?
+check "a text with bytes outside the vocabulary: exit 1" test "$status" = 1
+check "... naming them, how often, and --unknown" \
+    grep -q "200 bytes outside the vocabulary.*33 ('!') x100, 63 ('?') x100.*--unknown drop" \
+    "$tmp/unknown.err"
+for way in drop o; do
+    "$charlm" --text "$tmp/new.txt" --resume "$tmp/gru.ckpt" --iters 2 --sample 0 \
+        --unknown "$way" > "$tmp/unknown.$way.log" 2> /dev/null
+    status=$?
+    check "... --unknown $way: trains (exit 0)" test "$status" = 0
+    check "... and says what it did with the 200 bytes" \
+        grep -q "200 bytes outside the vocabulary" "$tmp/unknown.$way.log"
+done
+"$charlm" --text "$tmp/new.txt" --resume "$tmp/gru.ckpt" --iters 2 --unknown z \
+    > /dev/null 2> "$tmp/unknown.z.err"
+status=$?
+check "... --unknown with a byte the vocabulary lacks too: exit 1" test "$status" = 1
+
+# Held out: a text unlike the training text. Learning "hello world" lines makes the loss on
+# "dlrow olleh" lines rise at some report while the training loss falls: a warning says so.
+awk 'BEGIN { for (i = 0; i < 40; i++) print "dlrow olleh" }' > "$tmp/reversed.txt"
+# shellcheck disable=SC2086
+"$charlm" --text "$tmp/text.txt" --val "$tmp/reversed.txt" $small --iters 200 --sample 0 \
+    > "$tmp/val.log" 2> /dev/null
+check "a held-out text unlike the training text: a warning that the model learns by heart" \
+    grep -q "^warning: the held-out loss rose .* while the training loss fell" "$tmp/val.log"
+check "... and the text line names both texts' sizes" \
+    grep -q "3600 bytes to train on, 480 held out" "$tmp/val.log"
+
+# A default run (no --sample) ends with a sample.
+# shellcheck disable=SC2086
+"$charlm" --text "$tmp/text.txt" $small --iters 5 > "$tmp/default.log" 2> /dev/null
+check "a default run ends with a sample" grep -q "^sample (temperature 0.8):" "$tmp/default.log"
 
 "$charlm" --no-such-flag > /dev/null 2> "$tmp/flag.err"
 status=$?
@@ -158,4 +214,5 @@ check "a --save path that is a directory: exit 1" test "$status" = 1
 check "... saying so" grep -q "dir.ckpt: it is a directory" "$tmp/savedir.err"
 check "... before training" test -z "$(grep '^iter' "$tmp/savedir.log")"
 
+sh "$(dirname "$0")/charlm_resume.sh" "$charlm" || fail "tests/charlm_resume.sh"
 summary

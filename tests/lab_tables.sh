@@ -11,7 +11,8 @@
 # shows the loss growing by the square of 1 - 2 lr (1 + ||h||^2), lr 0.05 unclipped does not
 # diverge, and value clipping diverges at +-5 and not at +-1 or below.
 # Blocks whose flags hold --long (lab_explosion --long: about 5 s alone, longer on a loaded
-# machine), and the blocks of lab_adding (about two minutes), are checked only with --long:
+# machine), plain lab_copy's (its full sweep: about 20 s on two cores) and every block of
+# lab_adding (about two minutes) are checked only with --long:
 # `make experiments` passes it, `make check` does not. With --long the script also checks
 # every figure in docs/img that a lab program writes (an SVG file of the same name in the
 # output of a lab_* program run with its default flags) against a fresh one, byte for byte;
@@ -128,7 +129,7 @@ grep -n '^<!-- lab: .*: begin -->$' "$doc" | sed 's/^\([0-9]*\):<!-- lab: \(.*\)
 check "$doc marks the lab's tables (<!-- lab: PROGRAM FLAGS: begin -->)" test -s "$tmp/blocks"
 while read -r line command; do
     case " $command " in
-        *" --long "*) slow=yes ;;
+        *" --long "*|" lab_copy ") slow=yes ;;
         *) slow=no ;;
     esac
     case " $slow_programs " in

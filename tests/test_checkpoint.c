@@ -4,7 +4,8 @@
  * crash; checkpoints written from PyTorch load and give PyTorch's outputs. The whole-sequence
  * modules' checkpoints (layer l under NAME_l<l>) do the same: nn.RNN/LSTM/GRU files load and
  * give PyTorch's outputs, a module round-trips, and a file of another layer count or size is
- * refused with a message. */
+ * refused with a message. A whole run goes in one file (tg_checkpoint): modules, other tensors,
+ * metadata and an optimizer's state, which resumes a step bit for bit. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -523,6 +524,122 @@ START_TEST(test_module_load_refuses_other_layer_counts_and_sizes)
 }
 END_TEST
 
+/* A whole run in one file: a 2-layer GRU, a readout with a 1-D bias, metadata (one key set
+ * twice keeps the last value): each reads back by its own call, bit for bit. */
+START_TEST(test_one_checkpoint_holds_module_readout_and_metadata)
+{
+    tg_rng rng = tg_rng_new(5);
+    tg_gru *a = tg_gru_new(3, 4, 2, 0.0f, 1, NULL), *b = tg_gru_new(3, 4, 2, 0.0f, 2, NULL);
+    tg_tensor *w = tg_param_new(3, 4), *bias = tg_param_new(3, 1), *w2 = tg_param_new(3, 4),
+              *bias2 = tg_param_new(3, 1);
+    fill_values(w, &rng);
+    fill_values(bias, &rng);
+    tg_error err;
+    tg_checkpoint *ck = tg_checkpoint_new(&err);
+    ck_assert_ptr_nonnull(ck);
+    ck_assert_int_eq(tg_checkpoint_add_gru(ck, a, &err), 0);
+    ck_assert_int_eq(tg_checkpoint_add(ck, "readout.weight", w, &err), 0);
+    ck_assert_int_eq(tg_checkpoint_add(ck, "readout.bias", bias, &err), 0);
+    ck_assert_int_eq(tg_checkpoint_set(ck, "cell", "lstm", &err), 0);
+    ck_assert_int_eq(tg_checkpoint_set(ck, "cell", "gru", &err), 0);
+    ck_assert_int_eq(tg_checkpoint_set(ck, "note", "a \"quoted\" line\n", &err), 0);
+    ck_assert_int_ne(tg_checkpoint_add(ck, "readout.bias", bias, &err), 0);
+    ck_assert_msg(strstr(err.message, "twice"), "%s", err.message);
+    ck_assert_int_ne(tg_checkpoint_set(ck, "format", "np", &err), 0);
+    char path[PATH_SIZE];
+    ck_assert_int_eq(tg_checkpoint_write(ck, scratch_path(path, "run.safetensors"), &err), 0);
+    tg_checkpoint_free(ck);
+
+    ck_assert_int_eq(tg_gru_load(b, path, &err), 0);
+    for (int i = 0; i < a->n_params; i++)
+        assert_same_tensor(a->params[i], b->params[i], "a GRU parameter");
+    tg_named named[] = { { "readout.weight", w2 }, { "readout.bias", bias2 } };
+    ck_assert_int_eq(tg_load(path, named, 2, &err), 0);
+    assert_same_tensor(w, w2, "readout.weight");
+    assert_same_tensor(bias, bias2, "readout.bias");
+    tg_metadata *md = tg_load_metadata(path, &err);
+    ck_assert_ptr_nonnull(md);
+    ck_assert_int_eq(md->n, 3);
+    ck_assert_str_eq(tg_metadata_get(md, "format"), "pt");
+    ck_assert_str_eq(tg_metadata_get(md, "cell"), "gru");
+    ck_assert_str_eq(tg_metadata_get(md, "note"), "a \"quoted\" line\n");
+    ck_assert_ptr_null(tg_metadata_get(md, "hidden"));
+    tg_metadata_free(md);
+    size_t n;
+    unsigned char *bytes = read_bytes(path, &n);
+    ck_assert_msg(strstr((char *)bytes + 8, "\"readout.bias\":{\"dtype\":\"F32\",\"shape\":[3]"),
+                  "readout.bias is stored 1-D, as nn.Linear's");
+    free(bytes);
+    tg_gru_free(a);
+    tg_gru_free(b);
+    tg_param_free(w);
+    tg_param_free(bias);
+    tg_param_free(w2);
+    tg_param_free(bias2);
+}
+END_TEST
+
+static void random_grads(tg_tensor *const *params, int n, tg_rng *rng)
+{
+    for (int i = 0; i < n; i++)
+        for (long k = 0; k < (long)params[i]->rows * params[i]->cols; k++)
+            params[i]->grad[k] = tg_rng_normal(rng);
+}
+
+/* Adam saved after two steps and loaded into a fresh optimizer takes the same third step, bit
+ * for bit, as the one that never stopped; a file of another kind is refused. */
+START_TEST(test_optimizer_state_round_trips_and_resumes_exactly)
+{
+    tg_rng rng = tg_rng_new(6);
+    tg_tensor *p[2] = { tg_param_new(3, 2), tg_param_new(3, 1) };
+    tg_tensor *q[2] = { tg_param_new(3, 2), tg_param_new(3, 1) };
+    const char *const names[] = { "w", "b" };
+    tg_optimizer *a = tg_optimizer_new(TG_ADAM, p, 2, 0.01f, NULL);
+    tg_optimizer *b = tg_optimizer_new(TG_ADAM, q, 2, 0.5f, NULL);
+    a->beta1 = 0.8f;
+    for (int step = 0; step < 2; step++) {
+        random_grads(p, 2, &rng);
+        ck_assert_int_eq(tg_optimizer_step(a, NULL), 0);
+    }
+    tg_error err;
+    char path[PATH_SIZE];
+    tg_checkpoint *ck = tg_checkpoint_new(NULL);
+    ck_assert_int_eq(tg_checkpoint_add_optimizer(ck, a, names, &err), 0);
+    ck_assert_int_eq(tg_checkpoint_write(ck, scratch_path(path, "adam.safetensors"), &err), 0);
+    tg_checkpoint_free(ck);
+    ck_assert_int_eq(tg_optimizer_load(b, path, names, &err), 0);
+    ck_assert_int_eq(b->steps, 2);
+    ck_assert(b->lr == 0.01f && b->beta1 == 0.8f && b->beta2 == a->beta2 && b->eps == a->eps);
+    random_grads(p, 2, &rng);
+    for (int i = 0; i < 2; i++) {
+        memcpy(q[i]->data, p[i]->data, tensor_bytes(p[i]));
+        memcpy(q[i]->grad, p[i]->grad, tensor_bytes(p[i]));
+    }
+    ck_assert_int_eq(tg_optimizer_step(a, NULL), 0);
+    ck_assert_int_eq(tg_optimizer_step(b, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        assert_same_tensor(p[i], q[i], "a parameter after the resumed step");
+    tg_tensor m;
+    ck_assert_int_eq(tg_optimizer_state_tensor(b, 1, 1, &m, &err), 0);
+    ck_assert(m.rows == 3 && m.cols == 1 && m.grad == NULL);
+    ck_assert_int_ne(tg_optimizer_state_tensor(b, 2, 0, &m, &err), 0);
+    ck_assert_str_eq(tg_optimizer_state_name(TG_ADAM, 1), "exp_avg_sq");
+    ck_assert_ptr_null(tg_optimizer_state_name(TG_SGD, 0));
+
+    tg_optimizer *other = tg_optimizer_new(TG_MOMENTUM, q, 2, 0.1f, NULL);
+    ck_assert_int_ne(tg_optimizer_load(other, path, names, &err), 0);
+    ck_assert_msg(strstr(err.message, "adam, not momentum"), "%s", err.message);
+    ck_assert_int_eq(other->steps, 0);
+    tg_optimizer_free(other);
+    tg_optimizer_free(a);
+    tg_optimizer_free(b);
+    for (int i = 0; i < 2; i++) {
+        tg_param_free(p[i]);
+        tg_param_free(q[i]);
+    }
+}
+END_TEST
+
 Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -551,5 +668,10 @@ Suite *checkpoint_suite(void)
     tcase_add_test(modules, test_modules_round_trip_bit_exact_under_layer_names);
     tcase_add_test(modules, test_module_load_refuses_other_layer_counts_and_sizes);
     suite_add_tcase(s, modules);
+    TCase *runs = tcase_create("runs");
+    tcase_add_checked_fixture(runs, scratch_dir_make, scratch_dir_remove);
+    tcase_add_test(runs, test_one_checkpoint_holds_module_readout_and_metadata);
+    tcase_add_test(runs, test_optimizer_state_round_trips_and_resumes_exactly);
+    suite_add_tcase(s, runs);
     return s;
 }

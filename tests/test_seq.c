@@ -3,7 +3,9 @@
  * (parameters, initial states, inputs) match torch.nn.RNN / LSTM / GRU
  * (tests/fixtures/modules.txt), and the comparison catches a gradient 1% off; dropout repeats
  * with its seed, p = 0 or eval is no dropout, and a mask is 0 or 1/(1-p) with about p zeros;
- * the init follows PyTorch's modules; every misuse gives NULL or -1 and a message. */
+ * the init follows PyTorch's modules; every misuse gives NULL or -1 and a message. On a no-grad
+ * tape (tg_tape_set_no_grad) a module gives the same values bit for bit, keeps no node and no
+ * grad, and a second call allocates nothing. */
 #include <check.h>
 #include <math.h>
 #include <stdbool.h>
@@ -11,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_count.h"
 #include "fixture.h"
+#include "tape.h"
 #include "tape_errors.h"
 #include "tapegrad.h"
 
@@ -447,6 +451,94 @@ START_TEST(test_forward_refuses_bad_sequences_with_messages)
 }
 END_TEST
 
+/* ---- inference: a forward on a no-grad tape -------------------------------------------------- */
+
+/* One forward of m over DT steps from given initial states on tape (reset first): its outputs
+ * and final states copied into values, (DT + 4) * DH * DB floats. Returns the allocations the
+ * reset, the leaves and the forward made (counted before any check: Check's own allocate). */
+static long forward_into(seq_model *m, tg_tape *tape, bool no_grad, const float *x_values,
+                         const float *s_values, float *values)
+{
+    long before = alloc_count();
+    tg_tape_reset(tape);
+    tg_tensor *x[DT], *out[DT], *h0[2], *c0[2], *h_n[2], *c_n[2] = { NULL, NULL };
+    for (int t = 0; t < DT; t++)
+        x[t] = tg_constant(tape, DI, DB, x_values + (long)t * DI * DB);
+    for (int l = 0; l < 2; l++) {
+        h0[l] = tg_constant(tape, DH, DB, s_values + (long)l * DH * DB);
+        c0[l] = tg_constant(tape, DH, DB, s_values + (long)(2 + l) * DH * DB);
+    }
+    int rc = model_forward(m, tape, x, DT, h0, c0, out, h_n, c_n);
+    long allocations = alloc_count() - before;
+    ck_assert_int_eq(rc, 0);
+    const long block = (long)DH * DB;
+    for (int t = 0; t < DT; t++)
+        memcpy(values + t * block, out[t]->data, (size_t)block * sizeof(float));
+    for (int l = 0; l < 2; l++) {
+        memcpy(values + (DT + l) * block, h_n[l]->data, (size_t)block * sizeof(float));
+        if (c_n[l])
+            memcpy(values + (DT + 2 + l) * block, c_n[l]->data, (size_t)block * sizeof(float));
+    }
+    ck_assert_msg(no_grad == (out[DT - 1]->grad == NULL && h_n[0]->grad == NULL),
+                  "a no-grad tape's results have no grad, a recording one's do");
+    return allocations;
+}
+
+START_TEST(test_no_grad_forward_equals_recording_one_and_allocates_nothing_after_warm_up)
+{
+    const long n = (long)(DT + 4) * DH * DB;
+    float *x = malloc((size_t)DT * DI * DB * sizeof(float)), *s = malloc(4 * DH * DB * sizeof(float));
+    float *recorded = calloc((size_t)n, sizeof(float)), *inferred = calloc((size_t)n, sizeof(float));
+    tg_rng rng = tg_rng_new(12);
+    for (long k = 0; k < (long)DT * DI * DB; k++)
+        x[k] = tg_rng_normal(&rng);
+    for (long k = 0; k < 4L * DH * DB; k++)
+        s[k] = 0.5f * tg_rng_normal(&rng);
+    for (seq_kind kind = RNN_TANH; kind <= GRU; kind++) {
+        seq_model m = model_new(kind, DI, DH, 2, 0.0f, 31);
+        tg_tape *recording = tg_tape_new(), *inference = tg_tape_new();
+        tg_tape_set_no_grad(inference, 1);
+        forward_into(&m, recording, false, x, s, recorded);
+        forward_into(&m, inference, true, x, s, inferred);
+        ck_assert_msg(same_floats(recorded, inferred, n), "kind %d: inference gave other values", kind);
+        ck_assert_int_eq(tg_tape_nodes(inference, NULL, 0), 0);
+        size_t reserved = tg_tape_reserved_bytes(inference);
+        long allocations = forward_into(&m, inference, true, x, s, inferred);
+        ck_assert_msg(allocations == 0, "kind %d: a second inference allocated %ld times", kind,
+                      allocations);
+        ck_assert_int_eq(tg_tape_reserved_bytes(inference), reserved);
+        ck_assert_msg(same_floats(recorded, inferred, n), "kind %d: the second call differs", kind);
+        tg_tape_free(recording);
+        tg_tape_free(inference);
+        model_free(&m);
+    }
+    free(x);
+    free(s);
+    free(recorded);
+    free(inferred);
+}
+END_TEST
+
+/* A loss made on a no-grad tape has no grad: tg_backward refuses it and no parameter changes. */
+START_TEST(test_backward_refuses_a_no_grad_loss)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *w = tg_param_new(2, 2);
+    tg_tape_set_no_grad(tape, 1);
+    tg_tensor *loss = tg_sum(tape, tg_matmul(tape, w, tg_input(tape, 2, 1, NULL)));
+    ck_assert_ptr_nonnull(loss);
+    ck_assert_ptr_null(loss->grad);
+    ck_assert_int_eq(tg_backward(tape, loss), -1);
+    assert_error(tape, "tg_backward: the loss depends on no parameter and no tg_input tensor");
+    tg_tape_set_no_grad(tape, 0);
+    tg_tape_reset(tape);
+    loss = tg_sum(tape, tg_matmul(tape, w, tg_input(tape, 2, 1, NULL)));
+    ck_assert_int_eq(tg_backward(tape, loss), 0);
+    tg_param_free(w);
+    tg_tape_free(tape);
+}
+END_TEST
+
 Suite *seq_suite(void)
 {
     Suite *s = suite_create("seq");
@@ -465,5 +557,9 @@ Suite *seq_suite(void)
     tcase_add_test(misuse, test_constructors_refuse_bad_arguments_with_messages);
     tcase_add_test(misuse, test_forward_refuses_bad_sequences_with_messages);
     suite_add_tcase(s, misuse);
+    TCase *inference = tcase_create("inference");
+    tcase_add_test(inference, test_no_grad_forward_equals_recording_one_and_allocates_nothing_after_warm_up);
+    tcase_add_test(inference, test_backward_refuses_a_no_grad_loss);
+    suite_add_tcase(s, inference);
     return s;
 }
