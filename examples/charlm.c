@@ -20,10 +20,10 @@
  * B streams start at evenly spaced points of the training text and each reads on where its
  * last chunk ended (wrapping around at the end).
  *
- * Held-out text: the last 10% of the text (or --val FILE) is never trained on. Each report
+ * Validation: the last 10% of the text (or --val FILE) is held out, never trained on. Each report
  * gives the training loss (the mean over the chunks since the last report) and the loss on the
  * held-out text, read whole from zero states on a tape that records no gradients
- * (tg_tape_set_no_grad); when the held-out loss rises while the training loss falls, the model
+ * (tg_tape_set_no_grad); when this validation loss rises while the training loss falls, the model
  * is learning the training text by heart, and a warning says so.
  *
  * To generate, the model reads a byte (a forward on the no-grad tape), turns its logits into
@@ -59,6 +59,7 @@
 enum {
     N_BYTES = 256,
     LOG_LINES = 20,                        /* loss lines on stdout in a run */
+    MAX_REPORTS = 2 * LOG_LINES,           /* report lines at most: iters / (iters / 20) + 1 */
     TICKS = 10,                            /* progress lines (off a terminal) and checkpoints */
     BAR_WIDTH = 24,
     PATH_SIZE = 4096,
@@ -82,7 +83,7 @@ static const char USAGE[] =
     "              [--plot FILE.svg] [--max-memory SIZE]\n"
     "Trains a character-level language model (a stack of recurrent layers reading one-hot\n"
     "bytes, a linear readout, softmax cross-entropy) with truncated BPTT, printing the training\n"
-    "and held-out loss in nats per byte and bits per character, then writes text sampled from\n"
+    "and validation loss in nats per byte and bits per character, then writes text sampled from\n"
     "it. Run from the repository root, it learns the project's own docs (" DEFAULT_TEXT ",\n"
     "concatenated in sorted order) in about a minute.\n"
     "  --text FILE        the text to learn (default " DEFAULT_TEXT "); its last 10% is held out\n"
@@ -126,6 +127,7 @@ static const char *const OPTIMIZERS[] = { "sgd", "momentum", "adagrad", "adam" }
 static const tg_optimizer_kind KINDS[] = { TG_SGD, TG_MOMENTUM, TG_ADAGRAD, TG_ADAM };
 static const float DEFAULT_LR[] = { 2.0f, 0.2f, 0.1f, 0.01f };
 #define N_OPTIMIZERS (int)(sizeof OPTIMIZERS / sizeof OPTIMIZERS[0])
+#define DEFAULT_OPTIMIZER 3      /* adam */
 
 /* The command line. A number left at 0 (clip at -1, a name at NULL) was not given: it comes
  * from the checkpoint when resuming, else from the defaults (settle_options). */
@@ -289,7 +291,7 @@ static bool settle_options(options *opt, const run_info *saved)
             opt->clip = saved->clip;
     }
     opt->cell = opt->cell < 0 ? GRU : opt->cell;
-    opt->optimizer = opt->optimizer < 0 ? 3 : opt->optimizer;   /* adam */
+    opt->optimizer = opt->optimizer < 0 ? DEFAULT_OPTIMIZER : opt->optimizer;
     opt->hidden = opt->hidden ? opt->hidden : 128;
     opt->layers = opt->layers ? opt->layers : 1;
     opt->steps = opt->steps ? opt->steps : 32;
@@ -404,7 +406,7 @@ static bool vocab_from_hex(vocab *v, const char *hex)
     bool present[N_BYTES] = { false };
     size_t n = strlen(hex);
     int last = -1;
-    for (size_t i = 0; i + 1 < n + 1 && n % 2 == 0 && i < n; i += 2) {
+    for (size_t i = 0; n % 2 == 0 && i < n; i += 2) {
         unsigned byte;
         if (!isxdigit((unsigned char)hex[i]) || !isxdigit((unsigned char)hex[i + 1])
             || sscanf(hex + i, "%2x", &byte) != 1 || (int)byte <= last)
@@ -671,6 +673,8 @@ typedef struct trainer {
     size_t *pos;                       /* B: where each stream reads next in the training text */
     long iteration;                    /* iterations done, those before a resume included */
     float *losses, *smoothed;          /* iters each: every chunk's loss, and smoothed */
+    float val_iter[MAX_REPORTS], val_loss[MAX_REPORTS];   /* the validation loss of each report */
+    int n_reports;
 } trainer;
 
 static void trainer_free(trainer *w)
@@ -837,22 +841,32 @@ static int add_settings(tg_checkpoint *ck, const model *m, const vocab *v, const
     return rc == 0 ? tg_checkpoint_set(ck, "vocabulary", hex, err) : rc;
 }
 
+/* The streams' carried states as tensors over w's buffers, named stream.h_l<l> (and
+ * stream.c_l<l> for an LSTM), H x B each. Returns how many. */
+static int stream_states(const model *m, const trainer *w, tg_tensor states[2 * MAX_LAYERS],
+                         char names[2 * MAX_LAYERS][NAME_SIZE])
+{
+    const size_t block = (size_t)m->hidden * (size_t)w->chunk.batch;
+    const int n = (m->has_c ? 2 : 1) * m->layers;
+    for (int k = 0; k < n; k++) {
+        int l = k % m->layers;
+        states[k] = (tg_tensor){ .rows = m->hidden, .cols = w->chunk.batch,
+                                 .data = (k < m->layers ? w->chunk.h : w->chunk.c) + l * block };
+        snprintf(names[k], NAME_SIZE, "stream.%s_l%d", k < m->layers ? "h" : "c", l);
+    }
+    return n;
+}
+
 /* The trainer's state: the optimizer's, every stream's position in the training text (of
- * train_bytes bytes) and its carried states, stream.h_l<l> (and stream.c_l<l>), H x B. The
- * tensors live in states and names until the checkpoint is written. */
+ * train_bytes bytes) and its carried states. The tensors live in states and names until the
+ * checkpoint is written. */
 static int add_streams(tg_checkpoint *ck, const model *m, const trainer *w, size_t train_bytes,
                        tg_tensor states[2 * MAX_LAYERS], char names[2 * MAX_LAYERS][NAME_SIZE],
                        char *positions, tg_error *err)
 {
     int rc = tg_checkpoint_add_optimizer(ck, w->optimizer, m->names, err);
-    const size_t block = (size_t)m->hidden * (size_t)w->chunk.batch;
-    for (int k = 0; rc == 0 && k < (m->has_c ? 2 : 1) * m->layers; k++) {
-        int l = k % m->layers;
-        float *data = (k < m->layers ? w->chunk.h : w->chunk.c) + l * block;
-        states[k] = (tg_tensor){ .rows = m->hidden, .cols = w->chunk.batch, .data = data };
-        snprintf(names[k], NAME_SIZE, "stream.%s_l%d", k < m->layers ? "h" : "c", l);
+    for (int k = 0, n = stream_states(m, w, states, names); rc == 0 && k < n; k++)
         rc = tg_checkpoint_add(ck, names[k], &states[k], err);
-    }
     positions[0] = '\0';
     for (int b = 0; b < w->chunk.batch; b++)
         sprintf(positions + strlen(positions), "%s%zu", b ? " " : "", w->pos[b]);
@@ -983,27 +997,19 @@ static bool load_trainer(trainer *w, const model *m, const tg_metadata *md, cons
     }
     if (opt->lr > 0.0f)
         w->optimizer->lr = opt->lr;
-    double saved_bytes = 0.0;
     const char *size = tg_metadata_get(md, "stream.text_bytes");
-    if (size)
-        saved_bytes = strtod(size, NULL);
-    if (saved_bytes != (double)train_bytes || !read_positions(md, w->pos, opt->batch, train_bytes)) {
-        printf("the training text is not the one %s was saved with (%.0f bytes): the streams "
-               "start afresh\n", path, saved_bytes);
+    if (!size || strtod(size, NULL) != (double)train_bytes
+        || !read_positions(md, w->pos, opt->batch, train_bytes)) {
+        printf("%s: %s: the streams start afresh\n", path, size ? "the training text is not the "
+               "one it was saved with" : "no streams saved");
         return true;
     }
     tg_named named[2 * MAX_LAYERS];
     tg_tensor states[2 * MAX_LAYERS];
     char names[2 * MAX_LAYERS][NAME_SIZE];
-    const size_t block = (size_t)m->hidden * (size_t)opt->batch;
-    int n = (m->has_c ? 2 : 1) * m->layers;
-    for (int k = 0; k < n; k++) {
-        int l = k % m->layers;
-        states[k] = (tg_tensor){ .rows = m->hidden, .cols = opt->batch,
-                                 .data = (k < m->layers ? w->chunk.h : w->chunk.c) + l * block };
-        snprintf(names[k], NAME_SIZE, "stream.%s_l%d", k < m->layers ? "h" : "c", l);
+    int n = stream_states(m, w, states, names);
+    for (int k = 0; k < n; k++)
         named[k] = (tg_named){ names[k], &states[k] };
-    }
     if (tg_load(path, named, n, &err) != 0) {
         complain("%s", err.message);
         return false;
@@ -1194,13 +1200,13 @@ static void progress_show(progress *p, int iter, int iters, float smoothed_loss)
 }
 
 /* The report line of an iteration: the training loss (the mean since the last report) and the
- * held-out loss, each in nats per byte (9 digits: a float's exact value) and bits per char. */
+ * validation loss, each in nats per byte (9 digits: a float's exact value) and bits per char. */
 static void report(long iter, double train_loss, const double *held_out)
 {
     printf("iter %7ld  train %.9g nats/byte (%.4f bits/char)", iter, train_loss,
            train_loss / log(2.0));
     if (held_out)
-        printf("  held-out %.9g nats/byte (%.4f bits/char)", *held_out, *held_out / log(2.0));
+        printf("  validation %.9g nats/byte (%.4f bits/char)", *held_out, *held_out / log(2.0));
     putchar('\n');
 }
 
@@ -1213,7 +1219,7 @@ typedef struct trend {
 static void warn_if_memorising(trend *last, double train_loss, double held_out)
 {
     if (last->any && held_out > last->held_out && train_loss < last->train)
-        printf("warning: the held-out loss rose (%.4f -> %.4f) while the training loss fell "
+        printf("warning: the validation loss rose (%.4f -> %.4f) while the training loss fell "
                "(%.4f -> %.4f): the model is learning the training text by heart\n",
                last->held_out, held_out, last->train, train_loss);
     *last = (trend){ true, train_loss, held_out };
@@ -1248,6 +1254,10 @@ static bool train(trainer *w, evaluator *e, model *m, const text *t, const text 
             double held_out = 0.0;
             if (e && !held_out_loss(e, m, val, &held_out))
                 return false;
+            if (e && w->n_reports < MAX_REPORTS) {
+                w->val_iter[w->n_reports] = (float)w->iteration;
+                w->val_loss[w->n_reports++] = (float)held_out;
+            }
             progress_clear(&p);
             report(w->iteration, window / n, e ? &held_out : NULL);
             if (e)
@@ -1273,8 +1283,8 @@ static bool train(trainer *w, evaluator *e, model *m, const text *t, const text 
     return true;
 }
 
-/* The loss curve as an SVG chart: every chunk's loss, the smoothed loss and ln V. False (and
- * a message) on failure. */
+/* The loss curve as an SVG chart: every chunk's loss, the smoothed loss, the validation loss
+ * of each report and ln V. False (and a message) on failure. */
 static bool write_plot(const trainer *w, const options *opt, int vocab_size)
 {
     int n = opt->iters;
@@ -1290,14 +1300,15 @@ static bool write_plot(const trainer *w, const options *opt, int vocab_size)
     tg_series series[] = {
         { "loss of each chunk", x, w->losses, n, TG_SERIES_LINE },
         { "smoothed", x, w->smoothed, n, TG_SERIES_LINE },
-        { "ln V: a uniform guess", ends, uniform, 2, TG_SERIES_LINE },
+        { "ln V: a uniform guess", ends, uniform, 2, TG_SERIES_REFERENCE },
+        { "validation", w->val_iter, w->val_loss, w->n_reports, TG_SERIES_MARKED },
     };
     char title[160];
     snprintf(title, sizeof title, "charlm: %s, %d x %d hidden, %s, chunks of %d steps x %d streams",
              CELLS[opt->cell], opt->layers, opt->hidden, OPTIMIZERS[opt->optimizer], opt->steps,
              opt->batch);
     tg_chart chart = { title, "iteration", "cross-entropy, nats per byte (log scale)", 1,
-                       series, 3 };
+                       series, w->n_reports > 0 ? 4 : 3 };
     tg_error err;
     int status = tg_chart_write_svg(&chart, opt->plot, &err);
     if (status != 0)
@@ -1428,9 +1439,9 @@ static int prepare_data(const options *opt, bool resumed, vocab *v, text *t, tex
         return 2;
     }
     if (need_text)
-        printf("text: %s, %zu bytes to train on, %zu held out (%s); vocabulary of %d bytes (a "
+        printf("text: %s, %zu bytes to train on, %zu for validation (%s); vocabulary of %d bytes (a "
                "uniform guess scores ln %d = %.2f nats, %.2f bits)\n", t->name, t->n, val->n,
-               val->n >= 2 ? val->name : "too few: no held-out loss", v->size, v->size,
+               val->n >= 2 ? val->name : "too few: no validation loss", v->size, v->size,
                log((double)v->size), log2((double)v->size));
     return 0;
 }

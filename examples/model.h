@@ -1,4 +1,4 @@
-/* model.h: the model the labs and charlm train: any recurrent cell (tg_cell) with a linear
+/* model.h: the model the labs train: any recurrent cell (tg_cell) with a linear
  * readout y = W_y h + b_y, and every parameter listed for the optimizer. */
 #ifndef TAPEGRAD_EXAMPLES_MODEL_H
 #define TAPEGRAD_EXAMPLES_MODEL_H

@@ -47,7 +47,8 @@ static inline const char *tg_kernel_path_name(int path)
 }
 
 /* y[i] = tanh(x[i]) and y[i] = 1 / (1 + exp(-x[i])) for i < n, with relative error below
- * 2.4e-7, a few float ulps (y may be x). */
+ * 2.4e-7, a few float ulps (y may be x). The fast ones, and axpy, split a long x over the
+ * thread pool, with the same bits for any thread count. */
 void tg_kernel_tanh(long n, const float *x, float *y);
 void tg_ref_tanh(long n, const float *x, float *y);
 void tg_kernel_sigmoid(long n, const float *x, float *y);

@@ -19,7 +19,7 @@
 /* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MR x KC panel of A (6 KiB) in
  * L1, and the MR x NR tile of C in registers (MR_512 x NR_512 on the AVX-512 path: 24 of its
  * 32 vector registers). */
-enum { MR = 6, NR = 16, MR_512 = 12, NR_512 = 32, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4 };
+enum { MR = 6, NR = 16, MR_512 = 12, NR_512 = 32, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4, SCALAR_MAX = 64 };
 /* Products with fewer multiply-adds than this stay on one thread: below it, handing a job to
  * the workers would cost a noticeable share of the product (docs/performance.md, Threads). */
 #define PARALLEL_MIN (1L << 20)
@@ -577,10 +577,28 @@ static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool over
     tg_parallel_for((total + per_task - 1) / per_task, gemm_task, &split);
 }
 
+/* The plainest loops, for products of a few multiply-adds (a batch of one, a hidden size of
+ * a few): kept scalar, because the vectorised loops' set-up costs many times their work. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-vectorize")))
+#endif
+static void gemm_scalar(int m, int n, int k, view A, view B, float *C, bool overwrite)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float sum = 0.0f;
+            for (int p = 0; p < k; p++)
+                sum += at(A, i, p) * at(B, p, j);
+            C[(long)i * n + j] = overwrite ? sum : C[(long)i * n + j] + sum;
+        }
+}
+
 /* C += A B, or C = A B when overwrite (C's old values are never read then). */
 static void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
-    if ((long)m * n * k <= TINY || n < THIN || k < THIN)
+    if ((long)m * n * k <= SCALAR_MAX)
+        gemm_scalar(m, n, k, A, B, C, overwrite);
+    else if ((long)m * n * k <= TINY || n < THIN || k < THIN)
         gemm_direct(m, n, k, A, B, C, overwrite);
     else
         gemm_packed(m, n, k, A, B, C, overwrite);
@@ -599,6 +617,45 @@ void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, fl
 void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, float *C)
 {
     gemm(m, n, k, (view){ A, 1, m }, (view){ B, n, 1 }, C, false);
+}
+
+/* ---- elementwise work split over the pool ------------------------------------------------ */
+
+/* Elementwise passes from SPLIT_MIN values are split over the pool, in ranges that start at
+ * multiples of SPLIT_ALIGN (a whole number of 16-float vectors). Below it, handing the work
+ * out would cost about what it saves (docs/performance.md, Threads). */
+#define SPLIT_MIN (1L << 14)
+enum { SPLIT_ALIGN = 64 };
+
+typedef struct range_split {
+    long n, per_task;
+    void (*run)(void *ctx, long first, long count);
+    void *ctx;
+} range_split;
+
+static void range_task(void *ctx, int task)
+{
+    const range_split *s = ctx;
+    long first = task * s->per_task;
+    long count = s->n - first < s->per_task ? s->n - first : s->per_task;
+    if (count > 0)
+        s->run(s->ctx, first, count);
+}
+
+/* Runs run(ctx, first, count) over disjoint ranges that cover 0 .. n - 1: one range on the
+ * caller's thread when n is small or there is one thread, else 64-aligned ranges spread over
+ * the pool. */
+static void split_ranges(long n, void (*run)(void *ctx, long first, long count), void *ctx)
+{
+    int threads = tg_thread_count();
+    if (threads == 1 || n < SPLIT_MIN) {
+        run(ctx, 0, n);
+        return;
+    }
+    long per_task = (n + threads - 1) / threads;
+    per_task = (per_task + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
+    range_split split = { n, per_task, run, ctx };
+    tg_parallel_for((int)((n + per_task - 1) / per_task), range_task, &split);
 }
 
 /* ---- tanh and sigmoid ------------------------------------------------------------------------
@@ -779,15 +836,25 @@ static void sigmoid_avx512(long n, const float *x, float *y)
 }
 #endif
 
-void tg_kernel_tanh(long n, const float *x, float *y)
+/* The arguments of an elementwise kernel split into ranges (split_ranges). */
+typedef struct map_args {
+    int path;
+    float alpha;
+    const float *x;
+    float *y;
+} map_args;
+
+static void tanh_range(void *ctx, long first, long n)
 {
+    const map_args *m = ctx;
+    const float *x = m->x + first;
+    float *y = m->y + first;
 #ifdef HAVE_AVX2_KERNEL
-    int path = tg_kernel_path();
-    if (path == TG_PATH_AVX512) {
+    if (m->path == TG_PATH_AVX512) {
         tanh_avx512(n, x, y);
         return;
     }
-    if (path == TG_PATH_AVX2) {
+    if (m->path == TG_PATH_AVX2) {
         tanh_avx2(n, x, y);
         return;
     }
@@ -796,15 +863,17 @@ void tg_kernel_tanh(long n, const float *x, float *y)
         y[i] = tanh_one(x[i]);
 }
 
-void tg_kernel_sigmoid(long n, const float *x, float *y)
+static void sigmoid_range(void *ctx, long first, long n)
 {
+    const map_args *m = ctx;
+    const float *x = m->x + first;
+    float *y = m->y + first;
 #ifdef HAVE_AVX2_KERNEL
-    int path = tg_kernel_path();
-    if (path == TG_PATH_AVX512) {
+    if (m->path == TG_PATH_AVX512) {
         sigmoid_avx512(n, x, y);
         return;
     }
-    if (path == TG_PATH_AVX2) {
+    if (m->path == TG_PATH_AVX2) {
         sigmoid_avx2(n, x, y);
         return;
     }
@@ -813,13 +882,31 @@ void tg_kernel_sigmoid(long n, const float *x, float *y)
         y[i] = sigmoid_one(x[i]);
 }
 
+void tg_kernel_tanh(long n, const float *x, float *y)
+{
+    split_ranges(n, tanh_range, &(map_args){ tg_kernel_path(), 0.0f, x, y });
+}
+
+void tg_kernel_sigmoid(long n, const float *x, float *y)
+{
+    split_ranges(n, sigmoid_range, &(map_args){ tg_kernel_path(), 0.0f, x, y });
+}
+
 /* ---- elementwise and reductions ------------------------------------------------------------ */
 
 TG_ELEMENTWISE
-void tg_kernel_axpy(long n, float alpha, const float *x, float *y)
+static void axpy_range(void *ctx, long first, long n)
 {
+    const map_args *m = ctx;
+    const float *x = m->x + first, alpha = m->alpha;
+    float *y = m->y + first;
     for (long i = 0; i < n; i++)
         y[i] += alpha * x[i];
+}
+
+void tg_kernel_axpy(long n, float alpha, const float *x, float *y)
+{
+    split_ranges(n, axpy_range, &(map_args){ TG_PATH_C, alpha, x, y });
 }
 
 /* Sums go through LANES independent float partial sums (which the compiler vectorises, as

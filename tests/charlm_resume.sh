@@ -3,7 +3,7 @@
 # two layers) and optimizer (sgd, adam) it trains 2N iterations in one run, and N iterations
 # saved to a checkpoint then N more resumed from it with --resume alone (no --cell, --hidden,
 # --layers, --batch or --optimizer: they come from the file), and compares the printed report
-# lines of the two with cmp: the training and held-out losses, printed with 9 significant
+# lines of the two with cmp: the training and validation losses, printed with 9 significant
 # digits (a float's exact value) for every iteration, must be the same bit for bit, the
 # iteration numbers too. Run from the repository root:
 #     sh tests/charlm_resume.sh build/examples/charlm

@@ -1,7 +1,7 @@
 #!/bin/sh
 # charlm_smoke.sh: an end-to-end check of the charlm example in a few seconds. On a text of
 # "hello world" lines it trains each cell (rnn, lstm, gru) briefly and checks that the loss
-# falls and that the held-out loss is reported, saves a checkpoint (one file), resumes it to
+# falls and that the validation loss is reported, saves a checkpoint (one file), resumes it to
 # sample 50 bytes of the training alphabet, and checks the exit status and message of a bad
 # flag (2), a missing text (1), a flag that conflicts with the checkpoint (2), and a text with
 # bytes outside the checkpoint's vocabulary (1, naming them; --unknown drop or CHAR goes on).
@@ -37,9 +37,9 @@ loss_fell() {
 
 one_file() { [ -s "$1" ] && [ -z "$(find "$(dirname "$1")" -name "$(basename "$1")?*")" ]; }
 
-# Every report line gives the held-out loss in nats/byte and bits/char.
+# Every report line gives the validation loss in nats/byte and bits/char.
 held_out_reported() {
-    awk '$1 == "iter" { n++; if ($0 !~ /held-out [0-9.]+ nats\/byte \([0-9.]+ bits\/char\)$/) bad++ }
+    awk '$1 == "iter" { n++; if ($0 !~ /validation [0-9.]+ nats\/byte \([0-9.]+ bits\/char\)$/) bad++ }
          END { exit !(n > 0 && bad == 0) }' "$1"
 }
 
@@ -58,7 +58,7 @@ for cell in rnn lstm gru; do
         cat "$tmp/$cell.err"
     fi
     check "$cell: the last printed loss is below a third of the first" loss_fell "$tmp/$cell.log"
-    check "$cell: every report gives the held-out loss" held_out_reported "$tmp/$cell.log"
+    check "$cell: every report gives the validation loss" held_out_reported "$tmp/$cell.log"
     check "$cell: the checkpoint is one file" one_file "$tmp/$cell.ckpt"
     # shellcheck disable=SC2086
     "$charlm" --resume "$tmp/$cell.ckpt" --cell "$cell" $small --iters 0 --sample 50 \
@@ -115,9 +115,9 @@ awk 'BEGIN { for (i = 0; i < 40; i++) print "dlrow olleh" }' > "$tmp/reversed.tx
 "$charlm" --text "$tmp/text.txt" --val "$tmp/reversed.txt" $small --iters 200 --sample 0 \
     > "$tmp/val.log" 2> /dev/null
 check "a held-out text unlike the training text: a warning that the model learns by heart" \
-    grep -q "^warning: the held-out loss rose .* while the training loss fell" "$tmp/val.log"
+    grep -q "^warning: the validation loss rose .* while the training loss fell" "$tmp/val.log"
 check "... and the text line names both texts' sizes" \
-    grep -q "3600 bytes to train on, 480 held out" "$tmp/val.log"
+    grep -q "3600 bytes to train on, 480 for validation" "$tmp/val.log"
 
 # A default run (no --sample) ends with a sample.
 # shellcheck disable=SC2086

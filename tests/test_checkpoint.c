@@ -565,6 +565,9 @@ START_TEST(test_one_checkpoint_holds_module_readout_and_metadata)
     ck_assert_str_eq(tg_metadata_get(md, "note"), "a \"quoted\" line\n");
     ck_assert_ptr_null(tg_metadata_get(md, "hidden"));
     tg_metadata_free(md);
+    char missing[PATH_SIZE];
+    ck_assert_ptr_null(tg_load_metadata(scratch_path(missing, "missing.safetensors"), &err));
+    ck_assert_msg(strstr(err.message, "missing.safetensors: cannot open"), "%s", err.message);
     size_t n;
     unsigned char *bytes = read_bytes(path, &n);
     ck_assert_msg(strstr((char *)bytes + 8, "\"readout.bias\":{\"dtype\":\"F32\",\"shape\":[3]"),
