@@ -212,6 +212,7 @@ check: check-deps
 	sh tests/lab_flags.sh $(BUILD)/examples
 	sh tests/exercises_check.sh $(BUILD)
 	$(if $(filter ref,$(KERNELS)),@echo "lab_tables.sh: skipped with KERNELS=ref: docs/bptt.md's numbers are the default kernels' and the diverging runs of experiment C differ in rounding",sh tests/lab_tables.sh $(BUILD)/examples)
+	sh tests/lab_tables_test.sh
 	@mkdir -p $(BUILD)/lab-quick
 	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
 	sh tests/lab_outputs_check.sh $(BUILD)
