@@ -1,7 +1,7 @@
 # Makefile: builds build/libtapegrad.a, the examples and the tests.
 #   make            library and examples       make check      install Check if missing, run the tests
 #   make demo       train the example RNN      make sanitize   the tests under ASan + UBSan
-#   make experiments  the gradient lab, writing results/
+#   make experiments  the gradient lab, writing results/   make figures  copy its charts to docs/img
 #   make bench      speed against PyTorch and numpy (BENCH_FLAGS=--quick for a short run)
 #   make bench-floor  the step's products alone: the floor under any step (FLOOR_FLAGS=--quick)
 #   make install PREFIX=/usr/local [DESTDIR=]   header, library and tapegrad.pc
@@ -39,7 +39,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 TEST_SRC := $(wildcard tests/*.c tests/support/*.c)
 TESTS    := $(BUILD)/tests/run_tests
 
-.PHONY: all demo experiments bench bench-floor check sanitize valgrind fuzz tsan hostile clean check-deps install uninstall install-test web web-deps web-test web-serve web-native-check
+.PHONY: all demo experiments figures bench bench-floor check sanitize valgrind fuzz tsan hostile clean check-deps install uninstall install-test web web-deps web-test web-serve web-native-check
 
 all: $(LIB) $(EXAMPLES)
 
@@ -83,12 +83,23 @@ $(FLOOR): bench/floor.c bench/common.c bench/common.h include/tapegrad.h src/ker
 bench-floor: $(FLOOR)
 	$(FLOOR) $(FLOOR_FLAGS)
 
-# The gradient lab: every examples/lab_*.c, run in turn, writing CSV and SVG under results/.
+# The gradient lab: every examples/lab_*.c, run in turn, writing CSV and SVG under results/
+# and its output as results/PROGRAM.txt; then docs/bptt.md's tables and docs/img's lab
+# figures are checked against them (tests/lab_tables.sh --long --fresh results).
 LAB := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/lab_*.c))
 experiments: $(LAB)
 	@mkdir -p results
-	@for program in $(LAB); do echo "== $$program"; ./$$program --out results || exit 1; done
-	sh tests/lab_tables.sh $(BUILD)/examples --long
+	@for program in $(LAB); do echo "== $$program"; \
+	    ./$$program --out results > results/$${program##*/}.txt || exit 1; \
+	    cat results/$${program##*/}.txt; done
+	sh tests/lab_tables.sh $(BUILD)/examples --long --fresh results
+
+# Copies the lab figures of the last `make experiments` (results/*.svg) over the ones in
+# docs/img that have the same name, for a commit that changes them.
+figures:
+	@for figure in docs/img/*.svg; do \
+	    if [ -f results/$${figure##*/} ]; then cp results/$${figure##*/} $$figure && echo "$$figure"; fi; \
+	done
 
 PREFIX  ?= /usr/local
 VERSION := 0.1.0
@@ -201,6 +212,7 @@ check: check-deps
 	sh tests/lab_flags.sh $(BUILD)/examples
 	sh tests/exercises_check.sh $(BUILD)
 	$(if $(filter ref,$(KERNELS)),@echo "lab_tables.sh: skipped with KERNELS=ref: docs/bptt.md's numbers are the default kernels' and the diverging runs of experiment C differ in rounding",sh tests/lab_tables.sh $(BUILD)/examples)
+	sh tests/lab_tables_test.sh
 	@mkdir -p $(BUILD)/lab-quick
 	for program in $(LAB); do ./$$program --quick --out $(BUILD)/lab-quick > /dev/null || exit 1; done
 	sh tests/lab_outputs_check.sh $(BUILD)

@@ -30,8 +30,9 @@
  * T = 50, which no arm will learn in this budget (see lab_adding): this lab is about staying
  * stable, not about learning.
  *
- * --long trains lab_adding's RNN instead (PyTorch's init, hidden 16, SGD lr 0.1, batch 16,
- * T = 50, on the seeds lab_adding --seed N gives its T = 50 runs) for 40,000 steps, without
+ * --long trains the RNN of lab_adding's earlier SGD version instead (PyTorch's init, hidden
+ * 16, SGD lr 0.1, batch 16, T = 50, on the seeds that version drew for its T = 50 runs from
+ * --seed N; lab_adding itself now trains with Adam) for 40,000 steps, without
  * clipping and with norm clipping at 1: both stay at the 1/6 baseline (the gradient from the
  * first marker vanishes), and the unclipped run can in the end blow up as well. */
 #define _POSIX_C_SOURCE 200809L   /* for stat() (is_directory in cli.h), to check --out */
@@ -61,7 +62,7 @@ enum {
     GROWTH_WINDOW = 20,       /* the loss's growth is measured over the last steps before overflow */
     LONG_TRAIN_STEPS = 40000, /* --long */
     LONG_PARTS = 4,           /* --long prints the mean loss of each quarter of the run */
-    ADDING_LENGTH_INDEX = 2,  /* T = 50 is lab_adding's third length: its seeds are drawn third */
+    ADDING_LENGTH_INDEX = 2,  /* T = 50 was the SGD lab_adding's third length: seeds drawn third */
     PATH_SIZE = 4096,
 };
 #define RHO 1.5f               /* W_h = RHO Q */
@@ -80,8 +81,8 @@ static const char USAGE[] =
     "+-10 to +-0.2 (printed only).\n"
     "  --seed N    seed for the weights and the data, 0 or more (default 1)\n"
     "  --quick     2 seeds and 40 steps (for tests)\n"
-    "  --long      instead: lab_adding's RNN at T = 50 (PyTorch's init, lr 0.1) for 40,000\n"
-    "              steps, unclipped and norm-clipped, on lab_adding --seed N's seeds; prints\n"
+    "  --long      instead: the RNN of lab_adding's earlier SGD version at T = 50 (PyTorch's\n"
+    "              init, lr 0.1) for 40,000 steps, unclipped and norm-clipped; prints\n"
     "              only (a few seconds to a minute)\n"
     "  --lr X      the SGD learning rate of the three arms and the value sweep (default 0.1)\n"
     "  --hidden N  hidden units (default 16)\n"
@@ -154,7 +155,8 @@ static bool clip_gradient(const arm *a, tg_tensor *const *params, int n, float n
 
 /* A tanh RNN cell and its readout of the last hidden state (model.h): W_h = rho Q, or
  * PyTorch's init when rho is 0; W_x and W_y uniform in +-1/sqrt(hidden) (PyTorch's init);
- * b = b_y = 0; all drawn from seed (with rho 0, as lab_adding draws its RNN). False when out
+ * b = b_y = 0; all drawn from seed (with rho 0, as lab_adding draws its RNN without --rho).
+ * False when out
  * of memory. */
 static bool model_init(model *m, float rho, uint64_t seed)
 {
@@ -577,9 +579,9 @@ static bool run_all(tg_tape *tape, uint64_t seed, int n_seeds, int train_steps, 
     return true;
 }
 
-/* The seeds lab_adding --seed N gives its runs at T = 50 (its plan_runs): one start for every
- * run, then for each length in turn a generator whose first two numbers seed the batches and
- * the test. */
+/* The seeds the SGD version of lab_adding --seed N gave its runs at T = 50 (its plan_runs,
+ * lengths 10, 20, 50, 100): one start for every run, then for each length in turn a generator
+ * whose first two numbers seed the batches and the test. */
 static run_seeds adding_seeds(uint64_t seed)
 {
     tg_rng master = tg_rng_new(seed);
@@ -613,8 +615,8 @@ static void print_long_line(const arm *a, const run_record *r)
            step_or_no(r->stopped_at, stopped, sizeof stopped), r->max_grad_norm, share);
 }
 
-/* --long: lab_adding's RNN at T = 50 for LONG_TRAIN_STEPS steps, unclipped and norm-clipped,
- * on lab_adding's seeds. 0, or 1 on error. */
+/* --long: the SGD lab_adding's RNN at T = 50 for LONG_TRAIN_STEPS steps, unclipped and
+ * norm-clipped, on that version's seeds. 0, or 1 on error. */
 static int run_long(uint64_t seed)
 {
     float *block = malloc(2 * (size_t)N_ARMS * LONG_TRAIN_STEPS * sizeof *block);
@@ -632,8 +634,9 @@ static int run_long(uint64_t seed)
         if (!run(tape, &ARMS[a], 0.0f, seeds, LONG_TRAIN_STEPS, &runs[a]))
             goto done;
     }
-    printf("The long run: lab_adding's tanh RNN at T = %d (PyTorch's init, hidden %d, SGD lr %.2g,\n"
-           "batch %d), %d steps, on the seeds lab_adding --seed %llu gives its T = %d runs.\n"
+    printf("The long run: a tanh RNN at T = %d (PyTorch's init, hidden %d, SGD lr %.2g, batch\n"
+           "%d) as lab_adding trained it before it moved to Adam, %d steps, on the seeds that\n"
+           "version of lab_adding --seed %llu gave its T = %d runs.\n"
            "loss: the mean of each quarter's losses (inf once the run has overflowed). 1/6 =\n"
            "0.1667 is the baseline. blew up: the first step whose loss is above %.0fx the first\n"
            "step's; overflowed: the first whose loss is not finite.\n\n",

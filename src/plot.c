@@ -803,11 +803,10 @@ static layout heatmap_layout(const tg_heatmap *map)
     return l;
 }
 
-/* Row r's cells, each run of one colour as one rectangle. */
-static void put_heatmap_row(writer *w, const layout *l, const tg_heatmap *map, range scale, int r)
+/* Row r's cells, each run of one colour as one rectangle, in grid units (a column wide and
+ * a row high: the group around them scales them into place). */
+static void put_heatmap_row(writer *w, const tg_heatmap *map, range scale, int r)
 {
-    double cell_w = (l->right - l->left) / map->cols, cell_h = (l->bottom - l->top) / map->rows;
-    double y = l->bottom - (r + 1) * cell_h;
     const float *row = map->values + (size_t)r * (size_t)map->cols;
     for (int c = 0, end; c < map->cols; c = end) {
         int level = cell_level(map, scale, row[c]);
@@ -816,9 +815,8 @@ static void put_heatmap_row(writer *w, const layout *l, const tg_heatmap *map, r
         char colour[8];
         if (level >= 0)
             level_colour(level, colour);
-        put(w, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>\n",
-            l->left + c * cell_w, y, (end - c) * cell_w, cell_h,
-            level >= 0 ? colour : MISSING_COLOUR);
+        put(w, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"1\" fill=\"%s\"/>\n", c, r,
+            end - c, level >= 0 ? colour : MISSING_COLOUR);
     }
 }
 
@@ -863,9 +861,12 @@ static void write_heatmap_body(writer *w, const tg_heatmap *map)
     range scale = colour_range(map);
     tg_chart texts = heatmap_texts(map);
     put_header(w, &l);
-    put(w, "<g class=\"cells\" stroke=\"none\" shape-rendering=\"crispEdges\">\n");
+    /* grid units to the frame: column c at left + c width, row r up from bottom */
+    put(w, "<g class=\"cells\" stroke=\"none\" shape-rendering=\"crispEdges\" "
+           "transform=\"translate(%.2f %.2f) scale(%.6g %.6g)\">\n",
+        l.left, l.bottom, (l.right - l.left) / map->cols, -(l.bottom - l.top) / map->rows);
     for (int r = 0; r < map->rows; r++)
-        put_heatmap_row(w, &l, map, scale, r);
+        put_heatmap_row(w, map, scale, r);
     put(w, "</g>\n");
     put_ticks(w, &l);
     put_frame_and_labels(w, &l, &texts);

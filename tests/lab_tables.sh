@@ -11,33 +11,62 @@
 # shows the loss growing by the square of 1 - 2 lr (1 + ||h||^2), lr 0.05 unclipped does not
 # diverge, and value clipping diverges at +-5 and not at +-1 or below.
 # Blocks whose flags hold --long (lab_explosion --long: about 5 s alone, longer on a loaded
-# machine), and plain lab_copy's (its full sweep: about 20 s on two cores), are checked only
-# with --long: `make experiments` passes it, `make check` does not.
+# machine), plain lab_copy's (its full sweep: about 20 s on two cores) and every block of
+# lab_adding (about two minutes) are checked only with --long:
+# `make experiments` passes it, `make check` does not. With --long the script also checks
+# every figure in docs/img that a lab program writes (an SVG file of the same name in the
+# output of a lab_* program run with its default flags) against a fresh one, byte for byte;
+# a figure that no lab writes (tape_rnn3.svg, drawn by draw_tape) is named and skipped.
+# --fresh DIR reuses a finished `make experiments`: a lab run with its default flags is not
+# run again, but read from DIR/PROGRAM.txt (its output) and DIR (its files).
 # Run from the repository root:
-#     sh tests/lab_tables.sh BUILD/examples [--long] [DOC]
+#     sh tests/lab_tables.sh BUILD/examples [--long [--fresh DIR]] [DOC]
 # The last line says "N passed, N failed"; the exit status is 1 when any check failed.
 set -u
 
-if [ $# -lt 1 ] || [ $# -gt 3 ]; then
-    echo "usage: sh tests/lab_tables.sh BUILD/examples [--long] [DOC]" >&2
+usage() {
+    echo "usage: sh tests/lab_tables.sh BUILD/examples [--long [--fresh DIR]] [DOC]" >&2
     exit 2
-fi
+}
+[ $# -ge 1 ] || usage
 examples=$1
 shift
 long=no
+fresh=
 if [ "${1:-}" = --long ]; then
     long=yes
     shift
+    if [ "${1:-}" = --fresh ]; then
+        [ $# -ge 2 ] && [ -d "$2" ] || { echo "lab_tables.sh: --fresh needs a directory" >&2; usage; }
+        fresh=$2
+        shift 2
+    fi
 fi
+[ $# -le 1 ] || usage
 doc=${1:-docs/bptt.md}
+slow_programs="lab_adding"   # their blocks are checked only with --long
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lab_tables.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM HUP
 
 . "$(dirname "$0")/support/checks.sh"
 
-# The output of a command line "PROGRAM FLAGS", run once: the file's name.
+# The directory of the files that the command line "PROGRAM FLAGS" wrote (after output_of).
+files_of() {
+    if [ -n "$fresh" ] && [ -f "$fresh/$1.txt" ]; then
+        echo "$fresh"
+    else
+        echo "$tmp/$(printf '%s' "$1" | tr -c 'A-Za-z0-9_' '_').files"
+    fi
+}
+
+# The output of a command line "PROGRAM FLAGS", run once (or read from the --fresh directory
+# when it is a program alone and that directory has its output): the file's name.
 output_of() {
+    if [ -n "$fresh" ] && [ -f "$fresh/$1.txt" ]; then
+        echo "$fresh/$1.txt"
+        return
+    fi
     name=$(printf '%s' "$1" | tr -c 'A-Za-z0-9_' '_')
     if [ ! -f "$tmp/$name.out" ]; then
         mkdir -p "$tmp/$name.files"
@@ -100,8 +129,16 @@ grep -n '^<!-- lab: .*: begin -->$' "$doc" | sed 's/^\([0-9]*\):<!-- lab: \(.*\)
 check "$doc marks the lab's tables (<!-- lab: PROGRAM FLAGS: begin -->)" test -s "$tmp/blocks"
 while read -r line command; do
     case " $command " in
-        *" --long "*|" lab_copy ") if [ "$long" = no ]; then echo "skip $command (line $line): checked by make experiments (--long)"; continue; fi ;;
+        *" --long "*|" lab_copy ") slow=yes ;;
+        *) slow=no ;;
     esac
+    case " $slow_programs " in
+        *" ${command%% *} "*) slow=yes ;;
+    esac
+    if [ "$slow" = yes ] && [ "$long" = no ]; then
+        echo "skip $command (line $line): checked by make experiments (--long)"
+        continue
+    fi
     awk -v from="$line" -v end="<!-- lab: $command: end -->" \
         'NR > from && $0 == end { exit } NR > from && !/^```/ { print }' "$doc" > "$tmp/block"
     check "$doc line $line: the table of '$command' ($(wc -l < "$tmp/block" | tr -d ' ') lines) is what it prints now" \
@@ -144,6 +181,26 @@ if [ "$long" = yes ]; then
     check "lab_explosion --long --seed 2: unclipped overflows, norm-clipped does not" \
         awk '$1 == "no" && $NF ~ /%$/ && $(NF - 2) ~ /^[0-9]+$/ { a = 1 }
              $1 == "norm" && $(NF - 2) == "no" { b = 1 } END { exit !(a && b) }' "$long_run"
+fi
+
+# Every figure in docs/img that a lab writes is what a fresh run writes, byte for byte.
+same_file() { cmp -s "$1" "$2" || { echo "  $2 differs from $1 (make figures copies it)"; false; }; }
+if [ "$long" = yes ]; then
+    for program in "$examples"/lab_*; do
+        output_of "$(basename "$program")" > /dev/null
+    done
+    for figure in "$(dirname "$doc")"/img/*.svg; do
+        found=
+        for program in "$examples"/lab_*; do
+            dir=$(files_of "$(basename "$program")")
+            if [ -f "$dir/$(basename "$figure")" ]; then found=$dir/$(basename "$figure"); fi
+        done
+        if [ -z "$found" ]; then
+            echo "skip $figure: no lab program writes it"
+            continue
+        fi
+        check "$figure is the fresh one" same_file "$found" "$figure"
+    done
 fi
 
 summary
