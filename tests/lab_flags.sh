@@ -117,6 +117,13 @@ bad_seeds lab_truncated 1
 refuses lab_truncated --rho "W_h = rho Q is the tanh RNN's"
 refuses lab_truncated --clip "does not clip"
 
+plain_run lab_adding
+bad_lr lab_adding 0.003
+bad_hidden lab_adding 8
+bad_rho lab_adding 0.9
+bad_clip lab_adding 0.1
+bad_seeds lab_adding 2
+
 plain_run lab_copy
 bad_lr lab_copy 0.003
 bad_hidden lab_copy 8
