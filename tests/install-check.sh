@@ -5,17 +5,5 @@ set -e
 if pkg-config --exists check 2>/dev/null; then
     exit 0
 fi
-packages="check pkg-config"
-if [ "$(id -u)" = 0 ]; then
-    as_root=""
-elif command -v sudo >/dev/null 2>&1; then
-    as_root="sudo"
-else
-    echo "install-check.sh: Check is missing and this is not root and there is no sudo;" >&2
-    echo "install it with: apt-get install $packages" >&2
-    exit 1
-fi
-echo "install-check.sh: installing $packages with apt-get" >&2
-$as_root apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq $packages >/dev/null
+sh "$(dirname "$0")/support/apt_install.sh" install-check.sh check pkg-config
 pkg-config --exists check
