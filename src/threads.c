@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,7 +24,9 @@
  * to span the gap between a step's products, short enough not to hold a core that another
  * process wants for long (docs/performance.md, Threads). */
 #define SPIN_NS 200000L
-/* Looks between two readings of the clock while spinning. */
+/* Looks between two readings of the clock while spinning; at each reading the spinning thread
+ * also yields its core to any thread waiting for it (on a host with more runnable threads
+ * than cores, the one it waits for may be that thread). */
 #define LOOKS_PER_CLOCK 64
 
 /* The ticket of a job: its number, its task count and the next task to claim, in one word,
@@ -77,6 +80,8 @@ static bool spin_until(bool (*ready)(uint32_t arg), uint32_t arg)
         if (ready(arg))
             return true;
         if (look % LOOKS_PER_CLOCK == 0) {
+            if (look > 0)
+                sched_yield();
             long t = clock_ns();
             if (deadline == 0)
                 deadline = t + SPIN_NS;
