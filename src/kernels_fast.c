@@ -947,8 +947,31 @@ double tg_kernel_sum_squared_difference(long n, const float *a, const float *b)
     return sum;
 }
 
+/* out[i] += the sum of row i of X for the rows of one task: blocks of ROWS_PER_TASK rows,
+ * each row summed as on one thread. */
+typedef struct row_sums_job {
+    int rows, cols;
+    const float *X;
+    float *out;
+} row_sums_job;
+
+enum { ROWS_PER_TASK = 32 };
+
+static void row_sums_task(void *ctx, int task)
+{
+    const row_sums_job *j = ctx;
+    int end = (task + 1) * ROWS_PER_TASK < j->rows ? (task + 1) * ROWS_PER_TASK : j->rows;
+    for (int i = task * ROWS_PER_TASK; i < end; i++)
+        j->out[i] += tg_kernel_sum(j->cols, j->X + (size_t)i * j->cols);
+}
+
 void tg_kernel_add_row_sums(int rows, int cols, const float *X, float *out)
 {
-    for (int i = 0; i < rows; i++)
-        out[i] += tg_kernel_sum(cols, X + (size_t)i * cols);
+    row_sums_job job = { rows, cols, X, out };
+    int tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    if ((long)rows * cols < SPLIT_MIN || tg_thread_count() == 1)
+        for (int task = 0; task < tasks; task++)
+            row_sums_task(&job, task);
+    else
+        tg_parallel_for(tasks, row_sums_task, &job);
 }
