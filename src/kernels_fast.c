@@ -7,7 +7,9 @@
  * AVX2 and FMA (which AVX-512 CPUs have too) the micro-kernel (6 x 16), the transposes and
  * tanh/sigmoid use 8-float ones; the widest is chosen at run time, and everywhere else plain
  * C runs. Tiny products, and thin ones (a few columns, or a short k), skip the packing and
- * use direct loops. */
+ * use direct loops (plain scalar ones up to 64 multiply-adds). Large products, and long
+ * elementwise passes, are split over the thread pool into blocks of the result, with the same
+ * bits for any thread count. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
