@@ -423,16 +423,17 @@ int tg_sgd_step(tg_tensor *const *params, int n, float lr, tg_error *err);
 
 /* ---- Threads ------------------------------------------------------------------------------ */
 
-/* Split large matrix products over n threads (the caller's included; 1, the default, runs
- * everything on the caller's thread). Returns the number in effect: n clamped to 1..64, or
- * fewer if the system refused a thread. Call tg_set_threads(1) before exit to stop the
- * workers. Products under 2^20 multiply-adds stay on one thread, so it pays off from hidden
- * sizes of a few hundred. Safe with several calling threads, each on its own tapes and
- * models: the pool serves one product at a time, and a product that finds it busy runs on
- * its caller's thread; results are the same bit for bit either way. It may be called from
- * any thread, even during another thread's pass: it waits for the product on the pool.
- * Between products the workers spin a while (50,000 looks; docs/performance.md has what that
- * takes) before they sleep. */
+/* Split large matrix products, and tanh, sigmoid, axpy and row sums of long arrays, over n
+ * threads (the caller's included; 1, the default, runs everything on the caller's thread).
+ * Returns the number in effect: n clamped to 1..64, or fewer if the system refused a thread.
+ * Call tg_set_threads(1) before exit to stop the workers. Products under 2^20 multiply-adds
+ * stay on one thread, so it pays off from hidden sizes of a few hundred. Safe with several
+ * calling threads, each on its own tapes and models: the pool serves one product at a time,
+ * and a product that finds it busy runs on its caller's thread; results are the same bit for
+ * bit either way, and for any n. It may be called from any thread, even during another
+ * thread's pass: it waits for the product on the pool. Between products the workers spin a
+ * while (200 us, yielding the core now and then; docs/performance.md, Threads) before they
+ * sleep. */
 int tg_set_threads(int n);
 
 /* ---- Gradient instruments ------------------------------------------------------------ */

@@ -71,7 +71,8 @@ float tg_ref_sum(long n, const float *x);
 /* The sum of (a[i] - b[i])^2 over i < n, the same way. */
 double tg_kernel_sum_squared_difference(long n, const float *a, const float *b);
 double tg_ref_sum_squared_difference(long n, const float *a, const float *b);
-/* out[i] += sum over j of X[i][j], for X: rows x cols (the backward of a column broadcast). */
+/* out[i] += sum over j of X[i][j], for X: rows x cols (the backward of a column broadcast);
+ * the fast one splits many rows over the thread pool, each row summed as on one thread. */
 void tg_kernel_add_row_sums(int rows, int cols, const float *X, float *out);
 void tg_ref_add_row_sums(int rows, int cols, const float *X, float *out);
 

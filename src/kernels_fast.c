@@ -7,7 +7,9 @@
  * AVX2 and FMA (which AVX-512 CPUs have too) the micro-kernel (6 x 16), the transposes and
  * tanh/sigmoid use 8-float ones; the widest is chosen at run time, and everywhere else plain
  * C runs. Tiny products, and thin ones (a few columns, or a short k), skip the packing and
- * use direct loops. */
+ * use direct loops (plain scalar ones up to 64 multiply-adds). Large products, and long
+ * elementwise passes, are split over the thread pool into blocks of the result, with the same
+ * bits for any thread count. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -884,29 +886,45 @@ static void sigmoid_range(void *ctx, long first, long n)
 
 void tg_kernel_tanh(long n, const float *x, float *y)
 {
-    split_ranges(n, tanh_range, &(map_args){ tg_kernel_path(), 0.0f, x, y });
+    map_args args = { tg_kernel_path(), 0.0f, x, y };
+    if (n < SPLIT_MIN)
+        tanh_range(&args, 0, n);
+    else
+        split_ranges(n, tanh_range, &args);
 }
 
 void tg_kernel_sigmoid(long n, const float *x, float *y)
 {
-    split_ranges(n, sigmoid_range, &(map_args){ tg_kernel_path(), 0.0f, x, y });
+    map_args args = { tg_kernel_path(), 0.0f, x, y };
+    if (n < SPLIT_MIN)
+        sigmoid_range(&args, 0, n);
+    else
+        split_ranges(n, sigmoid_range, &args);
 }
 
 /* ---- elementwise and reductions ------------------------------------------------------------ */
+
+static inline void axpy_loop(long n, float alpha, const float *x, float *y)
+{
+    for (long i = 0; i < n; i++)
+        y[i] += alpha * x[i];
+}
 
 TG_ELEMENTWISE
 static void axpy_range(void *ctx, long first, long n)
 {
     const map_args *m = ctx;
-    const float *x = m->x + first, alpha = m->alpha;
-    float *y = m->y + first;
-    for (long i = 0; i < n; i++)
-        y[i] += alpha * x[i];
+    axpy_loop(n, m->alpha, m->x + first, m->y + first);
 }
 
+/* A short y is done right here, without the split's indirect call (a tenth of S's step). */
+TG_ELEMENTWISE
 void tg_kernel_axpy(long n, float alpha, const float *x, float *y)
 {
-    split_ranges(n, axpy_range, &(map_args){ TG_PATH_C, alpha, x, y });
+    if (n < SPLIT_MIN)
+        axpy_loop(n, alpha, x, y);
+    else
+        split_ranges(n, axpy_range, &(map_args){ TG_PATH_C, alpha, x, y });
 }
 
 /* Sums go through LANES independent float partial sums (which the compiler vectorises, as
@@ -947,8 +965,31 @@ double tg_kernel_sum_squared_difference(long n, const float *a, const float *b)
     return sum;
 }
 
+/* out[i] += the sum of row i of X for the rows of one task: blocks of ROWS_PER_TASK rows,
+ * each row summed as on one thread. */
+typedef struct row_sums_job {
+    int rows, cols;
+    const float *X;
+    float *out;
+} row_sums_job;
+
+enum { ROWS_PER_TASK = 32 };
+
+static void row_sums_task(void *ctx, int task)
+{
+    const row_sums_job *j = ctx;
+    int end = (task + 1) * ROWS_PER_TASK < j->rows ? (task + 1) * ROWS_PER_TASK : j->rows;
+    for (int i = task * ROWS_PER_TASK; i < end; i++)
+        j->out[i] += tg_kernel_sum(j->cols, j->X + (size_t)i * j->cols);
+}
+
 void tg_kernel_add_row_sums(int rows, int cols, const float *X, float *out)
 {
-    for (int i = 0; i < rows; i++)
-        out[i] += tg_kernel_sum(cols, X + (size_t)i * cols);
+    row_sums_job job = { rows, cols, X, out };
+    int tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    if ((long)rows * cols < SPLIT_MIN || tg_thread_count() == 1)
+        for (int task = 0; task < tasks; task++)
+            row_sums_task(&job, task);
+    else
+        tg_parallel_for(tasks, row_sums_task, &job);
 }

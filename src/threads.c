@@ -30,6 +30,7 @@ int tg_set_threads(int n)
 }
 #else
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,8 +40,10 @@ int tg_set_threads(int n)
 /* How long a waiting thread spins, with a pause between looks, before it sleeps: long enough
  * to span the gap between a step's products, short enough not to hold a core that another
  * process wants for long (docs/performance.md, Threads). */
-#define SPIN_NS 200000L
-/* Looks between two readings of the clock while spinning. */
+#define SPIN_NS 200000
+/* Looks between two readings of the clock while spinning; at each reading the spinning thread
+ * also yields its core to any thread waiting for it (on a host with more runnable threads
+ * than cores, the one it waits for may be that thread). */
 #define LOOKS_PER_CLOCK 64
 
 /* The ticket of a job: its number, its task count and the next task to claim, in one word,
@@ -79,22 +82,24 @@ static void pause_briefly(void)
 #endif
 }
 
-static long clock_ns(void)
+static int64_t clock_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Spins until ready(arg) or SPIN_NS have passed; returns ready(arg). */
 static bool spin_until(bool (*ready)(uint32_t arg), uint32_t arg)
 {
-    long deadline = 0;
+    int64_t deadline = 0;
     for (int look = 0;; look++) {
         if (ready(arg))
             return true;
         if (look % LOOKS_PER_CLOCK == 0) {
-            long t = clock_ns();
+            if (look > 0)
+                sched_yield();
+            int64_t t = clock_ns();
             if (deadline == 0)
                 deadline = t + SPIN_NS;
             else if (t > deadline)

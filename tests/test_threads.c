@@ -1,7 +1,7 @@
 /* test_threads.c: results do not depend on the thread count. The products (split over the
- * pool by rows or by columns of the result), the elementwise kernels (split by ranges) and a
- * few whole training steps of an RNN and an LSTM cell, outputs and gradients, give the same
- * bits on 1, 2 and 3 threads, on every kernel path this CPU has; the sizes are above the
+ * pool by rows or by columns of the result), the elementwise kernels (by ranges), the row sums
+ * (by blocks of rows) and a few whole training steps of an RNN and an LSTM cell, outputs and
+ * gradients, give the same bits on 1, 2 and 3 threads, on every kernel path this CPU has; the sizes are above the
  * thresholds from which the work is split. And the bitwise comparison is shown to catch one
  * value one ulp off. */
 #include <check.h>
@@ -114,7 +114,7 @@ END_TEST
 
 /* ---- the elementwise kernels -------------------------------------------------------------- */
 
-enum { TANH, SIGMOID, AXPY, N_MAPS };
+enum { TANH, SIGMOID, AXPY, ROW_SUMS, N_MAPS };
 
 static float *map(int which, long n)
 {
@@ -125,8 +125,10 @@ static float *map(int which, long n)
         tg_kernel_tanh(n, x, y);
     else if (which == SIGMOID)
         tg_kernel_sigmoid(n, x, y);
-    else
+    else if (which == AXPY)
         tg_kernel_axpy(n, -0.37f, x, y);
+    else /* x as 97 columns, as many rows as fit */
+        tg_kernel_add_row_sums((int)(n / 97), 97, x, y);
     free(x);
     return y;
 }
