@@ -70,6 +70,13 @@ enum {
 
 /* ---- training ---------------------------------------------------------------------------- */
 
+/* The message for a training run that diverged: what is not finite, and when. False. */
+static bool diverged(const char *what, long iter)
+{
+    complain("%s is not finite at iteration %ld; try a smaller --lr", what, iter);
+    return false;
+}
+
 /* One iteration: forward over a chunk, backward, clip, update, and carry the states on. Sets
  * *loss_out. False (and a message) on failure. */
 static bool train_step(trainer *w, model *m, const text *t, const options *opt, float *loss_out)
@@ -86,16 +93,14 @@ static bool train_step(trainer *w, model *m, const text *t, const options *opt, 
     tg_zero_grad(m->params, m->n_params, NULL);
     tg_tensor *loss = pass_loss(w->tape, m, p, opt->steps);
     if (loss && !isfinite(loss->data[0])) {
-        complain("the loss is not finite at iteration %ld; try a smaller --lr", iter);
-        return false;
+        return diverged("the loss", iter);
     }
     if (tg_backward(w->tape, loss) != 0) {
         complain("%s", tg_tape_error(w->tape));
         return false;
     }
     if (opt->clip > 0.0f && isnan(tg_clip_grad_norm(m->params, m->n_params, opt->clip))) {
-        complain("a gradient is not finite at iteration %ld; try a smaller --lr", iter);
-        return false;
+        return diverged("a gradient", iter);
     }
     tg_error err;
     if (tg_optimizer_step(w->optimizer, &err) != 0) {
@@ -453,17 +458,18 @@ static int prepare_data(const options *opt, bool resumed, vocab *v, text *t, tex
     return 0;
 }
 
-/* Builds the model, trains it (with the held-out loss when there is held-out text) and saves
- * it. Returns 0 or 1. */
+/* Builds the model, trains it (with the held-out loss when there is held-out text; when md
+ * is not NULL, on from the checkpoint's run of `done` iterations) and saves it. Returns 0 or
+ * 1. */
 static int fit(options *opt, model *m, const vocab *v, const text *t, const text *val,
-               const tg_metadata *md)
+               const tg_metadata *md, long done)
 {
     trainer w = { 0 };
     evaluator e = { 0 };
     memory_estimate need = { 0 };
     bool training = opt->iters > 0, held_out = training && val->n >= 2;
     int status = 0;
-    if (training && !memory_fits(m, opt, v->size, t->room, &need))
+    if (training && !memory_fits(m, opt, t->room, &need))
         status = 1;
     if (status == 0 && training && (!trainer_init(&w, m, opt, t->n)
                                     || (held_out && !evaluator_init(&e, m, opt, val)))) {
@@ -475,7 +481,7 @@ static int fit(options *opt, model *m, const vocab *v, const text *t, const text
     if (status == 0 && md && training && !load_trainer(&w, m, md, opt->resume, opt, t->n))
         status = 1;
     if (status == 0 && md && training)
-        w.iteration = (long)strtod(tg_metadata_get(md, "iteration"), NULL);
+        w.iteration = done;
     if (status == 0 && training) {
         char total[32], tape[32];
         format_bytes(total, need.total);
@@ -503,7 +509,8 @@ static int run(options *opt)
     model m = { 0 };
     tg_metadata *md = NULL;
     tg_rng rng = tg_rng_new(opt->seed);
-    int status = read_resume(opt, &md, &v);
+    long done = 0;                            /* iterations of the resumed run */
+    int status = read_resume(opt, &md, &done, &v);
     if (status == 0 && opt->iters > 0 && opt->save && !can_save(opt->save))
         status = 1;
     if (status == 0)
@@ -513,7 +520,7 @@ static int run(options *opt)
         status = 1;
     }
     if (status == 0)
-        status = fit(opt, &m, &v, &t, &val, md);
+        status = fit(opt, &m, &v, &t, &val, md, done);
     if (status == 0 && opt->sample > 0) {
         if (opt->iters > 0)
             printf("\nsample (temperature %g):\n", opt->temperature);

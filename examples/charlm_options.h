@@ -84,19 +84,27 @@ typedef struct options {
     unsigned long long seed;
 } options;
 
+/* The index of name in names[0..n-1], or -1 when it is not there. */
+static int index_of(const char *name, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
 /* The index of the value of flag in names[0..n-1], which must hold it. */
 static int one_of(const char *flag, const char *text, const char *const *names, int n)
 {
     if (!text)
         usage_error("%s needs a value", flag);
+    int found = index_of(text, names, n);
+    if (found >= 0)
+        return found;
     char list[128] = "";
-    for (int i = 0; i < n; i++) {
-        if (strcmp(text, names[i]) == 0)
-            return i;
+    for (int i = 0; i < n; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
-    }
     usage_error("%s needs one of %s, got '%s'", flag, list, text);
-    return -1;
 }
 
 /* The value of flag, a size of 1 byte or more: a number of bytes, or a number followed by K,
@@ -206,21 +214,25 @@ static bool number_agrees(const char *flag, int given, int saved, const char *pa
     return agrees(flag, given != 0, given == saved, a, b, path);
 }
 
+/* The same for a setting that is an index into names: -1 when not given, or none saved. */
+static bool name_agrees(const char *flag, int given, int saved, const char *const *names,
+                        const char *path)
+{
+    return agrees(flag, given >= 0 && saved >= 0, given == saved, given >= 0 ? names[given] : "",
+                  saved >= 0 ? names[saved] : "", path);
+}
+
 /* Fills the options not given: from the checkpoint's run when resuming (flags that must agree
  * with it are checked), else the defaults. False (and a message) on a conflict. */
 static bool settle_options(options *opt, const run_info *saved)
 {
     if (saved) {
         const char *path = opt->resume;
-        bool ok = agrees("--cell", opt->cell >= 0, opt->cell == saved->cell,
-                         opt->cell >= 0 ? CELLS[opt->cell] : "", CELLS[saved->cell], path)
+        bool ok = name_agrees("--cell", opt->cell, saved->cell, CELLS, path)
                   && number_agrees("--hidden", opt->hidden, saved->hidden, path)
                   && number_agrees("--layers", opt->layers, saved->layers, path)
                   && number_agrees("--batch", opt->batch, saved->batch, path)
-                  && agrees("--optimizer", opt->optimizer >= 0 && saved->optimizer >= 0,
-                            opt->optimizer == saved->optimizer,
-                            opt->optimizer >= 0 ? OPTIMIZERS[opt->optimizer] : "",
-                            saved->optimizer >= 0 ? OPTIMIZERS[saved->optimizer] : "", path);
+                  && name_agrees("--optimizer", opt->optimizer, saved->optimizer, OPTIMIZERS, path);
         if (!ok)
             return false;
         opt->cell = saved->cell, opt->hidden = saved->hidden, opt->layers = saved->layers;

@@ -214,24 +214,21 @@ static bool read_run(const tg_metadata *md, const char *path, run_info *r, vocab
 {
     const char *cell = tg_metadata_get(md, "cell"), *kind = tg_metadata_get(md, "optimizer.kind");
     const char *hex = tg_metadata_get(md, "vocabulary");
-    r->cell = r->optimizer = -1;
-    for (int i = 0; cell && i < N_CELLS; i++)
-        r->cell = strcmp(cell, CELLS[i]) == 0 ? i : r->cell;
-    for (int i = 0; kind && i < N_OPTIMIZERS; i++)
-        r->optimizer = strcmp(kind, OPTIMIZERS[i]) == 0 ? i : r->optimizer;
+    r->cell = cell ? index_of(cell, CELLS, N_CELLS) : -1;
+    r->optimizer = kind ? index_of(kind, OPTIMIZERS, N_OPTIMIZERS) : -1;
     if (r->cell < 0 || !hex || !vocab_from_hex(v, hex)) {
         complain("%s: no charlm run in its metadata (a cell rnn, lstm or gru and a vocabulary of "
                  "2 bytes or more)", path);
         return false;
     }
-    double layers, hidden, input, batch, steps, clip, iteration;
+    double layers = 0, hidden = 0, input, batch = 0, steps = 0, clip = 0, iteration = 0;
     bool ok = meta_number(md, path, "layers", 1, MAX_LAYERS, &layers)
               && meta_number(md, path, "hidden_size", 1, 1024, &hidden)
               && meta_number(md, path, "input_size", v->size, v->size, &input)
               && meta_number(md, path, "batch", 1, 1024, &batch)
               && meta_number(md, path, "steps", 1, 1000, &steps)
               && meta_number(md, path, "clip", 0, INFINITY, &clip)
-              && meta_number(md, path, "iteration", 0, LONG_MAX, &iteration);
+              && meta_number(md, path, "iteration", 0, (double)LONG_MAX, &iteration);
     *r = (run_info){ r->cell, (int)layers, (int)hidden, (int)batch, (int)steps, r->optimizer,
                      (float)clip, (long)iteration };
     return ok;
@@ -300,11 +297,12 @@ static bool load_model(model *m, const char *path)
     return true;
 }
 
-/* The checkpoint's run, when resuming: its metadata (to free) and settings, and the
- * vocabulary. Returns 0, 1 (unreadable) or 2 (a flag conflicts with it). */
-static int read_resume(options *opt, tg_metadata **md, vocab *v)
+/* The checkpoint's run, when resuming: its metadata (to free), settings and iterations done
+ * (0 when not resuming), and the vocabulary. Returns 0, 1 (unreadable) or 2 (a flag
+ * conflicts with it). */
+static int read_resume(options *opt, tg_metadata **md, long *done, vocab *v)
 {
-    run_info saved;
+    run_info saved = { 0 };
     tg_error err;
     if (opt->resume && !(*md = tg_load_metadata(opt->resume, &err))) {
         complain("%s", err.message);
@@ -312,6 +310,7 @@ static int read_resume(options *opt, tg_metadata **md, vocab *v)
     }
     if (opt->resume && !read_run(*md, opt->resume, &saved, v))
         return 1;
+    *done = saved.iteration;
     return settle_options(opt, opt->resume ? &saved : NULL) ? 0 : 2;
 }
 
@@ -329,31 +328,36 @@ static int read_resume(options *opt, tg_metadata **md, vocab *v)
 static const int GATES[N_CELLS] = { 1, 4, 3 };           /* rnn, lstm, gru: as CELLS */
 static const int SMALL_NODES[N_CELLS] = { 1, 13, 17 };
 
+/* bytes rounded up to a whole number of TAPE_ALIGN, as the tape places every block. */
+static double aligned(double bytes)
+{
+    return ceil(bytes / TAPE_ALIGN) * TAPE_ALIGN;
+}
+
 /* Bytes of one node on the tape: a rows x cols result, with a grad or not, and extra bytes
  * of the op's own constants. */
 static double node_bytes(double rows, double cols, bool grad, double extra)
 {
-    double values = ceil(rows * cols * sizeof(float) / TAPE_ALIGN) * TAPE_ALIGN;
-    return ceil((NODE_BYTES + (grad ? 2.0 : 1.0) * values + extra) / TAPE_ALIGN) * TAPE_ALIGN;
+    double values = aligned(rows * cols * sizeof(float));
+    return aligned(NODE_BYTES + (grad ? 2.0 : 1.0) * values + extra);
 }
 
-/* Bytes of the tape for one chunk of training (V: vocab_size, H: hidden, L layers): per step
+/* Bytes of the tape for one chunk of training (V: the vocabulary's size, H: hidden, L layers): per step
  * the one-hot input (V x B, a constant), L layers, the readout (V x B), its cross-entropy
  * (1 x 1, keeping the B classes) and the running sum (1 x 1); per chunk every layer's carried
  * state (constants) and the mean; and, at most, one copy of every weight that backward keeps
  * transposed. With grads false: the validation's tape, the same nodes without grads. */
-static double tape_bytes(const model *m, const options *opt, int vocab_size, bool grads)
+static double tape_bytes(const model *m, const options *opt, bool grads)
 {
     const int k = m->cell;
-    double V = vocab_size, H = opt->hidden, B = opt->batch, L = m->layers;
+    double V = m->vocab, H = opt->hidden, B = opt->batch, L = m->layers;
     double cell = 2.0 * node_bytes(GATES[k] * H, B, grads, 0.0)
                   + SMALL_NODES[k] * node_bytes(H, B, grads, 0.0);
     double step = node_bytes(V, B, false, 0.0) + L * cell + node_bytes(V, B, grads, 0.0)
                   + node_bytes(1, 1, grads, B * sizeof(int)) + node_bytes(1, 1, grads, 0.0);
     double weights = 0.0;
     for (int i = 0; i < m->n_params; i++)
-        weights += ceil((double)m->params[i]->rows * m->params[i]->cols * sizeof(float)
-                        / TAPE_ALIGN) * TAPE_ALIGN;
+        weights += aligned((double)m->params[i]->rows * m->params[i]->cols * sizeof(float));
     return opt->steps * step + L * (m->has_c ? 2.0 : 1.0) * node_bytes(H, B, false, 0.0)
            + node_bytes(1, 1, true, 0.0) + weights;
 }
@@ -361,14 +365,14 @@ static double tape_bytes(const model *m, const options *opt, int vocab_size, boo
 /* Bytes of the whole run beside the tape: the parameters (data and grad), the optimizer's
  * state (values per parameter value: sgd 0, momentum and adagrad 1, adam 2), the trainer's
  * buffers and the text's. */
-static double other_bytes(const model *m, const options *opt, int vocab_size, size_t text_room)
+static double other_bytes(const model *m, const options *opt, size_t text_room)
 {
     static const double STATE_PER_VALUE[] = { 0, 1, 1, 2 };   /* as OPTIMIZERS */
     double values = 0.0;
     for (int i = 0; i < m->n_params; i++)
         values += (double)m->params[i]->rows * m->params[i]->cols;
     double H = opt->hidden, B = opt->batch, L = m->layers;
-    double buffers = (2.0 * L * H * B + vocab_size * B + 2.0 * opt->iters) * sizeof(float)
+    double buffers = (2.0 * L * H * B + m->vocab * B + 2.0 * opt->iters) * sizeof(float)
                      + B * (2.0 * opt->steps * sizeof(int) + sizeof(size_t));
     return (2.0 + STATE_PER_VALUE[opt->optimizer]) * values * sizeof(float) + buffers
            + (double)text_room;
@@ -418,12 +422,11 @@ typedef struct memory_estimate {
 /* Estimates the run's memory and refuses it when it needs more than --max-memory, or more
  * than MACHINE_SHARE of what the machine has (the rest is left to the system and other
  * programs). False (and a message with the estimate) when refused. */
-static bool memory_fits(const model *m, const options *opt, int vocab_size, size_t text_room,
+static bool memory_fits(const model *m, const options *opt, size_t text_room,
                         memory_estimate *e)
 {
-    e->tape = tape_bytes(m, opt, vocab_size, true);
-    e->total = e->tape + tape_bytes(m, opt, vocab_size, false)
-               + other_bytes(m, opt, vocab_size, text_room);
+    e->tape = tape_bytes(m, opt, true);
+    e->total = e->tape + tape_bytes(m, opt, false) + other_bytes(m, opt, text_room);
     const char *source;
     double machine = memory_available(&source);
     bool over_cap = opt->max_memory > 0.0 && e->total > opt->max_memory;
