@@ -42,8 +42,9 @@
  * charlm_model.h the model and its pass over a chunk, charlm_data.h the text and its
  * vocabulary, charlm_options.h the command line, charlm_run.h the trainer's state, the run's
  * memory estimate and its checkpoint. */
-#define _POSIX_C_SOURCE 200809L   /* glob() for the default text, isatty() for the progress bar,
-                                     mkstemp() to try --save's directory */
+#define _POSIX_C_SOURCE 200809L   /* glob() for the default text (charlm_data.h), isatty() for
+                                     the progress bar, mkstemp() to try --save's directory
+                                     (charlm_run.h) */
 
 #include <math.h>
 #include <stdbool.h>
@@ -406,15 +407,6 @@ static bool sample(const model *m, const vocab *v, const options *opt, tg_rng *r
 
 /* ---- main -------------------------------------------------------------------------------- */
 
-/* The first byte of s that is not in v, or -1 when all are. */
-static int missing_byte(const char *s, const vocab *v)
-{
-    for (; s && *s; s++)
-        if (v->class_of[(unsigned char)*s] < 0)
-            return (unsigned char)*s;
-    return -1;
-}
-
 /* The texts (read and encoded when there is training to do, or a vocabulary to find) and the
  * vocabulary (from the checkpoint when resumed, else from the texts); without --val the last
  * VAL_SHARE of the text is held out. Returns 0, 1 (a runtime failure) or 2 (a --prime outside
@@ -425,10 +417,7 @@ static int prepare_data(const options *opt, bool resumed, vocab *v, text *t, tex
     if (need_text && (!read_text(t, opt->text) || (opt->val && !read_text(val, opt->val))))
         return 1;
     if (!resumed) {
-        bool present[N_BYTES] = { false };
-        for (size_t i = 0; i < t->n + val->n; i++)
-            present[i < t->n ? t->data[i] : val->data[i - t->n]] = true;
-        vocab_from_mask(v, present);
+        vocab_of_texts(v, t, val);
         if (v->size < 2) {
             complain("%s holds one distinct byte only: there is nothing to predict", t->name);
             return 1;
@@ -452,8 +441,8 @@ static int prepare_data(const options *opt, bool resumed, vocab *v, text *t, tex
     }
     if (need_text)
         printf("text: %s, %zu bytes to train on, %zu for validation (%s); vocabulary of %d "
-               "bytes (a uniform guess scores ln %d = %.2f nats, %.2f bits)\n", t->name, t->n, val->n,
-               val->n >= 2 ? val->name : "too few: no validation loss", v->size, v->size,
+               "bytes (a uniform guess scores ln %d = %.2f nats, %.2f bits)\n", t->name, t->n,
+               val->n, val->n >= 2 ? val->name : "too few: no validation loss", v->size, v->size,
                log((double)v->size), log2((double)v->size));
     return 0;
 }

@@ -111,6 +111,24 @@ static bool read_text(text *t, const char *path)
     return ok;
 }
 
+/* The vocabulary of a new run: every byte that t or val holds. */
+static void vocab_of_texts(vocab *v, const text *t, const text *val)
+{
+    bool present[N_BYTES] = { false };
+    for (size_t i = 0; i < t->n + val->n; i++)
+        present[i < t->n ? t->data[i] : val->data[i - t->n]] = true;
+    vocab_from_mask(v, present);
+}
+
+/* The first byte of s that is not in v, or -1 when all are. */
+static int missing_byte(const char *s, const vocab *v)
+{
+    for (; s && *s; s++)
+        if (v->class_of[(unsigned char)*s] < 0)
+            return (unsigned char)*s;
+    return -1;
+}
+
 /* The vocabulary as text for the checkpoint: two hex digits per byte, in class order. */
 static void vocab_hex(const vocab *v, char out[2 * N_BYTES + 1])
 {

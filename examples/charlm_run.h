@@ -342,11 +342,12 @@ static double node_bytes(double rows, double cols, bool grad, double extra)
     return aligned(NODE_BYTES + (grad ? 2.0 : 1.0) * values + extra);
 }
 
-/* Bytes of the tape for one chunk of training (V: the vocabulary's size, H: hidden, L layers): per step
- * the one-hot input (V x B, a constant), L layers, the readout (V x B), its cross-entropy
- * (1 x 1, keeping the B classes) and the running sum (1 x 1); per chunk every layer's carried
- * state (constants) and the mean; and, at most, one copy of every weight that backward keeps
- * transposed. With grads false: the validation's tape, the same nodes without grads. */
+/* Bytes of the tape for one chunk of training (V: the vocabulary's size, H: hidden, L
+ * layers): per step the one-hot input (V x B, a constant), L layers, the readout (V x B), its
+ * cross-entropy (1 x 1, keeping the B classes) and the running sum (1 x 1); per chunk every
+ * layer's carried state (constants) and the mean; and, at most, one copy of every weight that
+ * backward keeps transposed. With grads false: the validation's tape, the same nodes without
+ * grads. */
 static double tape_bytes(const model *m, const options *opt, bool grads)
 {
     const int k = m->cell;
