@@ -93,16 +93,14 @@ static bool train_step(trainer *w, model *m, const text *t, const options *opt, 
     tg_tape_reset(w->tape);                   /* forget the last chunk, keep the memory */
     tg_zero_grad(m->params, m->n_params, NULL);
     tg_tensor *loss = pass_loss(w->tape, m, p, opt->steps);
-    if (loss && !isfinite(loss->data[0])) {
+    if (loss && !isfinite(loss->data[0]))
         return diverged("the loss", iter);
-    }
     if (tg_backward(w->tape, loss) != 0) {
         complain("%s", tg_tape_error(w->tape));
         return false;
     }
-    if (opt->clip > 0.0f && isnan(tg_clip_grad_norm(m->params, m->n_params, opt->clip))) {
+    if (opt->clip > 0.0f && isnan(tg_clip_grad_norm(m->params, m->n_params, opt->clip)))
         return diverged("a gradient", iter);
-    }
     tg_error err;
     if (tg_optimizer_step(w->optimizer, &err) != 0) {
         complain("iteration %ld: %s; try a smaller --lr or a --clip", iter, err.message);
@@ -172,7 +170,7 @@ static bool held_out_loss(evaluator *e, const model *m, const text *val, double 
     return true;
 }
 
-/* ---- progress and the training loop ------------------------------------------------- */
+/* ---- progress and the training loop ------------------------------------------------------ */
 
 /* Progress on stderr: a bar redrawn in place on a terminal, else a line every tick. */
 typedef struct progress {

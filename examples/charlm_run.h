@@ -75,7 +75,7 @@ static bool trainer_init(trainer *w, model *m, const options *opt, size_t text_s
     return true;
 }
 
-/* ---- checkpoints: one file per run --------------------------------------------------------- */
+/* ---- checkpoints: one file per run ------------------------------------------------------- */
 
 static int add_module(tg_checkpoint *ck, const model *m, tg_error *err)
 {
