@@ -234,8 +234,9 @@ static bool read_run(const tg_metadata *md, const char *path, run_info *r, vocab
     return ok;
 }
 
-/* The stream positions saved in md, if it has B of them, each below train_bytes. */
-static bool read_positions(const tg_metadata *md, size_t *pos, int batch, size_t train_bytes)
+/* Parses the stream positions saved in md into pos (NULL: only checks them). True when md has
+ * B of them, each below train_bytes. */
+static bool parse_positions(const tg_metadata *md, size_t *pos, int batch, size_t train_bytes)
 {
     const char *text = tg_metadata_get(md, "stream.positions");
     for (int b = 0; text && b < batch; b++) {
@@ -244,10 +245,19 @@ static bool read_positions(const tg_metadata *md, size_t *pos, int batch, size_t
         unsigned long long p = strtoull(text, &end, 10);
         if (end == text || errno != 0 || p >= train_bytes)
             return false;
-        pos[b] = (size_t)p;
+        if (pos)
+            pos[b] = (size_t)p;
         text = end;
     }
     return text && *text == '\0';
+}
+
+/* The stream positions saved in md, all or none: pos is left as it was unless md has B of
+ * them, each below train_bytes. */
+static bool read_positions(const tg_metadata *md, size_t *pos, int batch, size_t train_bytes)
+{
+    return parse_positions(md, NULL, batch, train_bytes)
+           && parse_positions(md, pos, batch, train_bytes);
 }
 
 /* The trainer's state from the checkpoint at path: the optimizer's (unless the file has none:
