@@ -27,7 +27,6 @@
 
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +34,7 @@
 
 #include "cli.h"
 #include "model.h"
+#include "runs.h"
 #include "tapegrad.h"
 
 enum {
@@ -54,7 +54,6 @@ enum {
     CHART_EVERY = 20,         /* ... every CHART_EVERY steps */
     HEATMAP_ROWS = 50,        /* the heatmaps measure ||dL/dx_t|| on this many training steps */
     DEFAULT_THREADS = 2,
-    MAX_THREADS = 16,
     PATH_SIZE = 4096,
     LABEL_SIZE = 64,
     CLIP_NAME_SIZE = 24,
@@ -139,7 +138,7 @@ static options parse_args(int argc, char **argv)
         if (strcmp(flag, "--steps") == 0)
             opt.steps = (int)whole_number(flag, value, MIN_TRAIN_STEPS, MAX_TRAIN_STEPS);
         else if (strcmp(flag, "--threads") == 0)
-            opt.threads = (int)whole_number(flag, value, 1, MAX_THREADS);
+            opt.threads = (int)whole_number(flag, value, 1, LAB_MAX_THREADS);
         else
             usage_error("unknown flag '%s'", flag);
     }
@@ -403,57 +402,19 @@ static const char *clipping_name(bool clipped, const settings *s, char name[CLIP
     return name;
 }
 
-/* The runs and the threads' place in them. A thread takes the next run in `order` (the
- * longest T first, so that no thread is left with a long run at the end), runs it in its own
- * workspace and writes only that run's result. */
-typedef struct run_queue {
-    run_result *runs;
-    const int *order;
-    int n_runs;
-    const settings *settings;
-    pthread_mutex_t lock;                /* guards next, done and failed */
-    int next, done;
-    bool failed;
-    double start;
-} run_queue;
+/* workspace_init, workspace_free and run as runs.h calls them. */
+static bool lab_workspace_init(void *w, const void *s) { return workspace_init(w, s); }
+static void lab_workspace_free(void *w) { workspace_free(w); }
+static bool lab_run(void *w, const void *s, void *r) { return run(w, s, r); }
 
-/* The index of the next run to do, or -1 when there is none left or a run has failed. */
-static int take_run(run_queue *q)
+/* The progress line of a run that has finished, the done-th of n_runs (runs.h). */
+static void lab_progress(const void *s, const void *run, int done, int n_runs, double seconds)
 {
-    pthread_mutex_lock(&q->lock);
-    int i = q->failed || q->next == q->n_runs ? -1 : q->order[q->next++];
-    pthread_mutex_unlock(&q->lock);
-    return i;
-}
-
-/* A thread's body: does runs until none are left; one progress line on stderr per run. */
-static void *worker(void *arg)
-{
-    run_queue *q = arg;
-    workspace w;
-    bool ok = workspace_init(&w, q->settings);
-    if (!ok)
-        complain("out of memory");
-    for (int i = ok ? take_run(q) : -1; i >= 0; i = take_run(q)) {
-        run_result *r = &q->runs[i];
-        ok = run(&w, q->settings, r);
-        if (!ok)
-            break;
-        pthread_mutex_lock(&q->lock);
-        int done = ++q->done;
-        pthread_mutex_unlock(&q->lock);
-        char clip[CLIP_NAME_SIZE];
-        complain("run %d/%d: %s T=%d clipping %s seed %d: test MSE %.4g (%.0f s)", done,
-                 q->n_runs, r->cell->name, r->steps, clipping_name(r->clipped, q->settings, clip),
-                 r->seed_index + 1, r->test_mse, now() - q->start);
-    }
-    workspace_free(&w);
-    if (!ok) {
-        pthread_mutex_lock(&q->lock);
-        q->failed = true;
-        pthread_mutex_unlock(&q->lock);
-    }
-    return NULL;
+    const run_result *r = run;
+    char clip[CLIP_NAME_SIZE];
+    complain("run %d/%d: %s T=%d clipping %s seed %d: test MSE %.4g (%.0f s)", done, n_runs,
+             r->cell->name, r->steps, clipping_name(r->clipped, s, clip),
+             r->seed_index + 1, r->test_mse, seconds);
 }
 
 /* The number of runs: every cell, T, clipping and seed. */
@@ -508,7 +469,8 @@ static void longest_first(const run_result *runs, int n_runs, int *order)
     }
 }
 
-/* Does every run on n_threads threads (the caller's one of them). False on error. */
+/* Does every run on n_threads threads (the caller's one of them), the longest T first, so
+ * that no thread is left with a long run at the end. False on error. */
 static bool run_all(run_result *runs, int n_runs, const settings *s, int n_threads)
 {
     int *order = malloc((size_t)n_runs * sizeof *order);
@@ -517,22 +479,11 @@ static bool run_all(run_result *runs, int n_runs, const settings *s, int n_threa
         return false;
     }
     longest_first(runs, n_runs, order);
-    run_queue q = { .runs = runs, .order = order, .n_runs = n_runs, .settings = s,
-                    .start = now() };
-    bool ok = pthread_mutex_init(&q.lock, NULL) == 0;
-    if (!ok)
-        complain("cannot make a mutex");
-    pthread_t threads[MAX_THREADS];
-    int started = 0;
-    while (ok && started < n_threads - 1 && pthread_create(&threads[started], NULL, worker, &q) == 0)
-        started++;
-    if (ok) {
-        worker(&q);
-        for (int i = 0; i < started; i++)
-            pthread_join(threads[i], NULL);
-        pthread_mutex_destroy(&q.lock);
-        ok = !q.failed;
-    }
+    lab_runs all = { .runs = runs, .n_runs = n_runs, .run_size = sizeof *runs, .order = order,
+                     .settings = s, .workspace_size = sizeof(workspace),
+                     .workspace_init = lab_workspace_init, .workspace_free = lab_workspace_free,
+                     .run = lab_run, .progress = lab_progress };
+    bool ok = do_runs(&all, n_threads);
     free(order);
     return ok;
 }

@@ -27,7 +27,6 @@
 #define _POSIX_C_SOURCE 200809L   /* for stat() (is_directory in cli.h), to check --out */
 
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +34,7 @@
 
 #include "cli.h"
 #include "model.h"
+#include "runs.h"
 #include "tapegrad.h"
 
 enum {
@@ -278,54 +278,19 @@ static bool run(workspace *w, const settings *s, run_result *r)
 
 /* ---- every run, shared out among threads -------------------------------------------------- */
 
-/* The runs and the threads' place in them: a thread takes the next run, runs it in its own
- * workspace and writes only that run's result. */
-typedef struct run_queue {
-    run_result *runs;
-    int n_runs;
-    const settings *settings;
-    pthread_mutex_t lock;         /* guards next, done and failed */
-    int next, done;
-    bool failed;
-    double start;
-} run_queue;
+/* workspace_init, workspace_free and run as runs.h calls them. */
+static bool lab_workspace_init(void *w, const void *s) { return workspace_init(w, s); }
+static void lab_workspace_free(void *w) { workspace_free(w); }
+static bool lab_run(void *w, const void *s, void *r) { return run(w, s, r); }
 
-/* The index of the next run to do, or -1 when there is none left or a run has failed. */
-static int take_run(run_queue *q)
+/* The progress line of a run that has finished, the done-th of n_runs (runs.h). */
+static void lab_progress(const void *s, const void *run, int done, int n_runs, double seconds)
 {
-    pthread_mutex_lock(&q->lock);
-    int i = q->failed || q->next == q->n_runs ? -1 : q->next++;
-    pthread_mutex_unlock(&q->lock);
-    return i;
-}
-
-/* A thread's body: does runs until none are left; one progress line on stderr per run. */
-static void *worker(void *arg)
-{
-    run_queue *q = arg;
-    workspace w;
-    bool ok = workspace_init(&w, q->settings);
-    if (!ok)
-        complain("out of memory");
-    for (int i = ok ? take_run(q) : -1; i >= 0; i = take_run(q)) {
-        run_result *r = &q->runs[i];
-        ok = run(&w, q->settings, r);
-        if (!ok)
-            break;
-        pthread_mutex_lock(&q->lock);
-        q->done++;
-        complain("[%d/%d] %s lr %g seed %d: test loss %.3f, recall %.1f%% (%.0f s)", q->done,
-                 q->n_runs, r->cell, (double)r->lr, r->seed_index + 1, r->test_loss,
-                 100.0 * r->accuracy, now() - q->start);
-        pthread_mutex_unlock(&q->lock);
-    }
-    workspace_free(&w);
-    if (!ok) {
-        pthread_mutex_lock(&q->lock);
-        q->failed = true;
-        pthread_mutex_unlock(&q->lock);
-    }
-    return NULL;
+    (void)s;
+    const run_result *r = run;
+    complain("[%d/%d] %s lr %g seed %d: test loss %.3f, recall %.1f%% (%.0f s)", done, n_runs,
+             r->cell, (double)r->lr, r->seed_index + 1, r->test_loss, 100.0 * r->accuracy,
+             seconds);
 }
 
 /* Lists every (cell, lr, seed) in runs, in the table's order: run s of every cell and lr
@@ -352,20 +317,11 @@ static int plan_runs(const settings *s, uint64_t seed, run_result *runs, float *
 /* Does every run on THREADS threads (the caller's one of them). False on error. */
 static bool run_all(run_result *runs, int n_runs, const settings *s)
 {
-    run_queue q = { .runs = runs, .n_runs = n_runs, .settings = s, .start = now() };
-    if (pthread_mutex_init(&q.lock, NULL) != 0) {
-        complain("cannot make a mutex");
-        return false;
-    }
-    pthread_t threads[THREADS];
-    int started = 0;
-    while (started < THREADS - 1 && pthread_create(&threads[started], NULL, worker, &q) == 0)
-        started++;
-    worker(&q);
-    for (int i = 0; i < started; i++)
-        pthread_join(threads[i], NULL);
-    pthread_mutex_destroy(&q.lock);
-    return !q.failed;
+    lab_runs all = { .runs = runs, .n_runs = n_runs, .run_size = sizeof *runs, .settings = s,
+                     .workspace_size = sizeof(workspace), .workspace_init = lab_workspace_init,
+                     .workspace_free = lab_workspace_free, .run = lab_run,
+                     .progress = lab_progress };
+    return do_runs(&all, THREADS);
 }
 
 /* ---- the table and the chart --------------------------------------------------------------- */
