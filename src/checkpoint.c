@@ -357,9 +357,11 @@ int tg_gru_load(tg_gru *gru, const char *path, tg_error *err)
 
 struct tg_checkpoint {
     tg_saved *tensors;              /* names owned here, data by reference */
-    int n, capacity;
+    int n;
+    size_t capacity;
     tg_metadata_entry *meta;        /* keys and values owned here */
-    int n_meta, meta_capacity;
+    int n_meta;
+    size_t meta_capacity;
 };
 
 static char *copy_text(const char *s)
@@ -367,20 +369,6 @@ static char *copy_text(const char *s)
     size_t len = strlen(s) + 1;
     char *copy = malloc(len);
     return copy ? memcpy(copy, s, len) : NULL;
-}
-
-/* Room for one more item of `size` bytes in *items (count used of *capacity). */
-static bool make_room(void **items, int *capacity, int count, size_t size)
-{
-    if (count < *capacity)
-        return true;
-    int more = *capacity ? 2 * *capacity : 16;
-    void *grown = more < 1 << 24 ? realloc(*items, (size_t)more * size) : NULL;
-    if (!grown)
-        return false;
-    *items = grown;
-    *capacity = more;
-    return true;
 }
 
 tg_checkpoint *tg_checkpoint_new(tg_error *err)
@@ -439,7 +427,8 @@ static int add_saved(tg_checkpoint *ck, const char *name, int rows, int cols, in
         if (strcmp(ck->tensors[i].name, name) == 0)
             return tg_error_set(err, call, "%.*s is added twice", TG_NAME_SHOWN, name);
     char *copy = copy_text(name);
-    if (!copy || !make_room((void **)&ck->tensors, &ck->capacity, ck->n, sizeof *ck->tensors)) {
+    if (!copy || !tg_grow_array((void **)&ck->tensors, &ck->capacity, (size_t)ck->n,
+                                            sizeof *ck->tensors)) {
         free(copy);
         return tg_error_set(err, call, "out of memory");
     }
@@ -510,8 +499,8 @@ int tg_checkpoint_set(tg_checkpoint *ck, const char *key, const char *value, tg_
         at++;
     char *copy = copy_text(value), *key_copy = at < ck->n_meta ? NULL : copy_text(key);
     bool room = at < ck->n_meta ||
-                (key_copy && make_room((void **)&ck->meta, &ck->meta_capacity, ck->n_meta,
-                                       sizeof *ck->meta));
+                (key_copy && tg_grow_array((void **)&ck->meta, &ck->meta_capacity,
+                                           (size_t)ck->n_meta, sizeof *ck->meta));
     if (!copy || !room) {
         free(copy);
         free(key_copy);
@@ -596,15 +585,8 @@ static int buffers_of(const tg_optimizer *opt)
     return second ? 2 : tg_optimizer_state_name(opt->kind, 0) ? 1 : 0;
 }
 
-/* How many parameters opt keeps buffers for (0 for TG_SGD, which keeps none). */
-static int params_of(const tg_optimizer *opt)
-{
-    tg_tensor t = { 0 };
-    int n = 0;
-    while (tg_optimizer_state_tensor(opt, n, 0, &t, NULL) == 0)
-        n++;
-    return n;
-}
+/* How many parameters opt's state covers (for TG_SGD buffers_of is 0: nothing is saved). */
+static int params_of(const tg_optimizer *opt) { return opt->state ? opt->state->n : 0; }
 
 int tg_checkpoint_add_optimizer(tg_checkpoint *ck, const tg_optimizer *opt,
                                 const char *const *names, tg_error *err)

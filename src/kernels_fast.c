@@ -646,11 +646,12 @@ static void range_task(void *ctx, int task)
 
 /* Runs run(ctx, first, count) over disjoint ranges that cover 0 .. n - 1: one range on the
  * caller's thread when n is small or there is one thread, else 64-aligned ranges spread over
- * the pool. */
-static void split_ranges(long n, void (*run)(void *ctx, long first, long count), void *ctx)
+ * the pool. Inline, so that a short pass calls its run directly, without the indirect call (a
+ * tenth of S's step). */
+static inline void split_ranges(long n, void (*run)(void *ctx, long first, long count), void *ctx)
 {
-    int threads = tg_thread_count();
-    if (threads == 1 || n < SPLIT_MIN) {
+    int threads = n < SPLIT_MIN ? 1 : tg_thread_count();
+    if (threads == 1) {
         run(ctx, 0, n);
         return;
     }
@@ -886,20 +887,12 @@ static void sigmoid_range(void *ctx, long first, long n)
 
 void tg_kernel_tanh(long n, const float *x, float *y)
 {
-    map_args args = { tg_kernel_path(), 0.0f, x, y };
-    if (n < SPLIT_MIN)
-        tanh_range(&args, 0, n);
-    else
-        split_ranges(n, tanh_range, &args);
+    split_ranges(n, tanh_range, &(map_args){ tg_kernel_path(), 0.0f, x, y });
 }
 
 void tg_kernel_sigmoid(long n, const float *x, float *y)
 {
-    map_args args = { tg_kernel_path(), 0.0f, x, y };
-    if (n < SPLIT_MIN)
-        sigmoid_range(&args, 0, n);
-    else
-        split_ranges(n, sigmoid_range, &args);
+    split_ranges(n, sigmoid_range, &(map_args){ tg_kernel_path(), 0.0f, x, y });
 }
 
 /* ---- elementwise and reductions ------------------------------------------------------------ */
@@ -917,14 +910,10 @@ static void axpy_range(void *ctx, long first, long n)
     axpy_loop(n, m->alpha, m->x + first, m->y + first);
 }
 
-/* A short y is done right here, without the split's indirect call (a tenth of S's step). */
 TG_ELEMENTWISE
 void tg_kernel_axpy(long n, float alpha, const float *x, float *y)
 {
-    if (n < SPLIT_MIN)
-        axpy_loop(n, alpha, x, y);
-    else
-        split_ranges(n, axpy_range, &(map_args){ TG_PATH_C, alpha, x, y });
+    split_ranges(n, axpy_range, &(map_args){ TG_PATH_C, alpha, x, y });
 }
 
 /* Sums go through LANES independent float partial sums (which the compiler vectorises, as

@@ -904,15 +904,10 @@ static int check_heatmap(const tg_heatmap *map, const char *path, tg_error *err)
     return check_utf8(map->value_label, "the value label", path, err);
 }
 
-typedef struct heatmap_file {
-    const tg_heatmap *map;
-} heatmap_file;
-
-static bool write_heatmap_file(FILE *file, void *ctx)
+static bool write_heatmap_file(FILE *file, void *map)
 {
-    const heatmap_file *h = ctx;
     writer w = { file, false, 0 };
-    write_heatmap_body(&w, h->map);
+    write_heatmap_body(&w, map);
     errno = w.error;
     return !w.failed;
 }
@@ -921,6 +916,5 @@ int tg_heatmap_write_svg(const tg_heatmap *map, const char *path, tg_error *err)
 {
     if (check_heatmap(map, path, err) != 0)
         return -1;
-    heatmap_file h = { map };
-    return tg_write_file_atomically(path, write_heatmap_file, &h, err);
+    return tg_write_file_atomically(path, write_heatmap_file, (void *)map, err);
 }

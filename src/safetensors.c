@@ -127,8 +127,7 @@ static void header_free(header *h)
     free(h->by_name);
 }
 
-/* Makes room for one more item of `size` bytes in *items (count used, *capacity held). */
-static bool grow(void **items, size_t *capacity, size_t count, size_t size)
+bool tg_grow_array(void **items, size_t *capacity, size_t count, size_t size)
 {
     if (count < *capacity)
         return true;
@@ -205,7 +204,7 @@ static bool metadata_member(tg_json *j, const char *key, size_t key_len, void *c
     size_t len;
     if (!tg_json_string(j, &s, &len))
         return false;
-    if (!grow((void **)&h->meta, &h->meta_capacity, h->n_meta, sizeof *h->meta))
+    if (!tg_grow_array((void **)&h->meta, &h->meta_capacity, h->n_meta, sizeof *h->meta))
         return tg_json_fail(j, "out of memory");
     h->meta[h->n_meta++] = (tg_metadata_entry){ key, s };
     return true;
@@ -227,7 +226,7 @@ static bool shape_element(tg_json *j, void *context, int depth)
     uint64_t dim;
     if (!parse_count(j, f->e, "shape", &dim))
         return false;
-    if (!grow((void **)&h->dims, &h->dims_capacity, h->n_dims, sizeof *h->dims))
+    if (!tg_grow_array((void **)&h->dims, &h->dims_capacity, h->n_dims, sizeof *h->dims))
         return tg_json_fail(j, "out of memory");
     h->dims[h->n_dims++] = dim;
     f->e->n_dims++;
@@ -308,7 +307,7 @@ static bool tensor_member(tg_json *j, const char *key, size_t key_len, void *con
 
 static bool parse_tensor(tg_json *j, header *h, const char *name, size_t name_len, int depth)
 {
-    if (!grow((void **)&h->entries, &h->entries_capacity, h->n_entries, sizeof *h->entries))
+    if (!tg_grow_array((void **)&h->entries, &h->entries_capacity, h->n_entries, sizeof *h->entries))
         return tg_json_fail(j, "out of memory");
     entry *e = &h->entries[h->n_entries++];
     *e = (entry){ .name = name, .name_len = name_len, .count = 1 };

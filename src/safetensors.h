@@ -9,6 +9,11 @@
 
 #define TG_NAME_SHOWN 48   /* bytes of a tensor's or a cell's name quoted in a message */
 
+/* Makes room for one more item of `size` bytes in the array *items, which holds *capacity
+ * and uses count of them (doubling it, from 16): false, and *items as it was, when it cannot.
+ * The header's lists here and tg_checkpoint's in src/checkpoint.c grow by it. */
+bool tg_grow_array(void **items, size_t *capacity, size_t count, size_t size);
+
 /* A tensor to write: shape [rows] (dims 1) or [rows, cols] (dims 2); data NULL writes zeros. */
 typedef struct tg_saved {
     const char *name;
