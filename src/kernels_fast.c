@@ -518,13 +518,12 @@ static void gemm_direct(int m, int n, int k, view A, view B, float *C, bool over
     }
 }
 
-/* A product split into tasks by disjoint blocks of C: task t computes rows (or columns)
- * t * per_task onwards. Every element of C is computed by the same sequence of operations
+/* A product split into tasks by disjoint blocks of C: task t computes rows t * per_task
+ * onwards. Every element of C is computed by the same sequence of operations
  * whichever block holds it, so the result is the same, bit for bit, for any split and any
  * thread count. */
 typedef struct product_split {
     int m, n, k, per_task;
-    bool by_columns;
     view A, B;
     float *C;
     bool overwrite;
@@ -533,17 +532,12 @@ typedef struct product_split {
 static void gemm_task(void *ctx, int task)
 {
     product_split *s = ctx;
-    int first = task * s->per_task, total = s->by_columns ? s->n : s->m;
-    int size = total - first < s->per_task ? total - first : s->per_task;
-    if (size <= 0)
+    int first = task * s->per_task;
+    int rows = s->m - first < s->per_task ? s->m - first : s->per_task;
+    if (rows <= 0)
         return;
-    if (s->by_columns) {
-        view B = { s->B.p + first * s->B.col, s->B.row, s->B.col };
-        gemm_blocked_strided(s->m, size, s->k, s->A, B, s->C + first, s->n, s->overwrite);
-    } else {
-        view A = { s->A.p + first * s->A.row, s->A.row, s->A.col };
-        gemm_blocked_strided(size, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->n, s->overwrite);
-    }
+    view A = { s->A.p + first * s->A.row, s->A.row, s->A.col };
+    gemm_blocked_strided(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->n, s->overwrite);
 }
 
 /* Products from PARALLEL_MIN multiply-adds are split into tasks of about TASK_WORK each, at
@@ -552,8 +546,9 @@ static void gemm_task(void *ctx, int task)
 #define TASK_WORK (1L << 19)
 enum { TASKS_PER_THREAD = 4 };
 
-/* gemm for products that repay the packing: on this thread or split over the pool. A B that
- * is packed is split by columns (each task packs only its own), anything else by rows. Kept
+/* gemm for products that repay the packing: on this thread or split over the pool by rows
+ * (each task packs the blocks of B it reads itself: splitting by columns instead, so that
+ * each packs only its own, was slower on two threads; docs/performance.md, Threads). Kept
  * out of line, so that a tiny product does not pay for its stack frame. */
 __attribute__((noinline))
 static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool overwrite)
@@ -561,22 +556,19 @@ static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool over
     long work = (long)m * n * k;
     int threads = tg_thread_count();
     tiling t = current_tiling();
-    bool b_packed = !(B.col == 1 && B.row <= NARROW);
-    bool by_columns = b_packed && n >= 2 * t.nr;
-    int total = by_columns ? n : m, unit = by_columns ? t.nr : t.mr;
     long tasks = work / TASK_WORK;
     if (tasks > (long)threads * TASKS_PER_THREAD)
         tasks = (long)threads * TASKS_PER_THREAD;
-    if (tasks > total / unit)
-        tasks = total / unit;
+    if (tasks > m / t.mr)
+        tasks = m / t.mr;
     if (threads == 1 || work < PARALLEL_MIN || tasks < 2) {
         gemm_blocked(m, n, k, A, B, C, overwrite);
         return;
     }
-    int per_task = (int)((total + tasks - 1) / tasks);
-    per_task = (per_task + unit - 1) / unit * unit;
-    product_split split = { m, n, k, per_task, by_columns, A, B, C, overwrite };
-    tg_parallel_for((total + per_task - 1) / per_task, gemm_task, &split);
+    int per_task = (int)((m + tasks - 1) / tasks);
+    per_task = (per_task + t.mr - 1) / t.mr * t.mr;
+    product_split split = { m, n, k, per_task, A, B, C, overwrite };
+    tg_parallel_for((m + per_task - 1) / per_task, gemm_task, &split);
 }
 
 /* The plainest loops, for products of a few multiply-adds (a batch of one, a hidden size of

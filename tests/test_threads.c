@@ -1,5 +1,5 @@
 /* test_threads.c: results do not depend on the thread count. The products (split over the
- * pool by rows or by columns of the result), the elementwise kernels (by ranges), the row sums
+ * pool by blocks of rows of the result), the elementwise kernels (by ranges), the row sums
  * (by blocks of rows) and a few whole training steps of an RNN and an LSTM cell, outputs and
  * gradients, give the same bits on 1, 2 and 3 threads, on every kernel path this CPU has; the sizes are above the
  * thresholds from which the work is split. And the bitwise comparison is shown to catch one
@@ -83,7 +83,7 @@ static float *product(int which, int m, int n, int k)
 /* loop i: path paths[i] */
 START_TEST(test_products_are_the_same_bits_on_1_2_and_3_threads)
 {
-    /* from 2^20 multiply-adds up: B read in place (split by rows), B packed (by columns),
+    /* from 2^20 multiply-adds up: B read in place, B packed,
      * odd sizes that leave short panels and edge tiles, a k past one block */
     static const int shapes[][3] = { { 256, 64, 256 }, { 256, 256, 64 }, { 1024, 64, 1024 },
                                      { 301, 97, 67 },  { 67, 301, 97 },  { 97, 67, 301 },
