@@ -17,6 +17,13 @@
 /* C = A B (or C += A B when accumulate is nonzero). A: m x k, B: k x n, C: m x n. */
 void tg_kernel_matmul(int m, int n, int k, const float *A, const float *B, float *C, int accumulate);
 void tg_ref_matmul(int m, int n, int k, const float *A, const float *B, float *C, int accumulate);
+/* C = c + A B, c: m x n (c_cols n) or m x 1 added to every column (c_cols 1). A: m x k,
+ * B: k x n, C: m x n (its old values are never read). The fast one sets each block of C from
+ * c on the thread that then adds the product to it. */
+void tg_kernel_matmul_add(int m, int n, int k, const float *A, const float *B, const float *c, int c_cols,
+                          float *C);
+void tg_ref_matmul_add(int m, int n, int k, const float *A, const float *B, const float *c, int c_cols,
+                       float *C);
 /* C += A B^T. A: m x k, B: n x k, C: m x n. */
 void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, float *C);
 void tg_ref_matmul_nt(int m, int n, int k, const float *A, const float *B, float *C);

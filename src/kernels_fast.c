@@ -518,8 +518,23 @@ static void gemm_direct(int m, int n, int k, view A, view B, float *C, bool over
     }
 }
 
+/* Rows first .. first + rows - 1 of C (m x n) set from c: c's own rows (c_cols n), or c[i]
+ * in every column of row i (c_cols 1). */
+static void fill_rows(const float *c, int c_cols, int n, int first, int rows, float *C)
+{
+    for (int i = first; i < first + rows; i++) {
+        float *row = C + (long)i * n;
+        if (c_cols == 1)
+            for (int j = 0; j < n; j++)
+                row[j] = c[i];
+        else
+            memcpy(row, c + (long)i * n, (size_t)n * sizeof(float));
+    }
+}
+
 /* A product split into tasks by disjoint blocks of C: task t computes rows t * per_task
- * onwards. Every element of C is computed by the same sequence of operations
+ * onwards, after setting them from c when c is not NULL (so that each block is written first
+ * by the thread that adds to it, and stays in that core's cache). Every element of C is computed by the same sequence of operations
  * whichever block holds it, so the result is the same, bit for bit, for any split and any
  * thread count. */
 typedef struct product_split {
@@ -527,6 +542,8 @@ typedef struct product_split {
     view A, B;
     float *C;
     bool overwrite;
+    const float *c;
+    int c_cols;
 } product_split;
 
 static void gemm_task(void *ctx, int task)
@@ -536,6 +553,8 @@ static void gemm_task(void *ctx, int task)
     int rows = s->m - first < s->per_task ? s->m - first : s->per_task;
     if (rows <= 0)
         return;
+    if (s->c)
+        fill_rows(s->c, s->c_cols, s->n, first, rows, s->C);
     view A = { s->A.p + first * s->A.row, s->A.row, s->A.col };
     gemm_blocked_strided(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->n, s->overwrite);
 }
@@ -546,12 +565,14 @@ static void gemm_task(void *ctx, int task)
 #define TASK_WORK (1L << 19)
 enum { TASKS_PER_THREAD = 4 };
 
-/* gemm for products that repay the packing: on this thread or split over the pool by rows
- * (each task packs the blocks of B it reads itself: splitting by columns instead, so that
- * each packs only its own, was slower on two threads; docs/performance.md, Threads). Kept
- * out of line, so that a tiny product does not pay for its stack frame. */
+/* gemm for products that repay the packing, C first set from c when c is not NULL (see
+ * fill_rows): on this thread or split over the pool by rows (each task packs the blocks of B
+ * it reads itself: splitting by columns instead, so that each packs only its own, was slower
+ * on two threads; docs/performance.md, Threads). Kept out of line, so that a tiny product
+ * does not pay for its stack frame. */
 __attribute__((noinline))
-static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool overwrite)
+static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool overwrite, const float *c,
+                        int c_cols)
 {
     long work = (long)m * n * k;
     int threads = tg_thread_count();
@@ -562,12 +583,14 @@ static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool over
     if (tasks > m / t.mr)
         tasks = m / t.mr;
     if (threads == 1 || work < PARALLEL_MIN || tasks < 2) {
+        if (c)
+            fill_rows(c, c_cols, n, 0, m, C);
         gemm_blocked(m, n, k, A, B, C, overwrite);
         return;
     }
     int per_task = (int)((m + tasks - 1) / tasks);
     per_task = (per_task + t.mr - 1) / t.mr * t.mr;
-    product_split split = { m, n, k, per_task, A, B, C, overwrite };
+    product_split split = { m, n, k, per_task, A, B, C, overwrite, c, c_cols };
     tg_parallel_for((m + per_task - 1) / per_task, gemm_task, &split);
 }
 
@@ -587,20 +610,38 @@ static void gemm_scalar(int m, int n, int k, view A, view B, float *C, bool over
         }
 }
 
+/* Whether an m x n x k product repays the packing (gemm_packed) rather than direct loops. */
+static bool repays_packing(int m, int n, int k)
+{
+    return (long)m * n * k > TINY && n >= THIN && k >= THIN;
+}
+
 /* C += A B, or C = A B when overwrite (C's old values are never read then). */
 static void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
     if ((long)m * n * k <= SCALAR_MAX)
         gemm_scalar(m, n, k, A, B, C, overwrite);
-    else if ((long)m * n * k <= TINY || n < THIN || k < THIN)
+    else if (!repays_packing(m, n, k))
         gemm_direct(m, n, k, A, B, C, overwrite);
     else
-        gemm_packed(m, n, k, A, B, C, overwrite);
+        gemm_packed(m, n, k, A, B, C, overwrite, NULL, 0);
 }
 
 void tg_kernel_matmul(int m, int n, int k, const float *A, const float *B, float *C, int accumulate)
 {
     gemm(m, n, k, (view){ A, k, 1 }, (view){ B, n, 1 }, C, !accumulate);
+}
+
+void tg_kernel_matmul_add(int m, int n, int k, const float *A, const float *B, const float *c, int c_cols,
+                          float *C)
+{
+    view a = { A, k, 1 }, b = { B, n, 1 };
+    if (repays_packing(m, n, k)) {
+        gemm_packed(m, n, k, a, b, C, false, c, c_cols);
+        return;
+    }
+    fill_rows(c, c_cols, n, 0, m, C);
+    gemm(m, n, k, a, b, C, false);
 }
 
 void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, float *C)

@@ -18,6 +18,14 @@ void tg_ref_matmul(int m, int n, int k, const float *A, const float *B, float *C
         }
 }
 
+/* C[i][j] = c[i][j] (or c[i] when c_cols is 1), then C += A B */
+void tg_ref_matmul_add(int m, int n, int k, const float *A, const float *B, const float *c, int c_cols, float *C)
+{
+    for (long i = 0; i < (long)m * n; i++)
+        C[i] = c_cols == 1 ? c[i / n] : c[i];
+    tg_ref_matmul(m, n, k, A, B, C, 1);
+}
+
 /* C[i][j] += sum over p of A[i][p] B[j][p] */
 void tg_ref_matmul_nt(int m, int n, int k, const float *A, const float *B, float *C)
 {
@@ -107,14 +115,12 @@ void tg_kernel_matmul(int m, int n, int k, const float *A, const float *B, float
 {
     tg_ref_matmul(m, n, k, A, B, C, accumulate);
 }
-void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, float *C)
+void tg_kernel_matmul_add(int m, int n, int k, const float *A, const float *B, const float *c, int c_cols, float *C)
 {
-    tg_ref_matmul_nt(m, n, k, A, B, C);
+    tg_ref_matmul_add(m, n, k, A, B, c, c_cols, C);
 }
-void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, float *C)
-{
-    tg_ref_matmul_tn(m, n, k, A, B, C);
-}
+void tg_kernel_matmul_nt(int m, int n, int k, const float *A, const float *B, float *C) { tg_ref_matmul_nt(m, n, k, A, B, C); }
+void tg_kernel_matmul_tn(int m, int n, int k, const float *A, const float *B, float *C) { tg_ref_matmul_tn(m, n, k, A, B, C); }
 void tg_kernel_transpose(int rows, int cols, const float *A, float *T) { tg_ref_transpose(rows, cols, A, T); }
 int tg_kernel_use_path(int path) { return path == TG_PATH_C || path == TG_PATH_BEST ? 0 : -1; }
 int tg_kernel_path(void) { return TG_PATH_C; }

@@ -138,15 +138,8 @@ tg_tensor *tg_matmul_add(tg_tape *tape, tg_tensor *a, tg_tensor *b, tg_tensor *c
                             "be %dx%d or %dx1)", c->rows, c->cols, a->rows, b->cols, a->rows,
                             b->cols, a->rows);
     tg_tensor *y = tg_record(tape, &MATMUL_ADD, in, a->rows, b->cols, NULL, 0);
-    if (!y)
-        return NULL;
-    if (same_shape(c, y))
-        memcpy(y->data, c->data, (size_t)count(y) * sizeof(float));
-    else
-        for (int i = 0; i < y->rows; i++)
-            for (int j = 0; j < y->cols; j++)
-                y->data[(long)i * y->cols + j] = c->data[i];
-    tg_kernel_matmul(a->rows, b->cols, a->cols, a->data, b->data, y->data, 1);
+    if (y)
+        tg_kernel_matmul_add(a->rows, b->cols, a->cols, a->data, b->data, c->data, c->cols, y->data);
     return y;
 }
 

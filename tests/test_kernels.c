@@ -93,21 +93,25 @@ static void use_path(int i)
 
 /* ---- products ------------------------------------------------------------------------------ */
 
-enum { NN, NT, TN, NN_OVERWRITE };
+enum { NN, NT, TN, NN_OVERWRITE, NN_ONTO, NN_ONTO_COLUMN };
 
-/* C (+)= A B, A B^T or A^T B through the fast kernel or the reference one; A and B as stored. */
-static void run_product(bool fast, int kind, int m, int n, int k, const float *A, const float *B, float *C)
+/* C (+)= A B, A B^T or A^T B, or C = c + A B (c: m x n, or its first column m x 1 added to
+ * every column), through the fast kernel or the reference one; A and B as stored. */
+static void run_product(bool fast, int kind, int m, int n, int k, const float *A, const float *B,
+                        const float *c, float *C)
 {
     if (kind == NN || kind == NN_OVERWRITE)
         (fast ? tg_kernel_matmul : tg_ref_matmul)(m, n, k, A, B, C, kind == NN);
+    else if (kind == NN_ONTO || kind == NN_ONTO_COLUMN)
+        (fast ? tg_kernel_matmul_add : tg_ref_matmul_add)(m, n, k, A, B, c, kind == NN_ONTO ? n : 1, C);
     else if (kind == NT)
         (fast ? tg_kernel_matmul_nt : tg_ref_matmul_nt)(m, n, k, A, B, C);
     else
         (fast ? tg_kernel_matmul_tn : tg_ref_matmul_tn)(m, n, k, A, B, C);
 }
 
-/* One product computed both ways from C = 1 (or from C = NaN for NN_OVERWRITE, which must
- * not read it), with the magnitude of each element's terms. */
+/* One product computed both ways from C = 1 (or from C = NaN for NN_OVERWRITE and the
+ * NN_ONTO kinds, which must not read it), with the magnitude of each element's terms. */
 typedef struct product_pair {
     long count;
     float *fast, *ref, *scale;
@@ -116,21 +120,24 @@ typedef struct product_pair {
 static product_pair run_both(int kind, int m, int n, int k)
 {
     long size_a = (long)m * k, size_b = (long)k * n, count = (long)m * n;
-    float *A = random_floats(size_a, 1), *B = random_floats(size_b, 2);
-    float *abs_A = absolute(size_a, A), *abs_B = absolute(size_b, B);
+    float *A = random_floats(size_a, 1), *B = random_floats(size_b, 2), *c = random_floats(count, 3);
+    float *abs_A = absolute(size_a, A), *abs_B = absolute(size_b, B), *abs_c = absolute(count, c);
+    bool writes_only = kind == NN_OVERWRITE || kind == NN_ONTO || kind == NN_ONTO_COLUMN;
     product_pair pair = { count, malloc(sizeof(float) * (size_t)count), malloc(sizeof(float) * (size_t)count),
                           malloc(sizeof(float) * (size_t)count) };
     for (long i = 0; i < count; i++) {
-        pair.fast[i] = pair.ref[i] = kind == NN_OVERWRITE ? NAN : 1.0f;
-        pair.scale[i] = 1.0f; /* |C|, overwritten for NN_OVERWRITE */
+        pair.fast[i] = pair.ref[i] = writes_only ? NAN : 1.0f;
+        pair.scale[i] = 1.0f; /* |C|, overwritten by the kinds that only write C */
     }
-    run_product(true, kind, m, n, k, A, B, pair.fast);
-    run_product(false, kind, m, n, k, A, B, pair.ref);
-    run_product(false, kind, m, n, k, abs_A, abs_B, pair.scale);
+    run_product(true, kind, m, n, k, A, B, c, pair.fast);
+    run_product(false, kind, m, n, k, A, B, c, pair.ref);
+    run_product(false, kind, m, n, k, abs_A, abs_B, abs_c, pair.scale);
     free(A);
     free(B);
+    free(c);
     free(abs_A);
     free(abs_B);
+    free(abs_c);
     return pair;
 }
 
@@ -165,7 +172,7 @@ START_TEST(test_fast_products_match_the_reference)
 {
     use_path(_i / 2);
     ck_assert_int_eq(tg_set_threads(_i % 2 ? 2 : 1), _i % 2 ? 2 : 1);
-    for (int kind = NN; kind <= NN_OVERWRITE; kind++)
+    for (int kind = NN; kind <= NN_ONTO_COLUMN; kind++)
         for (int s = 0; s < N_SIZES; s++) {
             int m = SIZES[s][0], n = SIZES[s][1], k = SIZES[s][2];
             product_pair pair = run_both(kind, m, n, k);

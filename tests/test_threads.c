@@ -62,21 +62,25 @@ END_TEST
 
 /* ---- the products ----------------------------------------------------------------------- */
 
-enum { AB, AB_ACCUMULATE, ABT, ATB };
+enum { AB, AB_ACCUMULATE, AB_ONTO, AB_ONTO_COLUMN, ABT, ATB };
 
-/* C (m x n) from the kernel `which` on fresh operands and a fresh C. */
+/* C (m x n) from the kernel `which` on fresh operands and a fresh C (c, for the two
+ * tg_kernel_matmul_add kinds: m x n, or its first m values as a column). */
 static float *product(int which, int m, int n, int k)
 {
     float *A = random_floats((long)m * k, 11), *B = random_floats((long)k * n, 12);
-    float *C = random_floats((long)m * n, 13);
+    float *C = random_floats((long)m * n, 13), *c = random_floats((long)m * n, 14);
     if (which == AB || which == AB_ACCUMULATE)
         tg_kernel_matmul(m, n, k, A, B, C, which == AB_ACCUMULATE);
+    else if (which == AB_ONTO || which == AB_ONTO_COLUMN)
+        tg_kernel_matmul_add(m, n, k, A, B, c, which == AB_ONTO ? n : 1, C);
     else if (which == ABT)
         tg_kernel_matmul_nt(m, n, k, A, B, C);
     else
         tg_kernel_matmul_tn(m, n, k, A, B, C);
     free(A);
     free(B);
+    free(c);
     return C;
 }
 
