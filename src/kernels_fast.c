@@ -595,17 +595,20 @@ static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool over
 }
 
 /* The plainest loops, for products of a few multiply-adds (a batch of one, a hidden size of
- * a few): kept scalar, because the vectorised loops' set-up costs many times their work. */
+ * a few): kept scalar, because the vectorised loops' set-up costs many times their work. The
+ * views come by address: copied by value, each would be written as two 8-byte halves and read
+ * back as one 16-byte load, which the CPU cannot forward from the stores (a stall that took
+ * a fifth of S's step: docs/performance.md, Small sizes). */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-vectorize")))
 #endif
-static void gemm_scalar(int m, int n, int k, view A, view B, float *C, bool overwrite)
+static void gemm_scalar(int m, int n, int k, const view *A, const view *B, float *C, bool overwrite)
 {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float sum = 0.0f;
             for (int p = 0; p < k; p++)
-                sum += at(A, i, p) * at(B, p, j);
+                sum += at(*A, i, p) * at(*B, p, j);
             C[(long)i * n + j] = overwrite ? sum : C[(long)i * n + j] + sum;
         }
 }
@@ -616,11 +619,13 @@ static bool repays_packing(int m, int n, int k)
     return (long)m * n * k > TINY && n >= THIN && k >= THIN;
 }
 
-/* C += A B, or C = A B when overwrite (C's old values are never read then). */
-static void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
+/* C += A B, or C = A B when overwrite (C's old values are never read then). Inlined into
+ * each kernel below, so that the views stay in registers on the way to gemm_scalar. */
+__attribute__((always_inline))
+static inline void gemm(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
     if ((long)m * n * k <= SCALAR_MAX)
-        gemm_scalar(m, n, k, A, B, C, overwrite);
+        gemm_scalar(m, n, k, &A, &B, C, overwrite);
     else if (!repays_packing(m, n, k))
         gemm_direct(m, n, k, A, B, C, overwrite);
     else
