@@ -534,9 +534,9 @@ static void fill_rows(const float *c, int c_cols, int n, int first, int rows, fl
 
 /* A product split into tasks by disjoint blocks of C: task t computes rows t * per_task
  * onwards, after setting them from c when c is not NULL (so that each block is written first
- * by the thread that adds to it, and stays in that core's cache). Every element of C is computed by the same sequence of operations
- * whichever block holds it, so the result is the same, bit for bit, for any split and any
- * thread count. */
+ * by the thread that adds to it, and stays in that core's cache). Every element of C is
+ * computed by the same sequence of operations whichever block holds it, so the result is the
+ * same, bit for bit, for any split and any thread count. */
 typedef struct product_split {
     int m, n, k, per_task;
     view A, B;
