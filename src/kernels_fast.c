@@ -431,7 +431,7 @@ static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
  * or a narrow transposed A (its mr values for each p are contiguous); a wide transposed A
  * (whose panel would span kc pages) and a short panel that the kernel would read past are
  * packed, with zeros below the last rows. */
-static void gemm_blocked_strided(int m, int n, int k, view A, view B, float *C, long ldc, bool overwrite)
+static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool overwrite)
 {
     const float *b[NC / NR];
     long b_row[NC / NR];
@@ -456,23 +456,17 @@ static void gemm_blocked_strided(int m, int n, int k, view A, view B, float *C, 
                     a = packed_a, a_row = 1, a_col = t.mr;
                 }
                 for (int jr = 0; jr < nc; jr += t.nr) {
-                    float *c = C + (long)ir * ldc + j0 + jr;
+                    float *c = C + (long)ir * n + j0 + jr;
                     if (prefetch_c && !(overwrite && p0 == 0))
                         for (int i = 0; i < mr; i++)
                             for (int j = 0; j < t.nr; j += 16) /* a 64-byte line at a time */
-                                __builtin_prefetch(c + (long)i * ldc + j, 1, 3);
-                    kernel(kc, a, a_row, a_col, b[jr / t.nr], b_row[jr / t.nr], c, ldc, mr,
+                                __builtin_prefetch(c + (long)i * n + j, 1, 3);
+                    kernel(kc, a, a_row, a_col, b[jr / t.nr], b_row[jr / t.nr], c, n, mr,
                            nc - jr < t.nr ? nc - jr : t.nr, overwrite && p0 == 0);
                 }
             }
         }
     }
-}
-
-/* The same for a C whose rows are n floats apart. */
-static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool overwrite)
-{
-    gemm_blocked_strided(m, n, k, A, B, C, n, overwrite);
 }
 
 /* The dot product of n floats at a and b, in LANES partial sums (which vectorise). */
@@ -556,7 +550,7 @@ static void gemm_task(void *ctx, int task)
     if (s->c)
         fill_rows(s->c, s->c_cols, s->n, first, rows, s->C);
     view A = { s->A.p + first * s->A.row, s->A.row, s->A.col };
-    gemm_blocked_strided(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->n, s->overwrite);
+    gemm_blocked(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->overwrite);
 }
 
 /* Products from PARALLEL_MIN multiply-adds are split into tasks of about TASK_WORK each, at
