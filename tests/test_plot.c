@@ -630,7 +630,7 @@ START_TEST(test_svg_without_drawable_points_has_axes_and_a_note)
 }
 END_TEST
 
-/* ---- CSV -------------------------------------------------------------------------------- */
+/* ---- SVG: series styles ---------------------------------------------------------------- */
 
 /* Whether the span holds needle. */
 static bool span_has(span s, const char *needle)
@@ -847,6 +847,8 @@ START_TEST(test_heatmap_refuses_bad_arguments_and_writes_nothing)
     scratch_dir_assert_holds(0);
 }
 END_TEST
+
+/* ---- CSV -------------------------------------------------------------------------------- */
 
 START_TEST(test_csv_has_the_header_and_one_row_per_point)
 {

@@ -72,9 +72,12 @@ check "seed-cell numbers are seed_cell --backward's (5 rows of 8)" \
 for mode in "" "--train --train-steps 30" "--seed-cell"; do
     # shellcheck disable=SC2086 # the mode's flags are meant to split
     "$native" $mode > "$tmp/pool" 2>&1
+    pool_status=$?
     "$single" $mode > "$tmp/single" 2>&1
+    single_status=$?
     check "the single-thread build prints what the pool's prints (${mode:-curve})" \
-        cmp -s "$tmp/pool" "$tmp/single"
+        sh -c '[ "$1" = 0 ] && [ "$2" = 0 ] && [ -s "$3" ] && cmp -s "$3" "$4"' \
+        sh "$pool_status" "$single_status" "$tmp/pool" "$tmp/single"
 done
 
 "$native" --hidden 0 > /dev/null 2> "$tmp/err"

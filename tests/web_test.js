@@ -305,9 +305,9 @@ async function run(browser, url, dir, printNative) {
   const diverged = await until("window.lab.train.divergedAt", 20000);
   const state = await evaluate("document.getElementById('train-state').textContent");
   const blown = await evaluate("JSON.stringify(window.lab.train)").then(JSON.parse);
-  const nativeBlown = native(printNative, trainFlags(blown.settings, 100));   // steps, then why
-  const nativeLine = execFileSync(printNative, trainFlags(blown.settings, 100), { encoding: "utf8" })
-    .trim().split("\n").pop();
+  const nativeBlown = execFileSync(printNative, trainFlags(blown.settings, 100), { encoding: "utf8" })
+    .trim().split("\n");                                                       // steps, then why
+  const nativeLine = nativeBlown[nativeBlown.length - 1];
   check(`SGD at lr 3 without clipping shows "${state}", as print_native does`,
         diverged > 0 && state.startsWith(`diverged at step ${diverged}`) && state === nativeLine &&
         nativeBlown.length === diverged && blown.losses.every(Number.isFinite) &&

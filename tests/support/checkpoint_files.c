@@ -21,6 +21,7 @@ unsigned char *read_bytes(const char *path, size_t *n)
     unsigned char *bytes = malloc((size_t)size + 1);
     ck_assert_ptr_nonnull(bytes);
     ck_assert_uint_eq(fread(bytes, 1, (size_t)size, f), (size_t)size);
+    bytes[size] = '\0'; /* so that a caller may search it as text */
     fclose(f);
     *n = (size_t)size;
     return bytes;

@@ -14,7 +14,7 @@
 #define FIXTURES "tests/fixtures/checkpoints/"
 
 /* ---- bytes of files ---- */
-unsigned char *read_bytes(const char *path, size_t *n);   /* the whole file (malloc); *n its size */
+unsigned char *read_bytes(const char *path, size_t *n);   /* the whole file (malloc, NUL after); *n its size */
 void write_bytes(const char *path, const void *bytes, size_t n);
 uint64_t u64_le(const unsigned char *b);
 float f32_le(const unsigned char *b);
