@@ -42,6 +42,15 @@ static inline void complain(const char *fmt, ...)
     fprintf(stderr, "%s: %s\n", program, message);
 }
 
+/* path = dir/name, in path_size bytes; false (and a message) when it does not fit. */
+static inline bool output_path(char *path, size_t path_size, const char *dir, const char *name)
+{
+    if (snprintf(path, path_size, "%s/%s", dir, name) < (int)path_size)
+        return true;
+    complain("output path too long: %s/%s", dir, name);
+    return false;
+}
+
 /* Prints "PROGRAM: message (see PROGRAM --help)" on stderr (after stdout, as complain does)
  * and exits with status 2. */
 static inline _Noreturn void usage_error(const char *fmt, ...)

@@ -280,15 +280,6 @@ static void workspace_free(workspace *w)
     free(w->inputs);
 }
 
-/* Frobenius norm of t's grad. */
-static float grad_norm(const tg_tensor *t)
-{
-    double sum = 0.0;
-    for (int i = 0; i < t->rows * t->cols; i++)
-        sum += (double)t->grad[i] * t->grad[i];
-    return (float)sqrt(sum);
-}
-
 /* One Adam step of r's run on a fresh batch from rng. Sets *loss to the batch's loss before the
  * step (not finite: the run has diverged and nothing changed); with input_grads, also
  * input_grads[t] = ||dL/dx_t|| for t = 0..T-1. False on a tape error (printed). */
@@ -308,7 +299,7 @@ static bool train_step(workspace *w, model *m, tg_optimizer *opt, const settings
         return false;
     }
     for (int t = 0; input_grads && t < r->steps; t++)
-        input_grads[t] = grad_norm(w->inputs[t]);
+        input_grads[t] = tg_grad_norm(w->inputs[t]);
     bool finite = !r->clipped || !isnan(tg_clip_grad_norm(m->params, m->n_params, s->clip));
     if (!finite || tg_optimizer_step(opt, NULL) != 0)
         r->skipped++;   /* NaN from the clip, or a refused step: a gradient or update not finite */
@@ -333,19 +324,6 @@ static bool measure_test_mse(workspace *w, model *m, int steps, int test_batches
     }
     *mse = sum / test_batches;
     return true;
-}
-
-/* smoothed[i] = the mean of the losses of steps (i+1) CHART_EVERY - SMOOTHING + 1 .. (i+1)
- * CHART_EVERY (fewer at the start); NaN once the run has stopped. */
-static void smooth(const float *losses, int n_losses, int train_steps, float *smoothed)
-{
-    for (int i = 0; i < train_steps / CHART_EVERY; i++) {
-        int end = (i + 1) * CHART_EVERY, start = end > SMOOTHING ? end - SMOOTHING : 0;
-        double sum = 0.0;
-        for (int s = start; s < end && s < n_losses; s++)
-            sum += losses[s];
-        smoothed[i] = end <= n_losses ? (float)(sum / (end - start)) : NAN;
-    }
 }
 
 /* The row of r's heatmap that step done (0-based) fills, or NULL when it fills none. */
@@ -383,7 +361,8 @@ static bool run(workspace *w, const settings *s, run_result *r)
             r->diverged_at = done;
     }
     if (r->smoothed)
-        smooth(w->losses, r->diverged_at ? done - 1 : done, s->train_steps, r->smoothed);
+        smooth_losses(w->losses, r->diverged_at ? done - 1 : done, s->train_steps, SMOOTHING,
+                      CHART_EVERY, r->smoothed);
     if (ok && !r->diverged_at)
         ok = measure_test_mse(w, &m, r->steps, s->test_batches, &test, &r->test_mse);
     tg_optimizer_free(opt);
@@ -497,12 +476,6 @@ typedef struct row_summary {
     int solved, seeds;
 } row_summary;
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The row of the seeds' runs starting at runs[0] (runs[0..seeds-1]). */
 static row_summary summarize(const run_result *runs, int seeds)
 {
@@ -512,8 +485,7 @@ static row_summary summarize(const run_result *runs, int seeds)
         mse[k] = isnan(runs[k].test_mse) ? INFINITY : runs[k].test_mse;
         row.solved += mse[k] < SOLVED_MSE;
     }
-    qsort(mse, (size_t)seeds, sizeof mse[0], compare_doubles);
-    row.median = seeds % 2 ? mse[seeds / 2] : 0.5 * (mse[seeds / 2 - 1] + mse[seeds / 2]);
+    row.median = median(mse, seeds);
     row.min = mse[0];
     row.max = mse[seeds - 1];
     return row;
@@ -606,10 +578,7 @@ static double median_share(const run_result *r, int from, int to, int t)
             largest = fmaxf(largest, g[k]);
         share[n++] = largest > 0 ? g[t - 1] / largest : 0.0;
     }
-    if (n == 0)
-        return NAN;
-    qsort(share, (size_t)n, sizeof share[0], compare_doubles);
-    return n % 2 ? share[n / 2] : 0.5 * (share[n / 2 - 1] + share[n / 2]);
+    return n == 0 ? NAN : median(share, n);
 }
 
 /* What the heatmaps show, in numbers: how much of the gradient reaches the first and the
@@ -639,15 +608,6 @@ static void print_reach(run_result *runs, const settings *s)
     }
 }
 
-/* DIR/NAME as path; false (and a message) when it does not fit. */
-static bool output_path(char path[PATH_SIZE], const char *dir, const char *name)
-{
-    if (snprintf(path, PATH_SIZE, "%s/%s", dir, name) < PATH_SIZE)
-        return true;
-    complain("output path too long: %s/%s", dir, name);
-    return false;
-}
-
 /* The settings a row's runs share, as one CSV field without commas. */
 static void add_settings(table *t, const run_result *r, const settings *s)
 {
@@ -662,7 +622,7 @@ static bool write_results_csv(const row_summary *rows, int n_rows, const setting
                               const char *dir)
 {
     char path[PATH_SIZE];
-    if (!output_path(path, dir, "adding_results.csv"))
+    if (!output_path(path, sizeof path, dir, "adding_results.csv"))
         return false;
     table t = { NULL, 0, 0, false };
     table_add(&t, "cell,clip,T,test_mse,solved,test_mse_min,test_mse_max,seeds,solved_seeds,"
@@ -683,7 +643,7 @@ static bool write_results_csv(const row_summary *rows, int n_rows, const setting
 static bool write_runs_csv(const run_result *runs, int n_runs, const settings *s, const char *dir)
 {
     char path[PATH_SIZE];
-    if (!output_path(path, dir, "adding_runs.csv"))
+    if (!output_path(path, sizeof path, dir, "adding_runs.csv"))
         return false;
     table t = { NULL, 0, 0, false };
     table_add(&t, "cell,clip,T,seed,test_mse,solved,diverged_at,skipped,settings\n");
@@ -812,7 +772,7 @@ static bool write_heatmap(const run_result *r, const settings *s, const char *di
                        HEATMAP_ROWS, T, relative, 0.5f, T + 0.5f, 0.0f,
                        (float)(heatmap_every(s) * HEATMAP_ROWS), 1, HEATMAP_FLOOR, 1.0f };
     tg_error err;
-    bool ok = output_path(path, dir, name);
+    bool ok = output_path(path, sizeof path, dir, name);
     if (ok && tg_heatmap_write_svg(&map, path, &err) != 0) {
         complain("%s", err.message);
         ok = false;
@@ -826,7 +786,7 @@ static bool write_heatmap(const run_result *r, const settings *s, const char *di
 static bool write_heatmaps(run_result *runs, const settings *s, const char *dir)
 {
     char path[PATH_SIZE];
-    if (!output_path(path, dir, "adding_heatmap.csv"))
+    if (!output_path(path, sizeof path, dir, "adding_heatmap.csv"))
         return false;
     int T = longest_length(s);
     table t = { NULL, 0, 0, false };

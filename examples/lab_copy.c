@@ -229,19 +229,6 @@ static bool train_step(workspace *w, model *m, tg_optimizer *adam, const setting
     return true;
 }
 
-/* smoothed[i] = the mean of the losses of steps (i+1) CHART_EVERY - SMOOTHING + 1 ..
- * (i+1) CHART_EVERY (fewer at the start). */
-static void smooth(const float *losses, int train_steps, float *smoothed)
-{
-    for (int i = 0; i < train_steps / CHART_EVERY; i++) {
-        int end = (i + 1) * CHART_EVERY, start = end > SMOOTHING ? end - SMOOTHING : 0;
-        double sum = 0.0;
-        for (int k = start; k < end; k++)
-            sum += losses[k];
-        smoothed[i] = (float)(sum / (end - start));
-    }
-}
-
 /* Trains a fresh model as r says and tests it, filling in r's results. False on error. */
 static bool run(workspace *w, const settings *s, run_result *r)
 {
@@ -260,7 +247,8 @@ static bool run(workspace *w, const settings *s, run_result *r)
     for (int step = 0; ok && step < s->train_steps; step++)
         ok = train_step(w, &m, adam, s, r, &data, &w->losses[step]);
     if (ok) {
-        smooth(w->losses, s->train_steps, r->smoothed);
+        smooth_losses(w->losses, s->train_steps, s->train_steps, SMOOTHING, CHART_EVERY,
+                      r->smoothed);
         long correct;
         tg_task_copy(&test, s->length, s->delay, TEST_BATCH, w->x, w->y, NULL);
         tg_tape_reset(w->tape);
@@ -326,19 +314,6 @@ static bool run_all(run_result *runs, int n_runs, const settings *s)
 
 /* ---- the table and the chart --------------------------------------------------------------- */
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The median of values[0..n-1] (reordered). */
-static double median(double *values, int n)
-{
-    qsort(values, (size_t)n, sizeof *values, compare_doubles);
-    return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
 /* One row of the table: a cell at an lr over every seed. */
 typedef struct row {
     const run_result *first;      /* its n_seeds runs, one after another */
@@ -395,7 +370,8 @@ static void print_table(const row *rows, int n_rows, const settings *s, unsigned
 static bool write_results(const run_result *runs, int n_runs, const char *dir)
 {
     char path[PATH_SIZE];
-    snprintf(path, sizeof path, "%s/copy_results.csv", dir);
+    if (!output_path(path, sizeof path, dir, "copy_results.csv"))
+        return false;
     table t = { 0 };
     table_add(&t, "cell,lr,seed,test_loss,recall_accuracy,skipped_steps\n");
     for (int i = 0; i < n_runs; i++)

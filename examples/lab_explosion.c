@@ -465,10 +465,8 @@ static bool write_table_csv(const arm_summary *summaries, int n_seeds, int train
                             const char *dir)
 {
     char path[PATH_SIZE];
-    if (snprintf(path, sizeof path, "%s/explosion_results.csv", dir) >= PATH_SIZE) {
-        fprintf(stderr, "lab_explosion: output path too long: %s/explosion_results.csv\n", dir);
+    if (!output_path(path, sizeof path, dir, "explosion_results.csv"))
         return false;
-    }
     table t = { NULL, 0, 0, false };
     table_add(&t, "arm,diverged,runs,median_final_loss,median_first_grad_norm,max_grad_norm,"
                   "T,rho,hidden,batch,lr,train_steps\n");

@@ -357,21 +357,11 @@ static void print_table(const row *rows, int n_rows)
     }
 }
 
-/* DIR/NAME into path; false (and a message) when it does not fit. */
-static bool output_path(const char *dir, const char *name, char path[PATH_SIZE])
-{
-    if (snprintf(path, PATH_SIZE, "%s/%s", dir, name) >= PATH_SIZE) {
-        complain("output path too long: %s/%s", dir, name);
-        return false;
-    }
-    return true;
-}
-
 /* DIR/truncated.csv: one line per run (row and seed); window 0 is plain full BPTT. */
 static bool write_table_csv(const row *rows, int n_rows, int train_steps, const char *dir)
 {
     char path[PATH_SIZE];
-    if (!output_path(dir, "truncated.csv", path))
+    if (!output_path(path, sizeof path, dir, "truncated.csv"))
         return false;
     table t = { NULL, 0, 0, false };
     table_add(&t, "task,T,window,seed,cell,hidden,batch,lr,train_steps,first_in_window,"
@@ -388,7 +378,7 @@ static bool write_table_csv(const row *rows, int n_rows, int train_steps, const 
 static bool write_table_markdown(const row *rows, int n_rows, const char *dir)
 {
     char path[PATH_SIZE], window[32];
-    if (!output_path(dir, "truncated.md", path))
+    if (!output_path(path, sizeof path, dir, "truncated.md"))
         return false;
     table t = { NULL, 0, 0, false };
     table_add(&t, "| task | T | k | first marker in window | test MSE (median) | range | "

@@ -4,6 +4,7 @@
 #ifndef TAPEGRAD_EXAMPLES_RUNS_H
 #define TAPEGRAD_EXAMPLES_RUNS_H
 
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -99,6 +100,36 @@ static inline bool do_runs(const lab_runs *runs, int n_threads)
         pthread_join(threads[i], NULL);
     pthread_mutex_destroy(&q.lock);
     return !q.failed;
+}
+
+/* ---- summaries over seeds ------------------------------------------------------------------- */
+
+static inline int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of values[0..n-1], n >= 1, which it leaves sorted (so values[0] is the least). */
+static inline double median(double *values, int n)
+{
+    qsort(values, (size_t)n, sizeof *values, compare_doubles);
+    return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+/* The loss curve of a run, for a chart: smoothed[i] = the mean loss of steps (i+1) every -
+ * window + 1 .. (i+1) every (fewer at the start), for i < train_steps / every; NaN past the
+ * n_losses steps the run did. */
+static inline void smooth_losses(const float *losses, int n_losses, int train_steps, int window,
+                                 int every, float *smoothed)
+{
+    for (int i = 0; i < train_steps / every; i++) {
+        int end = (i + 1) * every, start = end > window ? end - window : 0;
+        double sum = 0.0;
+        for (int s = start; s < end && s < n_losses; s++)
+            sum += losses[s];
+        smoothed[i] = end <= n_losses ? (float)(sum / (end - start)) : NAN;
+    }
 }
 
 #endif
