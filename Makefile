@@ -284,7 +284,7 @@ WEB_OBJ     := $(WEB_SRC:src/%.c=build/web-obj/%.o)
 WEB_PAGE    := $(addprefix build/web/,index.html app.js worker.js wasi.js style.css bptt.md)
 WEB_NATIVE  := $(BUILD)/web-native/print_native
 WEB_SINGLE  := $(BUILD)/web-native/print_native_single
-WEB_LAB     := examples/web/lab_web.c examples/web/lab_web.h
+WEB_LAB     := examples/web/lab_web.c examples/web/lab_web.h examples/model.h
 WEB_PORT    ?= 8000
 
 web-deps:

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../model.h"
 #include "lab_web.h"
 #include "tapegrad.h"
 
@@ -149,10 +150,7 @@ int lab_curve(int cell, int hidden, int steps, float rho, int init, float forget
 
 /* One training run: the model, its optimizer, the data and where it stands. */
 typedef struct trainer {
-    tg_cell *cell;
-    tg_tensor *W_o, *b_o;              /* the readout: 1 x hidden, 1 x 1 */
-    tg_tensor **params;                /* the cell's, then W_o and b_o */
-    int n_params;
+    model m;                           /* the cell and its readout: 1 x hidden, 1 x 1 */
     tg_optimizer *opt;
     tg_tape *tape;
     tg_rng data;
@@ -171,10 +169,7 @@ int lab_train_diverged_at(void) { return run.diverged_at; }
 
 void lab_train_stop(void)
 {
-    tg_cell_free(run.cell);
-    tg_param_free(run.W_o);
-    tg_param_free(run.b_o);
-    free(run.params);
+    model_free(&run.m);
     tg_optimizer_free(run.opt);
     tg_tape_free(run.tape);
     free(run.x);
@@ -200,28 +195,17 @@ static int check_training(int cell, int hidden, int steps, int batch, int optimi
 /* Makes run's model and buffers (the sizes already checked); 0, or -1 with the message set. */
 static int make_model(int cell, int hidden, int optimizer, float lr, int seed)
 {
-    tg_error err = { "out of memory" };
+    tg_error err;
     tg_rng rng = tg_rng_new((uint64_t)seed);
-    run.cell = tg_cell_new(CELL_NAMES[cell], TRAIN_INPUT, hidden, tg_rng_next(&rng), &err);
-    run.W_o = tg_param_new(1, hidden);
-    run.b_o = tg_param_new(1, 1);
+    bool made = model_new(&run.m, CELL_NAMES[cell], TRAIN_INPUT, hidden, 1, tg_rng_next(&rng));
     run.tape = tg_tape_new();
     run.x = malloc((size_t)run.steps * TRAIN_INPUT * run.batch * sizeof *run.x);
     run.y = malloc((size_t)run.batch * sizeof *run.y);
-    if (!run.cell || !run.W_o || !run.b_o || !run.tape || !run.x || !run.y)
-        return fail("%s", err.message);
-    float bound = 1.0f / sqrtf((float)hidden);
-    tg_init_uniform(run.W_o, -bound, bound, &rng, NULL);
-    run.data = tg_rng_new(tg_rng_next(&rng));
-    run.n_params = run.cell->n_params + 2;
-    run.params = malloc((size_t)run.n_params * sizeof *run.params);
-    if (!run.params)
+    if (!made || !run.tape || !run.x || !run.y)
         return fail("out of memory");
-    for (int i = 0; i < run.cell->n_params; i++)
-        run.params[i] = run.cell->params[i];
-    run.params[run.n_params - 2] = run.W_o;
-    run.params[run.n_params - 1] = run.b_o;
-    run.opt = tg_optimizer_new(OPTIMIZERS[optimizer], run.params, run.n_params, lr, &err);
+    model_init_readout(&run.m, &rng);
+    run.data = tg_rng_new(tg_rng_next(&rng));
+    run.opt = tg_optimizer_new(OPTIMIZERS[optimizer], run.m.params, run.m.n_params, lr, &err);
     return run.opt ? 0 : fail("%s", err.message);
 }
 
@@ -250,15 +234,8 @@ static tg_tensor *forward_backward(void)
     tg_tape *tape = run.tape;
     tg_tape_reset(tape);
     tg_task_adding(&run.data, run.steps, run.batch, run.x, run.y, NULL);
-    tg_cell_state state = tg_cell_zero_state(tape, run.cell, run.batch);
-    for (int t = 0; t < run.steps; t++) {
-        const float *x = run.x + t * TRAIN_INPUT * run.batch;
-        tg_tensor *x_t = tg_constant(tape, TRAIN_INPUT, run.batch, x);       /* 2 x batch */
-        state = tg_cell_step(tape, run.cell, x_t, state);              /* hidden x batch */
-    }
-    tg_tensor *prediction = tg_matmul_add(tape, run.W_o, state.h, run.b_o);   /* 1 x batch */
-    tg_tensor *loss = tg_mse(tape, prediction, tg_constant(tape, 1, run.batch, run.y));
-    tg_zero_grad(run.params, run.n_params, NULL);
+    tg_tensor *loss = last_step_mse(tape, &run.m, run.x, run.y, run.steps, run.batch);
+    tg_zero_grad(run.m.params, run.m.n_params, NULL);
     if (tg_backward(tape, loss) != 0) {
         fail("%s", tg_tape_error(tape));
         return NULL;
@@ -269,10 +246,10 @@ static tg_tensor *forward_backward(void)
 /* Clips the grads as set; returns their norm before clipping (NaN when one is not finite). */
 static float clip_grads(void)
 {
-    float norm = tg_clip_grad_norm(run.params, run.n_params,
+    float norm = tg_clip_grad_norm(run.m.params, run.m.n_params,
                                    run.clip == LAB_CLIP_NORM ? run.clip_at : INFINITY);
     if (run.clip == LAB_CLIP_VALUE && !isnan(norm))
-        tg_clip_grad_value(run.params, run.n_params, run.clip_at, NULL);
+        tg_clip_grad_value(run.m.params, run.m.n_params, run.clip_at, NULL);
     return norm;
 }
 
@@ -296,7 +273,7 @@ static int train_step(int i)
 
 int lab_train_run(int n)
 {
-    if (!run.cell)
+    if (!run.m.cell)
         return fail("no training run: start one first");
     if (check_int("steps per call", n, 1, LAB_TRAIN_CHUNK) != 0)
         return -1;
