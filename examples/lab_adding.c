@@ -204,23 +204,6 @@ static bool size_cells(int rnn_hidden, cell_config *cells)
     return true;
 }
 
-/* The MSE of the readout of the last hidden state against y (1 x batch), as model.h's
- * last_step_mse, except that with inputs (an array of steps tensors) the inputs x_t come in
- * as tg_inputs, so that their grads exist, and go to inputs[t]. */
-static tg_tensor *forward_mse(tg_tape *tape, model *m, const float *x, const float *y, int steps,
-                              int batch, tg_tensor **inputs)
-{
-    if (!inputs)
-        return last_step_mse(tape, m, x, y, steps, batch);
-    tg_cell_state state = tg_cell_zero_state(tape, m->cell, batch);      /* h_0 = 0 */
-    for (int t = 0; t < steps; t++) {
-        inputs[t] = tg_input(tape, INPUT_SIZE, batch, x + (size_t)t * INPUT_SIZE * batch);
-        state = tg_cell_step(tape, m->cell, inputs[t], state);           /* h: hidden x batch */
-    }
-    tg_tensor *prediction = tg_matmul_add(tape, m->W_y, state.h, m->b_y); /* 1 x batch */
-    return tg_mse(tape, prediction, tg_constant(tape, 1, batch, y));
-}
-
 /* ---- one run: train one cell at one T from one seed, with or without clipping, then test -- */
 
 /* What one thread needs for its runs: a tape and data buffers big enough for the longest T
@@ -289,8 +272,8 @@ static bool train_step(workspace *w, model *m, tg_optimizer *opt, const settings
     tg_task_adding(rng, r->steps, BATCH, w->x, w->y, NULL);
     tg_tape_reset(w->tape);
     tg_zero_grad(m->params, m->n_params, NULL);
-    tg_tensor *mse = forward_mse(w->tape, m, w->x, w->y, r->steps, BATCH,
-                                 input_grads ? w->inputs : NULL);
+    tg_tensor *mse = last_step_mse_state(w->tape, m, w->x, w->y, r->steps, BATCH, NULL,
+                                         input_grads ? w->inputs : NULL);
     *loss = mse ? mse->data[0] : NAN;
     if (mse && !isfinite(*loss))
         return true;

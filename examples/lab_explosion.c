@@ -216,7 +216,7 @@ static bool train_step(tg_tape *tape, model *m, const arm *a, tg_rng *rng, step_
     tg_tape_reset(tape);
     tg_zero_grad(m->params, m->n_params, NULL);
     tg_tensor *h_last = NULL;
-    tg_tensor *mse = last_step_mse_state(tape, m, x, y, STEPS, BATCH, &h_last);
+    tg_tensor *mse = last_step_mse_state(tape, m, x, y, STEPS, BATCH, &h_last, NULL);
     if (mse && !isfinite(mse->data[0])) {
         out->loss = out->grad_norm = INFINITY;
         return true;

@@ -53,28 +53,32 @@ static inline void model_init_readout(model *m, tg_rng *rng)
 /* The MSE of the readout of the last hidden state against y (outputs x batch), recorded on
  * the tape: the cell runs from h_0 = 0 over steps inputs, x holding each step's
  * input x batch values one after another. Inputs and targets are constants: no gradient
- * is wanted for them. The last hidden state (hidden x batch) goes to *h_last. */
+ * is wanted for them; unless inputs (an array of steps tensors) is given: then the x_t come
+ * in as tg_inputs, so that their grads exist, and go to inputs[t]. The last hidden state
+ * (hidden x batch) goes to *h_last when h_last is not NULL. */
 static inline tg_tensor *last_step_mse_state(tg_tape *tape, model *m, const float *x,
                                              const float *y, int steps, int batch,
-                                             tg_tensor **h_last)
+                                             tg_tensor **h_last, tg_tensor **inputs)
 {
     int input = m->cell->input_size;
     tg_cell_state state = tg_cell_zero_state(tape, m->cell, batch);      /* h_0 = 0 */
     for (int t = 0; t < steps; t++) {
-        tg_tensor *x_t = tg_constant(tape, input, batch, x + (size_t)t * input * batch);
+        const float *x_data = x + (size_t)t * input * batch;
+        tg_tensor *x_t = inputs ? (inputs[t] = tg_input(tape, input, batch, x_data))
+                                : tg_constant(tape, input, batch, x_data);
         state = tg_cell_step(tape, m->cell, x_t, state);                 /* h: hidden x batch */
     }
-    *h_last = state.h;
+    if (h_last)
+        *h_last = state.h;
     tg_tensor *prediction = tg_matmul_add(tape, m->W_y, state.h, m->b_y); /* outputs x batch */
     return tg_mse(tape, prediction, tg_constant(tape, m->W_y->rows, batch, y));
 }
 
-/* last_step_mse_state without the last hidden state. */
+/* last_step_mse_state without the last hidden state, inputs as constants. */
 static inline tg_tensor *last_step_mse(tg_tape *tape, model *m, const float *x, const float *y,
                                        int steps, int batch)
 {
-    tg_tensor *h_last;
-    return last_step_mse_state(tape, m, x, y, steps, batch, &h_last);
+    return last_step_mse_state(tape, m, x, y, steps, batch, NULL, NULL);
 }
 
 #endif
