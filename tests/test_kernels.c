@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "gradcheck.h"
+#include "kernel_paths.h"
 #include "kernels.h"
 #include "threads.h"
 
@@ -49,15 +50,6 @@ static long first_mismatch(long n, const float *got, const float *want, const fl
     return -1;
 }
 
-static float *random_floats(long n, uint64_t seed)
-{
-    float *x = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    tg_rng rng = tg_rng_new(seed);
-    for (long i = 0; i < n; i++)
-        x[i] = 2.0f * tg_rng_uniform(&rng) - 1.0f;
-    return x;
-}
-
 static float *absolute(long n, const float *x)
 {
     float *a = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
@@ -67,28 +59,14 @@ static float *absolute(long n, const float *x)
 }
 
 /* ---- the paths ------------------------------------------------------------------------------
- * The instruction sets this CPU and this build can run (tg_kernel_use_path), found when the
- * suite is made: each test that compares paths loops over these alone. */
-static int paths[TG_PATH_BEST];
-static int n_paths;
+ * The instruction sets this CPU and this build can run, found when the suite is made: each
+ * test that compares paths loops over these alone. */
+static kernel_paths paths;
 
-static void find_paths(void)
-{
-    n_paths = 0;
-    for (int path = TG_PATH_C; path < TG_PATH_BEST; path++) {
-        if (tg_kernel_use_path(path) == 0)
-            paths[n_paths++] = path;
-        else
-            printf("kernels: %s path not on this host (or not in this build): skipped\n",
-                   tg_kernel_path_name(path));
-    }
-    tg_kernel_use_path(TG_PATH_BEST);
-}
-
-/* Makes the kernels take paths[i]. */
+/* Makes the kernels take paths.path[i]. */
 static void use_path(int i)
 {
-    ck_assert_int_eq(tg_kernel_use_path(paths[i]), 0);
+    ck_assert_int_eq(tg_kernel_use_path(paths.path[i]), 0);
 }
 
 /* ---- products ------------------------------------------------------------------------------ */
@@ -167,7 +145,7 @@ static const int SIZES[][3] = {
 };
 #define N_SIZES ((int)(sizeof SIZES / sizeof SIZES[0]))
 
-/* Loop index i: path paths[i / 2], on two threads when i is odd. */
+/* Loop index i: path paths.path[i / 2], on two threads when i is odd. */
 START_TEST(test_fast_products_match_the_reference)
 {
     use_path(_i / 2);
@@ -178,7 +156,7 @@ START_TEST(test_fast_products_match_the_reference)
             product_pair pair = run_both(kind, m, n, k);
             long bad = first_mismatch(pair.count, pair.fast, pair.ref, pair.scale, k + 1);
             ck_assert_msg(bad < 0, "%s product %d at %dx%dx%d: C[%ld] %.9g, reference %.9g",
-                          tg_kernel_path_name(paths[_i / 2]), kind, m, n, k, bad,
+                          tg_kernel_path_name(paths.path[_i / 2]), kind, m, n, k, bad,
                           bad < 0 ? 0.0 : pair.fast[bad], bad < 0 ? 0.0 : pair.ref[bad]);
             free_pair(pair);
         }
@@ -363,11 +341,11 @@ START_TEST(test_the_map_comparison_reports_one_element_twice_the_tolerance_off)
 }
 END_TEST
 
-/* Loop index i < n_paths: the fast kernels on paths[i] (returns true); i = n_paths: the
+/* Loop index i < paths.n: the fast kernels on paths.path[i] (returns true); i = paths.n: the
  * reference kernels (false). */
 static bool test_fast_on_path(int i)
 {
-    if (i == n_paths)
+    if (i == paths.n)
         return false;
     use_path(i);
     return true;
@@ -513,9 +491,9 @@ Suite *kernels_suite(void)
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("products");
     tcase_set_timeout(tc, 60);
-    find_paths();
-    /* loop i: path paths[i / 2], two threads when i is odd */
-    tcase_add_loop_test(tc, test_fast_products_match_the_reference, 0, 2 * n_paths);
+    paths = find_kernel_paths(true);
+    /* loop i: path paths.path[i / 2], two threads when i is odd */
+    tcase_add_loop_test(tc, test_fast_products_match_the_reference, 0, 2 * paths.n);
     tcase_add_test(tc, test_the_product_comparison_reports_one_wrong_element);
     tcase_add_test(tc, test_reference_products_match_a_worked_example);
     tcase_add_test(tc, test_overwriting_product_ignores_what_c_held);
@@ -523,12 +501,12 @@ Suite *kernels_suite(void)
     suite_add_tcase(s, tc);
     TCase *maps = tcase_create("maps and sums");
     tcase_set_timeout(maps, 60);
-    /* loop i: path paths[i]; i = n_paths (where given): the reference kernels */
-    tcase_add_loop_test(maps, test_fast_tanh_and_sigmoid_match_the_reference_over_the_whole_range, 0, n_paths);
+    /* loop i: path paths.path[i]; i = paths.n (where given): the reference kernels */
+    tcase_add_loop_test(maps, test_fast_tanh_and_sigmoid_match_the_reference_over_the_whole_range, 0, paths.n);
     tcase_add_test(maps, test_the_map_comparison_reports_one_element_twice_the_tolerance_off);
-    tcase_add_loop_test(maps, test_tanh_and_sigmoid_are_within_the_error_bound_over_the_whole_range, 0, n_paths + 1);
-    tcase_add_loop_test(maps, test_tanh_and_sigmoid_edge_values, 0, n_paths + 1);
-    tcase_add_loop_test(maps, test_fast_transpose_moves_every_value_as_the_reference, 0, n_paths);
+    tcase_add_loop_test(maps, test_tanh_and_sigmoid_are_within_the_error_bound_over_the_whole_range, 0, paths.n + 1);
+    tcase_add_loop_test(maps, test_tanh_and_sigmoid_edge_values, 0, paths.n + 1);
+    tcase_add_loop_test(maps, test_fast_transpose_moves_every_value_as_the_reference, 0, paths.n);
     tcase_add_test(maps, test_fast_axpy_and_sums_match_the_reference);
     tcase_add_test(maps, test_fast_row_sums_match_the_reference);
     suite_add_tcase(s, maps);

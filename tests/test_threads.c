@@ -11,33 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel_paths.h"
 #include "kernels.h"
 #include "tapegrad.h"
 
+/* The kernel paths this CPU and build can run, found when the suite is made. */
+static kernel_paths paths;
+
 static const int THREAD_COUNTS[] = { 1, 2, 3 };
 #define N_COUNTS (int)(sizeof THREAD_COUNTS / sizeof THREAD_COUNTS[0])
-
-/* The kernel paths this CPU and build can run, found when the suite is made. */
-static int paths[TG_PATH_BEST];
-static int n_paths;
-
-static void find_paths(void)
-{
-    n_paths = 0;
-    for (int path = TG_PATH_C; path < TG_PATH_BEST; path++)
-        if (tg_kernel_use_path(path) == 0)
-            paths[n_paths++] = path;
-    tg_kernel_use_path(TG_PATH_BEST);
-}
-
-static float *random_floats(long n, uint64_t seed)
-{
-    float *x = malloc(sizeof(float) * (size_t)n);
-    tg_rng rng = tg_rng_new(seed);
-    for (long i = 0; i < n; i++)
-        x[i] = 2.0f * tg_rng_uniform(&rng) - 1.0f;
-    return x;
-}
 
 /* The first index where a and b differ in their bits, or -1. */
 static long first_bit_difference(long n, const float *a, const float *b)
@@ -84,7 +66,7 @@ static float *product(int which, int m, int n, int k)
     return C;
 }
 
-/* loop i: path paths[i] */
+/* loop i: path paths.path[i] */
 START_TEST(test_products_are_the_same_bits_on_1_2_and_3_threads)
 {
     /* from 2^20 multiply-adds up: B read in place, B packed,
@@ -92,7 +74,7 @@ START_TEST(test_products_are_the_same_bits_on_1_2_and_3_threads)
     static const int shapes[][3] = { { 256, 64, 256 }, { 256, 256, 64 }, { 1024, 64, 1024 },
                                      { 301, 97, 67 },  { 67, 301, 97 },  { 97, 67, 301 },
                                      { 130, 1023, 33 } };
-    ck_assert_int_eq(tg_kernel_use_path(paths[_i]), 0);
+    ck_assert_int_eq(tg_kernel_use_path(paths.path[_i]), 0);
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
         for (int which = AB; which <= ATB; which++) {
             int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
@@ -106,7 +88,7 @@ START_TEST(test_products_are_the_same_bits_on_1_2_and_3_threads)
                 }
                 ck_assert_msg(first_bit_difference((long)m * n, one, C) < 0,
                               "%s path, product %d, %dx%dx%d: %d threads differ from 1",
-                              tg_kernel_path_name(paths[_i]), which, m, n, k, THREAD_COUNTS[c]);
+                              tg_kernel_path_name(paths.path[_i]), which, m, n, k, THREAD_COUNTS[c]);
                 free(C);
             }
             free(one);
@@ -137,12 +119,12 @@ static float *map(int which, long n)
     return y;
 }
 
-/* loop i: path paths[i] */
+/* loop i: path paths.path[i] */
 START_TEST(test_elementwise_kernels_are_the_same_bits_on_1_2_and_3_threads)
 {
     /* above the split threshold, and odd: tails of 8 and 16 floats, ranges of any size */
     static const long sizes[] = { 1L << 14, 65536 + 7, 200003 };
-    ck_assert_int_eq(tg_kernel_use_path(paths[_i]), 0);
+    ck_assert_int_eq(tg_kernel_use_path(paths.path[_i]), 0);
     for (int s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++)
         for (int which = 0; which < N_MAPS; which++) {
             float *one = NULL;
@@ -155,7 +137,7 @@ START_TEST(test_elementwise_kernels_are_the_same_bits_on_1_2_and_3_threads)
                 }
                 ck_assert_msg(first_bit_difference(sizes[s], one, y) < 0,
                               "%s path, map %d, n = %ld: %d threads differ from 1",
-                              tg_kernel_path_name(paths[_i]), which, sizes[s], THREAD_COUNTS[c]);
+                              tg_kernel_path_name(paths.path[_i]), which, sizes[s], THREAD_COUNTS[c]);
                 free(y);
             }
             free(one);
@@ -232,11 +214,11 @@ static run_record train(bool lstm)
     return r;
 }
 
-/* loop i: path paths[i / 2], the LSTM cell when i is odd */
+/* loop i: path paths.path[i / 2], the LSTM cell when i is odd */
 START_TEST(test_training_steps_are_the_same_bits_on_1_2_and_3_threads)
 {
     bool lstm = _i % 2;
-    ck_assert_int_eq(tg_kernel_use_path(paths[_i / 2]), 0);
+    ck_assert_int_eq(tg_kernel_use_path(paths.path[_i / 2]), 0);
     run_record one = { NULL, 0 };
     for (int c = 0; c < N_COUNTS; c++) {
         ck_assert_int_eq(tg_set_threads(THREAD_COUNTS[c]), THREAD_COUNTS[c]);
@@ -248,7 +230,7 @@ START_TEST(test_training_steps_are_the_same_bits_on_1_2_and_3_threads)
         ck_assert_int_eq(r.count, one.count);
         long at = first_bit_difference(one.count, one.values, r.values);
         ck_assert_msg(at < 0, "%s path, %s cell: %d threads differ from 1 at value %ld of %ld",
-                      tg_kernel_path_name(paths[_i / 2]), lstm ? "LSTM" : "RNN", THREAD_COUNTS[c], at,
+                      tg_kernel_path_name(paths.path[_i / 2]), lstm ? "LSTM" : "RNN", THREAD_COUNTS[c], at,
                       one.count);
         free(r.values);
     }
@@ -263,11 +245,11 @@ Suite *threads_suite(void)
     Suite *s = suite_create("threads");
     TCase *tc = tcase_create("same bits");
     tcase_set_timeout(tc, 120);
-    find_paths();
+    paths = find_kernel_paths(false);
     tcase_add_test(tc, test_the_bitwise_comparison_catches_one_ulp);
-    tcase_add_loop_test(tc, test_products_are_the_same_bits_on_1_2_and_3_threads, 0, n_paths);
-    tcase_add_loop_test(tc, test_elementwise_kernels_are_the_same_bits_on_1_2_and_3_threads, 0, n_paths);
-    tcase_add_loop_test(tc, test_training_steps_are_the_same_bits_on_1_2_and_3_threads, 0, 2 * n_paths);
+    tcase_add_loop_test(tc, test_products_are_the_same_bits_on_1_2_and_3_threads, 0, paths.n);
+    tcase_add_loop_test(tc, test_elementwise_kernels_are_the_same_bits_on_1_2_and_3_threads, 0, paths.n);
+    tcase_add_loop_test(tc, test_training_steps_are_the_same_bits_on_1_2_and_3_threads, 0, 2 * paths.n);
     suite_add_tcase(s, tc);
     return s;
 }
