@@ -482,8 +482,14 @@ static int fit(options *opt, model *m, const vocab *v, const text *t, const text
         if (!train(&w, held_out ? &e : NULL, m, t, val, v, opt)
             || (opt->plot && !write_plot(&w, opt, v->size)))
             status = 1;
-    } else if (status == 0 && opt->save && !save_checkpoint(m, v, NULL, opt, 0, opt->save))
-        status = 1;
+    } else if (status == 0 && opt->save) {
+        if (md)
+            complain("note: with --iters 0, --save %s keeps the model and settings of %s but not "
+                     "its optimizer state, streams or iteration count: a run resumed from %s "
+                     "starts those afresh", opt->save, opt->resume, opt->save);
+        if (!save_checkpoint(m, v, NULL, opt, 0, opt->save))
+            status = 1;
+    }
     trainer_free(&w);
     evaluator_free(&e);
     return status;

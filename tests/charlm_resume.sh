@@ -54,7 +54,9 @@ done
 # --iters 0 holds no optimizer state, streams nor iteration count) does not continue the run.
 # shellcheck disable=SC2086
 "$charlm" --resume "$tmp/gru-adam.ckpt" --iters 0 --sample 0 --save "$tmp/bare.ckpt" \
-    > /dev/null 2>&1
+    > /dev/null 2> "$tmp/bare.err"
+check "--resume with --iters 0 and --save says that the optimizer state is not kept" \
+    grep -q "not its optimizer state, streams or iteration count" "$tmp/bare.err"
 # shellcheck disable=SC2086
 "$charlm" $run --resume "$tmp/bare.ckpt" --iters "$N" 2> /dev/null | grep '^iter' \
     > "$tmp/bare.parts"
