@@ -8,7 +8,9 @@
  * built on these kernels can be faster, whatever its tape does. Timed in turns with it, so
  * that all see the same moments of a shared machine: the same products on one set of
  * operands reused at every time step (all in cache), the whole training step as bench times
- * it (through the public API), and a loop of independent FMAs that touches no memory.
+ * it (through the public API), a loop of independent FMAs that touches no memory, and the
+ * same products grouped as torch.nn.RNN groups them: W_x x for all T in one product, and
+ * d(W_h), d(W_x) in one product each over all T (what a whole-sequence op would gain).
  *
  * It includes src/kernels.h, private to the library, and calls the fast kernels
  * (src/kernels_fast.c) that the ops call: a measuring tool, not an example of the API (bench.c
@@ -37,7 +39,8 @@ static const char USAGE[] =
     "back to back through tapegrad's kernels with nothing else (no tape, no elementwise work):\n"
     "the floor under any step built on these kernels. In turns with them, so that all see the\n"
     "same moments of a shared machine: the same products on operands kept in cache, the whole\n"
-    "training step as bench times it, and a loop of independent FMAs that touches no memory.\n"
+    "training step as bench times it, a loop of independent FMAs that touches no memory, and\n"
+    "the same products batched over the T steps as torch.nn.RNN runs them.\n"
     "  --configs LIST  comma-separated configs among S,M,L,XL (default: L,XL)\n"
     "                    S: I=3 H=2 B=1 T=5      M: I=1 H=32 B=32 T=50\n"
     "                    L: I=64 H=256 B=64 T=50 XL: I=256 H=1024 B=64 T=20\n"
@@ -167,18 +170,40 @@ static double run_products(products *p)
     return now() - start;
 }
 
+/* Seconds for the same products grouped as torch.nn.RNN runs them: W_x x_t for every t in one
+ * H x I x (T B) product, then W_h h_{t-1} per step; backward d(h_{t-1}) per step, then d(W_h)
+ * and d(W_x) in one product each with k = T B. p's T buffers serve as the T B-wide operands
+ * (I x T B for x, H x T B for h, pre and d(pre)): the same flops, on memory as cold. */
+static double run_batched(products *p)
+{
+    const config *c = p->c;
+    int H = c->hidden, I = c->input, B = c->batch, TB = c->steps * c->batch;
+    size_t hb = (size_t)H * (size_t)B;
+    double start = now();
+    tg_kernel_matmul(H, TB, I, p->W_x, p->x, p->pre, 0);
+    for (int t = 0; t < c->steps; t++)
+        tg_kernel_matmul(H, B, H, p->W_h, p->h + t * hb, p->pre + t * hb, 1);
+    for (int t = c->steps - 1; t > 0; t--)
+        tg_kernel_matmul(H, B, H, p->W_h_transposed, p->dpre + t * hb, p->dh + t * hb, 1);
+    tg_kernel_matmul_nt(H, H, TB, p->dpre, p->h, p->dW_h);
+    tg_kernel_matmul_nt(H, I, TB, p->dpre, p->x, p->dW_x);
+    return now() - start;
+}
+
 /* ---- turns and the report -------------------------------------------------------------------- */
 
 /* What one config measured, turn by turn (seconds; GFLOP/s for the FMA loop). */
 typedef struct turns {
     int n;
-    double *apart, *hot, *step, *fma, *share; /* share: products' GFLOP/s / the FMA loop's */
+    double *apart, *hot, *batched, *step, *fma;
+    double *share; /* the products' (apart) GFLOP/s / the FMA loop's */
 } turns;
 
 static void turns_free(turns *r)
 {
     free(r->apart);
     free(r->hot);
+    free(r->batched);
     free(r->step);
     free(r->fma);
     free(r->share);
@@ -203,11 +228,12 @@ static int measure_config(const config *c, const options *opt, turns *r)
     *r = (turns){ 0 };
     r->apart = malloc(MAX_REPS * sizeof *r->apart);
     r->hot = malloc(MAX_REPS * sizeof *r->hot);
+    r->batched = malloc(MAX_REPS * sizeof *r->batched);
     r->step = malloc(MAX_REPS * sizeof *r->step);
     r->fma = malloc(MAX_REPS * sizeof *r->fma);
     r->share = malloc(MAX_REPS * sizeof *r->share);
     int status = 0;
-    if (!ready || !r->apart || !r->hot || !r->step || !r->fma || !r->share) {
+    if (!ready || !r->apart || !r->hot || !r->batched || !r->step || !r->fma || !r->share) {
         fprintf(stderr, "floor: config %s: out of memory\n", c->name);
         status = -1;
     }
@@ -215,7 +241,8 @@ static int measure_config(const config *c, const options *opt, turns *r)
     for (int turn = -WARMUP_REPS; status == 0 && turn < MAX_REPS; turn++) {
         if (turn >= opt->min_reps && now() - start >= opt->seconds)
             break;
-        double apart_s = run_products(&apart), hot_s = run_products(&hot), step_s;
+        double apart_s = run_products(&apart), hot_s = run_products(&hot);
+        double batched_s = run_batched(&apart), step_s;
         if (train_step(&step, &step_s) != 0) {
             status = -1;
             break;
@@ -227,6 +254,7 @@ static int measure_config(const config *c, const options *opt, turns *r)
             continue;
         r->apart[r->n] = apart_s;
         r->hot[r->n] = hot_s;
+        r->batched[r->n] = batched_s;
         r->step[r->n] = step_s;
         r->fma[r->n] = fma;
         r->share[r->n] = flops / apart_s / 1e9 / fma;
@@ -240,10 +268,10 @@ static int measure_config(const config *c, const options *opt, turns *r)
 
 static void print_header(void)
 {
-    printf("cfg | products alone  fastest  GFLOP/s | in cache  | whole step  fastest | step /    |"
-           " FMA loop | products / FMA loop\n"
-           "    |      median us       us   median | median us |  median us       us | products  |"
-           "  GFLOP/s |   p10  median   p90\n");
+    printf("cfg | products alone  fastest  GFLOP/s | in cache  | batched   | whole step  fastest |"
+           " step /    | FMA loop | products / FMA loop\n"
+           "    |      median us       us   median | median us | median us |  median us       us |"
+           " products  |  GFLOP/s |   p10  median   p90\n");
 }
 
 /* One line of the table; sorts r's arrays. */
@@ -251,10 +279,11 @@ static void print_config(const config *c, turns *r)
 {
     double flops = step_needed_flops(c);
     double apart = median_of(r->apart, r->n), hot = median_of(r->hot, r->n);
+    double batched = median_of(r->batched, r->n);
     double step = median_of(r->step, r->n), fma = median_of(r->fma, r->n);
     qsort(r->share, (size_t)r->n, sizeof *r->share, compare_doubles);
-    printf("%-3s | %14.1f %8.1f %8.1f | %9.1f | %10.1f %8.1f | %8.2fx | %8.1f | %5.1f%% %5.1f%% %5.1f%%",
-           c->name, 1e6 * apart, 1e6 * r->apart[0], flops / apart / 1e9, 1e6 * hot, 1e6 * step,
+    printf("%-3s | %14.1f %8.1f %8.1f | %9.1f | %9.1f | %10.1f %8.1f | %8.2fx | %8.1f | %5.1f%% %5.1f%% %5.1f%%",
+           c->name, 1e6 * apart, 1e6 * r->apart[0], flops / apart / 1e9, 1e6 * hot, 1e6 * batched, 1e6 * step,
            1e6 * r->step[0], step / apart, fma, 100.0 * quantile(r->share, r->n, 0.1),
            100.0 * quantile(r->share, r->n, 0.5), 100.0 * quantile(r->share, r->n, 0.9));
     if (this_host_kind() == HOST_AVX2 && c->goal_avx2 == 0)
@@ -286,8 +315,10 @@ int main(int argc, char **argv)
             return 1;
     }
     printf("(medians over the turns; GFLOP/s count the products' flops; 'in cache': one set of\n"
-           "operands reused at every time step; the last column, turn by turn, is the products'\n"
-           "GFLOP/s over the FMA loop's, measured right after them)\n");
+           "operands reused at every time step; 'batched': the same products, out of cache, with\n"
+           "W_x x, d(W_h) and d(W_x) each one product over all T, as torch.nn.RNN runs them; the\n"
+           "last column, turn by turn, is the products' GFLOP/s over the FMA loop's, measured right\n"
+           "after them)\n");
     if (this_host_kind() == HOST_AVX2)
         printf("goal on this AVX2-only host (issue 17): L and XL's step / products at most 1.10x\n");
     else
