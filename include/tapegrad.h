@@ -12,7 +12,8 @@
  * last node to the first and fills every tensor's grad with d(loss)/d(that tensor).
  * Data that no gradient is wanted for (inputs x_t, targets) can come in as tg_constant
  * instead of tg_input: its grad is NULL, and so is the grad of anything computed only
- * from constants, so backward skips that work (for an RNN, the product W_x^T dy per step).
+ * from constants, so backward skips that work (for an RNN, the product W_x^T dy per step);
+ * tg_constant_view does the same without copying data that you keep until the next reset.
  * Because the tape is in the order the ops ran, walking it backwards is all that reverse
  * mode needs: no graph sort and no recursion, so a 10,000-step unroll is fine.
  *
@@ -99,6 +100,10 @@ tg_tensor  *tg_input(tg_tape *tape, int rows, int cols, const float *data);
 /* The same without a grad (grad is NULL): tg_backward computes no d(loss)/d(it), like
  * PyTorch's tensors without requires_grad. For data: inputs, targets, a zero h_0. */
 tg_tensor  *tg_constant(tg_tape *tape, int rows, int cols, const float *data);
+/* The same constant without the copy: its data is `data` itself (row-major, not NULL), which
+ * must stay as it is until the tape is reset or freed, as torch.from_numpy shares an array's
+ * memory. For data kept across steps (a training set): no copy per step, and a smaller tape. */
+tg_tensor  *tg_constant_view(tg_tape *tape, int rows, int cols, const float *data);
 
 /* ---- Ops: each returns a new tape tensor, or NULL with the tape's error set ----------- */
 

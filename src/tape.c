@@ -190,24 +190,18 @@ static inline bool inputs_valid(const tg_tape *tape, const tg_op *op, tg_tensor 
     return true;
 }
 
-/* Records on the tape why inputs_valid refused; returns 0. */
+/* Records on the tape why inputs_valid refused (the first bad input: later fails are no-ops). */
 static int report_bad_inputs(tg_tape *tape, const tg_op *op, tg_tensor *const *in)
 {
-    if (!op || !op->name || op->n_inputs < 1 || op->n_inputs > TG_MAX_INPUTS || !op->backward) {
+    if (!op || !op->name || op->n_inputs < 1 || op->n_inputs > TG_MAX_INPUTS || !op->backward)
         tg_tape_fail(tape, "tg_inputs_ok: op %s is not a valid tg_op (name, 1..%d inputs, backward)",
                      op && op->name ? op->name : "(NULL)", TG_MAX_INPUTS);
-        return 0;
-    }
-    for (int i = 0; i < op->n_inputs; i++) {
-        if (!in || !in[i]) {
-            tg_tape_fail(tape, "%s: input %d is NULL", op->name, i + 1);
-            return 0;
-        }
-        if (in[i]->node && in[i]->node->tape != tape) {
-            tg_tape_fail(tape, "%s: input %d was made on another tape", op->name, i + 1);
-            return 0;
-        }
-    }
+    else
+        for (int i = 0; i < op->n_inputs; i++)
+            if (!in || !in[i])
+                tg_tape_fail(tape, "%s: input %d is NULL", op->name, i + 1);
+            else if (in[i]->node && in[i]->node->tape != tape)
+                tg_tape_fail(tape, "%s: input %d was made on another tape", op->name, i + 1);
     return 0;
 }
 
@@ -220,10 +214,11 @@ int tg_inputs_ok(tg_tape *tape, const tg_op *op, tg_tensor *const *in)
 }
 
 /* Records a node (op NULL for a leaf) with n inputs and a rows x cols result whose grad is
- * zero-filled when with_grad, else NULL, followed by a copy of state_bytes of state. */
+ * zero-filled when with_grad, else NULL, followed by a copy of state_bytes of state. Its data
+ * is new, or `borrowed` itself for a view (a leaf without a grad, whose data is never written). */
 static inline tg_tensor *record(tg_tape *tape, const char *who, const tg_op *op,
                                 tg_tensor *const *in, int n, int rows, int cols, bool with_grad,
-                                const void *state, size_t state_bytes)
+                                const void *state, size_t state_bytes, const float *borrowed)
 {
     if (!tg_size_ok(rows, cols))
         return rows < 1 || cols < 1
@@ -234,7 +229,7 @@ static inline tg_tensor *record(tg_tape *tape, const char *who, const tg_op *op,
     size_t values = (size_t)rows * (size_t)cols;
     size_t node_bytes = round_up(sizeof(tg_node), ARENA_ALIGN);
     size_t data_bytes = round_up(values * sizeof(float), ARENA_ALIGN);
-    size_t tensors_bytes = (with_grad ? 2 : 1) * data_bytes;
+    size_t tensors_bytes = (with_grad ? 2 : borrowed ? 0 : 1) * data_bytes;
     unsigned char *block = arena_alloc(tape, node_bytes + tensors_bytes + state_bytes);
     if (!block)
         return tg_tape_fail(tape, "%s: out of memory for a %dx%d result", who, rows, cols);
@@ -243,7 +238,8 @@ static inline tg_tensor *record(tg_tape *tape, const char *who, const tg_op *op,
      * every node of every step. */
     node->op = op;
     node->tape = tape;
-    node->out = (tg_tensor){ .rows = rows, .cols = cols, .data = (float *)(block + node_bytes),
+    float *data = borrowed ? (float *)(uintptr_t)borrowed : (float *)(block + node_bytes);
+    node->out = (tg_tensor){ .rows = rows, .cols = cols, .data = data,
                              .grad = with_grad ? (float *)(block + node_bytes + data_bytes) : NULL,
                              .node = node };
     for (int i = 0; i < TG_MAX_INPUTS; i++)
@@ -275,17 +271,18 @@ tg_tensor *tg_record(tg_tape *tape, const tg_op *op, tg_tensor *const *in, int r
     }
     if (state_bytes > 0 && !state)
         return tg_tape_fail(tape, "%s: state is NULL with %zu state bytes", op->name, state_bytes);
-    return record(tape, op->name, op, in, op->n_inputs, rows, cols, with_grad, state, state_bytes);
+    return record(tape, op->name, op, in, op->n_inputs, rows, cols, with_grad, state, state_bytes,
+                  NULL);
 }
 
-/* ---- leaves: tg_input and tg_constant hold a copy of the caller's data ----------------------- */
+/* ---- leaves: tg_input and tg_constant copy the caller's data, tg_constant_view reads it ---- */
 
 static tg_tensor *leaf(tg_tape *tape, const char *who, int rows, int cols, const float *data,
                        bool with_grad)
 {
     if (!tape)
         return NULL;
-    tg_tensor *y = record(tape, who, NULL, NULL, 0, rows, cols, with_grad, NULL, 0);
+    tg_tensor *y = record(tape, who, NULL, NULL, 0, rows, cols, with_grad, NULL, 0, NULL);
     if (!y)
         return NULL;
     size_t bytes = (size_t)rows * (size_t)cols * sizeof(float);
@@ -308,6 +305,13 @@ tg_tensor *tg_input(tg_tape *tape, int rows, int cols, const float *data)
 tg_tensor *tg_constant(tg_tape *tape, int rows, int cols, const float *data)
 {
     return leaf(tape, "tg_constant", rows, cols, data, false);
+}
+
+tg_tensor *tg_constant_view(tg_tape *tape, int rows, int cols, const float *data)
+{
+    if (!tape || !data) /* without a tape, tg_tape_fail only returns NULL */
+        return tg_tape_fail(tape, "tg_constant_view: data is NULL");
+    return record(tape, "tg_constant_view", NULL, NULL, 0, rows, cols, false, NULL, 0, data);
 }
 
 int tg_tape_inputs(const tg_tape *tape, tg_tensor **out, int max)

@@ -1,9 +1,11 @@
 /* test_tape.c: the tape (src/tape.c): memory reuse after reset, no allocation once warm, a
  * 10,000-node chain, gradient sums over shared parameters, what a second backward does,
- * constants that every op skips; its refusals, each with its message; and the calls an op
- * of a user's is written with (tg_inputs_ok, tg_record, tg_op_state, tg_backward_memo). */
+ * constants that every op skips, views that read the caller's data in place; its refusals,
+ * each with its message; and the calls an op of a user's is written with (tg_inputs_ok,
+ * tg_record, tg_op_state, tg_backward_memo). */
 #include <check.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc_count.h"
@@ -234,6 +236,54 @@ START_TEST(test_constant_data_gives_the_same_parameter_grads_and_has_no_grad)
     }
     tg_tape_free(tape);
     tg_rnn_cell_free(m.cell);
+}
+END_TEST
+
+/* tg_constant_view for rnn_gradients: h_0's NULL (zeros) becomes an array of zeros. */
+static tg_tensor *view_leaf(tg_tape *tape, int rows, int cols, const float *data)
+{
+    static const float zeros[HIDDEN * BATCH];
+    return tg_constant_view(tape, rows, cols, data ? data : zeros);
+}
+
+START_TEST(test_constant_view_reads_the_data_in_place_and_gives_the_same_grads)
+{
+    model m;
+    model_init(&m);
+    tg_tape *tape = tg_tape_new();
+    float want[3][HIDDEN * HIDDEN];
+    rnn_gradients(tape, &m, tg_constant);
+    size_t copied_bytes = tg_tape_reserved_bytes(tape);
+    for (int i = 0; i < 3; i++)
+        memcpy(want[i], m.params[i]->grad, sizeof(float) * (size_t)m.params[i]->rows * (size_t)m.params[i]->cols);
+    tg_tensor *x = rnn_gradients(tape, &m, view_leaf);
+    ck_assert_ptr_eq(x->data, m.x[0]);
+    ck_assert_ptr_null(x->grad);
+    for (int i = 0; i < 3; i++)
+        for (long k = 0; k < (long)m.params[i]->rows * m.params[i]->cols; k++)
+            ck_assert_float_eq(m.params[i]->grad[k], want[i][k]);
+    /* no copy: a 1000 x 1000 view (4 MB) takes a node's worth of tape, not its data */
+    float *big = calloc(1000 * 1000, sizeof *big);
+    tg_tape_reset(tape);
+    ck_assert_ptr_eq(tg_constant_view(tape, 1000, 1000, big)->data, big);
+    ck_assert_uint_eq(tg_tape_reserved_bytes(tape), copied_bytes);
+    free(big);
+    tg_tape_free(tape);
+    tg_rnn_cell_free(m.cell);
+}
+END_TEST
+
+START_TEST(test_constant_view_refuses_null_data_and_a_bad_size)
+{
+    static const float data[6] = { 1, 2, 3, 4, 5, 6 };
+    ck_assert_ptr_null(tg_constant_view(NULL, 2, 3, data));
+    tg_tape *tape = tg_tape_new();
+    ck_assert_ptr_null(tg_constant_view(tape, 2, 3, NULL));
+    assert_error(tape, "tg_constant_view: data is NULL");
+    assert_usable_after_reset(tape);
+    ck_assert_ptr_null(tg_constant_view(tape, 0, 3, data));
+    assert_error(tape, "tg_constant_view: bad size 0x3");
+    tg_tape_free(tape);
 }
 END_TEST
 
@@ -613,6 +663,8 @@ Suite *tape_suite(void)
     TCase *tc = tcase_create("tape");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_reset_reuses_the_same_memory);
+    tcase_add_test(tc, test_constant_view_reads_the_data_in_place_and_gives_the_same_grads);
+    tcase_add_test(tc, test_constant_view_refuses_null_data_and_a_bad_size);
     tcase_add_test(tc, test_training_step_makes_no_heap_allocation_once_warm);
     tcase_add_test(tc, test_ten_thousand_node_chain_backpropagates);
     tcase_add_test(tc, test_ten_thousand_step_rnn_unroll_backpropagates);
