@@ -1,8 +1,9 @@
 /* bench.c: how fast tapegrad trains the vanilla RNN cell, next to PyTorch on the same machine.
  *
- * One training step, as a user writes it: reset the tape, copy the data in with tg_constant
- * (x_t, targets and h_0 need no gradient, as in PyTorch, where they do not require grad),
- * run the cell over T steps from h_0 = 0, loss = (1/T) sum over t of mse(h_t, y_t), zero the
+ * One training step, as a user writes it: reset the tape, bring the data in without a
+ * gradient (as in PyTorch, where it does not require grad): x_t and the targets with
+ * tg_constant_view, read in place from the arrays made once before the steps (as the peer
+ * makes its tensors once), h_0 = 0 with tg_constant; run the cell over T steps from h_0 = 0, loss = (1/T) sum over t of mse(h_t, y_t), zero the
  * grads, tg_backward, tg_sgd_step. Each config is warmed up, then timed step by step until a
  * time budget and a minimum count are both reached; we report the median step time and
  * GFLOP/s, counting 6 T B H (H + I) flops per step (2 T B H (H + I) for the products of the
@@ -238,15 +239,16 @@ static double step_flops(const config *c)
 
 /* The bytes one step needs, from the sizes alone: every parameter and its grad, and every
  * tensor train_step puts on the tape, with its grad unless it is a constant. Per time step
- * that is the constants x_t (I x B) and y_t (H x B), then W_x x_t + b, W_h h plus that, and
- * tanh of it (H x B each: the cell's two tg_matmul_add and its tg_tanh) and the 1 x 1 mse;
- * plus the constant h_0 (H x B), the T - 1 running totals and the scaled loss (1 x 1 each). */
+ * that is W_x x_t + b, W_h h plus that, and tanh of it (H x B each: the cell's two
+ * tg_matmul_add and its tg_tanh) and the 1 x 1 mse (x_t and y_t are views of the data, not
+ * on the tape); plus the constant h_0 (H x B), the T - 1 running totals and the scaled loss
+ * (1 x 1 each). */
 static double logical_bytes(const config *c)
 {
     double I = c->input, H = c->hidden, B = c->batch, T = c->steps;
     double params = H * H + H * I + H;
     double with_grads = params + T * (3.0 * H * B + 1.0) + (T - 1.0) + 1.0;
-    double constants = H * B + T * (I * B + H * B);
+    double constants = H * B; /* h_0; x_t and y_t are views of the caller's arrays */
     return sizeof(float) * (2.0 * with_grads + constants);
 }
 

@@ -144,9 +144,9 @@ int train_step(void *ctx, double *seconds)
     tg_tensor *h = tg_constant(tape, c->hidden, c->batch, NULL);          /* h_0 = 0: H x B */
     tg_tensor *total = NULL;
     for (int t = 0; t < c->steps; t++) {
-        tg_tensor *x = tg_constant(tape, c->input, c->batch, b->x + t * x_stride); /* I x B */
+        tg_tensor *x = tg_constant_view(tape, c->input, c->batch, b->x + t * x_stride); /* I x B */
         h = tg_rnn_cell_forward(tape, b->cell, x, h);                           /* H x B */
-        tg_tensor *target = tg_constant(tape, c->hidden, c->batch, b->y + t * y_stride);
+        tg_tensor *target = tg_constant_view(tape, c->hidden, c->batch, b->y + t * y_stride);
         tg_tensor *mse = tg_mse(tape, h, target);                               /* 1 x 1 */
         total = total ? tg_add(tape, total, mse) : mse;
     }
