@@ -122,6 +122,13 @@ plain_run lab_adding
 bad_lr lab_adding 0.003
 bad_hidden lab_adding 8
 bad_rho lab_adding 0.9
+check "lab_adding: the CSV's settings say init=pytorch without --rho" \
+    grep -q "^rnn,.*init=pytorch$" "$tmp/lab_adding.plain/adding_runs.csv"
+quick_run lab_adding --rho 0.9
+check "... and init=orthogonal rho=0.9 for the RNN with --rho 0.9" \
+    grep -q "^rnn,.*init=orthogonal rho=0.9$" "$tmp/run/adding_runs.csv"
+check "... and still init=pytorch for the gated cells" \
+    grep -q "^lstm,.*init=pytorch$" "$tmp/run/adding_runs.csv"
 bad_clip lab_adding 0.1
 bad_seeds lab_adding 2
 
