@@ -23,8 +23,9 @@
  * Validation: the last 10% of the text (or --val FILE) is held out, never trained on. Each
  * report gives the training loss (the mean over the chunks since the last report) and the loss
  * on the held-out text (its first 64 KiB), read from zero states on a tape that records no
- * gradients (tg_tape_set_no_grad); when this validation loss rises while the training loss
- * falls, the model is learning the training text by heart, and a warning says so.
+ * gradients (tg_tape_set_no_grad); when this validation loss rises at two reports in a row
+ * while the training loss falls, the model is learning the training text by heart, and a
+ * warning says so (once for each such run of rises).
  *
  * To generate, the model reads a byte (a forward on the no-grad tape), turns its logits into
  * p_i = exp(logit_i / temperature) / sum_j exp(logit_j / temperature), draws the next byte from
@@ -221,19 +222,29 @@ static void report(long iter, double train_loss, const double *held_out)
     putchar('\n');
 }
 
-/* The losses of the last report, to tell when the held-out loss turns up. */
+/* The losses of the last report, and for how many reports in a row the held-out loss has
+ * risen while the training loss fell (since `start`, the losses before the first of them), to
+ * tell when the held-out loss turns up. */
 typedef struct trend {
     bool any;
-    double train, held_out;
+    int rises;
+    double train, held_out, start_train, start_held_out;
 } trend;
 
+/* Warns once per run of rises, at the second report in a row: one rise alone may be noise. */
 static void warn_if_memorising(trend *last, double train_loss, double held_out)
 {
-    if (last->any && held_out > last->held_out && train_loss < last->train)
-        printf("warning: the validation loss rose (%.4f -> %.4f) while the training loss fell "
-               "(%.4f -> %.4f): the model is learning the training text by heart\n",
-               last->held_out, held_out, last->train, train_loss);
-    *last = (trend){ true, train_loss, held_out };
+    trend now = { true, 0, train_loss, held_out, last->train, last->held_out };
+    if (last->any && held_out > last->held_out && train_loss < last->train) {
+        now.rises = last->rises + 1;
+        if (last->rises > 0)
+            now.start_train = last->start_train, now.start_held_out = last->start_held_out;
+    }
+    if (now.rises == 2)
+        printf("warning: the validation loss rose at 2 reports in a row (%.4f -> %.4f) while the "
+               "training loss fell (%.4f -> %.4f): the model is learning the training text by "
+               "heart\n", now.start_held_out, held_out, now.start_train, train_loss);
+    *last = now;
 }
 
 /* Trains for opt->iters iterations: LOG_LINES report lines on stdout (with the held-out loss
@@ -249,7 +260,7 @@ static bool train(trainer *w, evaluator *e, model *m, const text *t, const text 
     int tick_every = opt->iters > TICKS ? opt->iters / TICKS : 1;
     double window = 0.0;                      /* the sum of the losses since the last report */
     double average = 0.0, weight = 0.0;       /* the moving average and its total weight */
-    trend last = { false, 0.0, 0.0 };
+    trend last = { 0 };
     for (int iter = 1; iter <= opt->iters; iter++) {
         float loss;
         if (!train_step(w, m, t, opt, &loss))

@@ -116,6 +116,14 @@ awk 'BEGIN { for (i = 0; i < 40; i++) print "dlrow olleh" }' > "$tmp/reversed.tx
     > "$tmp/val.log" 2> /dev/null
 check "a held-out text unlike the training text: a warning that the model learns by heart" \
     grep -q "^warning: the validation loss rose .* while the training loss fell" "$tmp/val.log"
+# One warning per run of rises, at its second report: the reports' losses say how many.
+expected=$(awk '/^iter/ { train = $4; held = $9
+                          if (n && held > last_held && train < last_train) rises++; else rises = 0
+                          if (rises == 2) warnings++
+                          n++; last_train = train; last_held = held }
+                END { print warnings + 0 }' "$tmp/val.log")
+check "... once for each run of two or more reports in a row ($expected), not at every rise" \
+    test "$(grep -c '^warning: the validation loss rose' "$tmp/val.log")" = "$expected" -a "$expected" -gt 0
 check "... and the text line names both texts' sizes" \
     grep -q "3600 bytes to train on, 480 for validation" "$tmp/val.log"
 
