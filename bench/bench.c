@@ -3,8 +3,8 @@
  * One training step, as a user writes it: reset the tape, bring the data in without a
  * gradient (as in PyTorch, where it does not require grad): x_t and the targets with
  * tg_constant_view, read in place from the arrays made once before the steps (as the peer
- * makes its tensors once), h_0 = 0 with tg_constant; run the cell over T steps from h_0 = 0, loss = (1/T) sum over t of mse(h_t, y_t), zero the
- * grads, tg_backward, tg_sgd_step. Each config is warmed up, then timed step by step until a
+ * makes its tensors once), h_0 = 0 with tg_constant; run the cell over T steps from h_0 = 0,
+ * loss = (1/T) sum over t of mse(h_t, y_t), zero the grads, tg_backward, tg_sgd_step. Each config is warmed up, then timed step by step until a
  * time budget and a minimum count are both reached; we report the median step time and
  * GFLOP/s, counting 6 T B H (H + I) flops per step (2 T B H (H + I) for the products of the
  * forward pass and twice that for the backward pass).

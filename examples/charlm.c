@@ -222,29 +222,26 @@ static void report(long iter, double train_loss, const double *held_out)
     putchar('\n');
 }
 
-/* The losses of the last report, and for how many reports in a row the held-out loss has
- * risen while the training loss fell (since `start`, the losses before the first of them), to
- * tell when the held-out loss turns up. */
+/* The losses of the last two reports, and for how many reports in a row the held-out loss
+ * has risen while the training loss fell, to tell when the held-out loss turns up. */
 typedef struct trend {
     bool any;
     int rises;
-    double train, held_out, start_train, start_held_out;
+    double train, held_out;               /* the last report's */
+    double train_before, held_out_before; /* the report's before it */
 } trend;
 
-/* Warns once per run of rises, at the second report in a row: one rise alone may be noise. */
+/* Warns once per run of rises, at the second report in a row (one rise alone may be noise),
+ * with the losses from the report before the first rise. */
 static void warn_if_memorising(trend *last, double train_loss, double held_out)
 {
-    trend now = { true, 0, train_loss, held_out, last->train, last->held_out };
-    if (last->any && held_out > last->held_out && train_loss < last->train) {
-        now.rises = last->rises + 1;
-        if (last->rises > 0)
-            now.start_train = last->start_train, now.start_held_out = last->start_held_out;
-    }
-    if (now.rises == 2)
+    bool rose = last->any && held_out > last->held_out && train_loss < last->train;
+    int rises = rose ? last->rises + 1 : 0;
+    if (rises == 2)
         printf("warning: the validation loss rose at 2 reports in a row (%.4f -> %.4f) while the "
                "training loss fell (%.4f -> %.4f): the model is learning the training text by "
-               "heart\n", now.start_held_out, held_out, now.start_train, train_loss);
-    *last = now;
+               "heart\n", last->held_out_before, held_out, last->train_before, train_loss);
+    *last = (trend){ true, rises, train_loss, held_out, last->train, last->held_out };
 }
 
 /* Trains for opt->iters iterations: LOG_LINES report lines on stdout (with the held-out loss

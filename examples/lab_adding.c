@@ -595,9 +595,9 @@ static void print_reach(run_result *runs, const settings *s)
  * init=orthogonal rho=X for an RNN started at W_h = rho Q (--rho). */
 static void add_settings(table *t, const run_result *r, const settings *s)
 {
-    bool orthogonal = strcmp(r->cell->name, "rnn") == 0 && s->rho > 0.0f;
-    char init[48];
-    snprintf(init, sizeof init, orthogonal ? "orthogonal rho=%g" : "pytorch", (double)s->rho);
+    char init[48] = "pytorch";
+    if (strcmp(r->cell->name, "rnn") == 0 && s->rho > 0.0f)
+        snprintf(init, sizeof init, "orthogonal rho=%g", (double)s->rho);
     table_add(t, "adam lr=%g batch=%d steps=%d hidden=%d params=%ld forget_bias=%g init=%s",
               (double)s->lr, BATCH, s->train_steps, r->cell->hidden, r->cell->params,
               strcmp(r->cell->name, "lstm") == 0 ? (double)LSTM_FORGET_BIAS : 0.0, init);

@@ -215,6 +215,21 @@ static tg_tensor *rnn_gradients(tg_tape *tape, model *m,
     return first_x;
 }
 
+/* The model's parameter grads, into want; and a check that they equal want, value by value. */
+static void save_grads(const model *m, float want[3][HIDDEN * HIDDEN])
+{
+    for (int i = 0; i < 3; i++)
+        for (long k = 0; k < (long)m->params[i]->rows * m->params[i]->cols; k++)
+            want[i][k] = m->params[i]->grad[k];
+}
+
+static void assert_grads_equal(const model *m, float want[3][HIDDEN * HIDDEN])
+{
+    for (int i = 0; i < 3; i++)
+        for (long k = 0; k < (long)m->params[i]->rows * m->params[i]->cols; k++)
+            ck_assert_float_eq(m->params[i]->grad[k], want[i][k]);
+}
+
 START_TEST(test_constant_data_gives_the_same_parameter_grads_and_has_no_grad)
 {
     model m;
@@ -223,17 +238,12 @@ START_TEST(test_constant_data_gives_the_same_parameter_grads_and_has_no_grad)
     float want[3][HIDDEN * HIDDEN];
     tg_tensor *x = rnn_gradients(tape, &m, tg_input);
     ck_assert_ptr_nonnull(x->grad);
-    for (int i = 0; i < 3; i++)
-        for (long k = 0; k < (long)m.params[i]->rows * m.params[i]->cols; k++)
-            want[i][k] = m.params[i]->grad[k];
+    save_grads(&m, want);
     x = rnn_gradients(tape, &m, tg_constant);
     ck_assert_ptr_null(x->grad);
-    for (int i = 0; i < 3; i++) {
-        long n = (long)m.params[i]->rows * m.params[i]->cols;
-        for (long k = 0; k < n; k++)
-            ck_assert_float_eq(m.params[i]->grad[k], want[i][k]);
+    assert_grads_equal(&m, want);
+    for (int i = 0; i < 3; i++)
         ck_assert_float_ne(tg_grad_norm(m.params[i]), 0.0f);
-    }
     tg_tape_free(tape);
     tg_rnn_cell_free(m.cell);
 }
@@ -254,14 +264,11 @@ START_TEST(test_constant_view_reads_the_data_in_place_and_gives_the_same_grads)
     float want[3][HIDDEN * HIDDEN];
     rnn_gradients(tape, &m, tg_constant);
     size_t copied_bytes = tg_tape_reserved_bytes(tape);
-    for (int i = 0; i < 3; i++)
-        memcpy(want[i], m.params[i]->grad, sizeof(float) * (size_t)m.params[i]->rows * (size_t)m.params[i]->cols);
+    save_grads(&m, want);
     tg_tensor *x = rnn_gradients(tape, &m, view_leaf);
     ck_assert_ptr_eq(x->data, m.x[0]);
     ck_assert_ptr_null(x->grad);
-    for (int i = 0; i < 3; i++)
-        for (long k = 0; k < (long)m.params[i]->rows * m.params[i]->cols; k++)
-            ck_assert_float_eq(m.params[i]->grad[k], want[i][k]);
+    assert_grads_equal(&m, want);
     /* no copy: a 1000 x 1000 view (4 MB) takes a node's worth of tape, not its data */
     float *big = calloc(1000 * 1000, sizeof *big);
     tg_tape_reset(tape);

@@ -69,8 +69,8 @@ static float *product(int which, int m, int n, int k)
 /* loop i: path paths.path[i] */
 START_TEST(test_products_are_the_same_bits_on_1_2_and_3_threads)
 {
-    /* from 2^20 multiply-adds up: B read in place, B packed,
-     * odd sizes that leave short panels and edge tiles, a k past one block */
+    /* from 2^20 multiply-adds up: B read in place, B packed, odd sizes that leave short
+     * panels and edge tiles, a k past one block */
     static const int shapes[][3] = { { 256, 64, 256 }, { 256, 256, 64 }, { 1024, 64, 1024 },
                                      { 301, 97, 67 },  { 67, 301, 97 },  { 97, 67, 301 },
                                      { 130, 1023, 33 } };
