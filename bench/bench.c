@@ -54,6 +54,7 @@
 #define LINE_MAX_LEN 512
 #define QUICK_PEER_MAX_FLOPS 2e9       /* --quick: the peer skips bigger repetitions unless asked */
 #define DEFAULT_ROUNDS 3
+#define ROUND_TRIPS 20000              /* per measurement of the cores' round trip (--threads) */
 
 static const char USAGE[] =
     "usage: bench [--configs LIST] [--matmul LIST] [--quick] [--rounds N] [--threads N]\n"
@@ -72,7 +73,8 @@ static const char USAGE[] =
     "                      time, and report the median of the N medians (default 3; 1 with --quick)\n"
     "  --threads N         threads for tapegrad (tg_set_threads) and for the peer's torch and BLAS,\n"
     "                      1 to 64 (default 1); above 1, tapegrad is also timed on one thread in\n"
-    "                      each round and a table gives the speed-up\n"
+    "                      each round and a table gives the speed-up, with the time a cache line\n"
+    "                      takes to go between two threads and back (how far apart their cores are)\n"
     "  --peer              require the peer: exit with status 1 when it cannot run\n"
     "  --no-peer           do not start the peer\n"
     "  --peer-script FILE  the peer script (default " PEER_SCRIPT ")\n"
@@ -550,6 +552,7 @@ typedef struct rnn_result {
     bool ran, peer_skipped;
     timing ours, seed, nn_rnn;
     timing one_thread;                 /* ours on one thread, when --threads asks for more */
+    double round_trip_ns;              /* then also: the cores' round trip (median of the rounds) */
     double logical, actual;            /* bytes, for the memory report */
 } rnn_result;
 
@@ -644,7 +647,7 @@ static int run_config_rounds(const config *c, const plan *pl, int rounds, int th
                              peer *p, rnn_result *r)
 {
     timing ours[64], seed[64], nn_rnn[64], one_thread[64];
-    double reserved;
+    double reserved, round_trip[64];
     for (int i = 0; i < rounds; i++) {
         if (run_config(c, pl, ask_peer, p, r) != 0)
             return -1;
@@ -655,8 +658,10 @@ static int run_config_rounds(const config *c, const plan *pl, int rounds, int th
             tg_set_threads(threads);
             if (status != 0)
                 return -1;
+            round_trip[i] = core_round_trip_ns(ROUND_TRIPS);
         }
     }
+    r->round_trip_ns = threads > 1 ? median_of(round_trip, rounds) : NAN;
     r->ours = median_of_rounds(ours, rounds);
     r->seed = median_of_rounds(seed, rounds);
     r->nn_rnn = median_of_rounds(nn_rnn, rounds);
@@ -769,7 +774,8 @@ static void print_thread_table(const rnn_result *results, int threads)
     printf("\nThreads: the same step on %d threads against 1 (tapegrad alone, the same rounds)\n", threads);
     char label[32];
     snprintf(label, sizeof label, "%d threads us", threads);
-    printf("%-3s | %12s %12s | %8s  %s\n", "cfg", "1 thread us", label, "speed-up", "goal");
+    printf("%-3s | %12s %12s | %8s | %13s  %s\n", "cfg", "1 thread us", label, "speed-up",
+           "round trip ns", "goal");
     for (int i = 0; i < N_CONFIGS; i++) {
         const rnn_result *r = &results[i];
         if (!r->ran)
@@ -780,10 +786,17 @@ static void print_thread_table(const rnn_result *results, int threads)
         print_number(13, "%.1f", r->ours.us);
         printf(" | ");
         print_number(7, "%.2fx", speedup);
+        printf(" | ");
+        print_number(13, "%.0f", r->round_trip_ns);
         if (CONFIGS[i].thread_goal > 0 && threads == 2)
             printf("  >= %.2gx on 2 threads %s", CONFIGS[i].thread_goal, speedup >= CONFIGS[i].thread_goal ? "met" : "NOT MET");
         printf("\n");
     }
+    printf("(round trip: a cache line handed from one thread to another and back, the median of the\n"
+           "rounds; about 120 ns when the two cores share a last-level cache, several times that when\n"
+           "they do not, and then each thread's fetches of what the other wrote cost more: on the\n"
+           "hosts this was measured on, L's speed-up fell from about 1.45x to 1.15x. A virtual\n"
+           "machine's cores can move between the two over minutes; docs/performance.md)\n");
 }
 
 /* The 1024 x 1024 product's goal: its GFLOP/s at least matmul_goal_percent() of the peak. */

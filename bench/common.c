@@ -1,10 +1,13 @@
-/* common.c: the configs, the clock, the training step and the FMA peak that bench.c and
- * floor.c both measure (see common.h). Built from include/ and the library alone. */
+/* common.c: the configs, the clock, the training step, the FMA peak and the cores' round trip
+ * that bench.c and floor.c measure (see common.h). Built from include/ and the library alone. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "common.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,4 +262,53 @@ double fma_peak_gflops(void)
         best = isnan(best) || gflops > best ? gflops : best;
     }
     return best;
+}
+
+/* ---- how far apart two threads' cores are ------------------------------------------------ */
+
+/* Round trips before the clock starts: the answering thread starting, the line's first moves. */
+enum { WARM_TRIPS = 1000 };
+
+/* The cache line the two threads hand back and forth: `turn` is odd when the answering
+ * thread is to write it, even when the asking one is. */
+typedef struct ping_pong {
+    _Alignas(64) atomic_int turn;
+    int trips;
+} ping_pong;
+
+/* Waits until *turn is `want`, yielding the core now and then in case the other thread waits
+ * for it (both on one core). */
+static void wait_for_turn(atomic_int *turn, int want)
+{
+    for (long look = 1; atomic_load_explicit(turn, memory_order_acquire) != want; look++)
+        if (look % 4096 == 0)
+            sched_yield();
+}
+
+static void *answer_trips(void *arg)
+{
+    ping_pong *pp = arg;
+    for (int i = 0; i < pp->trips; i++) {
+        wait_for_turn(&pp->turn, 2 * i + 1);
+        atomic_store_explicit(&pp->turn, 2 * i + 2, memory_order_release);
+    }
+    return NULL;
+}
+
+double core_round_trip_ns(int trips)
+{
+    ping_pong pp = { .trips = WARM_TRIPS + trips };
+    pthread_t answerer;
+    if (trips < 1 || pthread_create(&answerer, NULL, answer_trips, &pp) != 0)
+        return NAN;
+    double start = 0.0;
+    for (int i = 0; i < pp.trips; i++) {
+        if (i == WARM_TRIPS)
+            start = now();
+        atomic_store_explicit(&pp.turn, 2 * i + 1, memory_order_release);
+        wait_for_turn(&pp.turn, 2 * i + 2);
+    }
+    double seconds = now() - start;
+    pthread_join(answerer, NULL);
+    return seconds / trips * 1e9;
 }

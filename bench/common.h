@@ -79,4 +79,12 @@ const char *fma_loop_isa(void);
 /* The best of 20 such runs of 2 million reps: this core's peak, which no product can beat. */
 double fma_peak_gflops(void);
 
+/* How far apart the cores that two threads run on are: the mean time, in ns, for one cache
+ * line to go from one thread to another and back (two threads taking turns to write it, each
+ * spinning until the other has), over `trips` round trips after a warm-up; NAN when the
+ * second thread cannot start. About 120 ns on this project's hosts when the two cores share
+ * a last-level cache, several times that when they do not (docs/performance.md, Where the two
+ * threads run); a few ms in all for 20,000 trips. */
+double core_round_trip_ns(int trips);
+
 #endif
