@@ -11,6 +11,7 @@
  * elementwise passes, are split over the thread pool into blocks of the result, with the same
  * bits for any thread count. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -426,15 +427,26 @@ static int panel_rows(tiling t, int left)
 static _Thread_local float packed_a[MR_512 * KC] __attribute__((aligned(64)));
 static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
 
+/* The block of B that this thread prepared last: which product (the number gemm_packed gives
+ * each product it splits; 0 for one it does not) and where, and its panels. A thread that
+ * runs several tasks of one split product needs the same block for each when B is one block
+ * (k <= KC, n <= NC), and prepares it once. */
+static _Thread_local struct prepared {
+    unsigned long product;
+    int p0, j0;
+    const float *b[NC / NR];
+    long b_row[NC / NR];
+} prepared;
+
 /* A block of B is prepared once and serves every row panel of A. A panel of rows of A is read
  * where it lies when A is row-major (its mr x kc floats stay in L1 across the whole row of C)
  * or a narrow transposed A (its mr values for each p are contiguous); a wide transposed A
  * (whose panel would span kc pages) and a short panel that the kernel would read past are
  * packed, with zeros below the last rows. */
-static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool overwrite)
+static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool overwrite, unsigned long product)
 {
-    const float *b[NC / NR];
-    long b_row[NC / NR];
+    const float *const *b = prepared.b;
+    const long *b_row = prepared.b_row;
     tiling t = current_tiling();
     bool a_in_place = A.col == 1 || (A.row == 1 && A.col <= NARROW);
     /* A C larger than L1 (a weight's gradient, or a result whose memory has not been touched
@@ -445,7 +457,10 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool ove
         int nc = n - j0 < NC ? n - j0 : NC;
         for (int p0 = 0; p0 < k; p0 += KC) {
             int kc = k - p0 < KC ? k - p0 : KC;
-            prepare_b(B, p0, kc, j0, nc, t.nr, packed_b, b, b_row);
+            if (product == 0 || prepared.product != product || prepared.p0 != p0 || prepared.j0 != j0) {
+                prepare_b(B, p0, kc, j0, nc, t.nr, packed_b, prepared.b, prepared.b_row);
+                prepared.product = product, prepared.p0 = p0, prepared.j0 = j0;
+            }
             for (int ir = 0, mr; ir < m; ir += mr) {
                 mr = panel_rows(t, m - ir);
                 micro_kernel_fn *kernel = pick_micro_kernel(t, mr);
@@ -532,6 +547,7 @@ static void fill_rows(const float *c, int c_cols, int n, int first, int rows, fl
  * computed by the same sequence of operations whichever block holds it, so the result is the
  * same, bit for bit, for any split and any thread count. */
 typedef struct product_split {
+    unsigned long product;             /* its number, never 0 (see prepared) */
     int m, n, k, per_task;
     view A, B;
     float *C;
@@ -550,7 +566,7 @@ static void gemm_task(void *ctx, int task)
     if (s->c)
         fill_rows(s->c, s->c_cols, s->n, first, rows, s->C);
     view A = { s->A.p + first * s->A.row, s->A.row, s->A.col };
-    gemm_blocked(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->overwrite);
+    gemm_blocked(rows, s->n, s->k, A, s->B, s->C + (long)first * s->n, s->overwrite, s->product);
 }
 
 /* Products from PARALLEL_MIN multiply-adds are split into tasks of about TASK_WORK each, at
@@ -560,9 +576,10 @@ static void gemm_task(void *ctx, int task)
 enum { TASKS_PER_THREAD = 4 };
 
 /* gemm for products that repay the packing, C first set from c when c is not NULL (see
- * fill_rows): on this thread or split over the pool by rows (each task packs the blocks of B
- * it reads itself: splitting by columns instead, so that each packs only its own, was slower
- * on two threads; docs/performance.md, Threads). Kept out of line, so that a tiny product
+ * fill_rows): on this thread or split over the pool by rows (each thread packs the blocks of
+ * B its tasks read itself, once for all its tasks when B is one block: splitting by columns
+ * instead, so that each packs only its own, was slower on two threads; docs/performance.md,
+ * Threads). Kept out of line, so that a tiny product
  * does not pay for its stack frame. */
 __attribute__((noinline))
 static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool overwrite, const float *c,
@@ -579,12 +596,14 @@ static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool over
     if (threads == 1 || work < PARALLEL_MIN || tasks < 2) {
         if (c)
             fill_rows(c, c_cols, n, 0, m, C);
-        gemm_blocked(m, n, k, A, B, C, overwrite);
+        gemm_blocked(m, n, k, A, B, C, overwrite, 0);
         return;
     }
+    static _Atomic unsigned long products_split;
     int per_task = (int)((m + tasks - 1) / tasks);
     per_task = (per_task + t.mr - 1) / t.mr * t.mr;
-    product_split split = { m, n, k, per_task, A, B, C, overwrite, c, c_cols };
+    product_split split = { atomic_fetch_add(&products_split, 1) + 1, m, n, k, per_task, A, B, C, overwrite, c,
+                            c_cols };
     tg_parallel_for((m + per_task - 1) / per_task, gemm_task, &split);
 }
 
