@@ -19,10 +19,12 @@
 #include "kernels.h"
 #include "threads.h"
 
-/* Block sizes: a KC x NC block of B (256 KiB) stays in L2, an MR x KC panel of A (6 KiB) in
- * L1, and the MR x NR tile of C in registers (MR_512 x NR_512 on the AVX-512 path: 24 of its
- * 32 vector registers). */
-enum { MR = 6, NR = 16, MR_512 = 12, NR_512 = 32, KC = 256, NC = 256, TINY = 8 * 8 * 8, THIN = 4, SCALAR_MAX = 64 };
+/* Block sizes: a KC x NC block of B (256 KiB) stays in L2 (a block of a B with fewer rows
+ * than KC is as many columns wider, up to NC_WIDE, so that it holds as much), an MR x KC
+ * panel of A (6 KiB) in L1, and the MR x NR tile of C in registers (MR_512 x NR_512 on the
+ * AVX-512 path: 24 of its 32 vector registers). */
+enum { MR = 6, NR = 16, MR_512 = 12, NR_512 = 32, KC = 256, NC = 256, NC_WIDE = 4 * NC, TINY = 8 * 8 * 8, THIN = 4,
+       SCALAR_MAX = 64 };
 /* Products with fewer multiply-adds than this stay on one thread: below it, handing a job to
  * the workers would cost a noticeable share of the product (docs/performance.md, Threads). */
 #define PARALLEL_MIN (1L << 20)
@@ -430,13 +432,22 @@ static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
 /* The block of B that this thread prepared last: which product (the number gemm_packed gives
  * each product it splits; 0 for one it does not) and where, and its panels. A thread that
  * runs several tasks of one split product needs the same block for each when B is one block
- * (k <= KC, n <= NC), and prepares it once. */
+ * (see block_columns), and prepares it once. */
 static _Thread_local struct prepared {
     unsigned long product;
     int p0, j0;
-    const float *b[NC / NR];
-    long b_row[NC / NR];
+    const float *b[NC_WIDE / NR];
+    long b_row[NC_WIDE / NR];
 } prepared;
+
+/* Columns in a block of B with k rows: NC, or for a B with fewer rows than KC as many as
+ * keep the block within KC x NC floats, a multiple of NC up to NC_WIDE (so that B with k <=
+ * 64 and n <= 1,024, the weights' gradients at a batch of 64, is one block). */
+static int block_columns(int k)
+{
+    int columns = k >= KC ? NC : KC * NC / k / NC * NC;
+    return columns < NC_WIDE ? columns : NC_WIDE;
+}
 
 /* A block of B is prepared once and serves every row panel of A. A panel of rows of A is read
  * where it lies when A is row-major (its mr x kc floats stay in L1 across the whole row of C)
@@ -453,8 +464,9 @@ static void gemm_blocked(int m, int n, int k, view A, view B, float *C, bool ove
      * since the previous step) is likely not there when a tile is added to it: its rows are
      * asked for when the tile starts, so that they arrive while the tile is computed. */
     bool prefetch_c = (long)m * n * (long)sizeof(float) > C_PREFETCH_BYTES;
-    for (int j0 = 0; j0 < n; j0 += NC) {
-        int nc = n - j0 < NC ? n - j0 : NC;
+    int block = block_columns(k);
+    for (int j0 = 0; j0 < n; j0 += block) {
+        int nc = n - j0 < block ? n - j0 : block;
         for (int p0 = 0; p0 < k; p0 += KC) {
             int kc = k - p0 < KC ? k - p0 : KC;
             if (product == 0 || prepared.product != product || prepared.p0 != p0 || prepared.j0 != j0) {
