@@ -582,10 +582,11 @@ static void gemm_task(void *ctx, int task)
 }
 
 /* Products from PARALLEL_MIN multiply-adds are split into tasks of about TASK_WORK each, at
- * most TASKS_PER_THREAD per thread: the threads claim them as they come free, so one that
- * starts late or runs slower (its operands in the other core's cache) takes fewer. */
-#define TASK_WORK (1L << 19)
-enum { TASKS_PER_THREAD = 4 };
+ * most TASKS_PER_THREAD per thread: a thread that has run its share takes what is left of
+ * the others' (threads.c), so one that starts late or runs slower (its operands in the other
+ * core's cache) runs fewer, and the last task, which the others wait for, is short. */
+#define TASK_WORK (1L << 18)
+enum { TASKS_PER_THREAD = 8 };
 
 /* gemm for products that repay the packing, C first set from c when c is not NULL (see
  * fill_rows): on this thread or split over the pool by rows (each thread packs the blocks of
