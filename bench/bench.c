@@ -27,10 +27,11 @@
  * It prints the instruction set each side ran: ours is the path the kernels chose at run time
  * (the one call into src/kernels.h, private to the library), the peer's its BLAS's core type
  * and torch's CPU capability, as bench/peer.py reports them. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE                    /* sched_getcpu and sched_setaffinity (Linux) */
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -876,6 +877,26 @@ static void print_memory(const rnn_result *results)
     }
 }
 
+/* Pins this process to the CPU it runs on now, and so the peer it starts later (a child keeps
+ * its parent's mask): with one thread a side, the two are then timed on the same core, where
+ * they would otherwise land on whichever the system picks (a virtual machine's two cores have
+ * differed in speed by a fifth for minutes: docs/performance.md, Where the two threads run).
+ * Returns that CPU, or -1 where it cannot. */
+static int pin_to_this_cpu(void)
+{
+#ifdef __linux__
+    int cpu = sched_getcpu();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    if (cpu >= 0) {
+        CPU_SET(cpu, &one);
+        if (sched_setaffinity(0, sizeof one, &one) == 0)
+            return cpu;
+    }
+#endif
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     options opt = parse_args(argc, argv);
@@ -892,6 +913,14 @@ int main(int argc, char **argv)
            "        tapegrad threads: %d (tg_set_threads), the peer's: %d\n",
            opt.quick ? "--quick" : "full", pl->warmup_reps, pl->warmup_s, pl->budget_s, pl->min_reps,
            rounds, threads, opt.threads);
+    if (opt.threads == 1) {
+        int cpu = pin_to_this_cpu();
+        if (cpu >= 0)
+            printf("cpu: tapegrad and the peer both pinned to CPU %d (the one bench started on), so that\n"
+                   "     the two sides are timed on the same core\n", cpu);
+        else
+            printf("cpu: not pinned (no sched_setaffinity here): each side runs where the system puts it\n");
+    }
 
     peer p = { .pid = -1 };
     if (opt.peer >= 0) {
