@@ -440,6 +440,9 @@ static _Thread_local struct prepared {
     long b_row[NC_WIDE / NR];
 } prepared;
 
+/* The number of the last product split over the pool (gemm_packed), from any thread. */
+static _Atomic unsigned long products_split;
+
 /* Columns in a block of B with k rows: NC, or for a B with fewer rows than KC as many as
  * keep the block within KC x NC floats, a multiple of NC up to NC_WIDE (so that B with k <=
  * 64 and n <= 1,024, the weights' gradients at a batch of 64, is one block). */
@@ -592,8 +595,7 @@ enum { TASKS_PER_THREAD = 8 };
  * fill_rows): on this thread or split over the pool by rows (each thread packs the blocks of
  * B its tasks read itself, once for all its tasks when B is one block: splitting by columns
  * instead, so that each packs only its own, was slower on two threads; docs/performance.md,
- * Threads). Kept out of line, so that a tiny product
- * does not pay for its stack frame. */
+ * Threads). Kept out of line, so that a tiny product does not pay for its stack frame. */
 __attribute__((noinline))
 static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool overwrite, const float *c,
                         int c_cols)
@@ -612,7 +614,6 @@ static void gemm_packed(int m, int n, int k, view A, view B, float *C, bool over
         gemm_blocked(m, n, k, A, B, C, overwrite, 0);
         return;
     }
-    static _Atomic unsigned long products_split;
     int per_task = (int)((m + tasks - 1) / tasks);
     per_task = (per_task + t.mr - 1) / t.mr * t.mr;
     product_split split = { atomic_fetch_add(&products_split, 1) + 1, m, n, k, per_task, A, B, C, overwrite, c,
