@@ -4,10 +4,11 @@
  * gradient (as in PyTorch, where it does not require grad): x_t and the targets with
  * tg_constant_view, read in place from the arrays made once before the steps (as the peer
  * makes its tensors once), h_0 = 0 with tg_constant; run the cell over T steps from h_0 = 0,
- * loss = (1/T) sum over t of mse(h_t, y_t), zero the grads, tg_backward, tg_sgd_step. Each config is warmed up, then timed step by step until a
- * time budget and a minimum count are both reached; we report the median step time and
- * GFLOP/s, counting 6 T B H (H + I) flops per step (2 T B H (H + I) for the products of the
- * forward pass and twice that for the backward pass).
+ * loss = (1/T) sum over t of mse(h_t, y_t), zero the grads, tg_backward, tg_sgd_step. Each
+ * config is warmed up, then timed step by step until a time budget and a minimum count are
+ * both reached; we report the median step time and GFLOP/s, counting 6 T B H (H + I) flops
+ * per step (2 T B H (H + I) for the products of the forward pass and twice that for the
+ * backward pass).
  *
  * A matmul microbenchmark times the three products the cell needs, through the public API:
  * A B is one tg_matmul; A B^T and A^T B are timed together as one tg_backward through a
@@ -794,9 +795,9 @@ static void print_thread_table(const rnn_result *results, int threads)
         printf("\n");
     }
     printf("(round trip: a cache line handed from one thread to another and back, the median of the\n"
-           "rounds; about 120 ns when the two cores share a last-level cache, several times that when\n"
-           "they do not, and then each thread's fetches of what the other wrote cost more: on the\n"
-           "hosts this was measured on, L's speed-up fell from about 1.45x to 1.15x. A virtual\n"
+           "rounds; 70 to 140 ns on the hosts this was measured on when the two cores share a\n"
+           "last-level cache, several hundred when they do not, and then each thread's fetches of what\n"
+           "the other wrote cost more: L's speed-up was about 1.55x near and 1.3x far. A virtual\n"
            "machine's cores can move between the two over minutes; docs/performance.md)\n");
 }
 

@@ -82,9 +82,9 @@ double fma_peak_gflops(void);
 /* How far apart the cores that two threads run on are: the mean time, in ns, for one cache
  * line to go from one thread to another and back (two threads taking turns to write it, each
  * spinning until the other has), over `trips` round trips after a warm-up; NAN when the
- * second thread cannot start. About 120 ns on this project's hosts when the two cores share
- * a last-level cache, several times that when they do not (docs/performance.md, Where the two
- * threads run); a few ms in all for 20,000 trips. */
+ * second thread cannot start. 70 to 140 ns on this project's hosts when the two cores share
+ * a last-level cache, several hundred when they do not (docs/performance.md, Where the two
+ * threads run); up to about 10 ms in all for 20,000 trips. */
 double core_round_trip_ns(int trips);
 
 #endif

@@ -23,8 +23,8 @@
  * than KC is as many columns wider, up to NC_WIDE, so that it holds as much), an MR x KC
  * panel of A (6 KiB) in L1, and the MR x NR tile of C in registers (MR_512 x NR_512 on the
  * AVX-512 path: 24 of its 32 vector registers). */
-enum { MR = 6, NR = 16, MR_512 = 12, NR_512 = 32, KC = 256, NC = 256, NC_WIDE = 4 * NC, TINY = 8 * 8 * 8, THIN = 4,
-       SCALAR_MAX = 64 };
+enum { MR = 6, NR = 16, MR_512 = 12, NR_512 = 32, KC = 256, NC = 256, NC_WIDE = 4 * NC,
+       TINY = 8 * 8 * 8, THIN = 4, SCALAR_MAX = 64 };
 /* Products with fewer multiply-adds than this stay on one thread: below it, handing a job to
  * the workers would cost a noticeable share of the product (docs/performance.md, Threads). */
 #define PARALLEL_MIN (1L << 20)
