@@ -16,11 +16,13 @@ bench.c starts it with --serve and sends one request per line on stdin:
   rnn NAME I H B T BUDGET MIN_REPS WARMUP_REPS WARMUP_S
   matmul N BUDGET MIN_REPS WARMUP_REPS WARMUP_S
   quit
-Run on its own, it times the configs it knows (see --help). Either way it prints
+Run on its own, it times the configs it knows (see --help), and with --products also each
+config's matrix products alone through numpy (time_products). Either way it prints
 machine-readable lines:
   peer seed_loop M 1234.5 40     median microseconds per step, repetitions timed
   peer nn_rnn M 567.8 90
   peer numpy_ab 1024 45678.9 12  (also numpy_abt and numpy_atb)
+  peer numpy_products L 9012.3 80  (--products; also numpy_products_batched)
   peer end                       after each request's answers
 and, first, what it runs on ("peer info ...", "peer blas ...", "peer env ...", and "peer isa
 blas=KIND[:core=CORE] torch=CAPABILITY": the instruction sets its products run), then
@@ -65,6 +67,9 @@ def parse_args():
     parser.add_argument("--matmul", default=",".join(str(n) for n in MATMUL_SIZES),
                         help="comma-separated matmul sizes, or none (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="a short run, as bench --quick")
+    parser.add_argument("--products", action="store_true",
+                        help="run alone: also time each config's products alone through numpy "
+                        "(see time_products)")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads for torch and the BLAS (default 1)")
     args = parser.parse_args()
@@ -322,6 +327,60 @@ def time_matmul(n, plan):
         say(kind, n, "%.3f" % us, reps)
 
 
+# ---- the products of a step alone ---------------------------------------------------------
+
+def time_products(name, sizes, plan):
+    """The products one training step cannot skip (W_x x_t and W_h h_t-1 forward, d(W_h) +=
+    d(pre) h^T and d(W_x) += d(pre) x^T, d(h_t-1) = W_h^T d(pre) for t > 1) through numpy,
+    with nothing else: per time step, as tapegrad's tape runs them, and batched over the T
+    steps where nn.RNN batches them (W_x x, d(W_h), d(W_x)). Each time step has operands of
+    its own, as in a step. The floor under a step built on this BLAS: compare with floor.c's
+    for tapegrad's kernels, and with nn.RNN's step over the goal's ratio."""
+    if np is None:
+        say("note", "no products for %s: numpy not importable" % name)
+        return
+    input_size, hidden, batch, steps = sizes
+    rng = np.random.default_rng(7)
+
+    def uniform(*shape):
+        return rng.uniform(-1, 1, shape).astype(np.float32)
+    W_h, W_x = uniform(hidden, hidden), uniform(hidden, input_size)
+    h, d_pre = uniform(steps, hidden, batch), uniform(steps, hidden, batch)
+    x = uniform(steps, input_size, batch)
+    d_W_h, d_W_x = np.empty_like(W_h), np.empty_like(W_x)
+    out = np.empty((steps, hidden, batch), dtype=np.float32)
+    out_x = np.empty_like(out)
+    from_input = np.empty((hidden, steps * batch), dtype=np.float32)
+
+    def per_step():      # numpy has no C += A B: the weight gradients are overwritten
+        for t in range(steps):
+            np.matmul(W_x, x[t], out=out_x[t])
+            np.matmul(W_h, h[t], out=out[t])
+        for t in reversed(range(steps)):
+            np.matmul(d_pre[t], h[t].T, out=d_W_h)
+            np.matmul(d_pre[t], x[t].T, out=d_W_x)
+            if t > 0:
+                np.matmul(W_h.T, d_pre[t], out=out[t])
+
+    # column t*B + j of these is sequence j at time t
+    h_all = h.transpose(1, 0, 2).reshape(hidden, steps * batch)
+    x_all = x.transpose(1, 0, 2).reshape(input_size, steps * batch)
+    d_pre_all = d_pre.transpose(1, 0, 2).reshape(hidden, steps * batch)
+
+    def batched():
+        np.matmul(W_x, x_all, out=from_input)
+        for t in range(steps):
+            np.matmul(W_h, h[t], out=out[t])
+        np.matmul(d_pre_all, h_all.T, out=d_W_h)
+        np.matmul(d_pre_all, x_all.T, out=d_W_x)
+        for t in range(1, steps):
+            np.matmul(W_h.T, d_pre[t], out=out[t])
+
+    for kind, step in (("numpy_products", per_step), ("numpy_products_batched", batched)):
+        us, reps = measure(step, plan)
+        say(kind, name, "%.3f" % us, reps)
+
+
 # ---- driving it -------------------------------------------------------------------------------
 
 def serve():
@@ -352,6 +411,8 @@ def run_alone():
         if name not in CONFIGS:
             sys.exit("peer.py: unknown config %r" % name)
         time_rnn(name, CONFIGS[name], plan)
+        if ARGS.products:
+            time_products(name, CONFIGS[name], plan)
     if ARGS.matmul != "none":
         for size in ARGS.matmul.split(","):
             time_matmul(int(size), plan)
