@@ -116,14 +116,22 @@ static void transpose_8x8_avx2(const float *a, long lda, float *t, long ldt)
 }
 #endif
 
+/* The 8 x 8 blocks go tile by tile, TRANSPOSE_TILE x TRANSPOSE_TILE, and along the rows of T
+ * inside a tile: each line of T is then written whole while it is in L1, where going along
+ * the rows of A wrote half of it and came back after it had left (A 256 x 256 took 38 µs
+ * instead of 7, 1024 x 1024 1.27 ms instead of 1.03: docs/performance.md, fifth session). */
+enum { TRANSPOSE_TILE = 32 };
+
 void tg_kernel_transpose(int rows, int cols, const float *A, float *T)
 {
     int full_rows = rows / 8 * 8, full_cols = cols / 8 * 8;
 #ifdef HAVE_AVX2_KERNEL
     if (use_avx2()) {
-        for (int i0 = 0; i0 < full_rows; i0 += 8)
-            for (int j0 = 0; j0 < full_cols; j0 += 8)
-                transpose_8x8_avx2(A + (long)i0 * cols + j0, cols, T + (long)j0 * rows + i0, rows);
+        for (int i0 = 0; i0 < full_rows; i0 += TRANSPOSE_TILE)
+            for (int j0 = 0; j0 < full_cols; j0 += TRANSPOSE_TILE)
+                for (int j = j0; j < j0 + TRANSPOSE_TILE && j < full_cols; j += 8)
+                    for (int i = i0; i < i0 + TRANSPOSE_TILE && i < full_rows; i += 8)
+                        transpose_8x8_avx2(A + (long)i * cols + j, cols, T + (long)j * rows + i, rows);
         transpose_block(rows, cols, A, T, 0, full_rows, full_cols, cols);
         transpose_block(rows, cols, A, T, full_rows, rows, 0, cols);
         return;

@@ -380,7 +380,7 @@ END_TEST
 START_TEST(test_fast_transpose_moves_every_value_as_the_reference)
 {
     static const int shapes[][2] = { { 1, 1 }, { 1, 9 }, { 2, 15 }, { 7, 9 }, { 8, 8 }, { 33, 17 }, { 31, 16 },
-                                     { 64, 40 }, { 16, 130 } };
+                                     { 64, 40 }, { 16, 130 }, { 75, 70 } };
     use_path(_i);
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int rows = shapes[s][0], cols = shapes[s][1];
