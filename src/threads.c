@@ -43,10 +43,14 @@ int tg_set_threads(int n)
  * to span the gap between a step's products, short enough not to hold a core that another
  * process wants for long (docs/performance.md, Threads). */
 #define SPIN_NS 200000
-/* Looks between two readings of the clock while spinning; at each reading the spinning thread
- * also yields its core to any thread waiting for it (on a host with more runnable threads
- * than cores, the one it waits for may be that thread). */
+/* Looks between two readings of the clock while spinning. */
 #define LOOKS_PER_CLOCK 64
+/* Once it has spun this long, a spinning thread also yields its core at each reading of the
+ * clock to any thread waiting for it (on a host with more runnable threads than cores, the
+ * one it waits for may be that thread). Not sooner: the gaps between a step's jobs are
+ * shorter, and a yield is a system call (about 1 µs in a virtual machine) that the next job
+ * may arrive during (docs/performance.md, Threads). */
+#define YIELD_AFTER_NS 20000
 
 /* A thread's share of a job, in one word: the job's number, and the first and the end of
  * the tasks of its block not yet claimed, so that a claim is one compare-and-swap that cannot
@@ -112,18 +116,18 @@ typedef struct awaited {
 /* Spins until ready(a) or SPIN_NS have passed; returns ready(a). */
 static bool spin_until(bool (*ready)(const awaited *a), const awaited *a)
 {
-    int64_t deadline = 0;
+    int64_t start = 0;
     for (int look = 0;; look++) {
         if (ready(a))
             return true;
         if (look % LOOKS_PER_CLOCK == 0) {
-            if (look > 0)
-                sched_yield();
             int64_t t = clock_ns();
-            if (deadline == 0)
-                deadline = t + SPIN_NS;
-            else if (t > deadline)
+            if (look == 0)
+                start = t;
+            else if (t - start > SPIN_NS)
                 return false;
+            else if (t - start > YIELD_AFTER_NS)
+                sched_yield();
         }
         pause_briefly();
     }
