@@ -350,7 +350,6 @@ def time_products(name, sizes, plan):
     d_W_h, d_W_x = np.empty_like(W_h), np.empty_like(W_x)
     out = np.empty((steps, hidden, batch), dtype=np.float32)
     out_x = np.empty_like(out)
-    from_input = np.empty((hidden, steps * batch), dtype=np.float32)
 
     def per_step():      # numpy has no C += A B: the weight gradients are overwritten
         for t in range(steps):
@@ -366,6 +365,7 @@ def time_products(name, sizes, plan):
     h_all = h.transpose(1, 0, 2).reshape(hidden, steps * batch)
     x_all = x.transpose(1, 0, 2).reshape(input_size, steps * batch)
     d_pre_all = d_pre.transpose(1, 0, 2).reshape(hidden, steps * batch)
+    from_input = np.empty((hidden, steps * batch), dtype=np.float32)
 
     def batched():
         np.matmul(W_x, x_all, out=from_input)

@@ -118,8 +118,8 @@ static void transpose_8x8_avx2(const float *a, long lda, float *t, long ldt)
 
 /* The 8 x 8 blocks go tile by tile, TRANSPOSE_TILE x TRANSPOSE_TILE, and along the rows of T
  * inside a tile: each line of T is then written whole while it is in L1, where going along
- * the rows of A wrote half of it and came back after it had left (A 256 x 256 took 38 µs
- * instead of 7, 1024 x 1024 1.27 ms instead of 1.03: docs/performance.md, fifth session). */
+ * the rows of A wrote half of it and came back after it had left (256 x 256: 7 µs where it
+ * took 38; 1024 x 1024: 1.03 ms where it took 1.27; docs/performance.md, fifth session). */
 enum { TRANSPOSE_TILE = 32 };
 
 void tg_kernel_transpose(int rows, int cols, const float *A, float *T)

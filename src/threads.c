@@ -47,7 +47,7 @@ int tg_set_threads(int n)
 #define LOOKS_PER_CLOCK 64
 /* Once it has spun this long, a spinning thread also yields its core at each reading of the
  * clock to any thread waiting for it (on a host with more runnable threads than cores, the
- * one it waits for may be that thread). Not sooner: the gaps between a step's jobs are
+ * one it waits for may be that thread). Not sooner: most gaps between a step's jobs are
  * shorter, and a yield is a system call (about 1 µs in a virtual machine) that the next job
  * may arrive during (docs/performance.md, Threads). */
 #define YIELD_AFTER_NS 20000
