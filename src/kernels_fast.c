@@ -114,6 +114,16 @@ static void transpose_8x8_avx2(const float *a, long lda, float *t, long ldt)
         _mm256_storeu_ps(t + (i + 4) * ldt, _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
     }
 }
+
+/* T = A^T for the block of A at rows i0 .. i_end - 1, columns j0 .. j_end - 1, both spans
+ * multiples of 8, in 8 x 8 blocks along the rows of T. */
+static void transpose_tile_avx2(int rows, int cols, const float *A, float *T, int i0, int i_end, int j0,
+                                int j_end)
+{
+    for (int j = j0; j < j_end; j += 8)
+        for (int i = i0; i < i_end; i += 8)
+            transpose_8x8_avx2(A + (long)i * cols + j, cols, T + (long)j * rows + i, rows);
+}
 #endif
 
 /* The 8 x 8 blocks go tile by tile, TRANSPOSE_TILE x TRANSPOSE_TILE, and along the rows of T
@@ -122,6 +132,8 @@ static void transpose_8x8_avx2(const float *a, long lda, float *t, long ldt)
  * took 38; 1024 x 1024: 1.03 ms where it took 1.27; docs/performance.md, fifth session). */
 enum { TRANSPOSE_TILE = 32 };
 
+static int at_most(int a, int b) { return a < b ? a : b; }
+
 void tg_kernel_transpose(int rows, int cols, const float *A, float *T)
 {
     int full_rows = rows / 8 * 8, full_cols = cols / 8 * 8;
@@ -129,16 +141,15 @@ void tg_kernel_transpose(int rows, int cols, const float *A, float *T)
     if (use_avx2()) {
         for (int i0 = 0; i0 < full_rows; i0 += TRANSPOSE_TILE)
             for (int j0 = 0; j0 < full_cols; j0 += TRANSPOSE_TILE)
-                for (int j = j0; j < j0 + TRANSPOSE_TILE && j < full_cols; j += 8)
-                    for (int i = i0; i < i0 + TRANSPOSE_TILE && i < full_rows; i += 8)
-                        transpose_8x8_avx2(A + (long)i * cols + j, cols, T + (long)j * rows + i, rows);
+                transpose_tile_avx2(rows, cols, A, T, i0, at_most(i0 + TRANSPOSE_TILE, full_rows), j0,
+                                    at_most(j0 + TRANSPOSE_TILE, full_cols));
         transpose_block(rows, cols, A, T, 0, full_rows, full_cols, cols);
         transpose_block(rows, cols, A, T, full_rows, rows, 0, cols);
         return;
     }
 #endif
     for (int i0 = 0; i0 < rows; i0 += 8)
-        transpose_block(rows, cols, A, T, i0, i0 + 8 < rows ? i0 + 8 : rows, 0, cols);
+        transpose_block(rows, cols, A, T, i0, at_most(i0 + 8, rows), 0, cols);
 }
 
 /* ---- packing ------------------------------------------------------------------------------ */
